@@ -1,0 +1,41 @@
+# The two commands a new clone needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run migrate test lint format clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+## Serve on http://127.0.0.1:8000 with the embedded SQLite database and a development secret.
+run: install
+	TODO_DEV_MODE=1 $(BIN)/todo migrate
+	TODO_DEV_MODE=1 $(BIN)/todo serve
+
+## Upgrade the database at TODO_DATABASE_URL (default: ./todo.db) to the newest schema.
+migrate: install
+	TODO_DEV_MODE=1 $(BIN)/todo migrate
+
+## Lint, architecture contracts, types, and the whole test suite.
+test: lint
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis todo.db todo.db-*

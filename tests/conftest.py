@@ -1,0 +1,194 @@
+"""Shared fixtures: databases for every backend, the app over HTTP, users and their tokens.
+
+PostgreSQL comes from TODO_TEST_DATABASE_URL (a server URL; each run makes and drops its own
+database on it), else from Testcontainers when a Docker engine answers, else its tests skip,
+unless TODO_REQUIRE_POSTGRES=1, which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from dependency_injector import providers
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from todo_adapters.auth import mint_token
+from todo_adapters.memory import InMemoryStore, InMemoryUnitOfWork
+from todo_adapters.sqlalchemy.engine import create_engine
+from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
+from todo_api.app import create_app
+from todo_api.cli import migrate
+from todo_api.container import Container
+from todo_api.settings import Settings
+from todo_core.ports import UnitOfWork
+
+TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-signing"
+SQL_BACKENDS = ["sqlite", "postgres"]
+
+
+def _postgres_unavailable(reason: str) -> None:
+    if os.environ.get("TODO_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required (TODO_REQUIRE_POSTGRES=1) but {reason}")
+    pytest.skip(f"no PostgreSQL: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A URL of a PostgreSQL server we may create databases on."""
+    url = os.environ.get("TODO_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    try:
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16-alpine", driver=None)
+        container.start()
+    except Exception as error:  # no Docker engine, no image: either way, no server
+        _postgres_unavailable(f"TODO_TEST_DATABASE_URL is unset and Testcontainers failed ({error})")
+    try:
+        yield container.get_connection_url()
+    finally:
+        container.stop()
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, migrated database of this run's own on the PostgreSQL server, dropped after."""
+    name = f"todo_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(_libpq(postgres_server_url), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        _postgres_unavailable(f"{postgres_server_url} does not answer ({error})")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        url = make_url(postgres_server_url).set(drivername="postgresql+psycopg", database=name)
+        try:
+            rendered = url.render_as_string(hide_password=False)
+            migrate(rendered)
+            yield rendered
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh, migrated SQLite file of this run's own."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'todo.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(sqlite_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def postgres_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(postgres_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+@pytest.fixture(params=["memory", *SQL_BACKENDS])
+def uow_factory(request: pytest.FixtureRequest) -> UnitOfWorkFactory:
+    """Makes units of work on one backend: the contract suite runs once per backend."""
+    if request.param == "memory":
+        store = InMemoryStore()
+        return lambda: InMemoryUnitOfWork(store)
+    engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
+    return lambda: SqlAlchemyUnitOfWork(engine)
+
+
+@pytest.fixture
+def new_user() -> Callable[[], str]:
+    """Makes a user id no other test uses, so tests share databases without seeing each other."""
+    return lambda: f"user-{uuid.uuid4().hex[:16]}"
+
+
+def settings_for(database_url: str, **overrides: Any) -> Settings:
+    return Settings(
+        database_url=database_url,
+        jwt_secret=TEST_SECRET,
+        cursor_secret="test-cursor-secret",
+        dev_mode=False,
+        _env_file=None,  # type: ignore[call-arg]
+        **overrides,
+    )
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def app(request: pytest.FixtureRequest) -> FastAPI:
+    """The real app on one SQL backend, sharing the session's engine."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
+    container = Container(settings=settings_for(url))
+    container.engine.override(providers.Object(engine))
+    return create_app(container=container)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+def bearer(user_id: str, **claims: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(TEST_SECRET, user_id, **claims)}"}
+
+
+class Caller:
+    """A signed-in user of the API: their id, and requests made with their token."""
+
+    def __init__(self, client: httpx.AsyncClient, user_id: str) -> None:
+        self.client = client
+        self.id = user_id
+        self.headers = bearer(user_id)
+
+    def url(self, path: str = "") -> str:
+        return f"/api/{self.id}{path}"
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return await self.client.request(method, self.url(path), headers=headers, **kwargs)
+
+    async def create_task(self, **fields: Any) -> dict[str, Any]:
+        response = await self.request("POST", "/tasks", json={"title": "A task", **fields})
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+def caller(client: httpx.AsyncClient, new_user: Callable[[], str]) -> Callable[[], Caller]:
+    """Makes signed-in users of the API."""
+    return lambda: Caller(client, new_user())
+
+
+@pytest.fixture
+def alice(caller: Callable[[], Caller]) -> Caller:
+    return caller()
+
+
+@pytest.fixture
+def bob(caller: Callable[[], Caller]) -> Caller:
+    return caller()

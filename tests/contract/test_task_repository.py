@@ -1,0 +1,363 @@
+"""The repository contract: one behaviour, checked on every adapter (memory, SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import UnitOfWorkFactory
+from todo_core.category import Category, CategoryFields
+from todo_core.errors import Conflict
+from todo_core.query import Page, Sort, SortField, Status, TaskQuery
+from todo_core.task import Priority, Task, TaskFields
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def make_task(user_id: str, title: str = "Task", *, at: datetime = NOW, **fields: object) -> Task:
+    return Task.new(user_id, TaskFields(title=title, **fields).validated(), at)  # type: ignore[arg-type]
+
+
+async def add(uow_factory: UnitOfWorkFactory, *tasks: Task) -> None:
+    async with uow_factory() as uow:
+        for task in tasks:
+            await uow.tasks.add(task)
+        await uow.commit()
+
+
+async def page(uow_factory: UnitOfWorkFactory, user_id: str, query: TaskQuery) -> Page:
+    async with uow_factory() as uow:
+        return await uow.tasks.list_for_user(user_id, query)
+
+
+async def all_pages(uow_factory: UnitOfWorkFactory, user_id: str, query: TaskQuery) -> list[Task]:
+    """Every task the query selects, fetched page by page (bounded)."""
+    seen: list[Task] = []
+    for _ in range(1000):
+        result = await page(uow_factory, user_id, query)
+        seen.extend(result.items)
+        if result.next_after is None:
+            return seen
+        query = dataclasses.replace(query, after=result.next_after)
+    raise AssertionError("paging did not end")
+
+
+def ids(tasks: Sequence[Task]) -> list[UUID]:
+    return [task.id for task in tasks]
+
+
+async def test_a_task_reads_back_exactly_as_added(uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]) -> None:
+    user = new_user()
+    task = make_task(
+        user,
+        "Pay rent",
+        description="Ünïcödé ✓ description",
+        priority=Priority.HIGH,
+        due_at=NOW + timedelta(days=1, microseconds=123),
+        remind_at=NOW + timedelta(hours=20),
+        recurrence="FREQ=MONTHLY;BYMONTHDAY=1",
+        tags=("Home", "money"),
+    )
+    await add(uow_factory, task)
+    async with uow_factory() as uow:
+        assert await uow.tasks.get(user, task.id) == task
+
+
+async def test_another_users_task_is_invisible(uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]) -> None:
+    owner, stranger = new_user(), new_user()
+    task = make_task(owner)
+    await add(uow_factory, task)
+    async with uow_factory() as uow:
+        assert await uow.tasks.get(stranger, task.id) is None
+        assert (await uow.tasks.list_for_user(stranger, TaskQuery())).items == []
+        assert await uow.tasks.remove(stranger, task.id) is False
+        assert await uow.tasks.tag_counts(stranger) == []
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tasks.get(owner, task.id) == task
+
+
+async def test_work_not_committed_is_rolled_back(uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]) -> None:
+    user = new_user()
+    task = make_task(user)
+    async with uow_factory() as uow:
+        await uow.tasks.add(task)
+    async with uow_factory() as uow:
+        assert await uow.tasks.get(user, task.id) is None
+
+
+async def test_update_replaces_the_previous_version_only(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    task = make_task(user, tags=("a",))
+    await add(uow_factory, task)
+    changed = task.with_fields(dataclasses.replace(task.fields, title="Renamed", tags=("b", "C")), NOW)
+    async with uow_factory() as uow:
+        await uow.tasks.update(changed)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tasks.get(user, task.id) == changed
+        assert await uow.tasks.tag_counts(user) == [("b", 1), ("C", 1)]
+        with pytest.raises(Conflict):
+            await uow.tasks.update(changed)  # made from version 1, but version 2 is stored
+
+
+async def test_remove_deletes_the_task_and_its_tags(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    task = make_task(user, tags=("x",))
+    await add(uow_factory, task)
+    async with uow_factory() as uow:
+        assert await uow.tasks.remove(user, task.id) is True
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tasks.get(user, task.id) is None
+        assert await uow.tasks.tag_counts(user) == []
+
+
+async def test_tag_counts_fold_case_and_rank_by_use(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    await add(
+        uow_factory,
+        make_task(user, tags=("work", "Home")),
+        make_task(user, tags=("Work",)),
+        make_task(user, tags=("errands", "work")),
+    )
+    async with uow_factory() as uow:
+        assert await uow.tasks.tag_counts(user) == [("Work", 3), ("errands", 1), ("Home", 1)]
+
+
+async def test_due_reminders_are_open_tasks_soonest_first(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    later = make_task(user, "later", remind_at=NOW - timedelta(minutes=1))
+    sooner = make_task(user, "sooner", remind_at=NOW - timedelta(hours=1))
+    done = make_task(user, "done", remind_at=NOW - timedelta(hours=2), completed=True)
+    future = make_task(user, "future", remind_at=NOW + timedelta(minutes=1))
+    await add(uow_factory, later, sooner, done, future, make_task(user, "no reminder"))
+    async with uow_factory() as uow:
+        assert ids(await uow.tasks.due_reminders(user, NOW, 10)) == [sooner.id, later.id]
+        assert ids(await uow.tasks.due_reminders(user, NOW, 1)) == [sooner.id]
+
+
+async def test_clearing_a_category_takes_it_off_only_that_users_tasks(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user, other = new_user(), new_user()
+    category = Category.new(user, CategoryFields("Work"), NOW)
+    tagged = make_task(user, category_id=category.id)
+    others = make_task(other, category_id=category.id)  # same id, another user: must stay
+    async with uow_factory() as uow:
+        await uow.categories.add(category)
+        await uow.tasks.add(tagged)
+        await uow.tasks.add(others)
+        await uow.commit()
+    async with uow_factory() as uow:
+        await uow.tasks.clear_category(user, category.id, NOW + timedelta(minutes=1))
+        await uow.commit()
+    async with uow_factory() as uow:
+        cleared = await uow.tasks.get(user, tagged.id)
+        assert cleared is not None
+        assert cleared.fields.category_id is None
+        assert cleared.version == 2
+        assert cleared.updated_at == NOW + timedelta(minutes=1)
+        untouched = await uow.tasks.get(other, others.id)
+        assert untouched is not None and untouched.fields.category_id == category.id
+
+
+async def test_category_names_are_unique_per_user_in_any_case(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user, other = new_user(), new_user()
+    async with uow_factory() as uow:
+        await uow.categories.add(Category.new(user, CategoryFields("Work"), NOW))
+        await uow.categories.add(Category.new(other, CategoryFields("work"), NOW))
+        await uow.commit()
+    async with uow_factory() as uow:
+        with pytest.raises(Conflict):
+            await uow.categories.add(Category.new(user, CategoryFields("WORK"), NOW))
+    async with uow_factory() as uow:
+        names = [category.fields.name for category in await uow.categories.list_for_user(user)]
+        assert names == ["Work"]
+
+
+async def test_categories_list_by_name_and_update_and_remove(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    b, a = Category.new(user, CategoryFields("beta"), NOW), Category.new(user, CategoryFields("Alpha", "#00ff00"), NOW)
+    async with uow_factory() as uow:
+        await uow.categories.add(b)
+        await uow.categories.add(a)
+        await uow.commit()
+    renamed = b.with_fields(CategoryFields("Gamma"), NOW)
+    async with uow_factory() as uow:
+        await uow.categories.update(renamed)
+        assert await uow.categories.remove(user, a.id) is True
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert list(await uow.categories.list_for_user(user)) == [renamed]
+        assert await uow.categories.get(user, a.id) is None
+
+
+# --- Filters -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def filter_set(uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]) -> tuple[str, dict[str, Task]]:
+    user = new_user()
+    tasks = {
+        "milk": make_task(user, "Buy milk", tags=("Shopping", "home"), priority=Priority.LOW, due_at=NOW),
+        "report": make_task(
+            user,
+            "Write REPORT",
+            description="quarterly numbers",
+            priority=Priority.HIGH,
+            due_at=NOW + timedelta(days=2),
+        ),
+        "done": make_task(user, "Done thing", completed=True, tags=("home",)),
+        "percent": make_task(user, "100% literal_match", priority=Priority.MEDIUM),
+        "accent": make_task(user, "Élan vital", description="ÜBER"),
+    }
+    # Distinct creation times, so the default order (created_at) is the order written here.
+    staggered = {
+        name: dataclasses.replace(task, created_at=NOW + timedelta(seconds=n))
+        for n, (name, task) in enumerate(tasks.items())
+    }
+    await add(uow_factory, *staggered.values())
+    return user, staggered
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (TaskQuery(), ["milk", "report", "done", "percent", "accent"]),
+        (TaskQuery(status=Status.PENDING), ["milk", "report", "percent", "accent"]),
+        (TaskQuery(status=Status.COMPLETED), ["done"]),
+        (TaskQuery(priorities=frozenset({Priority.HIGH, Priority.LOW})), ["milk", "report"]),
+        (TaskQuery(tags=("HOME",)), ["milk", "done"]),
+        (TaskQuery(tags=("home", "shopping")), ["milk"]),
+        (TaskQuery(tags=("home", "nothing")), []),
+        (TaskQuery(due_before=NOW + timedelta(days=1)), ["milk"]),
+        (TaskQuery(due_before=NOW), []),
+        (TaskQuery(due_after=NOW + timedelta(days=2)), ["report"]),
+        (TaskQuery(search="report"), ["report"]),
+        (TaskQuery(search="NUMBERS"), ["report"]),
+        (TaskQuery(search="%"), ["percent"]),
+        (TaskQuery(search="l_m"), ["percent"]),
+        (TaskQuery(search="élan"), ["accent"]),
+        (TaskQuery(search="über"), ["accent"]),
+    ],
+    ids=lambda value: str(value) if isinstance(value, list) else "",
+)
+async def test_filters_select_exactly_the_matching_tasks(
+    uow_factory: UnitOfWorkFactory, filter_set: tuple[str, dict[str, Task]], query: TaskQuery, expected: list[str]
+) -> None:
+    user, tasks = filter_set
+    found = await all_pages(uow_factory, user, query)
+    assert ids(found) == [tasks[name].id for name in expected]
+
+
+async def test_category_filter(uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]) -> None:
+    user = new_user()
+    category = Category.new(user, CategoryFields("Work"), NOW)
+    inside = make_task(user, category_id=category.id)
+    await add(uow_factory, inside, make_task(user))
+    found = await all_pages(uow_factory, user, TaskQuery(category_id=category.id))
+    assert ids(found) == [inside.id]
+
+
+# --- Sorting and keyset paging --------------------------------------------------------------
+
+PRIORITIES = list(Priority)
+TITLES = ["apple", "Banana", "banana", "cherry", "Äpfel", "zebra", "10", "9"]
+
+
+@st.composite
+def task_specs(draw: st.DrawFn) -> list[dict[str, object]]:
+    count = draw(st.integers(min_value=0, max_value=14))
+    return [
+        {
+            "title": draw(st.sampled_from(TITLES)),
+            "priority": draw(st.sampled_from(PRIORITIES)),
+            "due_at": draw(st.none() | st.sampled_from([NOW, NOW + timedelta(days=1), NOW - timedelta(days=1)])),
+            "completed": draw(st.booleans()),
+            "created": draw(st.integers(min_value=0, max_value=3)),
+        }
+        for _ in range(count)
+    ]
+
+
+@given(
+    specs=task_specs(),
+    sort=st.sampled_from([str(Sort(field, d)) for field in SortField for d in (False, True)]),
+    limit=st.integers(min_value=1, max_value=5),
+    status=st.sampled_from(list(Status)),
+)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+async def test_paging_returns_the_filtered_sorted_set_exactly_once(
+    uow_factory: UnitOfWorkFactory,
+    new_user: Callable[[], str],
+    specs: list[dict[str, object]],
+    sort: str,
+    limit: int,
+    status: Status,
+) -> None:
+    user = new_user()
+    tasks = [
+        make_task(
+            user,
+            str(spec["title"]),
+            at=NOW + timedelta(seconds=int(spec["created"])),  # type: ignore[call-overload]
+            priority=spec["priority"],
+            due_at=spec["due_at"],
+            completed=spec["completed"],
+        )
+        for spec in specs
+    ]
+    await add(uow_factory, *tasks)
+    query = TaskQuery(status=status, sort=Sort.parse(sort), limit=limit)
+    expected = sorted((t for t in tasks if query.matches(t)), key=query.sort_key, reverse=query.sort.descending)
+    assert ids(await all_pages(uow_factory, user, query)) == ids(expected)
+
+
+async def test_paging_neither_repeats_nor_skips_while_tasks_come_and_go(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    tasks = [make_task(user, f"task {n:02}", at=NOW + timedelta(seconds=n)) for n in range(10)]
+    await add(uow_factory, *tasks)
+    query = TaskQuery(sort=Sort.parse("title"), limit=3)
+    first = await page(uow_factory, user, query)
+    # Between pages: one already-seen task is deleted, one unseen is deleted, new ones arrive.
+    async with uow_factory() as uow:
+        await uow.tasks.remove(user, tasks[0].id)
+        await uow.tasks.remove(user, tasks[5].id)
+        await uow.tasks.add(make_task(user, "task 00a"))  # sorts before the cursor: not seen
+        await uow.tasks.add(make_task(user, "task 07a"))  # sorts after it: seen
+        await uow.commit()
+    rest = await all_pages(uow_factory, user, dataclasses.replace(query, after=first.next_after))
+    titles = [task.fields.title for task in [*first.items, *rest]]
+    assert titles == [
+        "task 00",
+        "task 01",
+        "task 02",
+        "task 03",
+        "task 04",
+        "task 06",
+        "task 07",
+        "task 07a",
+        "task 08",
+        "task 09",
+    ]

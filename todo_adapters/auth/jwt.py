@@ -1,0 +1,111 @@
+"""Bearer JWT verification (the `IdentityVerifier` port) and development tokens."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+from jwt.types import Options
+
+from todo_adapters.auth.keys import KeySource, SharedSecretKeys
+from todo_core.errors import AuthenticationFailed
+
+#: Far above any real token (Better Auth's are ~1 KB); refusing before parsing keeps a flood
+#: of huge headers from costing base64 and JSON work.
+MAX_TOKEN_LENGTH = 8 * 1024
+MAX_USER_ID_LENGTH = 255
+#: Every algorithm any key source can bind a key to; anything else is refused before a key
+#: lookup, so made-up headers cannot trigger JWKS refetches.
+SUPPORTED_ALGORITHMS = frozenset({"HS256", "EdDSA", "RS256", "ES256"})
+
+
+class JwtVerifier:
+    """Checks a signed JWT against keys from a `KeySource` and returns its user id claim."""
+
+    def __init__(
+        self,
+        *,
+        key_source: KeySource,
+        issuer: str | None,
+        audience: str | None,
+        user_claim: str = "sub",
+        leeway_seconds: float = 30,
+    ) -> None:
+        self._key_source = key_source
+        self._issuer = issuer
+        self._audience = audience
+        self._user_claim = user_claim
+        self._leeway_seconds = leeway_seconds
+        self._options: Options = {
+            "require": ["exp"],
+            # Unconfigured means unchecked: PyJWT would otherwise refuse any token with `aud`.
+            "verify_aud": audience is not None,
+        }
+
+    async def verify(self, token: str) -> str:
+        """Return the user id the token was issued for.
+
+        :raises AuthenticationFailed: the token is too long, malformed, unsigned, signed with
+            an unknown key or another algorithm than its key's, expired, not yet valid, for
+            another issuer or audience, or its user claim is not a non-empty string.
+        """
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+            raise AuthenticationFailed("the token is missing or too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as error:
+            raise AuthenticationFailed("the token is not a JWT") from error
+        algorithm, kid = header.get("alg"), header.get("kid")
+        if not isinstance(algorithm, str) or algorithm not in SUPPORTED_ALGORITHMS:
+            raise AuthenticationFailed("the token's algorithm is not accepted")
+        if kid is not None and not isinstance(kid, str):
+            raise AuthenticationFailed("the token's key id is not a string")
+        key = await self._key_source.key_for(kid)
+        if algorithm != key.algorithm:
+            # Algorithm confusion: the key, not the token, says how it may be used.
+            raise AuthenticationFailed("the token's algorithm does not match its key")
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[key.algorithm],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway_seconds,
+                options=self._options,
+            )
+        except (jwt.PyJWTError, TypeError, ValueError) as error:
+            raise AuthenticationFailed("the token cannot be trusted") from error
+        return self._user_id(claims)
+
+    def _user_id(self, claims: dict[str, Any]) -> str:
+        user_id = claims.get(self._user_claim)
+        if not isinstance(user_id, str) or not user_id.strip():
+            raise AuthenticationFailed("the token names no user")
+        if len(user_id) > MAX_USER_ID_LENGTH:
+            raise AuthenticationFailed("the token's user id is too long")
+        return user_id
+
+
+def mint_token(
+    secret: str,
+    user_id: str,
+    *,
+    ttl_seconds: int = 3600,
+    issuer: str | None = None,
+    audience: str | None = None,
+    now: float | None = None,
+) -> str:
+    """Return an HS256 development token for `user_id`, valid for `ttl_seconds`.
+
+    :raises ValueError: the secret is shorter than 32 bytes (it could not be verified).
+    """
+    SharedSecretKeys(secret)  # the verifier's length rule: refuse to mint what it would refuse
+    issued_at = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {"sub": user_id, "iat": issued_at, "exp": issued_at + ttl_seconds}
+    if issuer is not None:
+        claims["iss"] = issuer
+    if audience is not None:
+        claims["aud"] = audience
+    return jwt.encode(claims, secret, algorithm="HS256")

@@ -1,0 +1,59 @@
+"""The unit of work: one connection, one transaction, rolled back unless committed."""
+
+from __future__ import annotations
+
+import contextlib
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from todo_adapters.sqlalchemy.repositories import SqlCategoryRepository, SqlTaskRepository
+from todo_core.errors import Conflict, StorageUnavailable
+
+
+class SqlAlchemyUnitOfWork:
+    tasks: SqlTaskRepository
+    categories: SqlCategoryRepository
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._connection = await self._engine.connect()
+            await self._connection.begin()
+        except (DBAPIError, OSError) as error:
+            if self._connection is not None:
+                await self._close()
+            raise StorageUnavailable("the database cannot be reached") from error
+        self.tasks = SqlTaskRepository(self._connection)
+        self.categories = SqlCategoryRepository(self._connection)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._close()  # closing rolls back whatever was not committed
+        if isinstance(exc, IntegrityError):
+            raise Conflict("the change clashes with a concurrent one; try again") from exc
+        if isinstance(exc, OperationalError | InterfaceError) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        ):
+            raise StorageUnavailable("the database cannot be reached") from exc
+
+    async def commit(self) -> None:
+        assert self._connection is not None, "commit() outside `async with`"
+        await self._connection.commit()
+
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # A connection that is already gone fails to close; the pool will not reuse it.
+            with contextlib.suppress(DBAPIError, OSError):
+                await connection.close()

@@ -1,0 +1,1 @@
+"""The HTTP delivery layer: FastAPI routes, schemas, wiring and settings."""

@@ -1,0 +1,56 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from todo_adapters.auth import JwksKeys
+from todo_api.container import Container
+from todo_api.middleware import BodySizeLimit
+from todo_api.problems import document_problem_media_type, install_problem_handlers
+from todo_api.routes import categories, health, tasks
+from todo_api.settings import Settings
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    """Build the app. Pass `settings` (default: from the environment) or a ready `container`
+    (with overrides) for tests."""
+    if container is None:
+        container = Container(settings=settings or Settings())
+    resolved: Settings = container.settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Release what the singletons hold: pooled connections and the key server's client.
+        await container.engine().dispose()
+        key_source = container.key_source()
+        if isinstance(key_source, JwksKeys):
+            await key_source.aclose()
+
+    app = FastAPI(
+        title="todo",
+        version="1.0.0",
+        summary="Every user's tasks, and nobody else's.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(tasks.router)
+    app.include_router(categories.router)
+
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problem_media_type(default_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,91 @@
+"""The `todo` command: serve the API, migrate the database, mint a development token."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from todo_adapters.auth import mint_token
+from todo_api.settings import DEVELOPMENT_SECRET, Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEMO_USER = "demo-user"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="todo", description="A multi-user task API.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the API (TODO_HOST, TODO_PORT, TODO_WORKERS)")
+    commands.add_parser("migrate", help="upgrade the database at TODO_DATABASE_URL to the newest schema")
+    token = commands.add_parser("token", help="mint a development token with TODO_JWT_SECRET")
+    token.add_argument("user_id")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    arguments = parser.parse_args(argv)
+
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        messages = "; ".join(str(problem["msg"]).removeprefix("Value error, ") for problem in error.errors())
+        print(f"todo: configuration error: {messages}", file=sys.stderr)
+        return 2
+    match arguments.command:
+        case "serve":
+            return _serve(settings)
+        case "migrate":
+            migrate(settings.database_url)
+            return 0
+        case "token":
+            if settings.jwt_secret is None:
+                print("todo: token needs TODO_JWT_SECRET (or TODO_DEV_MODE=1)", file=sys.stderr)
+                return 2
+            print(_token(settings, arguments.user_id, arguments.ttl))
+            return 0
+    return 2
+
+
+def migrate(database_url: str) -> None:
+    """Upgrade the database to the newest revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    command.upgrade(config, "head")
+
+
+def _token(settings: Settings, user_id: str, ttl: int) -> str:
+    assert settings.jwt_secret is not None
+    return mint_token(
+        settings.jwt_secret.get_secret_value(),
+        user_id,
+        ttl_seconds=ttl,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    if settings.jwt_secret is not None and settings.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET:
+        base = f"http://{settings.host}:{settings.port}"
+        print(
+            "\n  DEVELOPMENT MODE: tokens are signed with a built-in secret. Never expose this server.\n"
+            f"  A token for '{DEMO_USER}', valid for 12 hours:\n\n"
+            f"    export TOKEN={_token(settings, DEMO_USER, 12 * 3600)}\n"
+            f'    curl -H "Authorization: Bearer $TOKEN" {base}/api/{DEMO_USER}/tasks\n\n'
+            f"  API docs: {base}/docs\n",
+            flush=True,
+        )
+    uvicorn.run(
+        "todo_api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        proxy_headers=False,
+    )
+    return 0

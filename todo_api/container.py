@@ -1,0 +1,53 @@
+"""Wiring: settings → engine → unit of work (→ use cases), and the identity verifier.
+
+Tests swap an adapter with one override, e.g.
+`container.unit_of_work.override(providers.Factory(InMemoryUnitOfWork, store))`.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from dependency_injector import containers, providers
+
+from todo_adapters.auth import JwksKeys, JwtVerifier, SharedSecretKeys
+from todo_adapters.clock import SystemClock
+from todo_adapters.sqlalchemy.engine import create_engine
+from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
+from todo_api.cursor import CursorCodec
+from todo_api.settings import Settings
+
+
+def _key_source(settings: Settings) -> JwksKeys | SharedSecretKeys:
+    if settings.jwks_url:
+        return JwksKeys(settings.jwks_url)
+    assert settings.jwt_secret is not None, "Settings guarantees one of the two"
+    return SharedSecretKeys(settings.jwt_secret.get_secret_value())
+
+
+def _cursor_secret(settings: Settings) -> bytes:
+    if settings.cursor_secret is not None:
+        return settings.cursor_secret.get_secret_value().encode()
+    # Without a configured secret, cursors are valid for this process's lifetime only.
+    return secrets.token_bytes(32)
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    engine = providers.Singleton(
+        create_engine, url=settings.provided.database_url, pool_size=settings.provided.db_pool_size
+    )
+    unit_of_work = providers.Factory(SqlAlchemyUnitOfWork, engine=engine)
+    clock = providers.Singleton(SystemClock)
+
+    key_source = providers.Singleton(_key_source, settings)
+    identity_verifier = providers.Singleton(
+        JwtVerifier,
+        key_source=key_source,
+        issuer=settings.provided.jwt_issuer,
+        audience=settings.provided.jwt_audience,
+        user_claim=settings.provided.jwt_user_claim,
+        leeway_seconds=settings.provided.jwt_leeway_seconds,
+    )
+    cursor_codec = providers.Singleton(CursorCodec, providers.Callable(_cursor_secret, settings))

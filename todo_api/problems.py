@@ -1,0 +1,155 @@
+"""RFC 9457 problem details: the one place where errors become HTTP responses."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from todo_core.errors import (
+    AuthenticationFailed,
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidCursor,
+    NotFound,
+    PreconditionFailed,
+    StorageUnavailable,
+    ValidationFailed,
+)
+
+MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = "2"
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = None
+
+
+# Domain error → (status, problem type). Looked up along the exception's class hierarchy.
+_DOMAIN_STATUSES: dict[type[DomainError], tuple[int, str]] = {
+    ValidationFailed: (422, "validation-error"),
+    NotFound: (404, "not-found"),
+    Conflict: (409, "conflict"),
+    PreconditionFailed: (412, "precondition-failed"),
+    InvalidCursor: (400, "invalid-cursor"),
+    AuthenticationFailed: (401, "invalid-token"),
+    Forbidden: (403, "forbidden"),
+    StorageUnavailable: (503, "unavailable"),
+}
+# What a client may be told; the rest of an error's text stays in the server.
+_PUBLIC_DETAIL: dict[int, str] = {
+    401: "A valid bearer token is required.",
+    403: "This token does not grant access to this user's resources.",
+    503: "The service cannot reach its database right now; retry shortly.",
+}
+
+
+class BodyTooLarge(Exception):
+    """The request body is over the configured limit."""
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    detail: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _domain_error(_: Request, error: Exception) -> Response:
+    status, slug = next(_DOMAIN_STATUSES[kind] for kind in type(error).__mro__ if kind in _DOMAIN_STATUSES)
+    headers: dict[str, str] = {}
+    errors = None
+    if isinstance(error, AuthenticationFailed):
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    elif isinstance(error, StorageUnavailable):
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    elif isinstance(error, PreconditionFailed):
+        headers["ETag"] = f'"{error.current_version}"'
+    elif isinstance(error, ValidationFailed):
+        errors = [{"field": e.field, "message": e.message} for e in error.errors]
+    detail = _PUBLIC_DETAIL.get(status, str(error))
+    return problem_response(status, slug, detail, errors=errors, headers=headers)
+
+
+def _request_validation_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    problems = error.errors()
+    if any(problem.get("type") == "json_invalid" for problem in problems):
+        return problem_response(400, "malformed-json", "The request body is not valid JSON.")
+    errors = [
+        {
+            "field": ".".join(str(part) for part in problem["loc"][1:]) or str(problem["loc"][0]),
+            "message": problem["msg"],
+        }
+        for problem in problems
+    ]
+    return problem_response(422, "validation-error", "The request does not have the expected shape.", errors=errors)
+
+
+def _http_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
+    slug = HTTPStatus(error.status_code).phrase.lower().replace(" ", "-").replace("'", "")
+    return problem_response(error.status_code, slug, detail, headers=dict(error.headers or {}))
+
+
+def _body_too_large(_: Request, __: Exception) -> Response:
+    return problem_response(413, "body-too-large", "The request body is larger than this service accepts.")
+
+
+def _unexpected(_: Request, __: Exception) -> Response:
+    # The traceback goes to the server log (Starlette logs it); the client learns nothing of it.
+    return problem_response(500, "internal-error", "Something went wrong on our side.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(BodyTooLarge, _body_too_large)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the problems a route can answer with."""
+    return {status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in statuses}
+
+
+def document_problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Say in the OpenAPI document that every error response is `application/problem+json`."""
+    for path in openapi.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content[MEDIA_TYPE] = content.pop("application/json")
+    return openapi

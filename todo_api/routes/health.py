@@ -1,0 +1,29 @@
+"""Liveness and readiness probes (public)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from todo_api.dependencies import Uow
+from todo_api.representation import json_response
+from todo_api.schemas import Health
+from todo_core.errors import StorageUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Response:
+    """The process is up."""
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "Database unreachable"}})
+async def readyz(uow: Uow) -> Response:
+    """The process can reach its database (a transaction opens)."""
+    try:
+        async with uow:
+            pass
+    except StorageUnavailable:
+        return json_response({"status": "unavailable"}, status_code=503, headers={"Retry-After": "2"})
+    return json_response({"status": "ok"})

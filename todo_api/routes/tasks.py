@@ -1,0 +1,203 @@
+"""Routes under /api/{user_id}/tasks, plus the user's tags and due reminders."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Header, Query, Response
+
+from todo_api.dependencies import CurrentClock, Cursors, Uow, UserId
+from todo_api.problems import problem_responses
+from todo_api.representation import (
+    etag,
+    etag_listed,
+    if_match_version,
+    json_response,
+    task_json,
+    versioned_response,
+)
+from todo_api.schemas import CompletionWrite, ReminderList, TagList, TaskPage, TaskPatch, TaskRead, TaskWrite
+from todo_core.errors import FieldError, ValidationFailed
+from todo_core.query import LIMIT_DEFAULT, LIMIT_MAX, Sort, Status, TaskQuery
+from todo_core.task import Priority, Task, TaskFields
+from todo_core.text import unstorable_reason
+from todo_core.timestamps import as_utc
+from todo_core.use_cases import tasks as use_cases
+
+router = APIRouter(prefix="/api/{user_id}", tags=["tasks"], responses=problem_responses(401, 403, 422, 503))
+
+SortParam = Literal[
+    "created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at",
+    "priority", "-priority", "title", "-title",
+]  # fmt: skip
+IfMatch = Annotated[
+    str | None, Header(description='The task\'s ETag, e.g. "3": the change applies only to that version')
+]
+
+
+@router.get("/tasks", response_model=TaskPage, responses=problem_responses(400))
+async def list_tasks(
+    user_id: UserId,
+    uow: Uow,
+    cursors: Cursors,
+    status: Status = Status.ALL,
+    priority: Annotated[list[Literal["none", "low", "medium", "high"]], Query()] = [],  # noqa: B006
+    tag: Annotated[list[str], Query(description="Repeatable; every tag must match")] = [],  # noqa: B006
+    category_id: UUID | None = None,
+    due_before: Annotated[datetime | None, Query(description="Due strictly before this instant")] = None,
+    due_after: Annotated[datetime | None, Query(description="Due at or after this instant")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Search title and description")] = None,
+    sort: SortParam = "created_at",
+    limit: Annotated[int, Query(ge=1, le=LIMIT_MAX)] = LIMIT_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+) -> Response:
+    """List the user's tasks, filtered, searched and sorted, one page at a time."""
+    query = TaskQuery(
+        status=status,
+        priorities=frozenset(Priority.from_label(label) for label in priority),
+        tags=tuple(tag),
+        category_id=category_id,
+        due_before=_instant("due_before", due_before),
+        due_after=_instant("due_after", due_after),
+        search=(q or "").strip() or None,
+        sort=Sort.parse(sort),
+        limit=limit,
+    )
+    _check_query_text(query)
+    if cursor:
+        query = replace(query, after=cursors.decode(user_id, query, cursor))
+    page = await use_cases.list_tasks(uow, user_id, query)
+    next_cursor = cursors.encode(user_id, query, page.next_after) if page.next_after else None
+    return json_response({"items": [task_json(task) for task in page.items], "next_cursor": next_cursor})
+
+
+@router.post(
+    "/tasks",
+    response_model=TaskRead,
+    status_code=201,
+    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}, "ETag": {"schema": {"type": "string"}}}}},
+)
+async def create_task(user_id: UserId, uow: Uow, clock: CurrentClock, body: TaskWrite) -> Response:
+    """Create a task."""
+    task = await use_cases.create_task(uow, clock, user_id, _fields(body))
+    return _task_response(task, status_code=201, headers={"Location": f"/api/{user_id}/tasks/{task.id}"})
+
+
+@router.get(
+    "/tasks/{task_id}",
+    response_model=TaskRead,
+    responses={304: {"description": "Not modified"}, **problem_responses(404)},
+)
+async def get_task(
+    user_id: UserId,
+    uow: Uow,
+    task_id: UUID,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Read one task. With `If-None-Match` set to its current ETag, the answer is 304."""
+    task = await use_cases.get_task(uow, user_id, task_id)
+    if if_none_match and etag_listed(if_none_match, task.version):
+        return Response(status_code=304, headers={"ETag": etag(task.version)})
+    return _task_response(task)
+
+
+@router.put("/tasks/{task_id}", response_model=TaskRead, responses=problem_responses(404, 412))
+async def replace_task(
+    user_id: UserId, uow: Uow, clock: CurrentClock, task_id: UUID, body: TaskWrite, if_match: IfMatch = None
+) -> Response:
+    """Replace every writable field of a task (an absent optional field takes its default)."""
+    task = await use_cases.replace_task(
+        uow, clock, user_id, task_id, _fields(body), if_match=if_match_version(if_match)
+    )
+    return _task_response(task)
+
+
+@router.patch("/tasks/{task_id}", response_model=TaskRead, responses=problem_responses(404, 412))
+async def patch_task(
+    user_id: UserId, uow: Uow, clock: CurrentClock, task_id: UUID, body: TaskPatch, if_match: IfMatch = None
+) -> Response:
+    """Change some fields of a task (JSON merge patch: absent is unchanged, null clears)."""
+    changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
+    if changes.get("priority") is not None:
+        changes["priority"] = Priority.from_label(changes["priority"])
+    task = await use_cases.patch_task(uow, clock, user_id, task_id, changes, if_match=if_match_version(if_match))
+    return _task_response(task)
+
+
+@router.delete("/tasks/{task_id}", status_code=204, response_class=Response, responses=problem_responses(404, 412))
+async def delete_task(user_id: UserId, uow: Uow, task_id: UUID, if_match: IfMatch = None) -> Response:
+    """Delete a task."""
+    await use_cases.delete_task(uow, user_id, task_id, if_match=if_match_version(if_match))
+    return Response(status_code=204)
+
+
+@router.patch("/tasks/{task_id}/complete", response_model=TaskRead, responses=problem_responses(404))
+async def complete_task(
+    user_id: UserId,
+    uow: Uow,
+    clock: CurrentClock,
+    task_id: UUID,
+    body: Annotated[CompletionWrite | None, Body()] = None,
+) -> Response:
+    """Set `completed` as given, or toggle it when there is no body. Completing a repeating task
+    creates its next occurrence, named by `next_occurrence_id`."""
+    task = await use_cases.complete_task(uow, clock, user_id, task_id, body.completed if body else None)
+    return _task_response(task)
+
+
+@router.get("/tags", response_model=TagList)
+async def list_tags(user_id: UserId, uow: Uow) -> Response:
+    """The user's tags, each with how many tasks carry it, most used first."""
+    counts = await use_cases.tag_counts(uow, user_id)
+    return json_response({"items": [{"tag": tag, "count": count} for tag, count in counts]})
+
+
+@router.get("/reminders", response_model=ReminderList)
+async def due_reminders(
+    user_id: UserId,
+    uow: Uow,
+    clock: CurrentClock,
+    until: Annotated[datetime | None, Query(description="Reminders due by this instant; default now")] = None,
+    limit: Annotated[int, Query(ge=1, le=use_cases.REMINDERS_MAX)] = use_cases.REMINDERS_MAX,
+) -> Response:
+    """Open tasks whose reminder is due, soonest first: what a front end polls to notify."""
+    moment = _instant("until", until) or clock.now()
+    tasks = await use_cases.due_reminders(uow, user_id, moment, limit)
+    return json_response({"items": [task_json(task) for task in tasks]})
+
+
+def _fields(body: TaskWrite) -> TaskFields:
+    return TaskFields(
+        title=body.title,
+        description=body.description,
+        completed=body.completed,
+        priority=Priority.from_label(body.priority),
+        due_at=body.due_at,
+        remind_at=body.remind_at,
+        recurrence=body.recurrence,
+        tags=tuple(body.tags),
+        category_id=body.category_id,
+    )
+
+
+def _task_response(task: Task, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return versioned_response(task_json(task), task.version, status_code=status_code, headers=headers)
+
+
+def _instant(name: str, value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    result = as_utc(name, value)
+    if isinstance(result, FieldError):
+        raise ValidationFailed(result)
+    return result
+
+
+def _check_query_text(query: TaskQuery) -> None:
+    for name, value in [("q", query.search), *(("tag", tag) for tag in query.tags)]:
+        reason = unstorable_reason(value) if value else None
+        if reason:
+            raise ValidationFailed(FieldError(name, reason))

@@ -1,0 +1,112 @@
+"""The wire format: pydantic models that shape requests and document responses.
+
+Domain rules (lengths, trimming, recurrence) are checked by `todo_core`; these models check
+only types, so that every rule has one home and one message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PriorityLabel = Literal["none", "low", "medium", "high"]
+
+
+class TaskWrite(BaseModel):
+    """The writable fields of a task (POST creates, PUT replaces them all)."""
+
+    title: str = Field(examples=["Buy milk"])
+    description: str = ""
+    completed: bool = False
+    priority: PriorityLabel = "none"
+    due_at: datetime | None = Field(None, description="RFC 3339 with an offset, e.g. 2026-12-01T09:00:00Z")
+    remind_at: datetime | None = None
+    recurrence: str | None = Field(None, examples=["FREQ=WEEKLY;BYDAY=MO,WE"])
+    tags: list[str] = Field(default_factory=list, max_length=200)
+    category_id: UUID | None = None
+
+
+class TaskPatch(BaseModel):
+    """JSON merge patch of a task: an absent field is unchanged, null clears it."""
+
+    title: str | None = None
+    description: str | None = None
+    completed: bool | None = None
+    priority: PriorityLabel | None = None
+    due_at: datetime | None = None
+    remind_at: datetime | None = None
+    recurrence: str | None = None
+    tags: list[str] | None = Field(None, max_length=200)
+    category_id: UUID | None = None
+
+
+class CompletionWrite(BaseModel):
+    completed: bool
+
+
+class TaskRead(BaseModel):
+    id: UUID
+    title: str
+    description: str
+    completed: bool
+    completed_at: datetime | None
+    priority: PriorityLabel
+    due_at: datetime | None
+    remind_at: datetime | None
+    recurrence: str | None
+    tags: list[str]
+    category_id: UUID | None
+    next_occurrence_id: UUID | None = Field(description="Set on a completed repeating task: the task that follows it")
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class TaskPage(BaseModel):
+    items: list[TaskRead]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
+
+
+class ReminderList(BaseModel):
+    items: list[TaskRead]
+
+
+class TagCount(BaseModel):
+    tag: str
+    count: int
+
+
+class TagList(BaseModel):
+    items: list[TagCount]
+
+
+class CategoryWrite(BaseModel):
+    name: str = Field(examples=["Work"])
+    color: str | None = Field(None, examples=["#1e90ff"])
+
+
+class CategoryPatch(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"description": "JSON merge patch of a category"})
+
+    name: str | None = None
+    color: str | None = None
+
+
+class CategoryRead(BaseModel):
+    id: UUID
+    name: str
+    color: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class CategoryList(BaseModel):
+    items: list[CategoryRead]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]

@@ -1,0 +1,52 @@
+"""Configuration, from environment variables prefixed `TODO_` (and a `.env` file if present)."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Never valid outside development mode: `make run` uses it so that a fresh clone just works.
+DEVELOPMENT_SECRET = "development-only-secret-not-for-production-use"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TODO_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./todo.db",
+        description="postgresql://, postgresql+psycopg://, sqlite:/// or sqlite+aiosqlite:/// URL",
+    )
+    db_pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connections kept per worker")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    dev_mode: bool = Field(False, description="Development mode: the built-in secret is allowed")
+    jwt_secret: SecretStr | None = Field(None, description="HS256 shared secret (at least 32 bytes)")
+    jwks_url: str | None = Field(None, description="JWKS URL, e.g. https://app.example/api/auth/jwks")
+    jwt_issuer: str | None = Field(None, description="Required `iss`, checked when set")
+    jwt_audience: str | None = Field(None, description="Required `aud`, checked when set")
+    jwt_user_claim: str = Field("sub", description="The claim that holds the user id")
+    jwt_leeway_seconds: float = Field(30, ge=0, le=300)
+    cursor_secret: SecretStr | None = Field(
+        None, description="Signs page cursors; set it when several processes serve the API"
+    )
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413")
+
+    @model_validator(mode="after")
+    def _identity_is_configured(self) -> Self:
+        if self.jwt_secret is None and self.jwks_url is None:
+            if not self.dev_mode:
+                raise ValueError(
+                    "no way to verify tokens: set TODO_JWKS_URL (Better Auth: <app>/api/auth/jwks) "
+                    "or TODO_JWT_SECRET, or TODO_DEV_MODE=1 for the built-in development secret"
+                )
+            self.jwt_secret = SecretStr(DEVELOPMENT_SECRET)
+        if (
+            self.jwt_secret is not None
+            and self.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET
+            and not self.dev_mode
+        ):
+            raise ValueError("the development secret is refused outside TODO_DEV_MODE=1")
+        return self

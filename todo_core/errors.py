@@ -1,0 +1,65 @@
+"""Domain errors: what went wrong, in the user's terms. The API maps each type to a status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One broken rule, named by the field it concerns (dotted for nested fields)."""
+
+    field: str
+    message: str
+
+
+class ValidationFailed(DomainError):
+    """A value breaks a rule of the domain (title too long, bad RRULE, unknown category...)."""
+
+    def __init__(self, errors: list[FieldError] | FieldError) -> None:
+        self.errors = errors if isinstance(errors, list) else [errors]
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
+
+    @classmethod
+    def single(cls, field: str, message: str) -> ValidationFailed:
+        return cls(FieldError(field, message))
+
+
+class NotFound(DomainError):
+    """The resource does not exist for this user. Never says whether it exists for another."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        super().__init__(f"{kind} not found")
+
+
+class Conflict(DomainError):
+    """The change clashes with the current state (a duplicate name, a concurrent write)."""
+
+
+class PreconditionFailed(DomainError):
+    """The client's `If-Match` version is not the current one."""
+
+    def __init__(self, current_version: int) -> None:
+        self.current_version = current_version
+        super().__init__(f"the current version is {current_version}")
+
+
+class InvalidCursor(DomainError):
+    """A page cursor that was not issued by us for this very query."""
+
+
+class AuthenticationFailed(DomainError):
+    """No credential, or one that cannot be trusted. Carries no detail for the caller."""
+
+
+class Forbidden(DomainError):
+    """A trusted caller asks for something that is not theirs to ask for."""
+
+
+class StorageUnavailable(DomainError):
+    """The store cannot be reached right now; the same request may succeed later."""

@@ -1,0 +1,148 @@
+"""What the domain needs from the outside world, as protocols the adapters implement.
+
+Repositories read and stage changes; only the unit of work commits. Every method takes the
+owning user's id, and every implementation filters by it: a row of another user is, to the
+caller, a row that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from todo_core.category import Category
+from todo_core.clock import Clock
+from todo_core.identity import IdentityVerifier
+from todo_core.query import Page, TaskQuery
+from todo_core.task import Task
+
+__all__ = ["CategoryRepository", "Clock", "IdentityVerifier", "TaskRepository", "UnitOfWork"]
+
+
+class TaskRepository(Protocol):
+    async def get(self, user_id: str, task_id: UUID) -> Task | None:
+        """Return the user's task with this id, or None if the user has none.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def list_for_user(self, user_id: str, query: TaskQuery) -> Page:
+        """Return the page of the user's tasks that the query selects, in its order.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def add(self, task: Task) -> None:
+        """Stage a new task.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def update(self, task: Task) -> None:
+        """Stage a task's new version; it replaces version `task.version - 1`.
+
+        :raises Conflict: the stored version is no longer the one the change was made from.
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def remove(self, user_id: str, task_id: UUID) -> bool:
+        """Stage the deletion of the user's task; return False if the user has no such task.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
+        """Take the category off every task of the user that has it (a new version of each).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def tag_counts(self, user_id: str) -> Sequence[tuple[str, int]]:
+        """Return each of the user's tags (as first written) with its number of tasks,
+        most used first, then alphabetically.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def due_reminders(self, user_id: str, until: datetime, limit: int) -> Sequence[Task]:
+        """Return the user's open tasks whose reminder is at or before `until`, soonest first.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
+class CategoryRepository(Protocol):
+    async def get(self, user_id: str, category_id: UUID) -> Category | None:
+        """Return the user's category with this id, or None.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def list_for_user(self, user_id: str) -> Sequence[Category]:
+        """Return all of the user's categories, by name (case-insensitive).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def add(self, category: Category) -> None:
+        """Stage a new category.
+
+        :raises Conflict: the user already has a category of that name (in any case).
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def update(self, category: Category) -> None:
+        """Stage a category's new version.
+
+        :raises Conflict: the name is taken, or the stored version has moved on.
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def remove(self, user_id: str, category_id: UUID) -> bool:
+        """Stage the deletion of the user's category; False if there is none.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Leaving the `async with` block without `commit()` rolls back."""
+
+    @property
+    def tasks(self) -> TaskRepository: ...
+
+    @property
+    def categories(self) -> CategoryRepository: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None:
+        """Make every staged change durable, all or none.
+
+        :raises Conflict: a uniqueness rule was broken by a concurrent change.
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...

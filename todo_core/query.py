@@ -1,0 +1,138 @@
+"""What a user asks of their task list: filters, one sort order and a keyset page.
+
+The in-memory adapter evaluates a query with `matches` and `sort_key`; the SQL adapter
+translates the same fields into SQL. The shared contract tests hold both to one meaning.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from todo_core.task import Priority, Task
+from todo_core.text import comparison_key
+
+LIMIT_MAX = 200
+LIMIT_DEFAULT = 50
+
+
+class Status(enum.StrEnum):
+    ALL = "all"
+    PENDING = "pending"
+    COMPLETED = "completed"
+
+
+class SortField(enum.StrEnum):
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+    DUE_AT = "due_at"
+    PRIORITY = "priority"
+    TITLE = "title"
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    field: SortField = SortField.CREATED_AT
+    descending: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Sort:
+        """`created_at` or `-created_at`. :raises ValueError: an unknown field."""
+        return cls(SortField(text.removeprefix("-")), text.startswith("-"))
+
+    def __str__(self) -> str:
+        return ("-" if self.descending else "") + self.field.value
+
+
+# A position in a sorted list: the sort value of the last row seen (None for a missing
+# due date) and its id, which breaks ties.
+Position = tuple[Any, UUID]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    status: Status = Status.ALL
+    priorities: frozenset[Priority] = frozenset()
+    tags: tuple[str, ...] = ()
+    category_id: UUID | None = None
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+    search: str | None = None
+    sort: Sort = field(default_factory=Sort)
+    limit: int = LIMIT_DEFAULT
+    after: Position | None = None
+
+    @property
+    def tag_keys(self) -> tuple[str, ...]:
+        return tuple(sorted({comparison_key(tag.strip()) for tag in self.tags}))
+
+    def matches(self, task: Task) -> bool:
+        """Whether the task passes every filter (the page position aside)."""
+        fields = task.fields
+        if self.status is Status.PENDING and fields.completed:
+            return False
+        if self.status is Status.COMPLETED and not fields.completed:
+            return False
+        if self.priorities and fields.priority not in self.priorities:
+            return False
+        if self.category_id is not None and fields.category_id != self.category_id:
+            return False
+        if not set(self.tag_keys) <= set(task.tag_keys):
+            return False
+        if self.due_before is not None and (fields.due_at is None or fields.due_at >= self.due_before):
+            return False
+        if self.due_after is not None and (fields.due_at is None or fields.due_at < self.due_after):
+            return False
+        if self.search:
+            needle = self.search.lower()
+            if needle not in fields.title.lower() and needle not in fields.description.lower():
+                return False
+        return True
+
+    def position_of(self, task: Task) -> Position:
+        """Where a task stands in this query's order: the page position it ends."""
+        return (sort_value(task, self.sort.field), task.id)
+
+    def sort_key(self, task: Task) -> tuple[Any, ...]:
+        """A key that orders tasks as this query does when ascending (reverse it when
+        descending)."""
+        return self.position_key(self.position_of(task))
+
+    def position_key(self, position: Position) -> tuple[Any, ...]:
+        """The sort key of a page position. A missing due date sorts last in either direction."""
+        value, task_id = position
+        if self.sort.field is SortField.DUE_AT:
+            missing = value is None
+            return (missing != self.sort.descending, value or datetime.min, task_id)
+        return (value, task_id)
+
+    def comes_after(self, task: Task, position: Position) -> bool:
+        """Whether the task is on a later page than the one that ended at `position`."""
+        key, boundary = self.sort_key(task), self.position_key(position)
+        return key < boundary if self.sort.descending else key > boundary
+
+
+def sort_value(task: Task, sort_field: SortField) -> Any:
+    fields = task.fields
+    match sort_field:
+        case SortField.CREATED_AT:
+            return task.created_at
+        case SortField.UPDATED_AT:
+            return task.updated_at
+        case SortField.DUE_AT:
+            return fields.due_at
+        case SortField.PRIORITY:
+            return int(fields.priority)
+        case SortField.TITLE:
+            return task.title_key
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of tasks, and where the next one starts (None on the last page)."""
+
+    items: list[Task]
+    next_after: Position | None

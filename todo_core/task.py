@@ -1,0 +1,195 @@
+"""The Task entity and the rules every task obeys."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from todo_core import recurrence
+from todo_core.errors import FieldError, ValidationFailed
+from todo_core.ids import new_id
+from todo_core.text import comparison_key, text_error
+from todo_core.timestamps import as_utc
+
+TITLE_MAX = 200
+DESCRIPTION_MAX = 10_000
+TAGS_MAX = 20
+TAG_MAX = 50
+
+
+class Priority(enum.IntEnum):
+    """How urgent a task is; the integer order is the sort order."""
+
+    NONE = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def from_label(cls, label: str) -> Priority:
+        return cls[label.upper()]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFields:
+    """What a user writes on a task: everything but the server-set fields."""
+
+    title: str
+    description: str = ""
+    completed: bool = False
+    priority: Priority = Priority.NONE
+    due_at: datetime | None = None
+    remind_at: datetime | None = None
+    recurrence: str | None = None
+    tags: tuple[str, ...] = ()
+    category_id: UUID | None = None
+
+    def validated(self) -> TaskFields:
+        """Return these fields trimmed and normalised.
+
+        :raises ValidationFailed: listing every field that breaks a rule.
+        """
+        errors: list[FieldError] = []
+
+        def keep(result: Any) -> Any:
+            if isinstance(result, FieldError):
+                errors.append(result)
+                return None
+            return result
+
+        title = self.title.strip()
+        keep(text_error("title", title, min_length=1, max_length=TITLE_MAX))
+        keep(text_error("description", self.description, max_length=DESCRIPTION_MAX))
+        due_at = keep(as_utc("due_at", self.due_at)) if self.due_at else None
+        remind_at = keep(as_utc("remind_at", self.remind_at)) if self.remind_at else None
+        tags = keep(normalise_tags(self.tags))
+        rule = None
+        if self.recurrence is not None:
+            rule = keep(recurrence.parse(self.recurrence))
+            if rule and self.due_at is None:
+                errors.append(FieldError("recurrence", "needs due_at: a repeating task repeats from its due date"))
+            elif rule and due_at:
+                keep(recurrence.check_with_start(rule, due_at))
+        if errors:
+            raise ValidationFailed(errors)
+        return dataclasses.replace(
+            self,
+            title=title,
+            due_at=due_at,
+            remind_at=remind_at,
+            recurrence=rule.text if rule else None,
+            tags=tags,
+        )
+
+    def merged(self, changes: Mapping[str, Any]) -> TaskFields:
+        """These fields with a JSON merge patch applied (absent: unchanged; None: cleared).
+
+        :raises ValidationFailed: a field that cannot be cleared is set to None.
+        """
+        cleared_to_default = {"description": "", "tags": (), "priority": Priority.NONE}
+        values: dict[str, Any] = {}
+        errors = []
+        for name, value in changes.items():
+            if value is None and name in cleared_to_default:
+                value = cleared_to_default[name]
+            elif value is None and name in {"title", "completed"}:
+                errors.append(FieldError(name, "cannot be null"))
+            values[name] = tuple(value) if name == "tags" else value
+        if errors:
+            raise ValidationFailed(errors)
+        return dataclasses.replace(self, **values)
+
+
+def normalise_tags(tags: Iterable[str]) -> tuple[str, ...] | FieldError:
+    """Trim each tag, drop later case-insensitive repeats, keep the order; or say what is wrong."""
+    kept: dict[str, str] = {}
+    for position, raw in enumerate(tags):
+        tag = raw.strip()
+        error = text_error(f"tags[{position}]", tag, min_length=1, max_length=TAG_MAX)
+        if error:
+            return error
+        kept.setdefault(comparison_key(tag), tag)
+    if len(kept) > TAGS_MAX:
+        return FieldError("tags", f"must hold at most {TAGS_MAX} distinct tags")
+    return tuple(kept.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A user's task. Immutable: every change makes a new version."""
+
+    id: UUID
+    user_id: str
+    fields: TaskFields
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    next_occurrence_id: UUID | None = None
+
+    @property
+    def tag_keys(self) -> tuple[str, ...]:
+        return tuple(comparison_key(tag) for tag in self.fields.tags)
+
+    @property
+    def title_key(self) -> str:
+        return comparison_key(self.fields.title)
+
+    @classmethod
+    def new(cls, user_id: str, fields: TaskFields, now: datetime) -> Task:
+        """A new task, version 1, with fields already validated."""
+        return cls(
+            id=new_id(),
+            user_id=user_id,
+            fields=fields,
+            completed_at=now if fields.completed else None,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+
+    def with_fields(self, fields: TaskFields, now: datetime) -> Task:
+        """This task with new (validated) fields, as the next version.
+
+        Completing stamps `completed_at` and re-opening clears it. The link to the next
+        occurrence stays, so a series never forks however often one task is toggled.
+        """
+        completed_at = self.completed_at
+        if fields.completed and not self.fields.completed:
+            completed_at = now
+        elif not fields.completed:
+            completed_at = None
+        return dataclasses.replace(
+            self,
+            fields=fields,
+            completed_at=completed_at,
+            updated_at=now,
+            version=self.version + 1,
+        )
+
+    def next_occurrence(self, now: datetime) -> Task | None:
+        """The open task that follows this one in its series, or None when the series ends."""
+        fields = self.fields
+        if fields.recurrence is None or fields.due_at is None:
+            return None
+        rule = recurrence.parse(fields.recurrence)
+        if isinstance(rule, FieldError):
+            return None
+        following = recurrence.next_occurrence(rule, fields.due_at)
+        if following is None:
+            return None
+        due_at, next_rule = following
+        remind_at = due_at + (fields.remind_at - fields.due_at) if fields.remind_at else None
+        next_fields = dataclasses.replace(
+            fields, completed=False, due_at=due_at, remind_at=remind_at, recurrence=next_rule.text
+        )
+        return Task.new(self.user_id, next_fields, now)
