@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -115,11 +116,34 @@ def _request_validation_error(_: Request, error: Exception) -> Response:
     return problem_response(422, "validation-error", "The request does not have the expected shape.", errors=errors)
 
 
-def _http_error(_: Request, error: Exception) -> Response:
+def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
     slug = HTTPStatus(error.status_code).phrase.lower().replace(" ", "-").replace("'", "")
-    return problem_response(error.status_code, slug, detail, headers=dict(error.headers or {}))
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        # Starlette names only the methods of the first route on the path; a path served by
+        # several routes (GET and POST /tasks) allows them all.
+        headers["Allow"] = ", ".join(_allowed_methods(request.app, request.url.path)) or headers.get("Allow", "")
+    return problem_response(error.status_code, slug, detail, headers=headers)
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    for template, methods in _path_methods(app):
+        if template.fullmatch(path):
+            return methods
+    return []
+
+
+def _path_methods(app: FastAPI) -> list[tuple[re.Pattern[str], list[str]]]:
+    cached: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "path_methods", None)
+    if cached is None:
+        cached = [
+            (re.compile(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path))), sorted(m.upper() for m in operations))
+            for path, operations in app.openapi().get("paths", {}).items()
+        ]
+        app.state.path_methods = cached
+    return cached
 
 
 def _body_too_large(_: Request, __: Exception) -> Response:

@@ -12,20 +12,30 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from todo_core.category import NAME_MAX
+from todo_core.task import DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
+
 PriorityLabel = Literal["none", "low", "medium", "high"]
+
+# `json_schema_extra` documents a domain rule in the OpenAPI document without pydantic
+# enforcing it a second time: `todo_core` checks it and names the field in a 422.
 
 
 class TaskWrite(BaseModel):
     """The writable fields of a task (POST creates, PUT replaces them all)."""
 
-    title: str = Field(examples=["Buy milk"])
-    description: str = ""
+    title: str = Field(examples=["Buy milk"], json_schema_extra={"minLength": 1, "maxLength": TITLE_MAX})
+    description: str = Field("", json_schema_extra={"maxLength": DESCRIPTION_MAX})
     completed: bool = False
     priority: PriorityLabel = "none"
     due_at: datetime | None = Field(None, description="RFC 3339 with an offset, e.g. 2026-12-01T09:00:00Z")
     remind_at: datetime | None = None
     recurrence: str | None = Field(None, examples=["FREQ=WEEKLY;BYDAY=MO,WE"])
-    tags: list[str] = Field(default_factory=list, max_length=200)
+    tags: list[str] = Field(
+        default_factory=list,
+        max_length=200,
+        description=f"Up to {TAGS_MAX} distinct tags (case-insensitively), each 1-{TAG_MAX} characters",
+    )
     category_id: UUID | None = None
 
 
@@ -84,8 +94,8 @@ class TagList(BaseModel):
 
 
 class CategoryWrite(BaseModel):
-    name: str = Field(examples=["Work"])
-    color: str | None = Field(None, examples=["#1e90ff"])
+    name: str = Field(examples=["Work"], json_schema_extra={"minLength": 1, "maxLength": NAME_MAX})
+    color: str | None = Field(None, examples=["#1e90ff"], json_schema_extra={"pattern": "^#[0-9a-fA-F]{6}$"})
 
 
 class CategoryPatch(BaseModel):

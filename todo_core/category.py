@@ -13,7 +13,7 @@ from todo_core.ids import new_id
 from todo_core.text import comparison_key, text_error
 
 NAME_MAX = 50
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class CategoryFields:
         """
         name = self.name.strip()
         errors = [text_error("name", name, min_length=1, max_length=NAME_MAX)]
-        if self.color is not None and not _COLOR.match(self.color):
+        if self.color is not None and not _COLOR.fullmatch(self.color):
             errors.append(FieldError("color", "must be a #rrggbb hex color, e.g. #1e90ff"))
         found = [error for error in errors if error]
         if found:

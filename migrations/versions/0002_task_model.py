@@ -47,8 +47,7 @@ def upgrade() -> None:
     with op.batch_alter_table("tasks") as batch:
         for column in _NEW_COLUMNS:
             batch.add_column(column)
-    # Existing titles get their sort key; the application keeps it from here on.
-    op.execute("UPDATE tasks SET title_key = lower(title)")
+    _fill_title_keys()
     for name, columns in _SORT_INDEXES.items():
         op.create_index(name, "tasks", columns)
 
@@ -81,6 +80,30 @@ def upgrade() -> None:
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.execute("CREATE INDEX ix_tasks_title_trgm ON tasks USING gin (title gin_trgm_ops)")
         op.execute("CREATE INDEX ix_tasks_description_trgm ON tasks USING gin (description gin_trgm_ops)")
+
+
+def _fill_title_keys() -> None:
+    """Give existing tasks the sort key the application computes (Python's casefold, which
+    neither database's lower() matches exactly)."""
+    tasks = sa.table(
+        "tasks",
+        sa.column("user_id", sa.String),
+        sa.column("id", sa.Uuid),
+        sa.column("title", sa.String),
+        sa.column("title_key", sa.Text),
+    )
+    bind = op.get_bind()
+    rows = bind.execute(sa.select(tasks.c.user_id, tasks.c.id, tasks.c.title)).all()
+    statement = (
+        sa.update(tasks)
+        .where(tasks.c.user_id == sa.bindparam("owner"), tasks.c.id == sa.bindparam("task_id"))
+        .values(title_key=sa.bindparam("key"))
+    )
+    for start in range(0, len(rows), 1000):
+        batch = rows[start : start + 1000]
+        bind.execute(
+            statement, [{"owner": user, "task_id": task, "key": title.casefold()} for user, task, title in batch]
+        )
 
 
 def downgrade() -> None:

@@ -10,6 +10,7 @@ from jwt.types import Options
 
 from todo_adapters.auth.keys import KeySource, SharedSecretKeys
 from todo_core.errors import AuthenticationFailed
+from todo_core.text import unstorable_reason
 
 #: Far above any real token (Better Auth's are ~1 KB); refusing before parsing keeps a flood
 #: of huge headers from costing base64 and JSON work.
@@ -85,6 +86,9 @@ class JwtVerifier:
             raise AuthenticationFailed("the token names no user")
         if len(user_id) > MAX_USER_ID_LENGTH:
             raise AuthenticationFailed("the token's user id is too long")
+        if unstorable_reason(user_id):
+            # A user id is stored with every row; one the database cannot hold names no user.
+            raise AuthenticationFailed("the token's user id holds characters no user id has")
         return user_id
 
 

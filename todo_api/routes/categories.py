@@ -15,7 +15,7 @@ from todo_core.category import Category, CategoryFields
 from todo_core.use_cases import categories as use_cases
 
 router = APIRouter(
-    prefix="/api/{user_id}/categories", tags=["categories"], responses=problem_responses(401, 403, 422, 503)
+    prefix="/api/{user_id}/categories", tags=["categories"], responses=problem_responses(400, 401, 403, 413, 422, 503)
 )
 
 

@@ -27,7 +27,7 @@ from todo_core.text import unstorable_reason
 from todo_core.timestamps import as_utc
 from todo_core.use_cases import tasks as use_cases
 
-router = APIRouter(prefix="/api/{user_id}", tags=["tasks"], responses=problem_responses(401, 403, 422, 503))
+router = APIRouter(prefix="/api/{user_id}", tags=["tasks"], responses=problem_responses(400, 401, 403, 413, 422, 503))
 
 SortParam = Literal[
     "created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at",
@@ -38,7 +38,7 @@ IfMatch = Annotated[
 ]
 
 
-@router.get("/tasks", response_model=TaskPage, responses=problem_responses(400))
+@router.get("/tasks", response_model=TaskPage)
 async def list_tasks(
     user_id: UserId,
     uow: Uow,

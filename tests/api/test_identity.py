@@ -1,0 +1,807 @@
+"""Attacks on identity over HTTP: every bad token is one uniform 401, another user's path is 403,
+another user's task is 404 and stays untouched, and JWKS keys cannot be confused with secrets.
+
+Runs against the real app on SQLite and PostgreSQL (the `client` fixture's backends).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from dependency_injector import providers
+from fastapi import FastAPI
+from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import SQL_BACKENDS, TEST_SECRET, Caller, bearer, settings_for
+from todo_adapters.auth import JwksKeys
+from todo_api.app import create_app
+from todo_api.container import Container
+
+PROBLEM_JSON = "application/problem+json"
+CHALLENGE = 'Bearer error="invalid_token"'
+#: The one body every 401 has, whatever was wrong with the token: nothing to learn from it.
+UNAUTHORIZED = {
+    "type": "/problems/invalid-token",
+    "title": "Unauthorized",
+    "status": 401,
+    "detail": "A valid bearer token is required.",
+}
+FORBIDDEN = {
+    "type": "/problems/forbidden",
+    "title": "Forbidden",
+    "status": 403,
+    "detail": "This token does not grant access to this user's resources.",
+}
+LEEWAY_SECONDS = 30  # the Settings default the `app` fixture runs with
+ISSUER = "https://issuer.todo.test"
+AUDIENCE = "https://api.todo.test"
+HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+# --- Helpers: tokens as an attacker would build them -----------------------------------------
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_json(value: Any) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def forge(header: dict[str, Any], claims: dict[str, Any], *, hmac_key: bytes | None = None) -> str:
+    """A token built by hand: unsigned, or HMAC-SHA256-signed with whatever bytes are given."""
+    signing_input = f"{b64url_json(header)}.{b64url_json(claims)}"
+    signature = b"" if hmac_key is None else hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def claims_for(user_id: str, **changes: Any) -> dict[str, Any]:
+    """Valid claims for `user_id`; a change to None removes that claim."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + 900}
+    claims.update(changes)
+    return {name: value for name, value in claims.items() if value is not None}
+
+
+def hs256(claims: dict[str, Any], secret: str = TEST_SECRET) -> str:
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def with_token(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_unauthorized(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.headers["www-authenticate"] == CHALLENGE
+    assert response.json() == UNAUTHORIZED
+
+
+def assert_forbidden(response: httpx.Response) -> None:
+    assert response.status_code == 403, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.json() == FORBIDDEN
+    assert "www-authenticate" not in response.headers
+
+
+async def tasks_of(caller: Caller, headers: dict[str, str]) -> httpx.Response:
+    return await caller.client.get(caller.url("/tasks"), headers=headers)
+
+
+# --- Who gets in: the control case -----------------------------------------------------------
+
+
+async def test_valid_token_for_the_path_user_lists_their_tasks(alice: Caller) -> None:
+    response = await alice.request("GET", "/tasks")
+
+    assert response.status_code == 200, response.text
+
+
+async def test_bearer_scheme_is_case_insensitive(alice: Caller) -> None:
+    token = alice.headers["Authorization"].split(" ", 1)[1]
+
+    response = await tasks_of(alice, {"Authorization": f"bearer {token}"})
+
+    assert response.status_code == 200, response.text
+
+
+# --- 401: no token, or a token that cannot be trusted ----------------------------------------
+
+
+async def test_request_without_authorization_header_is_401(alice: Caller) -> None:
+    assert_unauthorized(await tasks_of(alice, {}))
+
+
+async def test_basic_scheme_is_401(alice: Caller) -> None:
+    credentials = base64.b64encode(f"{alice.id}:password".encode()).decode()
+
+    assert_unauthorized(await tasks_of(alice, {"Authorization": f"Basic {credentials}"}))
+
+
+async def test_basic_scheme_carrying_a_valid_jwt_is_401(alice: Caller) -> None:
+    token = alice.headers["Authorization"].split(" ", 1)[1]
+
+    assert_unauthorized(await tasks_of(alice, {"Authorization": f"Basic {token}"}))
+
+
+@pytest.mark.parametrize("value", ["Bearer", "Bearer ", "Bearer    "], ids=["no-space", "one-space", "spaces"])
+async def test_bearer_with_empty_token_is_401(alice: Caller, value: str) -> None:
+    assert_unauthorized(await tasks_of(alice, {"Authorization": value}))
+
+
+async def test_valid_token_in_the_query_string_is_ignored(alice: Caller) -> None:
+    token = alice.headers["Authorization"].split(" ", 1)[1]
+
+    response = await alice.client.get(alice.url("/tasks"), params={"access_token": token})
+
+    assert_unauthorized(response)
+
+
+async def test_valid_token_in_a_cookie_is_ignored(alice: Caller) -> None:
+    token = alice.headers["Authorization"].split(" ", 1)[1]
+    cookie = f"access_token={token}; token={token}; better-auth.session_token={token}"
+
+    assert_unauthorized(await tasks_of(alice, {"Cookie": cookie}))
+
+
+async def test_unsigned_token_with_alg_none_is_401(alice: Caller) -> None:
+    token = forge({"alg": "none", "typ": "JWT"}, claims_for(alice.id))
+
+    assert_unauthorized(await tasks_of(alice, with_token(token)))
+
+
+@pytest.mark.parametrize("alg", ["None", "NONE", "nOnE"])
+async def test_unsigned_token_with_alg_none_in_any_case_is_401(alice: Caller, alg: str) -> None:
+    token = forge({"alg": alg, "typ": "JWT"}, claims_for(alice.id))
+
+    assert_unauthorized(await tasks_of(alice, with_token(token)))
+
+
+async def test_hs256_token_signed_with_another_secret_is_401(alice: Caller) -> None:
+    token = hs256(claims_for(alice.id), secret="another-secret-that-is-also-long-enough-for-hs256")
+
+    assert_unauthorized(await tasks_of(alice, with_token(token)))
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+async def test_hs512_token_signed_with_the_right_secret_is_401(alice: Caller) -> None:
+    token = jwt.encode(claims_for(alice.id), TEST_SECRET, algorithm="HS512")
+
+    assert_unauthorized(await tasks_of(alice, with_token(token)))
+
+
+async def test_token_expired_beyond_the_leeway_is_401(alice: Caller) -> None:
+    now = int(time.time())
+    token = hs256(claims_for(alice.id, iat=now - 3600, exp=now - LEEWAY_SECONDS - 60))
+
+    assert_unauthorized(await tasks_of(alice, with_token(token)))
+
+
+async def test_token_without_exp_is_401(alice: Caller) -> None:
+    token = hs256(claims_for(alice.id, exp=None))
+
+    assert_unauthorized(await tasks_of(alice, with_token(token)))
+
+
+async def test_token_not_valid_before_a_future_nbf_is_401(alice: Caller) -> None:
+    token = hs256(claims_for(alice.id, nbf=int(time.time()) + LEEWAY_SECONDS + 120))
+
+    assert_unauthorized(await tasks_of(alice, with_token(token)))
+
+
+async def test_payload_tampered_after_signing_is_401(alice: Caller, bob: Caller) -> None:
+    # Bob holds a genuine token of his own and rewrites its subject to Alice.
+    header, _, signature = bob.headers["Authorization"].split(" ", 1)[1].split(".")
+    token = f"{header}.{b64url_json(claims_for(alice.id))}.{signature}"
+
+    assert_unauthorized(await tasks_of(alice, with_token(token)))
+
+
+async def test_signature_stripped_from_a_valid_token_is_401(alice: Caller) -> None:
+    header, payload, _ = alice.headers["Authorization"].split(" ", 1)[1].split(".")
+
+    assert_unauthorized(await tasks_of(alice, with_token(f"{header}.{payload}.")))
+
+
+async def test_token_without_sub_is_401(alice: Caller) -> None:
+    token = hs256(claims_for(alice.id, sub=None))
+
+    assert_unauthorized(await tasks_of(alice, with_token(token)))
+
+
+@pytest.mark.parametrize(
+    "subject", [123, 12.5, True, ["user"], {"id": "user"}], ids=["int", "float", "bool", "list", "object"]
+)
+async def test_token_with_non_string_sub_is_401(caller: Callable[[], Caller], subject: Any) -> None:
+    victim = caller()
+    token = hs256(claims_for(victim.id, sub=subject))
+    path = f"/api/{subject}/tasks" if isinstance(subject, int | float) else victim.url("/tasks")
+
+    assert_unauthorized(await victim.client.get(path, headers=with_token(token)))
+
+
+@pytest.mark.parametrize("subject", ["", " ", "\t"], ids=["empty", "space", "tab"])
+async def test_token_with_empty_sub_is_401(alice: Caller, subject: str) -> None:
+    token = hs256(claims_for(alice.id, sub=subject))
+
+    assert_unauthorized(await tasks_of(alice, with_token(token)))
+
+
+async def test_token_whose_sub_holds_a_nul_byte_is_401_not_500(client: httpx.AsyncClient) -> None:
+    subject = f"user-{uuid.uuid4().hex[:8]}\x00x"
+    path = f"/api/{subject.replace(chr(0), '%00')}/tasks"
+
+    assert_unauthorized(await client.get(path, headers=with_token(hs256(claims_for(subject)))))
+
+
+async def test_token_of_100_kb_is_401_and_answered_fast(alice: Caller) -> None:
+    padding = "x" * 100_000
+    token = hs256(claims_for(alice.id, padding=padding))
+    assert len(token) > 100_000
+
+    started = time.perf_counter()
+    response = await tasks_of(alice, with_token(token))
+    elapsed = time.perf_counter() - started
+
+    assert response.status_code not in (431, 500)
+    assert_unauthorized(response)
+    assert elapsed < 0.5, f"a 100 KB token took {elapsed:.3f} s"
+
+
+async def test_garbage_of_100_kb_is_401_and_answered_fast(alice: Caller) -> None:
+    started = time.perf_counter()
+    response = await tasks_of(alice, with_token("A" * 100_000))
+    elapsed = time.perf_counter() - started
+
+    assert_unauthorized(response)
+    assert elapsed < 0.5, f"a 100 KB token took {elapsed:.3f} s"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-jwt",
+        "a.b.c",
+        "..",
+        "a.b",
+        "a.b.c.d.e",
+        "%%%.%%%.%%%",
+        b64url_json({"alg": "HS256"}) + ".!!!." + b64url(b"sig"),
+        b64url(b"not json") + "." + b64url_json({"sub": "x"}) + "." + b64url(b"sig"),
+        b64url_json(["HS256"]) + "." + b64url_json({"sub": "x"}) + "." + b64url(b"sig"),
+        b64url_json({"alg": "HS256"}) + "." + b64url_json(["not", "an", "object"]) + "." + b64url(b"sig"),
+        "\u00e9\u00e9\u00e9.\u00e9\u00e9\u00e9.\u00e9\u00e9\u00e9",
+    ],
+    ids=[
+        "word",
+        "three-dots",
+        "empty-parts",
+        "two-parts",
+        "five-parts",
+        "not-base64",
+        "payload-not-base64",
+        "header-not-json",
+        "header-not-object",
+        "payload-not-object",
+        "non-ascii",
+    ],
+)
+async def test_garbage_that_is_not_a_jwt_is_401(alice: Caller, token: str) -> None:
+    headers = with_token(token)
+    encoded = {name: value.encode() for name, value in headers.items()}  # non-ASCII as raw bytes
+
+    assert_unauthorized(await alice.client.get(alice.url("/tasks"), headers=encoded))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{"alg": "HS256", "kid": 7}, {"alg": "HS256", "kid": ["a"]}, {"alg": "RS256"}, {"alg": "XX999"}, {"alg": 1}],
+    ids=["kid-int", "kid-list", "rs256-with-secret", "unknown-alg", "alg-int"],
+)
+async def test_token_with_a_hostile_header_is_401(alice: Caller, header: dict[str, Any]) -> None:
+    token = forge({**header, "typ": "JWT"}, claims_for(alice.id), hmac_key=TEST_SECRET.encode())
+
+    assert_unauthorized(await tasks_of(alice, with_token(token)))
+
+
+async def test_every_401_has_the_same_body_and_challenge(alice: Caller) -> None:
+    now = int(time.time())
+    attempts = [
+        {},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer "},
+        with_token(forge({"alg": "none"}, claims_for(alice.id))),
+        with_token(hs256(claims_for(alice.id), secret="x" * 40)),
+        with_token(hs256(claims_for(alice.id, exp=now - 3600))),
+        with_token(hs256(claims_for(alice.id, nbf=now + 3600))),
+        with_token(hs256(claims_for(alice.id, sub=None))),
+        with_token(hs256(claims_for(alice.id, sub=""))),
+        with_token("garbage"),
+        with_token("A" * 100_000),
+    ]
+
+    responses = [await tasks_of(alice, headers) for headers in attempts]
+
+    assert {response.content for response in responses} == {responses[0].content}
+    for response in responses:
+        assert_unauthorized(response)
+
+
+async def test_every_api_operation_without_a_token_is_401(app: FastAPI, client: httpx.AsyncClient) -> None:
+    # Every operation the app documents, so a route added later is covered without editing this.
+    operations = [
+        (method.upper(), template)
+        for template, item in app.openapi()["paths"].items()
+        if template.startswith("/api/")
+        for method in item
+        if method in HTTP_METHODS
+    ]
+    assert len(operations) >= 14, operations
+
+    for method, template in operations:
+        path = template.replace("{user_id}", "user-x")
+        for name in ("task_id", "category_id"):
+            path = path.replace(f"{{{name}}}", str(uuid.uuid4()))
+        response = await client.request(method, path, json={"title": "t", "name": "n"})
+        assert response.status_code == 401, f"{method} {template}: {response.status_code} {response.text}"
+        assert_unauthorized(response)
+
+
+# --- Wrong issuer or audience: an app that checks both ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Backend:
+    url: str
+    engine: AsyncEngine
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """One SQL backend's migrated database and the session's engine on it."""
+    return Backend(request.getfixturevalue(f"{request.param}_url"), request.getfixturevalue(f"{request.param}_engine"))
+
+
+@asynccontextmanager
+async def serve(backend: Backend, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the real app on `backend`, its settings changed by `overrides`."""
+    container = Container(settings=settings_for(backend.url, **overrides))
+    container.engine.override(providers.Object(backend.engine))
+    app = create_app(container=container)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+            yield http
+    finally:
+        key_source = container.key_source()
+        if isinstance(key_source, JwksKeys):
+            await key_source.aclose()
+
+
+@pytest.fixture
+async def checking_client(backend: Backend) -> AsyncIterator[httpx.AsyncClient]:
+    """The app configured to require `iss` == ISSUER and `aud` == AUDIENCE."""
+    async with serve(backend, jwt_issuer=ISSUER, jwt_audience=AUDIENCE) as http:
+        yield http
+
+
+def new_user_id() -> str:
+    return f"user-{uuid.uuid4().hex[:16]}"
+
+
+async def test_token_with_the_configured_issuer_and_audience_is_accepted(checking_client: httpx.AsyncClient) -> None:
+    user = new_user_id()
+    token = hs256(claims_for(user, iss=ISSUER, aud=AUDIENCE))
+
+    response = await checking_client.get(f"/api/{user}/tasks", headers=with_token(token))
+
+    assert response.status_code == 200, response.text
+
+
+async def test_token_from_another_issuer_is_401(checking_client: httpx.AsyncClient) -> None:
+    user = new_user_id()
+    token = hs256(claims_for(user, iss="https://evil.example", aud=AUDIENCE))
+
+    assert_unauthorized(await checking_client.get(f"/api/{user}/tasks", headers=with_token(token)))
+
+
+async def test_token_without_an_issuer_is_401_when_one_is_configured(checking_client: httpx.AsyncClient) -> None:
+    user = new_user_id()
+    token = hs256(claims_for(user, aud=AUDIENCE))
+
+    assert_unauthorized(await checking_client.get(f"/api/{user}/tasks", headers=with_token(token)))
+
+
+async def test_token_for_another_audience_is_401(checking_client: httpx.AsyncClient) -> None:
+    user = new_user_id()
+    token = hs256(claims_for(user, iss=ISSUER, aud="https://other-api.example"))
+
+    assert_unauthorized(await checking_client.get(f"/api/{user}/tasks", headers=with_token(token)))
+
+
+async def test_token_without_an_audience_is_401_when_one_is_configured(checking_client: httpx.AsyncClient) -> None:
+    user = new_user_id()
+    token = hs256(claims_for(user, iss=ISSUER))
+
+    assert_unauthorized(await checking_client.get(f"/api/{user}/tasks", headers=with_token(token)))
+
+
+# --- 403: a valid token on another user's path -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Victim:
+    caller: Caller
+    task: dict[str, Any]
+    category: dict[str, Any]
+
+
+@pytest.fixture
+async def victim(bob: Caller) -> Victim:
+    """Bob, with one task and one category of his own."""
+    category = await bob.request("POST", "/categories", json={"name": f"Work {uuid.uuid4().hex[:6]}"})
+    assert category.status_code == 201, category.text
+    task = await bob.create_task(title="Bob's secret", description="private", tags=["mine"])
+    return Victim(bob, task, category.json())
+
+
+CROSS_USER_OPERATIONS: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/tasks", None),
+    ("POST", "/tasks", {"title": "planted"}),
+    ("GET", "/tasks/{task}", None),
+    ("PUT", "/tasks/{task}", {"title": "hijacked"}),
+    ("PATCH", "/tasks/{task}", {"title": "hijacked"}),
+    ("DELETE", "/tasks/{task}", None),
+    ("PATCH", "/tasks/{task}/complete", None),
+    ("PATCH", "/tasks/{task}/complete", {"completed": True}),
+    ("GET", "/categories", None),
+    ("POST", "/categories", {"name": "planted"}),
+    ("GET", "/categories/{category}", None),
+    ("PATCH", "/categories/{category}", {"name": "hijacked"}),
+    ("DELETE", "/categories/{category}", None),
+    ("GET", "/tags", None),
+    ("GET", "/reminders", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "body"),
+    CROSS_USER_OPERATIONS,
+    ids=[
+        f"{method} {template}{'' if body is None else ' with body'}" for method, template, body in CROSS_USER_OPERATIONS
+    ],
+)
+async def test_valid_token_on_another_users_path_is_403_and_changes_nothing(
+    alice: Caller, victim: Victim, method: str, template: str, body: dict[str, Any] | None
+) -> None:
+    bob = victim.caller
+    path = bob.url(template.format(task=victim.task["id"], category=victim.category["id"]))
+    kwargs: dict[str, Any] = {} if body is None else {"json": body}
+
+    response = await alice.client.request(method, path, headers=alice.headers, **kwargs)
+
+    assert_forbidden(response)
+    task = await bob.request("GET", f"/tasks/{victim.task['id']}")
+    assert task.status_code == 200
+    assert task.json() == victim.task
+    category = await bob.request("GET", f"/categories/{victim.category['id']}")
+    assert category.json() == victim.category
+    listed = await bob.request("GET", "/tasks")
+    assert [item["id"] for item in listed.json()["items"]] == [victim.task["id"]]
+    categories = await bob.request("GET", "/categories")
+    assert [item["id"] for item in categories.json()["items"]] == [victim.category["id"]]
+
+
+async def test_forbidden_answer_does_not_depend_on_whether_the_task_exists(alice: Caller, victim: Victim) -> None:
+    bob = victim.caller
+    existing = await alice.client.get(bob.url(f"/tasks/{victim.task['id']}"), headers=alice.headers)
+    missing = await alice.client.get(bob.url(f"/tasks/{uuid.uuid4()}"), headers=alice.headers)
+
+    assert_forbidden(existing)
+    assert_forbidden(missing)
+    assert existing.content == missing.content
+
+
+# --- 404: another user's task id through one's own path --------------------------------------
+
+OWN_PATH_OPERATIONS: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "", None),
+    ("PUT", "", {"title": "hijacked"}),
+    ("PATCH", "", {"title": "hijacked", "completed": True}),
+    ("DELETE", "", None),
+    ("PATCH", "/complete", None),
+    ("PATCH", "/complete", {"completed": True}),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    OWN_PATH_OPERATIONS,
+    ids=[
+        f"{method} /tasks/{{id}}{suffix}{'' if body is None else ' with body'}"
+        for method, suffix, body in OWN_PATH_OPERATIONS
+    ],
+)
+async def test_another_users_task_through_ones_own_path_is_404_and_unchanged(
+    alice: Caller, victim: Victim, method: str, suffix: str, body: dict[str, Any] | None
+) -> None:
+    kwargs: dict[str, Any] = {} if body is None else {"json": body}
+    unknown = await alice.request(method, f"/tasks/{uuid.uuid4()}{suffix}", **kwargs)
+
+    response = await alice.request(method, f"/tasks/{victim.task['id']}{suffix}", **kwargs)
+
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.content == unknown.content  # exactly what a made-up id gets: nothing revealed
+    assert "etag" not in response.headers
+    after = await victim.caller.request("GET", f"/tasks/{victim.task['id']}")
+    assert after.status_code == 200
+    assert after.json()["version"] == victim.task["version"]
+    assert after.json() == victim.task
+
+
+async def test_another_users_task_does_not_show_in_ones_own_list(alice: Caller, victim: Victim) -> None:
+    await alice.create_task(title="Alice's own")
+
+    listed = await alice.request("GET", "/tasks", params={"q": "secret"})
+    everything = await alice.request("GET", "/tasks")
+
+    assert listed.json()["items"] == []
+    assert [item["title"] for item in everything.json()["items"]] == ["Alice's own"]
+
+
+async def test_another_users_category_through_ones_own_path_is_404(alice: Caller, victim: Victim) -> None:
+    response = await alice.request("GET", f"/categories/{victim.category['id']}")
+
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+
+
+# --- Algorithm confusion against an app that trusts a JWKS -----------------------------------
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A private key as the issuer holds it, and the public JWK it publishes."""
+
+    kid: str
+    algorithm: str
+    private_key: Any
+
+    @property
+    def public_jwk(self) -> dict[str, Any]:
+        to_jwk: Any = OKPAlgorithm if self.algorithm == "EdDSA" else RSAAlgorithm
+        jwk = to_jwk.to_jwk(self.private_key.public_key(), as_dict=True)
+        return {**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
+
+    def public_pem(self) -> bytes:
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def public_raw(self) -> bytes:
+        return self.private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    def sign(self, claims: dict[str, Any], *, headers: dict[str, Any] | None = None) -> str:
+        return jwt.encode(
+            claims, self.private_key, algorithm=self.algorithm, headers={"kid": self.kid, **(headers or {})}
+        )
+
+
+class JwksServer:
+    """A real HTTP server on 127.0.0.1 serving a fixed JWKS document."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        body = json.dumps(document).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}/api/auth/jwks"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> SigningKey:
+    return SigningKey("rsa-1", "RS256", rsa.generate_private_key(65537, 2048))
+
+
+@pytest.fixture(scope="module")
+def ed25519_key() -> SigningKey:
+    return SigningKey("ed-1", "EdDSA", ed25519.Ed25519PrivateKey.generate())
+
+
+@pytest.fixture(scope="module")
+def jwks_server(rsa_key: SigningKey, ed25519_key: SigningKey) -> Iterator[JwksServer]:
+    server = JwksServer({"keys": [rsa_key.public_jwk, ed25519_key.public_jwk]})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def jwks_client(backend: Backend, jwks_server: JwksServer) -> AsyncIterator[httpx.AsyncClient]:
+    """The app trusting the JWKS server's keys (`settings_for` also sets a shared secret: unused)."""
+    async with serve(backend, jwks_url=jwks_server.url) as http:
+        yield http
+
+
+JwksGet = Callable[[str, str], Awaitable[httpx.Response]]
+
+
+@pytest.fixture
+def get_tasks(jwks_client: httpx.AsyncClient) -> JwksGet:
+    async def get(user: str, token: str) -> httpx.Response:
+        return await jwks_client.get(f"/api/{user}/tasks", headers=with_token(token))
+
+    return get
+
+
+@pytest.mark.parametrize("key_name", ["rsa_key", "ed25519_key"])
+async def test_jwks_token_signed_with_a_published_key_is_accepted(
+    request: pytest.FixtureRequest, get_tasks: JwksGet, key_name: str
+) -> None:
+    key: SigningKey = request.getfixturevalue(key_name)
+    user = new_user_id()
+
+    response = await get_tasks(user, key.sign(claims_for(user)))
+
+    assert response.status_code == 200, response.text
+
+
+async def test_jwks_token_for_another_user_is_403(get_tasks: JwksGet, ed25519_key: SigningKey) -> None:
+    assert_forbidden(await get_tasks(new_user_id(), ed25519_key.sign(claims_for(new_user_id()))))
+
+
+async def test_hs256_token_signed_with_the_rsa_public_key_pem_is_401(get_tasks: JwksGet, rsa_key: SigningKey) -> None:
+    user = new_user_id()
+    header = {"alg": "HS256", "typ": "JWT", "kid": rsa_key.kid}
+    token = forge(header, claims_for(user), hmac_key=rsa_key.public_pem())
+
+    assert_unauthorized(await get_tasks(user, token))
+
+
+async def test_hs256_token_signed_with_the_rsa_public_key_pem_and_no_kid_is_401(
+    get_tasks: JwksGet, rsa_key: SigningKey
+) -> None:
+    user = new_user_id()
+    token = forge({"alg": "HS256", "typ": "JWT"}, claims_for(user), hmac_key=rsa_key.public_pem())
+
+    assert_unauthorized(await get_tasks(user, token))
+
+
+@pytest.mark.parametrize("encoding", ["raw", "pem"])
+async def test_hs256_token_signed_with_the_ed25519_public_key_is_401(
+    get_tasks: JwksGet, ed25519_key: SigningKey, encoding: str
+) -> None:
+    user = new_user_id()
+    secret = ed25519_key.public_raw() if encoding == "raw" else ed25519_key.public_pem()
+    token = forge({"alg": "HS256", "typ": "JWT", "kid": ed25519_key.kid}, claims_for(user), hmac_key=secret)
+
+    assert_unauthorized(await get_tasks(user, token))
+
+
+async def test_hs256_token_signed_with_the_jwk_x_value_is_401(get_tasks: JwksGet, ed25519_key: SigningKey) -> None:
+    user = new_user_id()
+    x = ed25519_key.public_jwk["x"].encode()
+    token = forge({"alg": "HS256", "typ": "JWT", "kid": ed25519_key.kid}, claims_for(user), hmac_key=x)
+
+    assert_unauthorized(await get_tasks(user, token))
+
+
+async def test_hs256_token_signed_with_the_shared_secret_is_401_when_a_jwks_is_configured(get_tasks: JwksGet) -> None:
+    user = new_user_id()
+
+    assert_unauthorized(await get_tasks(user, hs256(claims_for(user))))
+
+
+async def test_token_with_an_unknown_kid_is_401(get_tasks: JwksGet) -> None:
+    stranger = SigningKey("stranger", "EdDSA", ed25519.Ed25519PrivateKey.generate())
+    user = new_user_id()
+
+    assert_unauthorized(await get_tasks(user, stranger.sign(claims_for(user))))
+
+
+async def test_token_signed_by_a_stranger_under_a_published_kid_is_401(
+    get_tasks: JwksGet, ed25519_key: SigningKey
+) -> None:
+    stranger = SigningKey(ed25519_key.kid, "EdDSA", ed25519.Ed25519PrivateKey.generate())
+    user = new_user_id()
+
+    assert_unauthorized(await get_tasks(user, stranger.sign(claims_for(user))))
+
+
+async def test_rs256_token_under_the_ed25519_kid_is_401(
+    get_tasks: JwksGet, rsa_key: SigningKey, ed25519_key: SigningKey
+) -> None:
+    user = new_user_id()
+    token = rsa_key.sign(claims_for(user), headers={"kid": ed25519_key.kid})
+
+    assert_unauthorized(await get_tasks(user, token))
+
+
+async def test_jwks_token_with_alg_none_under_a_published_kid_is_401(get_tasks: JwksGet, rsa_key: SigningKey) -> None:
+    user = new_user_id()
+    token = forge({"alg": "none", "typ": "JWT", "kid": rsa_key.kid}, claims_for(user))
+
+    assert_unauthorized(await get_tasks(user, token))
+
+
+# --- Public routes and the OpenAPI document --------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/docs", "/openapi.json"])
+async def test_public_route_answers_200_without_a_token(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+
+    assert response.status_code == 200, response.text
+
+
+async def test_openapi_declares_http_bearer_security_on_every_api_operation(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    bearer_names = {
+        name for name, scheme in schemes.items() if scheme["type"] == "http" and scheme["scheme"].lower() == "bearer"
+    }
+    assert bearer_names, schemes
+
+    api_operations = {
+        f"{method.upper()} {path}": operation
+        for path, item in document["paths"].items()
+        if path.startswith("/api/")
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    }
+    assert len(api_operations) >= 14, sorted(api_operations)
+    for name, operation in api_operations.items():
+        used = {scheme for requirement in operation.get("security", []) for scheme in requirement}
+        assert used & bearer_names, f"{name} declares no bearer security: {operation.get('security')}"
+        assert "401" in operation["responses"], f"{name} does not document 401"
+    for path in ("/healthz", "/readyz"):
+        assert "security" not in document["paths"][path]["get"]
+
+
+async def test_bearer_helper_from_conftest_still_matches_the_app(alice: Caller) -> None:
+    # Guards the suite itself: the shared helper mints what this module's 401s are measured against.
+    response = await alice.client.get(alice.url("/tasks"), headers=bearer(alice.id))
+
+    assert response.status_code == 200

@@ -1,0 +1,113 @@
+"""End to end: real Better Auth tokens (EdDSA, from its JWKS) through the HTTP API on SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from dependency_injector import providers
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import settings_for
+from tests.interop.conftest import BetterAuthIssuer
+from todo_adapters.auth import JwksKeys
+from todo_api.app import create_app
+from todo_api.container import Container
+
+pytestmark = pytest.mark.slow  # starts a Node process
+
+
+@pytest.fixture
+async def api(
+    better_auth_issuer: BetterAuthIssuer, sqlite_url: str, sqlite_engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app configured as DESIGN.md says for Better Auth: its JWKS, `iss` and `aud`."""
+    settings = settings_for(
+        sqlite_url,
+        jwks_url=better_auth_issuer.jwks_url,
+        jwt_issuer=better_auth_issuer.base_url,
+        jwt_audience=better_auth_issuer.base_url,
+    )
+    container = Container(settings=settings)
+    container.engine.override(providers.Object(sqlite_engine))
+    app = create_app(container=container)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+            yield http
+    finally:
+        key_source = container.key_source()
+        assert isinstance(key_source, JwksKeys)  # the shared secret `settings_for` sets is not used
+        await key_source.aclose()
+
+
+def email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_better_auth_user_creates_a_task_and_lists_it_back(
+    better_auth_issuer: BetterAuthIssuer, api: httpx.AsyncClient
+) -> None:
+    token, user_id = better_auth_issuer.mint(email())
+
+    created = await api.post(f"/api/{user_id}/tasks", headers=bearer(token), json={"title": "Ship the API"})
+    listed = await api.get(f"/api/{user_id}/tasks", headers=bearer(token))
+
+    assert created.status_code == 201, created.text
+    assert created.headers["location"] == f"/api/{user_id}/tasks/{created.json()['id']}"
+    assert listed.status_code == 200, listed.text
+    assert [(item["id"], item["title"]) for item in listed.json()["items"]] == [(created.json()["id"], "Ship the API")]
+
+
+async def test_better_auth_token_on_another_users_path_is_403(
+    better_auth_issuer: BetterAuthIssuer, api: httpx.AsyncClient
+) -> None:
+    token_a, user_a = better_auth_issuer.mint(email())
+    _, user_b = better_auth_issuer.mint(email())
+    assert user_a != user_b
+
+    response = await api.get(f"/api/{user_b}/tasks", headers=bearer(token_a))
+
+    assert response.status_code == 403, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_second_better_auth_user_cannot_read_the_first_users_task(
+    better_auth_issuer: BetterAuthIssuer, api: httpx.AsyncClient
+) -> None:
+    token_a, user_a = better_auth_issuer.mint(email())
+    token_b, user_b = better_auth_issuer.mint(email())
+    created = await api.post(f"/api/{user_a}/tasks", headers=bearer(token_a), json={"title": "A's private task"})
+    assert created.status_code == 201, created.text
+    task_id = created.json()["id"]
+
+    through_own_path = await api.get(f"/api/{user_b}/tasks/{task_id}", headers=bearer(token_b))
+    through_a_path = await api.get(f"/api/{user_a}/tasks/{task_id}", headers=bearer(token_b))
+    own_list = await api.get(f"/api/{user_b}/tasks", headers=bearer(token_b))
+    owner_view = await api.get(f"/api/{user_a}/tasks/{task_id}", headers=bearer(token_a))
+
+    assert through_own_path.status_code == 404, through_own_path.text
+    assert through_own_path.headers["content-type"] == "application/problem+json"
+    assert through_a_path.status_code == 403, through_a_path.text
+    assert own_list.status_code == 200
+    assert own_list.json()["items"] == []
+    assert owner_view.status_code == 200
+    assert owner_view.json() == created.json()
+
+
+async def test_tampered_better_auth_token_is_401_over_http(
+    better_auth_issuer: BetterAuthIssuer, api: httpx.AsyncClient
+) -> None:
+    token, user_id = better_auth_issuer.mint(email())
+    header, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
+
+    response = await api.get(f"/api/{user_id}/tasks", headers=bearer(f"{header}.{payload}.{flipped}"))
+
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
