@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from todo_adapters.auth import JwksKeys
 from todo_api.container import Container
-from todo_api.middleware import BodySizeLimit
+from todo_api.middleware import BearerAuthentication, BodySizeLimit
 from todo_api.problems import document_problem_media_type, install_problem_handlers
 from todo_api.routes import categories, health, tasks
 from todo_api.settings import Settings
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes)
+    app.add_middleware(BearerAuthentication, verifier=container.identity_verifier)
     app.include_router(health.router)
     app.include_router(tasks.router)
     app.include_router(categories.router)

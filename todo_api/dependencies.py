@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from todo_api.container import Container
@@ -36,20 +36,23 @@ def cursor_codec(request: Request) -> CursorCodec:
     return codec
 
 
-async def authorized_user(
+def authorized_user(
     request: Request,
     user_id: str,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> str:
-    """The path's `user_id`, once the bearer token proves the caller is that user.
+    """The path's `user_id`, which `BearerAuthentication` has proved the caller to be.
 
-    :raises AuthenticationFailed: no bearer token, or one that does not verify (401).
-    :raises Forbidden: the token is for another user (403).
+    (`_credentials` is there to declare the bearer scheme in the OpenAPI document; the token
+    itself was checked before the request reached the router.)
+
+    :raises AuthenticationFailed: the middleware did not vouch for this request.
+    :raises Forbidden: the vouched-for user is not the path's user.
     """
-    if credentials is None:
-        raise AuthenticationFailed("no bearer token")
-    subject = await _container(request).identity_verifier().verify(credentials.credentials)
-    if subject != user_id:
+    authenticated: str | None = getattr(request.state, "user_id", None)
+    if authenticated is None:
+        raise AuthenticationFailed("the request was not authenticated")
+    if authenticated != user_id:
         raise Forbidden("the token's subject is not the user in the path")
     return user_id
 

@@ -1,10 +1,57 @@
-"""ASGI middleware: a cap on request body size."""
+"""ASGI middleware: authentication of /api/ requests, and a cap on request body size."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.problems import BodyTooLarge, problem_response
+from todo_api.problems import BodyTooLarge, domain_problem, problem_response
+from todo_core.errors import AuthenticationFailed, DomainError, Forbidden
+from todo_core.identity import IdentityVerifier
+
+API_PREFIX = "/api/"
+
+
+class BearerAuthentication:
+    """Admit a request under /api/{user_id}/ only with a bearer token for that very user.
+
+    It runs before routing and before anything reads the body, so a caller without a valid
+    token learns nothing (not even whether its JSON parses) and costs no more than the check.
+    The verified user id is left in `scope["state"]["user_id"]` for the routes.
+    """
+
+    def __init__(self, app: ASGIApp, verifier: Callable[[], IdentityVerifier]) -> None:
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        try:
+            user_id = await self._authorized_user(scope)
+        except DomainError as error:
+            await domain_problem(error)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["user_id"] = user_id
+        await self.app(scope, receive, send)
+
+    async def _authorized_user(self, scope: Scope) -> str:
+        scheme, _, token = _header(scope, b"authorization").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationFailed("no bearer token")
+        subject = await self.verifier().verify(token.strip())
+        if subject != scope["path"][len(API_PREFIX) :].split("/", 1)[0]:
+            raise Forbidden("the token's subject is not the user in the path")
+        return subject
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
 
 
 class BodySizeLimit:

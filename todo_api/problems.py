@@ -86,6 +86,12 @@ def problem_response(
 
 
 def _domain_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, DomainError)
+    return domain_problem(error)
+
+
+def domain_problem(error: DomainError) -> Response:
+    """The problem response for a domain error."""
     status, slug = next(_DOMAIN_STATUSES[kind] for kind in type(error).__mro__ if kind in _DOMAIN_STATUSES)
     headers: dict[str, str] = {}
     errors = None

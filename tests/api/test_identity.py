@@ -805,3 +805,16 @@ async def test_bearer_helper_from_conftest_still_matches_the_app(alice: Caller) 
     response = await alice.client.get(alice.url("/tasks"), headers=bearer(alice.id))
 
     assert response.status_code == 200
+
+
+async def test_a_caller_without_a_token_learns_nothing_from_the_body(alice: Caller) -> None:
+    malformed = {"content": b'{"title": ', "headers": {"Content-Type": "application/json"}}
+    assert_unauthorized(await alice.client.post(alice.url("/tasks"), **malformed))  # type: ignore[arg-type]
+    assert_unauthorized(await alice.client.post(alice.url("/tasks"), json={"title": ""}))
+
+
+async def test_another_users_token_with_a_malformed_body_is_403(alice: Caller, bob: Caller) -> None:
+    response = await bob.client.post(
+        alice.url("/tasks"), content=b"{", headers={**bob.headers, "Content-Type": "application/json"}
+    )
+    assert_forbidden(response)
