@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -69,6 +71,11 @@ def _token(settings: Settings, user_id: str, ttl: int) -> str:
 
 def _serve(settings: Settings) -> int:
     import uvicorn
+
+    if settings.cursor_secret is None:
+        # Every worker process must sign and check page cursors with the same key; they
+        # inherit it from here. (Replicas on other machines need TODO_CURSOR_SECRET set.)
+        os.environ["TODO_CURSOR_SECRET"] = secrets.token_urlsafe(32)
 
     if settings.jwt_secret is not None and settings.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET:
         base = f"http://{settings.host}:{settings.port}"

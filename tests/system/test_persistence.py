@@ -105,13 +105,13 @@ class Deployment:
         )
         assert result.returncode == 0, result.stderr.decode(errors="replace")
 
-    def start(self, run: int) -> Server:
+    def start(self, run: int, **settings: str) -> Server:
         port = free_port()
         log = self.workdir / f"server-{run}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
                 todo_command("serve"),
-                env=self.environment | {"TODO_PORT": str(port)},
+                env=self.environment | {"TODO_PORT": str(port)} | settings,
                 cwd=self.workdir,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
@@ -187,6 +187,29 @@ def test_tasks_survive_a_server_restart(deployment: Deployment) -> None:
     assert read_back[1]["due_at"].startswith("2026-04-15T15:00:00")
     assert listed.status_code == 200, listed.text
     assert {task["id"] for task in listed.json()["items"]} == {task["id"] for task in created}
+
+
+def test_page_cursors_work_whichever_worker_answers(deployment: Deployment) -> None:
+    server = deployment.start(run=1, TODO_WORKERS="2")
+    try:
+        server.wait_until_healthy()
+        for n in range(3):
+            create_task(server.base_url, title=f"Task {n}")
+        first = httpx.get(f"{server.base_url}/api/{USER}/tasks", params={"limit": 1}, headers=bearer(USER))
+        cursor = first.json()["next_cursor"]
+        # Fresh connections, so the kernel spreads them over both workers.
+        statuses = [
+            httpx.get(
+                f"{server.base_url}/api/{USER}/tasks",
+                params={"limit": 1, "cursor": cursor},
+                headers={**bearer(USER), "Connection": "close"},
+                timeout=10.0,
+            ).status_code
+            for _ in range(20)
+        ]
+    finally:
+        server.stop()
+    assert statuses == [200] * 20
 
 
 def test_serve_without_a_way_to_verify_tokens_refuses_to_start(tmp_path: Path) -> None:
