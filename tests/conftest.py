@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from todo_adapters.auth import mint_token
+from todo_adapters.auth import JwksKeys, mint_token
 from todo_adapters.memory import InMemoryStore, InMemoryUnitOfWork
 from todo_adapters.sqlalchemy.engine import create_engine
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
@@ -135,14 +136,33 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
     )
 
 
+def build_app(database_url: str, engine: AsyncEngine, **overrides: Any) -> tuple[FastAPI, Container]:
+    """The real app on a migrated database, sharing the session's engine, settings overridden."""
+    container = Container(settings=settings_for(database_url, **overrides))
+    container.engine.override(providers.Object(engine))
+    return create_app(container=container), container
+
+
+@asynccontextmanager
+async def api_client(database_url: str, engine: AsyncEngine, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of `build_app(...)`; a JWKS client the app opened is closed after."""
+    app, container = build_app(database_url, engine, **overrides)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+            yield http
+    finally:
+        key_source = container.key_source()
+        if isinstance(key_source, JwksKeys):
+            await key_source.aclose()
+
+
 @pytest.fixture(params=SQL_BACKENDS)
 def app(request: pytest.FixtureRequest) -> FastAPI:
-    """The real app on one SQL backend, sharing the session's engine."""
-    url: str = request.getfixturevalue(f"{request.param}_url")
-    engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
-    container = Container(settings=settings_for(url))
-    container.engine.override(providers.Object(engine))
-    return create_app(container=container)
+    """The real app on one SQL backend."""
+    application, _ = build_app(
+        request.getfixturevalue(f"{request.param}_url"), request.getfixturevalue(f"{request.param}_engine")
+    )
+    return application
 
 
 @pytest.fixture

@@ -7,32 +7,22 @@ Runs against the real app on SQLite and PostgreSQL (the `client` fixture's backe
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from dependency_injector import providers
 from fastapi import FastAPI
-from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import SQL_BACKENDS, TEST_SECRET, Caller, bearer, settings_for
-from todo_adapters.auth import JwksKeys
-from todo_api.app import create_app
-from todo_api.container import Container
+from tests.conftest import SQL_BACKENDS, TEST_SECRET, Caller, api_client, bearer
+from tests.jwt_tools import JwksServer, SigningKey, b64url, b64url_json, forge
 
 PROBLEM_JSON = "application/problem+json"
 CHALLENGE = 'Bearer error="invalid_token"'
@@ -56,21 +46,6 @@ HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 # --- Helpers: tokens as an attacker would build them -----------------------------------------
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64url_json(value: Any) -> str:
-    return b64url(json.dumps(value, separators=(",", ":")).encode())
-
-
-def forge(header: dict[str, Any], claims: dict[str, Any], *, hmac_key: bytes | None = None) -> str:
-    """A token built by hand: unsigned, or HMAC-SHA256-signed with whatever bytes are given."""
-    signing_input = f"{b64url_json(header)}.{b64url_json(claims)}"
-    signature = b"" if hmac_key is None else hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64url(signature)}"
 
 
 def claims_for(user_id: str, **changes: Any) -> dict[str, Any]:
@@ -381,19 +356,9 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return Backend(request.getfixturevalue(f"{request.param}_url"), request.getfixturevalue(f"{request.param}_engine"))
 
 
-@asynccontextmanager
-async def serve(backend: Backend, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+def serve(backend: Backend, **overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     """A client of the real app on `backend`, its settings changed by `overrides`."""
-    container = Container(settings=settings_for(backend.url, **overrides))
-    container.engine.override(providers.Object(backend.engine))
-    app = create_app(container=container)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-            yield http
-    finally:
-        key_source = container.key_source()
-        if isinstance(key_source, JwksKeys):
-            await key_source.aclose()
+    return api_client(backend.url, backend.engine, **overrides)
 
 
 @pytest.fixture
@@ -578,68 +543,6 @@ async def test_another_users_category_through_ones_own_path_is_404(alice: Caller
 # --- Algorithm confusion against an app that trusts a JWKS -----------------------------------
 
 
-@dataclass(frozen=True)
-class SigningKey:
-    """A private key as the issuer holds it, and the public JWK it publishes."""
-
-    kid: str
-    algorithm: str
-    private_key: Any
-
-    @property
-    def public_jwk(self) -> dict[str, Any]:
-        to_jwk: Any = OKPAlgorithm if self.algorithm == "EdDSA" else RSAAlgorithm
-        jwk = to_jwk.to_jwk(self.private_key.public_key(), as_dict=True)
-        return {**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
-
-    def public_pem(self) -> bytes:
-        return self.private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-
-    def public_raw(self) -> bytes:
-        return self.private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-    def sign(self, claims: dict[str, Any], *, headers: dict[str, Any] | None = None) -> str:
-        return jwt.encode(
-            claims, self.private_key, algorithm=self.algorithm, headers={"kid": self.kid, **(headers or {})}
-        )
-
-
-class JwksServer:
-    """A real HTTP server on 127.0.0.1 serving a fixed JWKS document."""
-
-    def __init__(self, document: dict[str, Any]) -> None:
-        body = json.dumps(document).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}/api/auth/jwks"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def rsa_key() -> SigningKey:
     return SigningKey("rsa-1", "RS256", rsa.generate_private_key(65537, 2048))
@@ -652,7 +555,8 @@ def ed25519_key() -> SigningKey:
 
 @pytest.fixture(scope="module")
 def jwks_server(rsa_key: SigningKey, ed25519_key: SigningKey) -> Iterator[JwksServer]:
-    server = JwksServer({"keys": [rsa_key.public_jwk, ed25519_key.public_jwk]})
+    server = JwksServer()
+    server.publish(rsa_key, ed25519_key)
     server.start()
     yield server
     server.stop()

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from tests.jwt_tools import JwksServer, SigningKey
 from todo_adapters.auth import JwksKeys, JwtVerifier, KeySource
 
 ISSUER = "https://auth.example.test"
@@ -22,33 +17,6 @@ AUDIENCE = "https://auth.example.test"
 USER_ID = "user-a"
 LEEWAY_SECONDS = 30
 REFETCH_INTERVAL = 30.0
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    """A private key as the issuer holds it, and the public JWK it publishes."""
-
-    kid: str
-    algorithm: str
-    private_key: Any
-
-    @property
-    def public_jwk(self) -> dict[str, Any]:
-        to_jwk: dict[str, Any] = {
-            "EdDSA": OKPAlgorithm,
-            "RS256": RSAAlgorithm,
-            "ES256": ECAlgorithm,
-        }
-        jwk = to_jwk[self.algorithm].to_jwk(self.private_key.public_key(), as_dict=True)
-        return {**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
-
-    def sign(self, claims: dict[str, Any], *, headers: dict[str, Any] | None = None) -> str:
-        return jwt.encode(
-            claims,
-            self.private_key,
-            algorithm=self.algorithm,
-            headers={"kid": self.kid, **(headers or {})},
-        )
 
 
 def _make_claims(**changes: Any) -> dict[str, Any]:
@@ -97,54 +65,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-class JwksServer:
-    """A real HTTP server on 127.0.0.1 serving a JWKS the test can change, counting requests."""
-
-    def __init__(self) -> None:
-        self.document: Any = {"keys": []}
-        self.requests = 0
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}/api/auth/jwks"
-
-    def publish(self, *keys: SigningKey) -> None:
-        with self._lock:
-            self.document = {"keys": [key.public_jwk for key in keys]}
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Shut down and close the listening socket: later connections are refused."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with server._lock:
-                    server.requests += 1
-                    body = json.dumps(server.document).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass  # keep the test output clean
-
-        return Handler
 
 
 @pytest.fixture

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
-import json
 import time
 from typing import Any
 
@@ -14,33 +10,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from tests.jwt_tools import b64url, b64url_json, forge, replace_payload
 from todo_adapters.auth import JwksKeys, SharedSecretKeys, mint_token
 from todo_core.errors import AuthenticationFailed
 
 SECRET = "a-development-secret-that-is-long-enough"
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64url_json(value: Any) -> str:
-    return b64url(json.dumps(value, separators=(",", ":")).encode())
-
-
-def forge(header: dict[str, Any], claims: dict[str, Any], *, hmac_key: bytes | None = None) -> str:
-    """A token built by hand, as an attacker would: unsigned, or HMAC-signed with any bytes."""
-    signing_input = f"{b64url_json(header)}.{b64url_json(claims)}"
-    signature = b""
-    if hmac_key is not None:
-        signature = hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64url(signature)}"
-
-
-def replace_payload(token: str, claims: dict[str, Any]) -> str:
-    """The same header and signature over other claims."""
-    header, _, signature = token.split(".")
-    return f"{header}.{b64url_json(claims)}.{signature}"
 
 
 async def assert_refused(verifier, token: Any) -> None:

@@ -7,14 +7,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from dependency_injector import providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import settings_for
+from tests.conftest import api_client
 from tests.interop.conftest import BetterAuthIssuer
-from todo_adapters.auth import JwksKeys
-from todo_api.app import create_app
-from todo_api.container import Container
 
 pytestmark = pytest.mark.slow  # starts a Node process
 
@@ -24,22 +20,13 @@ async def api(
     better_auth_issuer: BetterAuthIssuer, sqlite_url: str, sqlite_engine: AsyncEngine
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The real app configured as DESIGN.md says for Better Auth: its JWKS, `iss` and `aud`."""
-    settings = settings_for(
-        sqlite_url,
-        jwks_url=better_auth_issuer.jwks_url,
-        jwt_issuer=better_auth_issuer.base_url,
-        jwt_audience=better_auth_issuer.base_url,
-    )
-    container = Container(settings=settings)
-    container.engine.override(providers.Object(sqlite_engine))
-    app = create_app(container=container)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-            yield http
-    finally:
-        key_source = container.key_source()
-        assert isinstance(key_source, JwksKeys)  # the shared secret `settings_for` sets is not used
-        await key_source.aclose()
+    settings = {
+        "jwks_url": better_auth_issuer.jwks_url,
+        "jwt_issuer": better_auth_issuer.base_url,
+        "jwt_audience": better_auth_issuer.base_url,
+    }
+    async with api_client(sqlite_url, sqlite_engine, **settings) as http:
+        yield http
 
 
 def email() -> str:
