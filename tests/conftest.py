@@ -75,6 +75,8 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
         _postgres_unavailable(f"{postgres_server_url} does not answer ({error})")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
+        # Not UTC, as on many hosted servers: the adapter must not depend on the default.
+        admin.execute(f"ALTER DATABASE \"{name}\" SET timezone TO 'Asia/Tokyo'")
         url = make_url(postgres_server_url).set(drivername="postgresql+psycopg", database=name)
         try:
             rendered = url.render_as_string(hide_password=False)

@@ -1,7 +1,7 @@
 """In-memory adapter: dictionaries behind the repository ports, for tests and the domain suite.
 
 Each unit of work works on a copy of the store and swaps it in on commit, so an abandoned
-unit of work leaves nothing behind, as a rolled-back transaction would not.
+unit of work leaves nothing behind, like a rolled-back transaction.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class InMemoryTaskRepository:
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
 
-    async def get(self, user_id: str, task_id: UUID) -> Task | None:
+    async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         return self._store.tasks.get((user_id, task_id))
 
     async def list_for_user(self, user_id: str, query: TaskQuery) -> Page:
@@ -57,8 +57,12 @@ class InMemoryTaskRepository:
             raise Conflict("the task was changed by another request")
         self._store.tasks[(task.user_id, task.id)] = task
 
-    async def remove(self, user_id: str, task_id: UUID) -> bool:
-        return self._store.tasks.pop((user_id, task_id), None) is not None
+    async def remove(self, user_id: str, task_id: UUID, *, version: int | None = None) -> bool:
+        stored = self._store.tasks.get((user_id, task_id))
+        if stored is None or (version is not None and stored.version != version):
+            return False
+        del self._store.tasks[(user_id, task_id)]
+        return True
 
     async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
         for key, task in list(self._store.tasks.items()):

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.problems import BodyTooLarge, domain_problem, problem_response
+from todo_api.problems import BodyTooLarge, body_too_large, domain_problem
 from todo_core.errors import AuthenticationFailed, DomainError, Forbidden
 from todo_core.identity import IdentityVerifier
 
@@ -67,8 +67,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            too_large = problem_response(413, "body-too-large", "The request body is larger than this service accepts.")
-            await too_large(scope, receive, send)
+            await body_too_large()(scope, receive, send)
             return
         received = 0
 

@@ -152,8 +152,12 @@ def _path_methods(app: FastAPI) -> list[tuple[re.Pattern[str], list[str]]]:
     return cached
 
 
-def _body_too_large(_: Request, __: Exception) -> Response:
+def body_too_large() -> Response:
     return problem_response(413, "body-too-large", "The request body is larger than this service accepts.")
+
+
+def _body_too_large(_: Request, __: Exception) -> Response:
+    return body_too_large()
 
 
 def _unexpected(_: Request, __: Exception) -> Response:

@@ -5,6 +5,7 @@ The shapes here are the ones `schemas.py` documents; the API tests compare the t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -12,6 +13,8 @@ from fastapi import Response
 
 from todo_core.category import Category
 from todo_core.task import Task
+
+_STRONG_ETAG = re.compile(r'"([0-9]{1,9})"', re.ASCII)
 
 
 def task_json(task: Task) -> dict[str, Any]:
@@ -63,11 +66,12 @@ def versioned_response(
 
 def if_match_version(header: str | None) -> int | None:
     """The version an `If-Match` header names: None when absent or `*` (any version will do),
-    -1 (never current) when it names no version we issued."""
+    -1 (never current) when it names no version we issued. A weak tag (`W/"3"`) never matches
+    `If-Match` (RFC 9110, 13.1.1)."""
     if header is None or header.strip() == "*":
         return None
-    tag = header.strip().removeprefix("W/").strip('"')
-    return int(tag) if tag.isdigit() and len(tag) < 10 else -1
+    found = _STRONG_ETAG.fullmatch(header.strip())
+    return int(found[1]) if found else -1
 
 
 def etag_listed(if_none_match: str, version: int) -> bool:

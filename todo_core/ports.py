@@ -23,8 +23,9 @@ __all__ = ["CategoryRepository", "Clock", "IdentityVerifier", "TaskRepository", 
 
 
 class TaskRepository(Protocol):
-    async def get(self, user_id: str, task_id: UUID) -> Task | None:
-        """Return the user's task with this id, or None if the user has none.
+    async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
+        """Return the user's task with this id, or None if the user has none. With
+        `for_update`, concurrent units of work that ask the same wait until this one ends.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -52,8 +53,9 @@ class TaskRepository(Protocol):
         """
         ...
 
-    async def remove(self, user_id: str, task_id: UUID) -> bool:
-        """Stage the deletion of the user's task; return False if the user has no such task.
+    async def remove(self, user_id: str, task_id: UUID, *, version: int | None = None) -> bool:
+        """Stage the deletion of the user's task (only at `version`, when given); return False
+        if the user has no such task at that version.
 
         :raises StorageUnavailable: the store cannot be reached.
         """

@@ -6,17 +6,21 @@ translates the same fields into SQL. The shared contract tests hold both to one 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from todo_core.task import Priority, Task
-from todo_core.text import comparison_key
+from todo_core.errors import FieldError, ValidationFailed
+from todo_core.task import TAG_MAX, TAGS_MAX, Priority, Task
+from todo_core.text import comparison_key, text_error
+from todo_core.timestamps import as_utc
 
 LIMIT_MAX = 200
 LIMIT_DEFAULT = 50
+SEARCH_MAX = 200
 
 
 class Status(enum.StrEnum):
@@ -68,6 +72,31 @@ class TaskQuery:
     @property
     def tag_keys(self) -> tuple[str, ...]:
         return tuple(sorted({comparison_key(tag.strip()) for tag in self.tags}))
+
+    def validated(self) -> TaskQuery:
+        """This query with its instants in UTC and its search trimmed (None when blank).
+
+        :raises ValidationFailed: an instant without an offset, or text no task could hold.
+        """
+        errors: list[FieldError] = []
+
+        def instant(name: str, value: datetime | None) -> datetime | None:
+            checked = as_utc(name, value) if value is not None else None
+            if isinstance(checked, FieldError):
+                errors.append(checked)
+                return None
+            return checked
+
+        due_before, due_after = instant("due_before", self.due_before), instant("due_after", self.due_after)
+        search = (self.search or "").strip() or None
+        text_errors = [text_error("q", search, max_length=SEARCH_MAX)] if search else []
+        text_errors += [text_error("tag", tag.strip(), min_length=1, max_length=TAG_MAX) for tag in self.tags]
+        errors += [error for error in text_errors if error]
+        if len(self.tags) > TAGS_MAX:
+            errors.append(FieldError("tag", f"at most {TAGS_MAX} tags can be asked for at once"))
+        if errors:
+            raise ValidationFailed(errors)
+        return dataclasses.replace(self, search=search, due_before=due_before, due_after=due_after)
 
     def matches(self, task: Task) -> bool:
         """Whether the task passes every filter (the page position aside)."""

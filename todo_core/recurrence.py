@@ -6,9 +6,10 @@ UNTIL. The task's `due_at` is the rule's DTSTART: the first occurrence.
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import MAXYEAR, UTC, datetime, timedelta
 
 from dateutil.rrule import rrule, rrulestr
 
@@ -21,6 +22,11 @@ _PARTS = {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "COUNT", "UNTIL"}
 _BYDAY = re.compile(r"^([+-]?(?:[1-9]|[1-4][0-9]|5[0-3]))?(MO|TU|WE|TH|FR|SA|SU)$")
 _UNTIL = re.compile(r"^(\d{8})(T\d{6}Z)?$")
 _POSITIVE = re.compile(r"^[1-9][0-9]{0,5}$")
+INTERVAL_MAX = 1000
+# How many periods a rule may go without an occurrence: any rule people use repeats well
+# within them (Friday the 13th, the 29th of February), and checking them takes milliseconds.
+GUARD_PERIODS = 1000
+_WEEKDAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +62,10 @@ def parse(text: str) -> Recurrence | FieldError:
         return FieldError(FIELD, problem)
     if "UNTIL" in parts and "T" not in parts["UNTIL"]:
         parts["UNTIL"] += "T235959Z"  # a date-only UNTIL includes that whole (UTC) day
-    ordered = {"FREQ": parts.pop("FREQ")} | parts
-    return Recurrence(ordered)
+    rule = Recurrence({"FREQ": parts.pop("FREQ")} | parts)
+    if len(rule.text) > MAX_LENGTH:
+        return FieldError(FIELD, f"must be at most {MAX_LENGTH} characters")
+    return rule
 
 
 def _check_parts(parts: dict[str, str]) -> str | None:
@@ -78,15 +86,29 @@ def _check_parts(parts: dict[str, str]) -> str | None:
         days = parts["BYMONTHDAY"].split(",")
         if not all(re.fullmatch(r"[+-]?\d{1,2}", day) and 1 <= abs(int(day)) <= 31 for day in days):
             return "BYMONTHDAY must be a list of days from 1 to 31 or -31 to -1"
+    if int(parts.get("INTERVAL", "1")) > INTERVAL_MAX:
+        return f"INTERVAL must be at most {INTERVAL_MAX}"
+    numbered = any(_BYDAY.match(day)[1] for day in parts.get("BYDAY", "").split(",") if day)  # type: ignore[index]
+    if numbered and parts["FREQ"] in ("DAILY", "WEEKLY"):
+        return "a numbered BYDAY (1MO, -1FR) needs FREQ=MONTHLY or FREQ=YEARLY"
+    if numbered and "BYMONTHDAY" in parts:
+        return "a numbered BYDAY (1MO, -1FR) cannot be combined with BYMONTHDAY"
+    if parts["FREQ"] == "WEEKLY" and "BYMONTHDAY" in parts:
+        return "BYMONTHDAY cannot be used with FREQ=WEEKLY"
     return None
 
 
 def check_with_start(rule: Recurrence, due_at: datetime) -> FieldError | None:
-    """Check that dateutil accepts the rule from this first occurrence."""
+    """Check that dateutil accepts the rule from this first occurrence, and that the rule
+    (COUNT and UNTIL aside) repeats at all within `GUARD_PERIODS` of its periods."""
     try:
         _as_rrule(rule, due_at, with_count=True)
     except (ValueError, TypeError, OverflowError) as error:
         return FieldError(FIELD, f"is not a valid rule: {error}")
+    if not _repeats_soon(rule, due_at):
+        return FieldError(
+            FIELD, f"never repeats within {GUARD_PERIODS} periods of due_at (e.g. the 31st of a month with 30 days)"
+        )
     return None
 
 
@@ -99,6 +121,8 @@ def next_occurrence(rule: Recurrence, due_at: datetime) -> tuple[datetime, Recur
     remaining = int(rule.parts["COUNT"]) if "COUNT" in rule.parts else None
     if remaining is not None and remaining <= 1:
         return None
+    if not _repeats_soon(rule, due_at):
+        return None  # dateutil would look for one until the year 9999
     try:
         following = _as_rrule(rule, due_at, with_count=False).after(due_at)
     except (ValueError, OverflowError):
@@ -108,7 +132,81 @@ def next_occurrence(rule: Recurrence, due_at: datetime) -> tuple[datetime, Recur
     parts = dict(rule.parts)
     if remaining is not None:
         parts["COUNT"] = str(remaining - 1)
-    return following.astimezone(UTC), Recurrence(parts)
+    # dateutil steps whole seconds; keep the due time's fraction of a second.
+    return following.replace(microsecond=due_at.microsecond).astimezone(UTC), Recurrence(parts)
+
+
+def _repeats_soon(rule: Recurrence, due_at: datetime) -> bool:
+    """Whether some period among the next `GUARD_PERIODS` holds a day the rule picks.
+
+    dateutil walks period after period until it finds an occurrence, through the year 9999 for
+    a rule that has none (`FREQ=DAILY;INTERVAL=7;BYDAY=TU` from a Monday): seconds of CPU.
+    Asking this cheap calendar question first bounds that walk.
+    """
+    freq, interval = rule.parts["FREQ"], int(rule.parts.get("INTERVAL", "1"))
+    days = [_BYDAY.match(day).groups() for day in rule.parts.get("BYDAY", "").split(",") if day]  # type: ignore[union-attr]
+    weekdays = {_WEEKDAYS.index(name) for number, name in days if not number}
+    numbered = [(int(number), _WEEKDAYS.index(name)) for number, name in days if number]
+    monthdays = [int(day) for day in rule.parts.get("BYMONTHDAY", "").split(",") if day]
+    start = due_at.date()
+    if freq == "WEEKLY" or (weekdays and not monthdays and not numbered and freq != "DAILY"):
+        return True  # every week holds every weekday
+    for period in range(1, GUARD_PERIODS + 1):
+        step = period * interval
+        try:
+            if freq == "DAILY":
+                day = start + timedelta(days=step)
+                picked = _days_in(day.year, day.month, monthdays, weekdays) if monthdays else None
+                if (not weekdays or day.weekday() in weekdays) and (picked is None or day.day in picked):
+                    return True
+                continue
+            if freq == "MONTHLY":
+                month_index = start.year * 12 + start.month - 1 + step
+                months = [(month_index // 12, month_index % 12 + 1)]
+            else:
+                year = start.year + step
+                if numbered and any(_weekday_count(year, weekday) >= abs(n) for n, weekday in numbered):
+                    return True
+                months = [(year, month) for month in range(1, 13)] if monthdays else [(year, start.month)]
+            if _datetime_max_year_passed(months):
+                return False
+            wanted = monthdays or ([] if numbered else [start.day])
+            if freq == "MONTHLY" and numbered:
+                year, month = months[0]
+                if any(_nth_weekday_exists(year, month, n, weekday) for n, weekday in numbered):
+                    return True
+            if any(_days_in(year, month, wanted, weekdays) for year, month in months):
+                return True
+        except (OverflowError, ValueError):
+            return False
+    return False
+
+
+def _days_in(year: int, month: int, monthdays: list[int], weekdays: set[int]) -> set[int]:
+    """The days of that month among `monthdays` (negative: from the end) on one of `weekdays`."""
+    length = calendar.monthrange(year, month)[1]
+    resolved = {day if day > 0 else length + day + 1 for day in monthdays}
+    return {
+        day
+        for day in resolved
+        if 1 <= day <= length and (not weekdays or calendar.weekday(year, month, day) in weekdays)
+    }
+
+
+def _nth_weekday_exists(year: int, month: int, n: int, weekday: int) -> bool:
+    length = calendar.monthrange(year, month)[1]
+    count = sum(1 for day in range(1, length + 1) if calendar.weekday(year, month, day) == weekday)
+    return abs(n) <= count
+
+
+def _weekday_count(year: int, weekday: int) -> int:
+    days = 366 if calendar.isleap(year) else 365
+    first = calendar.weekday(year, 1, 1)
+    return 52 + (1 if (weekday - first) % 7 < days - 364 else 0)
+
+
+def _datetime_max_year_passed(months: list[tuple[int, int]]) -> bool:
+    return any(year > MAXYEAR for year, _ in months)
 
 
 def _as_rrule(rule: Recurrence, due_at: datetime, *, with_count: bool) -> rrule:

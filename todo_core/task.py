@@ -188,7 +188,10 @@ class Task:
         if following is None:
             return None
         due_at, next_rule = following
-        remind_at = due_at + (fields.remind_at - fields.due_at) if fields.remind_at else None
+        try:
+            remind_at = due_at + (fields.remind_at - fields.due_at) if fields.remind_at else None
+        except OverflowError:  # the reminder would fall after the year 9999
+            remind_at = None
         next_fields = dataclasses.replace(
             fields, completed=False, due_at=due_at, remind_at=remind_at, recurrence=next_rule.text
         )

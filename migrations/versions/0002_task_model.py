@@ -55,7 +55,7 @@ def upgrade() -> None:
         "task_tags",
         sa.Column("user_id", sa.String(255), nullable=False),
         sa.Column("task_id", sa.Uuid(), nullable=False),
-        sa.Column("tag_key", _binary_text(50), nullable=False),
+        sa.Column("tag_key", _binary_text(), nullable=False),
         sa.Column("tag", _binary_text(50), nullable=False),
         sa.PrimaryKeyConstraint("user_id", "task_id", "tag_key", name="pk_task_tags"),
     )
@@ -66,7 +66,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(255), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("name", sa.String(50), nullable=False),
-        sa.Column("name_key", _binary_text(50), nullable=False),
+        sa.Column("name_key", _binary_text(), nullable=False),
         sa.Column("color", sa.String(7), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

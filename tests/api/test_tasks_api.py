@@ -158,7 +158,7 @@ async def test_completing_a_repeating_task_creates_the_next_one(alice: Caller) -
 
 
 async def test_list_pages_with_an_opaque_cursor(alice: Caller) -> None:
-    for n in range(5):
+    for n in reversed(range(5)):  # created in the opposite order to the one asked for
         await alice.create_task(title=f"Task {n}")
     seen: list[str] = []
     params: dict[str, str | int] = {"limit": 2, "sort": "title"}

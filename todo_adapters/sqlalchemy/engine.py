@@ -8,6 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+POOL_TIMEOUT_SECONDS = 10
 _DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg", "sqlite": "sqlite+aiosqlite"}
 
 
@@ -32,7 +33,16 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
-        parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+        parsed,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        # Sessions in UTC whatever the server's or database's default: psycopg turns timestamps
+        # into local time, and a far-future instant can be past year 9999 in some zones.
+        connect_args={"options": "-c timezone=UTC"},
     )
 
 

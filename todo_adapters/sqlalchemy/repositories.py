@@ -83,8 +83,10 @@ class SqlTaskRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def get(self, user_id: str, task_id: UUID) -> Task | None:
+    async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         statement = select(*_TASK_COLUMNS).where(tasks.c.user_id == user_id, tasks.c.id == task_id)
+        if for_update:
+            statement = statement.with_for_update()  # SQLite ignores it: its transactions are serial
         row = (await self._connection.execute(statement)).first()
         return _task_from_row(row) if row else None
 
@@ -118,12 +120,16 @@ class SqlTaskRepository:
         )
         await self._write_tags(task)
 
-    async def remove(self, user_id: str, task_id: UUID) -> bool:
+    async def remove(self, user_id: str, task_id: UUID, *, version: int | None = None) -> bool:
+        statement = delete(tasks).where(tasks.c.user_id == user_id, tasks.c.id == task_id)
+        if version is not None:
+            statement = statement.where(tasks.c.version == version)
+        if (await self._connection.execute(statement)).rowcount != 1:
+            return False
         await self._connection.execute(
             delete(task_tags).where(task_tags.c.user_id == user_id, task_tags.c.task_id == task_id)
         )
-        result = await self._connection.execute(delete(tasks).where(tasks.c.user_id == user_id, tasks.c.id == task_id))
-        return result.rowcount == 1
+        return True
 
     async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
         await self._connection.execute(

@@ -104,7 +104,8 @@ task_tags = Table(
     metadata,
     _user_id(),
     Column("task_id", Uuid, nullable=False),
-    Column("tag_key", _binary_text(50), nullable=False),
+    # Case-folded keys can outgrow what they fold ("ß" is "ss"): no length limit on them.
+    Column("tag_key", _binary_text(), nullable=False),
     Column("tag", _binary_text(50), nullable=False),
     PrimaryKeyConstraint("user_id", "task_id", "tag_key"),
 )
@@ -116,7 +117,7 @@ categories = Table(
     _user_id(),
     Column("id", Uuid, nullable=False),
     Column("name", String(50), nullable=False),
-    Column("name_key", _binary_text(50), nullable=False),
+    Column("name_key", _binary_text(), nullable=False),
     Column("color", String(7), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Self
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from todo_adapters.sqlalchemy.repositories import SqlCategoryRepository, SqlTaskRepository
@@ -25,7 +26,7 @@ class SqlAlchemyUnitOfWork:
         try:
             self._connection = await self._engine.connect()
             await self._connection.begin()
-        except (DBAPIError, OSError) as error:
+        except (DBAPIError, OSError, PoolTimeout) as error:  # unreachable, or every connection busy
             if self._connection is not None:
                 await self._close()
             raise StorageUnavailable("the database cannot be reached") from error

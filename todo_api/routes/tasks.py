@@ -20,11 +20,8 @@ from todo_api.representation import (
     versioned_response,
 )
 from todo_api.schemas import CompletionWrite, ReminderList, TagList, TaskPage, TaskPatch, TaskRead, TaskWrite
-from todo_core.errors import FieldError, ValidationFailed
 from todo_core.query import LIMIT_DEFAULT, LIMIT_MAX, Sort, Status, TaskQuery
 from todo_core.task import Priority, Task, TaskFields
-from todo_core.text import unstorable_reason
-from todo_core.timestamps import as_utc
 from todo_core.use_cases import tasks as use_cases
 
 router = APIRouter(prefix="/api/{user_id}", tags=["tasks"], responses=problem_responses(400, 401, 403, 413, 422, 503))
@@ -60,13 +57,12 @@ async def list_tasks(
         priorities=frozenset(Priority.from_label(label) for label in priority),
         tags=tuple(tag),
         category_id=category_id,
-        due_before=_instant("due_before", due_before),
-        due_after=_instant("due_after", due_after),
-        search=(q or "").strip() or None,
+        due_before=due_before,
+        due_after=due_after,
+        search=q,
         sort=Sort.parse(sort),
         limit=limit,
-    )
-    _check_query_text(query)
+    ).validated()
     if cursor:
         query = replace(query, after=cursors.decode(user_id, query, cursor))
     page = await use_cases.list_tasks(uow, user_id, query)
@@ -164,8 +160,7 @@ async def due_reminders(
     limit: Annotated[int, Query(ge=1, le=use_cases.REMINDERS_MAX)] = use_cases.REMINDERS_MAX,
 ) -> Response:
     """Open tasks whose reminder is due, soonest first: what a front end polls to notify."""
-    moment = _instant("until", until) or clock.now()
-    tasks = await use_cases.due_reminders(uow, user_id, moment, limit)
+    tasks = await use_cases.due_reminders(uow, clock, user_id, until, limit)
     return json_response({"items": [task_json(task) for task in tasks]})
 
 
@@ -185,19 +180,3 @@ def _fields(body: TaskWrite) -> TaskFields:
 
 def _task_response(task: Task, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     return versioned_response(task_json(task), task.version, status_code=status_code, headers=headers)
-
-
-def _instant(name: str, value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    result = as_utc(name, value)
-    if isinstance(result, FieldError):
-        raise ValidationFailed(result)
-    return result
-
-
-def _check_query_text(query: TaskQuery) -> None:
-    for name, value in [("q", query.search), *(("tag", tag) for tag in query.tags)]:
-        reason = unstorable_reason(value) if value else None
-        if reason:
-            raise ValidationFailed(FieldError(name, reason))

@@ -9,12 +9,14 @@ from typing import Any
 from uuid import UUID
 
 from todo_core.clock import Clock
-from todo_core.errors import FieldError, NotFound, PreconditionFailed, ValidationFailed
+from todo_core.errors import Conflict, FieldError, NotFound, PreconditionFailed, ValidationFailed
 from todo_core.ports import UnitOfWork
 from todo_core.query import Page, TaskQuery
 from todo_core.task import Task, TaskFields
+from todo_core.timestamps import as_utc
 
 REMINDERS_MAX = 200
+CONFLICT_ATTEMPTS = 3
 
 
 async def create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskFields) -> Task:
@@ -38,7 +40,7 @@ async def get_task(uow: UnitOfWork, user_id: str, task_id: UUID) -> Task:
 
 
 async def list_tasks(uow: UnitOfWork, user_id: str, query: TaskQuery) -> Page:
-    """One page of the user's tasks, filtered and sorted as asked."""
+    """One page of the user's tasks, filtered and sorted as asked (`query` already validated)."""
     async with uow:
         return await uow.tasks.list_for_user(user_id, query)
 
@@ -97,10 +99,9 @@ async def delete_task(uow: UnitOfWork, user_id: str, task_id: UUID, *, if_match:
     """:raises NotFound: the user has no task with this id.
     :raises PreconditionFailed: `if_match` is given and is not the current version."""
     async with uow:
-        if if_match is not None:
-            _check_version(await _existing(uow, user_id, task_id), if_match)
-        if not await uow.tasks.remove(user_id, task_id):
-            raise NotFound("task")
+        if not await uow.tasks.remove(user_id, task_id, version=if_match):
+            current = await _existing(uow, user_id, task_id)
+            raise PreconditionFailed(current.version)  # it exists, so the version did not match
         await uow.commit()
 
 
@@ -110,10 +111,18 @@ async def tag_counts(uow: UnitOfWork, user_id: str) -> Sequence[tuple[str, int]]
         return await uow.tasks.tag_counts(user_id)
 
 
-async def due_reminders(uow: UnitOfWork, user_id: str, until: datetime, limit: int = REMINDERS_MAX) -> Sequence[Task]:
-    """The user's open tasks whose reminder is due by `until`, soonest first."""
+async def due_reminders(
+    uow: UnitOfWork, clock: Clock, user_id: str, until: datetime | None = None, limit: int = REMINDERS_MAX
+) -> Sequence[Task]:
+    """The user's open tasks whose reminder is due by `until` (default: now), soonest first.
+
+    :raises ValidationFailed: `until` has no offset.
+    """
+    moment = as_utc("until", until) if until is not None else clock.now()
+    if isinstance(moment, FieldError):
+        raise ValidationFailed(moment)
     async with uow:
-        return await uow.tasks.due_reminders(user_id, until, limit)
+        return await uow.tasks.due_reminders(user_id, moment, limit)
 
 
 async def _change(
@@ -124,11 +133,37 @@ async def _change(
     change: Callable[[TaskFields], TaskFields],
     if_match: int | None,
 ) -> Task:
+    # Concurrent changes of one task wait for each other (`for_update`). Should a write still
+    # slip in between (a store without row locks), a client that did not pin a version asked
+    # for its change on whatever is current: apply it again. One that pinned a version must
+    # learn that it moved.
+    attempts = 1 if if_match is not None else CONFLICT_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            return await _change_once(uow, clock, user_id, task_id, change, if_match)
+        except Conflict:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _change_once(
+    uow: UnitOfWork,
+    clock: Clock,
+    user_id: str,
+    task_id: UUID,
+    change: Callable[[TaskFields], TaskFields],
+    if_match: int | None,
+) -> Task:
     async with uow:
-        task = await _existing(uow, user_id, task_id)
+        task = await uow.tasks.get(user_id, task_id, for_update=True)
+        if task is None:
+            raise NotFound("task")
         if if_match is not None:
             _check_version(task, if_match)
         fields = change(task.fields).validated()
+        if fields == task.fields:
+            return task  # nothing changes: no new version
         if fields.category_id != task.fields.category_id:
             await _check_category(uow, user_id, fields.category_id)
         now = clock.now()
