@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from todo_adapters.auth import JwksKeys
 from todo_api.container import Container
@@ -42,6 +43,17 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes)
     app.add_middleware(BearerAuthentication, verifier=container.identity_verifier)
+    if resolved.cors_origins:
+        # Outermost: a browser's preflight carries no token and must be answered before
+        # authentication; the real request that follows is authenticated as any other.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=resolved.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+            expose_headers=["ETag", "Location", "Retry-After"],
+            max_age=600,
+        )
     app.include_router(health.router)
     app.include_router(tasks.router)
     app.include_router(categories.router)

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         None, description="Signs page cursors; set it when several processes serve the API"
     )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Browser origins allowed to call the API, as JSON: ["https://app.example"]',
+    )
 
     @model_validator(mode="after")
     def _identity_is_configured(self) -> Self:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.api.assertions import problem
-from tests.conftest import Caller
+from tests.conftest import Caller, api_client, bearer
 
 
 async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
@@ -55,3 +56,27 @@ async def test_responses_have_the_documented_fields(alice: Caller, client: httpx
     assert set(category) == set(schemas["CategoryRead"]["properties"])
     listed = (await alice.request("GET", "/tasks")).json()
     assert set(listed) == set(schemas["TaskPage"]["properties"])
+
+
+async def test_a_configured_browser_origin_may_call_the_api(sqlite_url: str, sqlite_engine: AsyncEngine) -> None:
+    origin = "http://localhost:3000"
+    async with api_client(sqlite_url, sqlite_engine, cors_origins=[origin]) as http:
+        preflight = await http.options(
+            "/api/someone/tasks",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == origin
+        created = await http.post(
+            "/api/someone/tasks", json={"title": "from the browser"}, headers={"Origin": origin, **bearer("someone")}
+        )
+        assert created.status_code == 201
+        assert "etag" in created.headers["access-control-expose-headers"].lower()
+        other = await http.options(
+            "/api/someone/tasks", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+        )
+        assert "access-control-allow-origin" not in other.headers
