@@ -16,27 +16,31 @@ from todo_core.ports import UnitOfWork
 _bearer = HTTPBearer(auto_error=False, description="A JWT from Better Auth (or `todo token USER_ID`)")
 
 
+# Dependencies are `async def` although they do not await: FastAPI runs a plain `def`
+# dependency in a worker thread, a hop that costs more than the work itself.
+
+
 def _container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
 
-def unit_of_work(request: Request) -> UnitOfWork:
+async def unit_of_work(request: Request) -> UnitOfWork:
     uow: UnitOfWork = _container(request).unit_of_work()
     return uow
 
 
-def clock(request: Request) -> Clock:
+async def clock(request: Request) -> Clock:
     current: Clock = _container(request).clock()
     return current
 
 
-def cursor_codec(request: Request) -> CursorCodec:
+async def cursor_codec(request: Request) -> CursorCodec:
     codec: CursorCodec = _container(request).cursor_codec()
     return codec
 
 
-def authorized_user(
+async def authorized_user(
     request: Request,
     user_id: str,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -29,7 +30,9 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
     """An async engine for PostgreSQL (psycopg 3) or a SQLite file (aiosqlite)."""
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(parsed, echo=echo, connect_args={"timeout": 15})
+        engine = create_async_engine(
+            parsed, echo=echo, connect_args={"timeout": 15}, json_serializer=_json_text, json_deserializer=orjson.loads
+        )
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
@@ -38,8 +41,11 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=POOL_TIMEOUT_SECONDS,
-        pool_pre_ping=True,
+        # No ping before each checkout: it is a round trip per request. A connection that died
+        # (a database restart) fails its request with a 503 and leaves the pool.
         pool_recycle=1800,
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
         # Sessions in UTC whatever the server's or database's default: psycopg turns timestamps
         # into local time, and a far-future instant can be past year 9999 in some zones.
         connect_args={"options": "-c timezone=UTC"},
@@ -63,6 +69,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Take the write lock up front: a deferred transaction that later writes can fail with
         # "database is locked" without waiting for the busy timeout.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _lower(value: str | None) -> str | None:
