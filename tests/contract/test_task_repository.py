@@ -109,6 +109,26 @@ async def test_update_replaces_the_previous_version_only(
             await uow.tasks.update(changed)  # made from version 1, but version 2 is stored
 
 
+async def test_tags_follow_every_update_of_a_task_read_in_the_same_unit_of_work(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    task = make_task(user, tags=("old",))
+    await add(uow_factory, task)
+    async with uow_factory() as uow:
+        read = await uow.tasks.get(user, task.id)
+        assert read is not None
+        renamed = read.with_fields(dataclasses.replace(read.fields, title="Renamed"), NOW)
+        await uow.tasks.update(renamed)
+        retagged = renamed.with_fields(dataclasses.replace(renamed.fields, tags=("new",)), NOW)
+        await uow.tasks.update(retagged)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tasks.tag_counts(user) == [("new", 1)]
+        assert ids((await uow.tasks.list_for_user(user, TaskQuery(tags=("new",)))).items) == [task.id]
+        assert (await uow.tasks.list_for_user(user, TaskQuery(tags=("old",)))).items == []
+
+
 async def test_remove_deletes_the_task_and_its_tags(
     uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
 ) -> None:

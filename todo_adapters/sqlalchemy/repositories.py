@@ -82,13 +82,20 @@ _TASK_COLUMNS = [column for column in tasks.c if column.name != "title_key"]
 class SqlTaskRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
+        # The tags of the tasks this transaction has read, so that an update that keeps them
+        # (a completion, a new title) does not rewrite the user's tag index.
+        self._tags_read: dict[tuple[str, UUID], tuple[str, ...]] = {}
 
     async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         statement = select(*_TASK_COLUMNS).where(tasks.c.user_id == user_id, tasks.c.id == task_id)
         if for_update:
             statement = statement.with_for_update()  # SQLite ignores it: its transactions are serial
         row = (await self._connection.execute(statement)).first()
-        return _task_from_row(row) if row else None
+        if row is None:
+            return None
+        task = _task_from_row(row)
+        self._tags_read[(user_id, task_id)] = task.fields.tags
+        return task
 
     async def list_for_user(self, user_id: str, query: TaskQuery) -> Page:
         statement = (
@@ -115,10 +122,13 @@ class SqlTaskRepository:
         )
         if (await self._connection.execute(statement)).rowcount != 1:
             raise Conflict("the task was changed by another request")
+        if self._tags_read.get((task.user_id, task.id)) == task.fields.tags:
+            return
         await self._connection.execute(
             delete(task_tags).where(task_tags.c.user_id == task.user_id, task_tags.c.task_id == task.id)
         )
         await self._write_tags(task)
+        self._tags_read[(task.user_id, task.id)] = task.fields.tags
 
     async def remove(self, user_id: str, task_id: UUID, *, version: int | None = None) -> bool:
         statement = delete(tasks).where(tasks.c.user_id == user_id, tasks.c.id == task_id)
