@@ -97,7 +97,7 @@ class InMemoryCategoryRepository:
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
 
-    async def get(self, user_id: str, category_id: UUID) -> Category | None:
+    async def get(self, user_id: str, category_id: UUID, *, for_share: bool = False) -> Category | None:
         return self._store.categories.get((user_id, category_id))
 
     async def list_for_user(self, user_id: str) -> Sequence[Category]:

@@ -26,7 +26,7 @@ class BearerAuthentication:
         self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+        if scope["type"] != "http" or not _route_path(scope).startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
         try:
@@ -42,9 +42,16 @@ class BearerAuthentication:
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("no bearer token")
         subject = await self.verifier().verify(token.strip())
-        if subject != scope["path"][len(API_PREFIX) :].split("/", 1)[0]:
+        if subject != _route_path(scope)[len(API_PREFIX) :].split("/", 1)[0]:
             raise Forbidden("the token's subject is not the user in the path")
         return subject
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the router matches: without the `root_path` a proxy mounts the app under."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -85,8 +85,9 @@ class TaskRepository(Protocol):
 
 
 class CategoryRepository(Protocol):
-    async def get(self, user_id: str, category_id: UUID) -> Category | None:
-        """Return the user's category with this id, or None.
+    async def get(self, user_id: str, category_id: UUID, *, for_share: bool = False) -> Category | None:
+        """Return the user's category with this id, or None. With `for_share`, its deletion
+        waits until this unit of work ends.
 
         :raises StorageUnavailable: the store cannot be reached.
         """

@@ -88,7 +88,14 @@ def _check_parts(parts: dict[str, str]) -> str | None:
             return "BYMONTHDAY must be a list of days from 1 to 31 or -31 to -1"
     if int(parts.get("INTERVAL", "1")) > INTERVAL_MAX:
         return f"INTERVAL must be at most {INTERVAL_MAX}"
-    numbered = any(_BYDAY.match(day)[1] for day in parts.get("BYDAY", "").split(",") if day)  # type: ignore[index]
+    for key in ("BYDAY", "BYMONTHDAY"):
+        values = parts.get(key, "").split(",")
+        if len(set(values)) != len(values):
+            return f"{key} lists a value twice"
+    kinds = {bool(_BYDAY.match(day)[1]) for day in parts.get("BYDAY", "").split(",") if day}  # type: ignore[index]
+    if len(kinds) > 1:
+        return "BYDAY cannot mix numbered days (1MO, -1FR) with plain ones (TU)"
+    numbered = True in kinds
     if numbered and parts["FREQ"] in ("DAILY", "WEEKLY"):
         return "a numbered BYDAY (1MO, -1FR) needs FREQ=MONTHLY or FREQ=YEARLY"
     if numbered and "BYMONTHDAY" in parts:
@@ -194,8 +201,8 @@ def _days_in(year: int, month: int, monthdays: list[int], weekdays: set[int]) ->
 
 
 def _nth_weekday_exists(year: int, month: int, n: int, weekday: int) -> bool:
-    length = calendar.monthrange(year, month)[1]
-    count = sum(1 for day in range(1, length + 1) if calendar.weekday(year, month, day) == weekday)
+    first, length = calendar.monthrange(year, month)
+    count = 4 + (1 if (weekday - first) % 7 < length - 28 else 0)
     return abs(n) <= count
 
 

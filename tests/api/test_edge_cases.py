@@ -83,3 +83,16 @@ async def test_delete_with_a_stale_if_match_keeps_the_task(alice: Caller) -> Non
 async def test_tag_filter_with_too_many_or_too_long_tags_is_422(alice: Caller) -> None:
     problem(await alice.request("GET", "/tasks", params={"tag": [f"t{n}" for n in range(21)]}), 422)
     problem(await alice.request("GET", "/tasks", params={"tag": "x" * 51}), 422)
+
+
+async def test_rules_dateutil_would_search_for_years_are_refused(alice: Caller) -> None:
+    rules = [
+        "FREQ=MONTHLY;BYDAY=TU,-1FR",  # a Tuesday that is the last Friday: never
+        "FREQ=MONTHLY;INTERVAL=48;" + "BYDAY=" + ",".join(["5FR", "5SA"] * 20),
+        "FREQ=WEEKLY;BYDAY=MO,MO",
+    ]
+    for rule in rules:
+        response = await alice.request(
+            "POST", "/tasks", json={"title": "t", "due_at": "2026-01-06T09:00:00Z", "recurrence": rule}
+        )
+        assert field_errors(response) == {"recurrence"}, rule

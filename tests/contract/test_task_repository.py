@@ -129,6 +129,23 @@ async def test_tags_follow_every_update_of_a_task_read_in_the_same_unit_of_work(
         assert (await uow.tasks.list_for_user(user, TaskQuery(tags=("old",)))).items == []
 
 
+async def test_tags_stay_right_when_a_task_is_removed_and_added_again_in_one_unit_of_work(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    task = make_task(user, tags=("a",))
+    await add(uow_factory, task)
+    async with uow_factory() as uow:
+        assert await uow.tasks.get(user, task.id) == task
+        await uow.tasks.remove(user, task.id)
+        again = dataclasses.replace(task, fields=dataclasses.replace(task.fields, tags=("b",)))
+        await uow.tasks.add(again)
+        await uow.tasks.update(again.with_fields(dataclasses.replace(again.fields, tags=("a",)), NOW))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tasks.tag_counts(user) == [("a", 1)]
+
+
 async def test_remove_deletes_the_task_and_its_tags(
     uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
 ) -> None:

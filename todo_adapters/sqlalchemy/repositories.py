@@ -112,6 +112,7 @@ class SqlTaskRepository:
     async def add(self, task: Task) -> None:
         await self._connection.execute(insert(tasks).values(_task_row(task)))
         await self._write_tags(task)
+        self._tags_read[(task.user_id, task.id)] = task.fields.tags
 
     async def update(self, task: Task) -> None:
         row = _task_row(task)
@@ -139,6 +140,7 @@ class SqlTaskRepository:
         await self._connection.execute(
             delete(task_tags).where(task_tags.c.user_id == user_id, task_tags.c.task_id == task_id)
         )
+        self._tags_read.pop((user_id, task_id), None)
         return True
 
     async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
@@ -255,8 +257,10 @@ class SqlCategoryRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def get(self, user_id: str, category_id: UUID) -> Category | None:
+    async def get(self, user_id: str, category_id: UUID, *, for_share: bool = False) -> Category | None:
         statement = select(*_CATEGORY_COLUMNS).where(categories.c.user_id == user_id, categories.c.id == category_id)
+        if for_share:
+            statement = statement.with_for_update(read=True)
         row = (await self._connection.execute(statement)).first()
         return _category_from_row(row) if row else None
 

@@ -67,9 +67,11 @@ async def delete_category(uow: UnitOfWork, clock: Clock, user_id: str, category_
     :raises NotFound: the user has no category with this id.
     """
     async with uow:
-        await uow.tasks.clear_category(user_id, category_id, clock.now())
+        # Delete first: a task being given this category holds it until that change commits,
+        # so the tasks are cleared only once every such change is in.
         if not await uow.categories.remove(user_id, category_id):
             raise NotFound("category")
+        await uow.tasks.clear_category(user_id, category_id, clock.now())
         await uow.commit()
 
 

@@ -192,5 +192,6 @@ def _check_version(task: Task, expected: int) -> None:
 
 async def _check_category(uow: UnitOfWork, user_id: str, category_id: UUID | None) -> None:
     # Another user's category and no category at all read the same: existence is not revealed.
-    if category_id is not None and await uow.categories.get(user_id, category_id) is None:
+    # `for_share`: the category cannot be deleted before this task's change is committed.
+    if category_id is not None and await uow.categories.get(user_id, category_id, for_share=True) is None:
         raise ValidationFailed(FieldError("category_id", "is not one of your categories"))
