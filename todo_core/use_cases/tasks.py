@@ -140,41 +140,37 @@ async def _change(
     attempts = 1 if if_match is not None else CONFLICT_ATTEMPTS
     for attempt in range(1, attempts + 1):
         try:
-            return await _change_once(uow, clock, user_id, task_id, change, if_match)
+            async with uow:
+                task = await uow.tasks.get(user_id, task_id, for_update=True)
+                if task is None:
+                    raise NotFound("task")
+                if if_match is not None:
+                    _check_version(task, if_match)
+                fields = change(task.fields).validated()
+                if fields == task.fields:
+                    return task  # nothing changes: no new version
+                updated = await _stage(uow, clock, task, fields)
+                await uow.commit()
+            return updated
         except Conflict:
             if attempt == attempts:
                 raise
     raise AssertionError("unreachable")
 
 
-async def _change_once(
-    uow: UnitOfWork,
-    clock: Clock,
-    user_id: str,
-    task_id: UUID,
-    change: Callable[[TaskFields], TaskFields],
-    if_match: int | None,
-) -> Task:
-    async with uow:
-        task = await uow.tasks.get(user_id, task_id, for_update=True)
-        if task is None:
-            raise NotFound("task")
-        if if_match is not None:
-            _check_version(task, if_match)
-        fields = change(task.fields).validated()
-        if fields == task.fields:
-            return task  # nothing changes: no new version
-        if fields.category_id != task.fields.category_id:
-            await _check_category(uow, user_id, fields.category_id)
-        now = clock.now()
-        updated = task.with_fields(fields, now)
-        if fields.completed and not task.fields.completed and task.next_occurrence_id is None:
-            following = updated.next_occurrence(now)
-            if following is not None:
-                await uow.tasks.add(following)
-                updated = dataclasses.replace(updated, next_occurrence_id=following.id)
-        await uow.tasks.update(updated)
-        await uow.commit()
+async def _stage(uow: UnitOfWork, clock: Clock, task: Task, fields: TaskFields) -> Task:
+    """Stage the task's next version with these (validated) fields, and the next occurrence
+    of its series when this change completes it."""
+    if fields.category_id != task.fields.category_id:
+        await _check_category(uow, task.user_id, fields.category_id)
+    now = clock.now()
+    updated = task.with_fields(fields, now)
+    if fields.completed and not task.fields.completed and task.next_occurrence_id is None:
+        following = updated.next_occurrence(now)
+        if following is not None:
+            await uow.tasks.add(following)
+            updated = dataclasses.replace(updated, next_occurrence_id=following.id)
+    await uow.tasks.update(updated)
     return updated
 
 
