@@ -7,15 +7,25 @@ only types, so that every rule has one home and one message.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from todo_core.category import NAME_MAX
 from todo_core.task import DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
 
 PriorityLabel = Literal["none", "low", "medium", "high"]
+
+
+def _rfc3339_text(value: object) -> object:
+    # pydantic would also read 1700000000 or "1700000000" as a Unix time: not RFC 3339.
+    if not isinstance(value, str) or value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T09:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339_text)]
 
 # `json_schema_extra` documents a domain rule in the OpenAPI document without pydantic
 # enforcing it a second time: `todo_core` checks it and names the field in a 422.
@@ -26,10 +36,10 @@ class TaskWrite(BaseModel):
 
     title: str = Field(examples=["Buy milk"], json_schema_extra={"minLength": 1, "maxLength": TITLE_MAX})
     description: str = Field("", json_schema_extra={"maxLength": DESCRIPTION_MAX})
-    completed: bool = False
+    completed: StrictBool = False
     priority: PriorityLabel = "none"
-    due_at: datetime | None = Field(None, description="RFC 3339 with an offset, e.g. 2026-12-01T09:00:00Z")
-    remind_at: datetime | None = None
+    due_at: Rfc3339 | None = Field(None, description="RFC 3339 with an offset, e.g. 2026-12-01T09:00:00Z")
+    remind_at: Rfc3339 | None = None
     recurrence: str | None = Field(None, examples=["FREQ=WEEKLY;BYDAY=MO,WE"])
     tags: list[str] = Field(
         default_factory=list,
@@ -44,17 +54,17 @@ class TaskPatch(BaseModel):
 
     title: str | None = None
     description: str | None = None
-    completed: bool | None = None
+    completed: StrictBool | None = None
     priority: PriorityLabel | None = None
-    due_at: datetime | None = None
-    remind_at: datetime | None = None
+    due_at: Rfc3339 | None = None
+    remind_at: Rfc3339 | None = None
     recurrence: str | None = None
     tags: list[str] | None = Field(None, max_length=200)
     category_id: UUID | None = None
 
 
 class CompletionWrite(BaseModel):
-    completed: bool
+    completed: StrictBool
 
 
 class TaskRead(BaseModel):

@@ -96,3 +96,15 @@ async def test_rules_dateutil_would_search_for_years_are_refused(alice: Caller) 
             "POST", "/tasks", json={"title": "t", "due_at": "2026-01-06T09:00:00Z", "recurrence": rule}
         )
         assert field_errors(response) == {"recurrence"}, rule
+
+
+async def test_numbers_are_not_dates_and_not_booleans(alice: Caller) -> None:
+    for body, field in [
+        ({"title": "t", "due_at": 1700000000}, "due_at"),
+        ({"title": "t", "remind_at": "1700000000"}, "remind_at"),
+        ({"title": "t", "completed": 0}, "completed"),
+    ]:
+        assert field_errors(await alice.request("POST", "/tasks", json=body)) == {field}
+    problem(await alice.request("GET", "/tasks", params={"due_before": "99999999999"}), 422)
+    task = await alice.create_task()
+    assert field_errors(await alice.request("PATCH", f"/tasks/{task['id']}/complete", json={"completed": 1}))

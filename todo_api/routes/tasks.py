@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -19,7 +18,7 @@ from todo_api.representation import (
     task_json,
     versioned_response,
 )
-from todo_api.schemas import CompletionWrite, ReminderList, TagList, TaskPage, TaskPatch, TaskRead, TaskWrite
+from todo_api.schemas import CompletionWrite, ReminderList, Rfc3339, TagList, TaskPage, TaskPatch, TaskRead, TaskWrite
 from todo_core.query import LIMIT_DEFAULT, LIMIT_MAX, Sort, Status, TaskQuery
 from todo_core.task import Priority, Task, TaskFields
 from todo_core.use_cases import tasks as use_cases
@@ -44,8 +43,8 @@ async def list_tasks(
     priority: Annotated[list[Literal["none", "low", "medium", "high"]], Query()] = [],  # noqa: B006
     tag: Annotated[list[str], Query(description="Repeatable; every tag must match")] = [],  # noqa: B006
     category_id: UUID | None = None,
-    due_before: Annotated[datetime | None, Query(description="Due strictly before this instant")] = None,
-    due_after: Annotated[datetime | None, Query(description="Due at or after this instant")] = None,
+    due_before: Annotated[Rfc3339 | None, Query(description="Due strictly before this instant")] = None,
+    due_after: Annotated[Rfc3339 | None, Query(description="Due at or after this instant")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Search title and description")] = None,
     sort: SortParam = "created_at",
     limit: Annotated[int, Query(ge=1, le=LIMIT_MAX)] = LIMIT_DEFAULT,
@@ -156,7 +155,7 @@ async def due_reminders(
     user_id: UserId,
     uow: Uow,
     clock: CurrentClock,
-    until: Annotated[datetime | None, Query(description="Reminders due by this instant; default now")] = None,
+    until: Annotated[Rfc3339 | None, Query(description="Reminders due by this instant; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=use_cases.REMINDERS_MAX)] = use_cases.REMINDERS_MAX,
 ) -> Response:
     """Open tasks whose reminder is due, soonest first: what a front end polls to notify."""
