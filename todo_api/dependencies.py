@@ -16,13 +16,13 @@ from todo_core.ports import UnitOfWork
 _bearer = HTTPBearer(auto_error=False, description="A JWT from Better Auth (or `todo token USER_ID`)")
 
 
-# Dependencies are `async def` although they do not await: FastAPI runs a plain `def`
-# dependency in a worker thread, a hop that costs more than the work itself.
-
-
 def _container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
+
+
+# The dependencies below are `async def` although they do not await: FastAPI runs a plain
+# `def` dependency in a worker thread, a hop that costs more than the work itself.
 
 
 async def unit_of_work(request: Request) -> UnitOfWork:
