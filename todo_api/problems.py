@@ -62,8 +62,15 @@ _PUBLIC_DETAIL: dict[int, str] = {
 }
 
 
-class BodyTooLarge(Exception):
-    """The request body is over the configured limit."""
+class BodyTooLarge(StarletteHTTPException):
+    """The request body is over the configured limit.
+
+    An HTTP exception, because FastAPI turns any other exception raised while it reads a
+    body into a 400: a streamed (chunked) body over the limit must still be a 413.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(413)
 
 
 def problem_response(

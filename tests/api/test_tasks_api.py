@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -307,3 +308,15 @@ async def test_unknown_task_id_and_non_uuid_id(alice: Caller) -> None:
 async def test_body_over_the_limit_is_413(alice: Caller) -> None:
     response = await alice.request("POST", "/tasks", json={"title": "big", "description": "x" * 2_000_000})
     problem(response, 413)
+
+
+async def test_streamed_body_over_the_limit_is_413(alice: Caller) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the size shows only while reading
+        yield b'{"title": "big", "description": "'
+        for _ in range(20):
+            yield b"x" * 100_000
+        yield b'"}'
+
+    response = await alice.request("POST", "/tasks", content=chunks(), headers={"Content-Type": "application/json"})
+    problem(response, 413)
+    assert (await alice.request("GET", "/tasks")).json()["items"] == []
