@@ -88,11 +88,14 @@ def _check_parts(parts: dict[str, str]) -> str | None:
             return "BYMONTHDAY must be a list of days from 1 to 31 or -31 to -1"
     if int(parts.get("INTERVAL", "1")) > INTERVAL_MAX:
         return f"INTERVAL must be at most {INTERVAL_MAX}"
-    for key in ("BYDAY", "BYMONTHDAY"):
-        values = parts.get(key, "").split(",")
-        if len(set(values)) != len(values):
-            return f"{key} lists a value twice"
-    kinds = {bool(_BYDAY.match(day)[1]) for day in parts.get("BYDAY", "").split(",") if day}  # type: ignore[index]
+    # By value, not spelling: 1, +1 and 01 are one day of the month, 1MO and +01MO one Monday.
+    by_day = _by_day(parts)
+    if len(set(by_day)) != len(by_day):
+        return "BYDAY lists a day twice"
+    monthdays = [int(day) for day in parts.get("BYMONTHDAY", "").split(",") if day]
+    if len(set(monthdays)) != len(monthdays):
+        return "BYMONTHDAY lists a day twice"
+    kinds = {number != 0 for number, _ in by_day}
     if len(kinds) > 1:
         return "BYDAY cannot mix numbered days (1MO, -1FR) with plain ones (TU)"
     numbered = True in kinds
@@ -103,6 +106,16 @@ def _check_parts(parts: dict[str, str]) -> str | None:
     if parts["FREQ"] == "WEEKLY" and "BYMONTHDAY" in parts:
         return "BYMONTHDAY cannot be used with FREQ=WEEKLY"
     return None
+
+
+def _by_day(parts: dict[str, str]) -> list[tuple[int, int]]:
+    """BYDAY as (number, weekday) pairs: 0 for a plain day, Monday = 0. Parts already checked."""
+    pairs = []
+    for day in parts.get("BYDAY", "").split(","):
+        found = _BYDAY.match(day)
+        if found:
+            pairs.append((int(found[1] or 0), _WEEKDAYS.index(found[2])))
+    return pairs
 
 
 def check_with_start(rule: Recurrence, due_at: datetime) -> FieldError | None:
@@ -151,9 +164,9 @@ def _repeats_soon(rule: Recurrence, due_at: datetime) -> bool:
     Asking this cheap calendar question first bounds that walk.
     """
     freq, interval = rule.parts["FREQ"], int(rule.parts.get("INTERVAL", "1"))
-    days = [_BYDAY.match(day).groups() for day in rule.parts.get("BYDAY", "").split(",") if day]  # type: ignore[union-attr]
-    weekdays = {_WEEKDAYS.index(name) for number, name in days if not number}
-    numbered = [(int(number), _WEEKDAYS.index(name)) for number, name in days if number]
+    by_day = _by_day(rule.parts)
+    weekdays = {weekday for number, weekday in by_day if not number}
+    numbered = [(number, weekday) for number, weekday in by_day if number]
     monthdays = [int(day) for day in rule.parts.get("BYMONTHDAY", "").split(",") if day]
     start = due_at.date()
     if freq == "WEEKLY" or (weekdays and not monthdays and not numbered and freq != "DAILY"):
@@ -217,8 +230,7 @@ def _datetime_max_year_passed(months: list[tuple[int, int]]) -> bool:
 
 
 def _as_rrule(rule: Recurrence, due_at: datetime, *, with_count: bool) -> rrule:
-    parts = rule.parts if with_count else {k: v for k, v in rule.parts.items() if k != "COUNT"}
-    text = ";".join(f"{key}={value}" for key, value in parts.items())
-    parsed = rrulestr(text, dtstart=due_at.astimezone(UTC))
+    stepped = rule if with_count else Recurrence({k: v for k, v in rule.parts.items() if k != "COUNT"})
+    parsed = rrulestr(stepped.text, dtstart=due_at.astimezone(UTC))
     assert isinstance(parsed, rrule)
     return parsed

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from dateutil.rrule import rrulestr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from todo_core import recurrence
 from todo_core.errors import FieldError
@@ -246,3 +249,68 @@ def test_until_stays_on_the_following_tasks() -> None:
 
 def test_a_series_that_never_ends_keeps_going() -> None:
     assert len(series("FREQ=YEARLY", at(2026, 3, 2), limit=50)) == 50
+
+
+# --- The guard against rules that never repeat, checked against dateutil itself -------------
+
+WEEKDAY_NAMES = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+
+
+@st.composite
+def rules(draw: st.DrawFn) -> str:
+    freq = draw(st.sampled_from(["DAILY", "WEEKLY", "MONTHLY", "YEARLY"]))
+    parts = [f"FREQ={freq}"]
+    if draw(st.booleans()):
+        parts.append(f"INTERVAL={draw(st.integers(1, 60))}")
+    kind = draw(st.sampled_from(["none", "plain", "numbered"]))
+    if kind == "plain":
+        days = draw(st.lists(st.sampled_from(WEEKDAY_NAMES), min_size=1, max_size=3, unique=True))
+        parts.append("BYDAY=" + ",".join(days))
+    elif kind == "numbered":
+        numbers = st.integers(-5, 5).filter(bool) if freq == "MONTHLY" else st.integers(-53, 53).filter(bool)
+        pairs = draw(st.lists(st.tuples(numbers, st.sampled_from(WEEKDAY_NAMES)), min_size=1, max_size=2, unique=True))
+        parts.append("BYDAY=" + ",".join(f"{n}{day}" for n, day in pairs))
+    if kind != "numbered" and draw(st.booleans()):
+        monthdays = st.integers(-31, 31).filter(bool)
+        parts.append("BYMONTHDAY=" + ",".join(map(str, draw(st.lists(monthdays, min_size=1, max_size=3, unique=True)))))
+    return ";".join(parts)
+
+
+@given(
+    text=rules(),
+    due_at=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 12, 31), timezones=st.just(UTC)),
+)
+@settings(max_examples=400, deadline=None)
+def test_every_rule_the_guard_accepts_is_stepped_by_dateutil(text: str, due_at: datetime) -> None:
+    parsed = recurrence.parse(text)
+    if isinstance(parsed, FieldError) or recurrence.check_with_start(parsed, due_at) is not None:
+        return  # refused: nothing is ever stepped
+    # Accepted and unbounded (no COUNT, no UNTIL): dateutil must find a next occurrence. Were
+    # the guard wrong, dateutil would walk to the year 9999 and find none.
+    following = recurrence.next_occurrence(parsed, due_at)
+    assert following is not None, (text, due_at)
+    assert following[0] > due_at
+    independent = rrulestr(parsed.text, dtstart=due_at).after(due_at)
+    assert independent is not None
+    assert following[0] == independent.replace(microsecond=due_at.microsecond)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR",
+        "FREQ=MONTHLY;BYDAY=-1FR",
+        "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE,FR",
+        "FREQ=MONTHLY;BYMONTHDAY=31",
+        "FREQ=MONTHLY;BYMONTHDAY=1,15",
+        "FREQ=MONTHLY;BYMONTHDAY=-1",
+        "FREQ=YEARLY;BYDAY=1MO",
+        "FREQ=YEARLY;BYMONTHDAY=1",
+        "FREQ=MONTHLY;BYMONTHDAY=13;BYDAY=FR",
+    ],
+)
+def test_rules_people_use_are_accepted_from_any_day(text: str) -> None:
+    parsed = rule(text)
+    start = datetime(2024, 1, 1, 9, tzinfo=UTC)
+    for offset in range(0, 3 * 366, 5):
+        assert recurrence.check_with_start(parsed, start + timedelta(days=offset)) is None
