@@ -7,6 +7,7 @@ unless TODO_REQUIRE_POSTGRES=1, which turns the skip into a failure.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,14 +23,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from todo_adapters.auth import JwksKeys, mint_token
-from todo_adapters.memory import InMemoryStore, InMemoryUnitOfWork
+from todo_adapters.memory import InMemoryStore, InMemoryTaskViews, InMemoryUnitOfWork
 from todo_adapters.sqlalchemy.engine import create_engine
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
+from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqlTaskViews
 from todo_api.app import create_app
 from todo_api.cli import migrate
 from todo_api.container import Container
 from todo_api.settings import Settings
-from todo_core.ports import UnitOfWork
+from todo_core.ports import TaskViews, UnitOfWork
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-signing"
 SQL_BACKENDS = ["sqlite", "postgres"]
@@ -108,17 +110,50 @@ async def postgres_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_views(sqlite_engine: AsyncEngine) -> TaskViews:
+    return SqlTaskViews(sqlite_engine)
+
+
+@pytest.fixture(scope="session")
+async def postgres_views(postgres_url: str) -> AsyncIterator[TaskViews]:
+    views = PostgresTaskViews(make_url(postgres_url), pool_size=5)
+    yield views
+    await views.close()
+
+
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """One store seen through both sides: units of work for commands, views for queries."""
+
+    uow_factory: UnitOfWorkFactory
+    views: TaskViews
+
+
 @pytest.fixture(params=["memory", *SQL_BACKENDS])
-def uow_factory(request: pytest.FixtureRequest) -> UnitOfWorkFactory:
-    """Makes units of work on one backend: the contract suite runs once per backend."""
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """One backend: the contract suite runs once per backend."""
     if request.param == "memory":
         store = InMemoryStore()
-        return lambda: InMemoryUnitOfWork(store)
+        return Backend(lambda: InMemoryUnitOfWork(store), InMemoryTaskViews(store))
     engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
-    return lambda: SqlAlchemyUnitOfWork(engine)
+    views: TaskViews = request.getfixturevalue(f"{request.param}_views")
+    return Backend(lambda: SqlAlchemyUnitOfWork(engine), views)
+
+
+@pytest.fixture
+def uow_factory(backend: Backend) -> UnitOfWorkFactory:
+    """Makes units of work on the test's backend."""
+    return backend.uow_factory
+
+
+@pytest.fixture
+def task_views(backend: Backend) -> TaskViews:
+    """The read side of the test's backend."""
+    return backend.views
 
 
 @pytest.fixture
@@ -138,17 +173,21 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
     )
 
 
-def build_app(database_url: str, engine: AsyncEngine, **overrides: Any) -> tuple[FastAPI, Container]:
-    """The real app on a migrated database, sharing the session's engine, settings overridden."""
+def build_app(database_url: str, engine: AsyncEngine, views: TaskViews, **overrides: Any) -> tuple[FastAPI, Container]:
+    """The real app on a migrated database, sharing the session's engine and task views (and
+    so their connection pools), settings overridden."""
     container = Container(settings=settings_for(database_url, **overrides))
     container.engine.override(providers.Object(engine))
+    container.task_views.override(providers.Object(views))
     return create_app(container=container), container
 
 
 @asynccontextmanager
-async def api_client(database_url: str, engine: AsyncEngine, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def api_client(
+    database_url: str, engine: AsyncEngine, views: TaskViews, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of `build_app(...)`; a JWKS client the app opened is closed after."""
-    app, container = build_app(database_url, engine, **overrides)
+    app, container = build_app(database_url, engine, views, **overrides)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
             yield http
@@ -162,7 +201,9 @@ async def api_client(database_url: str, engine: AsyncEngine, **overrides: Any) -
 def app(request: pytest.FixtureRequest) -> FastAPI:
     """The real app on one SQL backend."""
     application, _ = build_app(
-        request.getfixturevalue(f"{request.param}_url"), request.getfixturevalue(f"{request.param}_engine")
+        request.getfixturevalue(f"{request.param}_url"),
+        request.getfixturevalue(f"{request.param}_engine"),
+        request.getfixturevalue(f"{request.param}_views"),
     )
     return application
 

@@ -16,8 +16,9 @@ from uuid import UUID
 
 from todo_core.category import Category
 from todo_core.errors import Conflict
-from todo_core.query import Page, TaskQuery
+from todo_core.query import TaskQuery
 from todo_core.task import Task
+from todo_core.views import VersionedView, ViewPage, task_view
 
 
 @dataclasses.dataclass
@@ -37,16 +38,6 @@ class InMemoryTaskRepository:
 
     async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         return self._store.tasks.get((user_id, task_id))
-
-    async def list_for_user(self, user_id: str, query: TaskQuery) -> Page:
-        selected = [task for (owner, _), task in self._store.tasks.items() if owner == user_id and query.matches(task)]
-        selected.sort(key=query.sort_key, reverse=query.sort.descending)
-        if query.after is not None:
-            after = query.after
-            selected = [task for task in selected if query.comes_after(task, after)]
-        page = selected[: query.limit]
-        more = len(selected) > query.limit
-        return Page(page, query.position_of(page[-1]) if more else None)
 
     async def add(self, task: Task) -> None:
         self._store.tasks[(task.user_id, task.id)] = task
@@ -145,3 +136,24 @@ class InMemoryUnitOfWork:
     async def commit(self) -> None:
         committed = self._working.copy()
         self._store.tasks, self._store.categories = committed.tasks, committed.categories
+
+
+class InMemoryTaskViews:
+    """The read side on the committed store: what a fresh unit of work would see."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    async def list_for_user(self, user_id: str, query: TaskQuery) -> ViewPage:
+        selected = [task for (owner, _), task in self._store.tasks.items() if owner == user_id and query.matches(task)]
+        selected.sort(key=query.sort_key, reverse=query.sort.descending)
+        if query.after is not None:
+            after = query.after
+            selected = [task for task in selected if query.comes_after(task, after)]
+        page = selected[: query.limit]
+        more = len(selected) > query.limit
+        return ViewPage([task_view(task) for task in page], query.position_of(page[-1]) if more else None)
+
+    async def get(self, user_id: str, task_id: UUID) -> VersionedView | None:
+        task = self._store.tasks.get((user_id, task_id))
+        return VersionedView(task_view(task), task.version) if task else None

@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from todo_adapters.auth import JwksKeys
+from todo_adapters.sqlalchemy.views import PostgresTaskViews
 from todo_api.container import Container
-from todo_api.middleware import BearerAuthentication, BodySizeLimit
+from todo_api.middleware import API_PREFIX, BearerAuthentication, BodySizeLimit
 from todo_api.problems import document_problem_media_type, install_problem_handlers
 from todo_api.routes import categories, health, tasks
 from todo_api.settings import Settings
@@ -29,6 +30,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         yield
         # Release what the singletons hold: pooled connections and the key server's client.
         await container.engine().dispose()
+        views = container.task_views()
+        if isinstance(views, PostgresTaskViews):
+            await views.close()
         key_source = container.key_source()
         if isinstance(key_source, JwksKeys):
             await key_source.aclose()
@@ -62,8 +66,25 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_problem_media_type(default_openapi())
+            app.openapi_schema = _document_bearer_security(document_problem_media_type(default_openapi()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _document_bearer_security(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Declare the bearer token on every /api/ operation. `BearerAuthentication` checks it
+    before routing, so no route declares it as a dependency (which would parse it again)."""
+    schemes = openapi.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes["HTTPBearer"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A JWT from Better Auth (or `todo token USER_ID`)",
+    }
+    for path, operations in openapi.get("paths", {}).items():
+        if path.startswith(API_PREFIX):
+            for operation in operations.values():
+                operation["security"] = [{"HTTPBearer": []}]
+    return openapi

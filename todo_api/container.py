@@ -1,4 +1,5 @@
-"""Wiring: settings → engine → unit of work (→ use cases), and the identity verifier.
+"""Wiring: settings → engine → units of work and task views (→ use cases), and the identity
+verifier.
 
 Tests swap an adapter with one override, e.g.
 `container.unit_of_work.override(providers.Factory(InMemoryUnitOfWork, store))`.
@@ -9,11 +10,13 @@ from __future__ import annotations
 import secrets
 
 from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from todo_adapters.auth import JwksKeys, JwtVerifier, SharedSecretKeys
 from todo_adapters.clock import SystemClock
-from todo_adapters.sqlalchemy.engine import create_engine
+from todo_adapters.sqlalchemy.engine import create_engine, normalise_url
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
+from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqlTaskViews
 from todo_api.cursor import CursorCodec
 from todo_api.settings import Settings
 
@@ -23,6 +26,13 @@ def _key_source(settings: Settings) -> JwksKeys | SharedSecretKeys:
         return JwksKeys(settings.jwks_url)
     assert settings.jwt_secret is not None, "Settings guarantees one of the two"
     return SharedSecretKeys(settings.jwt_secret.get_secret_value())
+
+
+def _task_views(settings: Settings, engine: AsyncEngine) -> PostgresTaskViews | SqlTaskViews:
+    url = normalise_url(settings.database_url)
+    if url.get_backend_name() == "postgresql":
+        return PostgresTaskViews(url, pool_size=settings.db_pool_size)
+    return SqlTaskViews(engine)
 
 
 def _cursor_secret(settings: Settings) -> bytes:
@@ -38,7 +48,12 @@ class Container(containers.DeclarativeContainer):
     engine = providers.Singleton(
         create_engine, url=settings.provided.database_url, pool_size=settings.provided.db_pool_size
     )
+    #: Commands: one transaction each.
     unit_of_work = providers.Factory(SqlAlchemyUnitOfWork, engine=engine)
+    #: Queries that read entities (categories, tags, reminders): no transaction.
+    reader = providers.Factory(SqlAlchemyUnitOfWork, engine=engine, read_only=True)
+    #: Queries of tasks (list, get): views straight to the wire.
+    task_views = providers.Singleton(_task_views, settings, engine)
     clock = providers.Singleton(SystemClock)
 
     key_source = providers.Singleton(_key_source, settings)

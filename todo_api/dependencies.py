@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
 
 from todo_api.container import Container
 from todo_api.cursor import CursorCodec
 from todo_core.clock import Clock
-from todo_core.errors import AuthenticationFailed, Forbidden
-from todo_core.ports import UnitOfWork
-
-_bearer = HTTPBearer(auto_error=False, description="A JWT from Better Auth (or `todo token USER_ID`)")
+from todo_core.errors import AuthenticationFailed
+from todo_core.ports import TaskViews, UnitOfWork
 
 
 def _container(request: Request) -> Container:
@@ -30,6 +27,16 @@ async def unit_of_work(request: Request) -> UnitOfWork:
     return uow
 
 
+async def reader(request: Request) -> UnitOfWork:
+    uow: UnitOfWork = _container(request).reader()
+    return uow
+
+
+async def task_views(request: Request) -> TaskViews:
+    views: TaskViews = _container(request).task_views()
+    return views
+
+
 async def clock(request: Request) -> Clock:
     current: Clock = _container(request).clock()
     return current
@@ -40,28 +47,21 @@ async def cursor_codec(request: Request) -> CursorCodec:
     return codec
 
 
-async def authorized_user(
-    request: Request,
-    user_id: str,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> str:
-    """The path's `user_id`, which `BearerAuthentication` has proved the caller to be.
+async def authorized_user(request: Request, user_id: str) -> str:
+    """The path's `user_id`, which `BearerAuthentication` proved the caller to be before the
+    request was routed (it compares the token's subject with the path: that is the one check).
 
-    (`_credentials` is there to declare the bearer scheme in the OpenAPI document; the token
-    itself was checked before the request reached the router.)
-
-    :raises AuthenticationFailed: the middleware did not vouch for this request.
-    :raises Forbidden: the vouched-for user is not the path's user.
+    :raises AuthenticationFailed: the middleware did not vouch for this request (a route
+        mounted outside /api/ by mistake).
     """
-    authenticated: str | None = getattr(request.state, "user_id", None)
-    if authenticated is None:
+    if request.scope.get("state", {}).get("user_id") != user_id:
         raise AuthenticationFailed("the request was not authenticated")
-    if authenticated != user_id:
-        raise Forbidden("the token's subject is not the user in the path")
     return user_id
 
 
 UserId = Annotated[str, Depends(authorized_user)]
 Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+Reader = Annotated[UnitOfWork, Depends(reader)]
+Views = Annotated[TaskViews, Depends(task_views)]
 CurrentClock = Annotated[Clock, Depends(clock)]
 Cursors = Annotated[CursorCodec, Depends(cursor_codec)]

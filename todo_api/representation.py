@@ -1,41 +1,22 @@
-"""Entities to JSON, serialized once with orjson: the fast path that skips response models.
+"""Responses serialized once with orjson: the fast path that skips response models.
 
-The shapes here are the ones `schemas.py` documents; the API tests compare the two.
+A task's shape is its view (`todo_core.views`), derived from the entity; `schemas.py`
+documents it, and the API tests compare real responses with those documented schemas.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import orjson
 from fastapi import Response
 
 from todo_core.category import Category
-from todo_core.task import Task
+from todo_core.views import instant_text
 
 _STRONG_ETAG = re.compile(r'"([0-9]{1,9})"', re.ASCII)
-
-
-def task_json(task: Task) -> dict[str, Any]:
-    fields = task.fields
-    return {
-        "id": task.id,
-        "title": fields.title,
-        "description": fields.description,
-        "completed": fields.completed,
-        "completed_at": task.completed_at,
-        "priority": fields.priority.label,
-        "due_at": fields.due_at,
-        "remind_at": fields.remind_at,
-        "recurrence": fields.recurrence,
-        "tags": fields.tags,
-        "category_id": fields.category_id,
-        "next_occurrence_id": task.next_occurrence_id,
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-        "version": task.version,
-    }
 
 
 def category_json(category: Category) -> dict[str, Any]:
@@ -53,12 +34,23 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
+def json_bytes(body: Any) -> bytes:
+    """The JSON of a response body; every instant written by `instant_text`."""
+    return orjson.dumps(body, default=_instant, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def _instant(value: Any) -> str:
+    if isinstance(value, datetime):
+        return instant_text(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def json_response(body: Any, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json", headers=headers)
+    return Response(json_bytes(body), status_code=status_code, media_type="application/json", headers=headers)
 
 
 def versioned_response(
-    body: dict[str, Any], version: int, *, status_code: int = 200, headers: dict[str, str] | None = None
+    body: object, version: int, *, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """A resource's JSON with its version as the ETag."""
     return json_response(body, status_code=status_code, headers={"ETag": etag(version), **(headers or {})})

@@ -16,23 +16,17 @@ from uuid import UUID
 from todo_core.category import Category
 from todo_core.clock import Clock
 from todo_core.identity import IdentityVerifier
-from todo_core.query import Page, TaskQuery
+from todo_core.query import TaskQuery
 from todo_core.task import Task
+from todo_core.views import VersionedView, ViewPage
 
-__all__ = ["CategoryRepository", "Clock", "IdentityVerifier", "TaskRepository", "UnitOfWork"]
+__all__ = ["CategoryRepository", "Clock", "IdentityVerifier", "TaskRepository", "TaskViews", "UnitOfWork"]
 
 
 class TaskRepository(Protocol):
     async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         """Return the user's task with this id, or None if the user has none. With
         `for_update`, concurrent units of work that ask the same wait until this one ends.
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-    async def list_for_user(self, user_id: str, query: TaskQuery) -> Page:
-        """Return the page of the user's tasks that the query selects, in its order.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -78,6 +72,25 @@ class TaskRepository(Protocol):
 
     async def due_reminders(self, user_id: str, until: datetime, limit: int) -> Sequence[Task]:
         """Return the user's open tasks whose reminder is at or before `until`, soonest first.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
+class TaskViews(Protocol):
+    """The read side of tasks: views ready for the wire, each read in one statement that needs
+    no transaction (a read never waits for, or holds up, a writer)."""
+
+    async def list_for_user(self, user_id: str, query: TaskQuery) -> ViewPage:
+        """Return the page of the user's tasks that the (validated) query selects, in its order.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def get(self, user_id: str, task_id: UUID) -> VersionedView | None:
+        """Return the view of the user's task with this id, or None if the user has none.
 
         :raises StorageUnavailable: the store cannot be reached.
         """

@@ -157,11 +157,3 @@ def sort_value(task: Task, sort_field: SortField) -> Any:
             return int(fields.priority)
         case SortField.TITLE:
             return task.title_key
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of tasks, and where the next one starts (None on the last page)."""
-
-    items: list[Task]
-    next_after: Position | None

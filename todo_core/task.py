@@ -53,6 +53,14 @@ class TaskFields:
     tags: tuple[str, ...] = ()
     category_id: UUID | None = None
 
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> TaskFields:
+        """Fields from plain values by name: a priority may be its label, tags any sequence.
+
+        :raises TypeError: a name that is not a field (a bug of the caller's, not of the user's).
+        """
+        return cls(**{name: _plain_to_field(name, value) for name, value in values.items()})
+
     def validated(self) -> TaskFields:
         """Return these fields trimmed and normalised.
 
@@ -95,18 +103,31 @@ class TaskFields:
 
         :raises ValidationFailed: a field that cannot be cleared is set to None.
         """
-        cleared_to_default = {"description": "", "tags": (), "priority": Priority.NONE}
         values: dict[str, Any] = {}
         errors = []
         for name, value in changes.items():
-            if value is None and name in cleared_to_default:
-                value = cleared_to_default[name]
-            elif value is None and name in {"title", "completed"}:
+            if value is None and name in _NOT_NULLABLE:
                 errors.append(FieldError(name, "cannot be null"))
-            values[name] = tuple(value) if name == "tags" else value
+            elif value is None:
+                value = _DEFAULTS[name]
+            values[name] = _plain_to_field(name, value)
         if errors:
             raise ValidationFailed(errors)
         return dataclasses.replace(self, **values)
+
+
+#: What a merge patch's null sets a field to: its default ("", (), none, or None).
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TaskFields)}
+#: Fields a merge patch cannot clear: a task always has a title and a completion state.
+_NOT_NULLABLE = frozenset({"title", "completed"})
+
+
+def _plain_to_field(name: str, value: Any) -> Any:
+    if name == "priority" and isinstance(value, str):
+        return Priority.from_label(value)
+    if name == "tags" and value is not None:
+        return tuple(value)
+    return value
 
 
 def normalise_tags(tags: Iterable[str]) -> tuple[str, ...] | FieldError:

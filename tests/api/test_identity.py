@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import SQL_BACKENDS, TEST_SECRET, Caller, api_client, bearer
 from tests.jwt_tools import JwksServer, SigningKey, b64url, b64url_json, forge
+from todo_core.ports import TaskViews
 
 PROBLEM_JSON = "application/problem+json"
 CHALLENGE = 'Bearer error="invalid_token"'
@@ -348,17 +349,18 @@ async def test_every_api_operation_without_a_token_is_401(app: FastAPI, client: 
 class Backend:
     url: str
     engine: AsyncEngine
+    views: TaskViews
 
 
 @pytest.fixture(params=SQL_BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Backend:
     """One SQL backend's migrated database and the session's engine on it."""
-    return Backend(request.getfixturevalue(f"{request.param}_url"), request.getfixturevalue(f"{request.param}_engine"))
+    return Backend(*(request.getfixturevalue(f"{request.param}_{part}") for part in ("url", "engine", "views")))
 
 
 def serve(backend: Backend, **overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     """A client of the real app on `backend`, its settings changed by `overrides`."""
-    return api_client(backend.url, backend.engine, **overrides)
+    return api_client(backend.url, backend.engine, backend.views, **overrides)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.api.assertions import problem
 from tests.conftest import Caller, api_client, bearer
+from todo_core.ports import TaskViews
 
 
 async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
@@ -58,9 +59,11 @@ async def test_responses_have_the_documented_fields(alice: Caller, client: httpx
     assert set(listed) == set(schemas["TaskPage"]["properties"])
 
 
-async def test_a_configured_browser_origin_may_call_the_api(sqlite_url: str, sqlite_engine: AsyncEngine) -> None:
+async def test_a_configured_browser_origin_may_call_the_api(
+    sqlite_url: str, sqlite_engine: AsyncEngine, sqlite_views: TaskViews
+) -> None:
     origin = "http://localhost:3000"
-    async with api_client(sqlite_url, sqlite_engine, cors_origins=[origin]) as http:
+    async with api_client(sqlite_url, sqlite_engine, sqlite_views, cors_origins=[origin]) as http:
         preflight = await http.options(
             "/api/someone/tasks",
             headers={

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,8 +16,10 @@ from hypothesis import strategies as st
 from tests.conftest import UnitOfWorkFactory
 from todo_core.category import Category, CategoryFields
 from todo_core.errors import Conflict
-from todo_core.query import Page, Sort, SortField, Status, TaskQuery
+from todo_core.ports import TaskViews
+from todo_core.query import Sort, SortField, Status, TaskQuery
 from todo_core.task import Priority, Task, TaskFields
+from todo_core.views import ViewPage, instant_text, task_view
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -31,28 +35,37 @@ async def add(uow_factory: UnitOfWorkFactory, *tasks: Task) -> None:
         await uow.commit()
 
 
-async def page(uow_factory: UnitOfWorkFactory, user_id: str, query: TaskQuery) -> Page:
-    async with uow_factory() as uow:
-        return await uow.tasks.list_for_user(user_id, query)
+def as_json(views: Sequence[object]) -> list[dict[str, Any]]:
+    """Views as a client receives them: whatever form an adapter returns, serialized (instants
+    as responses write them) and parsed."""
+    text = orjson.dumps(list(views), default=instant_text, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    loaded: list[dict[str, Any]] = orjson.loads(text)
+    return loaded
 
 
-async def all_pages(uow_factory: UnitOfWorkFactory, user_id: str, query: TaskQuery) -> list[Task]:
-    """Every task the query selects, fetched page by page (bounded)."""
-    seen: list[Task] = []
+async def page(task_views: TaskViews, user_id: str, query: TaskQuery) -> ViewPage:
+    return await task_views.list_for_user(user_id, query)
+
+
+async def all_pages(task_views: TaskViews, user_id: str, query: TaskQuery) -> list[dict[str, Any]]:
+    """Every task the query selects, as JSON, fetched page by page (bounded)."""
+    seen: list[dict[str, Any]] = []
     for _ in range(1000):
-        result = await page(uow_factory, user_id, query)
-        seen.extend(result.items)
+        result = await page(task_views, user_id, query)
+        seen.extend(as_json(result.items))
         if result.next_after is None:
             return seen
         query = dataclasses.replace(query, after=result.next_after)
     raise AssertionError("paging did not end")
 
 
-def ids(tasks: Sequence[Task]) -> list[UUID]:
-    return [task.id for task in tasks]
+def ids(tasks: Sequence[Task | dict[str, Any]]) -> list[UUID]:
+    return [task.id if isinstance(task, Task) else UUID(task["id"]) for task in tasks]
 
 
-async def test_a_task_reads_back_exactly_as_added(uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]) -> None:
+async def test_a_task_reads_back_exactly_as_added(
+    uow_factory: UnitOfWorkFactory, task_views: TaskViews, new_user: Callable[[], str]
+) -> None:
     user = new_user()
     task = make_task(
         user,
@@ -60,22 +73,30 @@ async def test_a_task_reads_back_exactly_as_added(uow_factory: UnitOfWorkFactory
         description="Ünïcödé ✓ description",
         priority=Priority.HIGH,
         due_at=NOW + timedelta(days=1, microseconds=123),
-        remind_at=NOW + timedelta(hours=20),
+        remind_at=NOW + timedelta(hours=20, microseconds=120_000),  # written ".12": no trailing zeros
         recurrence="FREQ=MONTHLY;BYMONTHDAY=1",
         tags=("Home", "money"),
     )
     await add(uow_factory, task)
     async with uow_factory() as uow:
         assert await uow.tasks.get(user, task.id) == task
+    # The read side shows the same task, in the one shape derived from the entity.
+    listed = await task_views.list_for_user(user, TaskQuery())
+    found = await task_views.get(user, task.id)
+    assert found is not None and found.version == task.version
+    assert as_json([*listed.items, found.view]) == as_json([task_view(task)] * 2)
 
 
-async def test_another_users_task_is_invisible(uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]) -> None:
+async def test_another_users_task_is_invisible(
+    uow_factory: UnitOfWorkFactory, task_views: TaskViews, new_user: Callable[[], str]
+) -> None:
     owner, stranger = new_user(), new_user()
     task = make_task(owner)
     await add(uow_factory, task)
     async with uow_factory() as uow:
         assert await uow.tasks.get(stranger, task.id) is None
-        assert (await uow.tasks.list_for_user(stranger, TaskQuery())).items == []
+        assert (await task_views.list_for_user(stranger, TaskQuery())).items == []
+        assert await task_views.get(stranger, task.id) is None
         assert await uow.tasks.remove(stranger, task.id) is False
         assert await uow.tasks.tag_counts(stranger) == []
         await uow.commit()
@@ -110,7 +131,7 @@ async def test_update_replaces_the_previous_version_only(
 
 
 async def test_tags_follow_every_update_of_a_task_read_in_the_same_unit_of_work(
-    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+    uow_factory: UnitOfWorkFactory, task_views: TaskViews, new_user: Callable[[], str]
 ) -> None:
     user = new_user()
     task = make_task(user, tags=("old",))
@@ -125,8 +146,8 @@ async def test_tags_follow_every_update_of_a_task_read_in_the_same_unit_of_work(
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.tasks.tag_counts(user) == [("new", 1)]
-        assert ids((await uow.tasks.list_for_user(user, TaskQuery(tags=("new",)))).items) == [task.id]
-        assert (await uow.tasks.list_for_user(user, TaskQuery(tags=("old",)))).items == []
+    assert ids(as_json((await task_views.list_for_user(user, TaskQuery(tags=("new",)))).items)) == [task.id]
+    assert (await task_views.list_for_user(user, TaskQuery(tags=("old",)))).items == []
 
 
 async def test_tags_stay_right_when_a_task_is_removed_and_added_again_in_one_unit_of_work(
@@ -299,19 +320,25 @@ async def filter_set(uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
     ids=lambda value: str(value) if isinstance(value, list) else "",
 )
 async def test_filters_select_exactly_the_matching_tasks(
-    uow_factory: UnitOfWorkFactory, filter_set: tuple[str, dict[str, Task]], query: TaskQuery, expected: list[str]
+    uow_factory: UnitOfWorkFactory,
+    task_views: TaskViews,
+    filter_set: tuple[str, dict[str, Task]],
+    query: TaskQuery,
+    expected: list[str],
 ) -> None:
     user, tasks = filter_set
-    found = await all_pages(uow_factory, user, query)
+    found = await all_pages(task_views, user, query)
     assert ids(found) == [tasks[name].id for name in expected]
 
 
-async def test_category_filter(uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]) -> None:
+async def test_category_filter(
+    uow_factory: UnitOfWorkFactory, task_views: TaskViews, new_user: Callable[[], str]
+) -> None:
     user = new_user()
     category = Category.new(user, CategoryFields("Work"), NOW)
     inside = make_task(user, category_id=category.id)
     await add(uow_factory, inside, make_task(user))
-    found = await all_pages(uow_factory, user, TaskQuery(category_id=category.id))
+    found = await all_pages(task_views, user, TaskQuery(category_id=category.id))
     assert ids(found) == [inside.id]
 
 
@@ -345,6 +372,7 @@ def task_specs(draw: st.DrawFn) -> list[dict[str, object]]:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 async def test_paging_returns_the_filtered_sorted_set_exactly_once(
     uow_factory: UnitOfWorkFactory,
+    task_views: TaskViews,
     new_user: Callable[[], str],
     specs: list[dict[str, object]],
     sort: str,
@@ -366,17 +394,17 @@ async def test_paging_returns_the_filtered_sorted_set_exactly_once(
     await add(uow_factory, *tasks)
     query = TaskQuery(status=status, sort=Sort.parse(sort), limit=limit)
     expected = sorted((t for t in tasks if query.matches(t)), key=query.sort_key, reverse=query.sort.descending)
-    assert ids(await all_pages(uow_factory, user, query)) == ids(expected)
+    assert ids(await all_pages(task_views, user, query)) == ids(expected)
 
 
 async def test_paging_neither_repeats_nor_skips_while_tasks_come_and_go(
-    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+    uow_factory: UnitOfWorkFactory, task_views: TaskViews, new_user: Callable[[], str]
 ) -> None:
     user = new_user()
     tasks = [make_task(user, f"task {n:02}", at=NOW + timedelta(seconds=n)) for n in range(10)]
     await add(uow_factory, *tasks)
     query = TaskQuery(sort=Sort.parse("title"), limit=3)
-    first = await page(uow_factory, user, query)
+    first = await page(task_views, user, query)
     # Between pages: one already-seen task is deleted, one unseen is deleted, new ones arrive.
     async with uow_factory() as uow:
         await uow.tasks.remove(user, tasks[0].id)
@@ -384,8 +412,8 @@ async def test_paging_neither_repeats_nor_skips_while_tasks_come_and_go(
         await uow.tasks.add(make_task(user, "task 00a"))  # sorts before the cursor: not seen
         await uow.tasks.add(make_task(user, "task 07a"))  # sorts after it: seen
         await uow.commit()
-    rest = await all_pages(uow_factory, user, dataclasses.replace(query, after=first.next_after))
-    titles = [task.fields.title for task in [*first.items, *rest]]
+    rest = await all_pages(task_views, user, dataclasses.replace(query, after=first.next_after))
+    titles = [task["title"] for task in [*as_json(first.items), *rest]]
     assert titles == [
         "task 00",
         "task 01",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from todo_adapters.memory import InMemoryStore, InMemoryUnitOfWork
+from todo_adapters.memory import InMemoryStore, InMemoryTaskViews, InMemoryUnitOfWork
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -40,3 +40,9 @@ def store() -> InMemoryStore:
 def uow(store: InMemoryStore) -> Callable[[], InMemoryUnitOfWork]:
     """Makes units of work on the test's store."""
     return lambda: InMemoryUnitOfWork(store)
+
+
+@pytest.fixture
+def views(store: InMemoryStore) -> InMemoryTaskViews:
+    """The read side of the test's store."""
+    return InMemoryTaskViews(store)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 
 from tests.domain.conftest import FixedClock
-from todo_adapters.memory import InMemoryStore, InMemoryUnitOfWork
+from todo_adapters.memory import InMemoryStore, InMemoryTaskViews, InMemoryUnitOfWork
 from todo_core.category import Category, CategoryFields
 from todo_core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from todo_core.query import Sort, SortField, TaskQuery
@@ -25,7 +26,6 @@ from todo_core.use_cases.tasks import (
     complete_task,
     create_task,
     delete_task,
-    get_task,
     list_tasks,
     patch_task,
     replace_task,
@@ -38,8 +38,22 @@ BOB = "bob"
 DUE = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
 
 
-async def all_tasks(uow: Uow, user_id: str) -> list[Task]:
-    return (await list_tasks(uow(), user_id, TaskQuery(limit=200))).items
+async def all_tasks(views: InMemoryTaskViews, user_id: str) -> list[dict[str, Any]]:
+    """What the user's task list shows: the views of all their tasks."""
+    items: list[dict[str, Any]] = list((await list_tasks(views, user_id, TaskQuery(limit=200))).items)  # type: ignore[arg-type]
+    return items
+
+
+async def stored(uow: Uow, user_id: str, task_id: UUID) -> Task:
+    """The task as the store keeps it, read through a unit of work.
+
+    :raises NotFound: the user has no such task.
+    """
+    async with uow() as unit:
+        task = await unit.tasks.get(user_id, task_id)
+    if task is None:
+        raise NotFound("task")
+    return task
 
 
 async def new_task(uow: Uow, clock: FixedClock, user_id: str = ALICE, **fields: object) -> Task:
@@ -55,17 +69,17 @@ async def new_category(uow: Uow, clock: FixedClock, user_id: str = ALICE, name: 
 
 async def test_created_task_is_stored_validated_at_version_one(uow: Uow, clock: FixedClock) -> None:
     created = await new_task(uow, clock, title="  Buy milk ", tags=("a", "A"))
-    stored = await get_task(uow(), ALICE, created.id)
-    assert stored == created
-    assert (stored.fields.title, stored.fields.tags, stored.version) == ("Buy milk", ("a",), 1)
-    assert stored.created_at == stored.updated_at == clock.now()
-    assert stored.completed_at is None
+    kept = await stored(uow, ALICE, created.id)
+    assert kept == created
+    assert (kept.fields.title, kept.fields.tags, kept.version) == ("Buy milk", ("a",), 1)
+    assert kept.created_at == kept.updated_at == clock.now()
+    assert kept.completed_at is None
 
 
-async def test_invalid_task_is_not_stored(uow: Uow, clock: FixedClock) -> None:
+async def test_invalid_task_is_not_stored(uow: Uow, views: InMemoryTaskViews, clock: FixedClock) -> None:
     with pytest.raises(ValidationFailed):
         await new_task(uow, clock, title=" ")
-    assert await all_tasks(uow, ALICE) == []
+    assert await all_tasks(views, ALICE) == []
 
 
 async def test_task_created_completed_is_stamped_completed_now(uow: Uow, clock: FixedClock) -> None:
@@ -75,14 +89,16 @@ async def test_task_created_completed_is_stamped_completed_now(uow: Uow, clock: 
 
 async def test_unknown_task_is_not_found(uow: Uow) -> None:
     with pytest.raises(NotFound):
-        await get_task(uow(), ALICE, uuid4())
+        await stored(uow, ALICE, uuid4())
 
 
-async def test_list_sorted_by_priority_goes_none_low_medium_high(uow: Uow, clock: FixedClock) -> None:
+async def test_list_sorted_by_priority_goes_none_low_medium_high(
+    uow: Uow, views: InMemoryTaskViews, clock: FixedClock
+) -> None:
     for priority in (Priority.HIGH, Priority.NONE, Priority.MEDIUM, Priority.LOW):
         await new_task(uow, clock, title=priority.label, priority=priority)
-    page = await list_tasks(uow(), ALICE, TaskQuery(sort=Sort(SortField.PRIORITY)))
-    assert [task.fields.title for task in page.items] == ["none", "low", "medium", "high"]
+    page = await list_tasks(views, ALICE, TaskQuery(sort=Sort(SortField.PRIORITY)))
+    assert [task["title"] for task in page.items] == ["none", "low", "medium", "high"]  # type: ignore[index]
 
 
 # Ownership: another user's task is, to you, a task that does not exist
@@ -95,37 +111,39 @@ async def bobs_task(uow: Uow, clock: FixedClock) -> Task:
 
 async def test_user_cannot_read_another_users_task(uow: Uow, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
-        await get_task(uow(), ALICE, bobs_task.id)
+        await stored(uow, ALICE, bobs_task.id)
 
 
 async def test_user_cannot_replace_another_users_task(uow: Uow, clock: FixedClock, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
         await replace_task(uow(), clock, ALICE, bobs_task.id, TaskFields(title="mine now"))
-    assert await get_task(uow(), BOB, bobs_task.id) == bobs_task
+    assert await stored(uow, BOB, bobs_task.id) == bobs_task
 
 
 async def test_user_cannot_patch_another_users_task(uow: Uow, clock: FixedClock, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
         await patch_task(uow(), clock, ALICE, bobs_task.id, {"title": "mine now"})
-    assert await get_task(uow(), BOB, bobs_task.id) == bobs_task
+    assert await stored(uow, BOB, bobs_task.id) == bobs_task
 
 
 async def test_user_cannot_delete_another_users_task(uow: Uow, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
         await delete_task(uow(), ALICE, bobs_task.id)
-    assert await get_task(uow(), BOB, bobs_task.id) == bobs_task
+    assert await stored(uow, BOB, bobs_task.id) == bobs_task
 
 
 async def test_user_cannot_complete_another_users_task(uow: Uow, clock: FixedClock, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
         await complete_task(uow(), clock, ALICE, bobs_task.id, True)
-    assert (await get_task(uow(), BOB, bobs_task.id)).fields.completed is False
+    assert (await stored(uow, BOB, bobs_task.id)).fields.completed is False
 
 
-async def test_list_never_shows_another_users_tasks(uow: Uow, clock: FixedClock, bobs_task: Task) -> None:
+async def test_list_never_shows_another_users_tasks(
+    uow: Uow, views: InMemoryTaskViews, clock: FixedClock, bobs_task: Task
+) -> None:
     mine = await new_task(uow, clock, title="Alice's")
-    assert [task.id for task in await all_tasks(uow, ALICE)] == [mine.id]
-    assert [task.id for task in await all_tasks(uow, BOB)] == [bobs_task.id]
+    assert [task["id"] for task in await all_tasks(views, ALICE)] == [mine.id]
+    assert [task["id"] for task in await all_tasks(views, BOB)] == [bobs_task.id]
 
 
 async def test_another_users_stale_version_does_not_reveal_the_task(
@@ -146,7 +164,7 @@ async def test_replace_sets_every_field_and_bumps_the_version(uow: Uow, clock: F
     assert replaced.fields == TaskFields(title="New")
     assert replaced.version == 2
     assert replaced.updated_at == clock.now() != replaced.created_at
-    assert await get_task(uow(), ALICE, task.id) == replaced
+    assert await stored(uow, ALICE, task.id) == replaced
 
 
 async def test_patch_leaves_absent_fields_unchanged(uow: Uow, clock: FixedClock) -> None:
@@ -176,14 +194,14 @@ async def test_patch_with_null_title_is_refused_and_changes_nothing(uow: Uow, cl
     with pytest.raises(ValidationFailed) as raised:
         await patch_task(uow(), clock, ALICE, task.id, {"title": None})
     assert [error.field for error in raised.value.errors] == ["title"]
-    assert await get_task(uow(), ALICE, task.id) == task
+    assert await stored(uow, ALICE, task.id) == task
 
 
 async def test_patch_is_validated_like_a_new_task(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
     with pytest.raises(ValidationFailed):
         await patch_task(uow(), clock, ALICE, task.id, {"due_at": datetime(2026, 1, 1)})
-    assert await get_task(uow(), ALICE, task.id) == task
+    assert await stored(uow, ALICE, task.id) == task
 
 
 async def test_patch_that_clears_the_due_date_of_a_repeating_task_is_refused(uow: Uow, clock: FixedClock) -> None:
@@ -213,15 +231,15 @@ async def test_change_with_a_stale_version_fails_and_changes_nothing(
     with pytest.raises(PreconditionFailed) as raised:
         await change(uow(), clock, task.id)  # type: ignore[misc]
     assert raised.value.current_version == 2
-    assert await get_task(uow(), ALICE, task.id) == current
+    assert await stored(uow, ALICE, task.id) == current
 
 
-async def test_change_with_the_current_version_succeeds(uow: Uow, clock: FixedClock) -> None:
+async def test_change_with_the_current_version_succeeds(uow: Uow, views: InMemoryTaskViews, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
     patched = await patch_task(uow(), clock, ALICE, task.id, {"title": "x"}, if_match=task.version)
     assert patched.version == 2
     await delete_task(uow(), ALICE, task.id, if_match=patched.version)
-    assert await all_tasks(uow, ALICE) == []
+    assert await all_tasks(views, ALICE) == []
 
 
 # Deleting
@@ -231,7 +249,7 @@ async def test_deleted_task_is_gone(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
     await delete_task(uow(), ALICE, task.id)
     with pytest.raises(NotFound):
-        await get_task(uow(), ALICE, task.id)
+        await stored(uow, ALICE, task.id)
     with pytest.raises(NotFound):
         await delete_task(uow(), ALICE, task.id)
 
@@ -263,11 +281,13 @@ async def test_completing_an_already_completed_task_keeps_its_completion_time(uo
     assert again.completed_at == first.completed_at
 
 
-async def test_completing_a_plain_task_creates_no_other_task(uow: Uow, clock: FixedClock) -> None:
+async def test_completing_a_plain_task_creates_no_other_task(
+    uow: Uow, views: InMemoryTaskViews, clock: FixedClock
+) -> None:
     task = await new_task(uow, clock, due_at=DUE)
     done = await complete_task(uow(), clock, ALICE, task.id, True)
     assert done.next_occurrence_id is None
-    assert len(await all_tasks(uow, ALICE)) == 1
+    assert len(await all_tasks(views, ALICE)) == 1
 
 
 # Completing a repeating task
@@ -296,7 +316,7 @@ async def test_completing_a_repeating_task_creates_the_next_occurrence(
     clock.advance(timedelta(days=1))
     done = await complete_task(uow(), clock, ALICE, monthly_task.id, True)
     assert done.next_occurrence_id is not None
-    following = await get_task(uow(), ALICE, done.next_occurrence_id)
+    following = await stored(uow, ALICE, done.next_occurrence_id)
     original = monthly_task.fields
     assert following.fields == TaskFields(
         title=original.title,
@@ -315,34 +335,36 @@ async def test_completing_a_repeating_task_creates_the_next_occurrence(
 
 
 async def test_completing_a_repeating_task_through_a_patch_also_creates_the_next_occurrence(
-    uow: Uow, clock: FixedClock, monthly_task: Task
+    uow: Uow, views: InMemoryTaskViews, clock: FixedClock, monthly_task: Task
 ) -> None:
     done = await patch_task(uow(), clock, ALICE, monthly_task.id, {"completed": True})
     assert done.next_occurrence_id is not None
-    assert len(await all_tasks(uow, ALICE)) == 2
+    assert len(await all_tasks(views, ALICE)) == 2
 
 
 async def test_reopening_a_completed_repeating_task_creates_no_other(
-    uow: Uow, clock: FixedClock, monthly_task: Task
+    uow: Uow, views: InMemoryTaskViews, clock: FixedClock, monthly_task: Task
 ) -> None:
     done = await complete_task(uow(), clock, ALICE, monthly_task.id, True)
     reopened = await complete_task(uow(), clock, ALICE, monthly_task.id, False)
     assert reopened.next_occurrence_id == done.next_occurrence_id
-    assert len(await all_tasks(uow, ALICE)) == 2
+    assert len(await all_tasks(views, ALICE)) == 2
 
 
 async def test_completing_again_after_reopening_does_not_fork_the_series(
-    uow: Uow, clock: FixedClock, monthly_task: Task
+    uow: Uow, views: InMemoryTaskViews, clock: FixedClock, monthly_task: Task
 ) -> None:
     first = await complete_task(uow(), clock, ALICE, monthly_task.id, True)
     for _ in range(3):
         await complete_task(uow(), clock, ALICE, monthly_task.id)  # reopen
         again = await complete_task(uow(), clock, ALICE, monthly_task.id)  # complete
         assert again.next_occurrence_id == first.next_occurrence_id
-    assert len(await all_tasks(uow, ALICE)) == 2
+    assert len(await all_tasks(views, ALICE)) == 2
 
 
-async def test_completing_each_occurrence_walks_the_series(uow: Uow, clock: FixedClock) -> None:
+async def test_completing_each_occurrence_walks_the_series(
+    uow: Uow, views: InMemoryTaskViews, clock: FixedClock
+) -> None:
     task = await new_task(uow, clock, due_at=DUE, recurrence="FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=3")
     dues, rules = [], []
     current: Task | None = task
@@ -351,7 +373,7 @@ async def test_completing_each_occurrence_walks_the_series(uow: Uow, clock: Fixe
         dues.append(current.fields.due_at)
         rules.append(current.fields.recurrence)
         done = await complete_task(uow(), clock, ALICE, current.id, True)
-        current = await get_task(uow(), ALICE, done.next_occurrence_id) if done.next_occurrence_id else None
+        current = await stored(uow, ALICE, done.next_occurrence_id) if done.next_occurrence_id else None
         if current is None:
             break
     assert dues == [DUE, datetime(2026, 2, 28, 9, 0, tzinfo=UTC), datetime(2026, 3, 31, 9, 0, tzinfo=UTC)]
@@ -360,21 +382,23 @@ async def test_completing_each_occurrence_walks_the_series(uow: Uow, clock: Fixe
         "FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=2",
         "FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=1",
     ]
-    assert len(await all_tasks(uow, ALICE)) == 3
+    assert len(await all_tasks(views, ALICE)) == 3
 
 
-async def test_completing_the_last_occurrence_before_until_creates_none(uow: Uow, clock: FixedClock) -> None:
+async def test_completing_the_last_occurrence_before_until_creates_none(
+    uow: Uow, views: InMemoryTaskViews, clock: FixedClock
+) -> None:
     task = await new_task(uow, clock, due_at=DUE, recurrence="FREQ=MONTHLY;UNTIL=20260330")
     done = await complete_task(uow(), clock, ALICE, task.id, True)
     assert done.next_occurrence_id is None
-    assert len(await all_tasks(uow, ALICE)) == 1
+    assert len(await all_tasks(views, ALICE)) == 1
 
 
 async def test_next_occurrence_without_a_reminder_has_none(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock, due_at=DUE, recurrence="FREQ=DAILY")
     done = await complete_task(uow(), clock, ALICE, task.id, True)
     assert done.next_occurrence_id is not None
-    assert (await get_task(uow(), ALICE, done.next_occurrence_id)).fields.remind_at is None
+    assert (await stored(uow, ALICE, done.next_occurrence_id)).fields.remind_at is None
 
 
 # Categories
@@ -453,7 +477,7 @@ async def test_task_can_use_its_owners_category(uow: Uow, clock: FixedClock) -> 
 
 @pytest.mark.parametrize("owner", [BOB, None], ids=["another users category", "no such category"])
 async def test_task_cannot_use_a_category_that_is_not_its_owners(
-    uow: Uow, clock: FixedClock, owner: str | None
+    uow: Uow, views: InMemoryTaskViews, clock: FixedClock, owner: str | None
 ) -> None:
     category_id = (await new_category(uow, clock, user_id=owner)).id if owner else uuid4()
     task = await new_task(uow, clock)
@@ -466,7 +490,7 @@ async def test_task_cannot_use_a_category_that_is_not_its_owners(
     await refused(new_task(uow, clock, category_id=category_id))
     await refused(patch_task(uow(), clock, ALICE, task.id, {"category_id": category_id}))
     await refused(replace_task(uow(), clock, ALICE, task.id, TaskFields(title="t", category_id=category_id)))
-    assert [t.id for t in await all_tasks(uow, ALICE)] == [task.id]
+    assert [t["id"] for t in await all_tasks(views, ALICE)] == [task.id]
 
 
 async def test_deleting_a_category_clears_it_from_its_tasks(uow: Uow, clock: FixedClock) -> None:
@@ -476,10 +500,10 @@ async def test_deleting_a_category_clears_it_from_its_tasks(uow: Uow, clock: Fix
     at_home = await new_task(uow, clock, title="at home", category_id=home.id)
     clock.advance(timedelta(minutes=1))
     await delete_category(uow(), clock, ALICE, work.id)
-    cleared = await get_task(uow(), ALICE, at_work.id)
+    cleared = await stored(uow, ALICE, at_work.id)
     assert cleared.fields.category_id is None
     assert (cleared.version, cleared.updated_at) == (2, clock.now())
-    assert await get_task(uow(), ALICE, at_home.id) == at_home
+    assert await stored(uow, ALICE, at_home.id) == at_home
     with pytest.raises(NotFound):
         await get_category(uow(), ALICE, work.id)
 
@@ -489,7 +513,7 @@ async def test_deleting_an_unknown_category_leaves_every_task_as_it_was(uow: Uow
     bobs_task = await new_task(uow, clock, user_id=BOB, category_id=bobs.id)
     with pytest.raises(NotFound):
         await delete_category(uow(), clock, ALICE, bobs.id)
-    assert await get_task(uow(), BOB, bobs_task.id) == bobs_task
+    assert await stored(uow, BOB, bobs_task.id) == bobs_task
 
 
 async def test_category_deletion_and_task_clearing_are_one_unit_of_work(
@@ -504,5 +528,5 @@ async def test_category_deletion_and_task_clearing_are_one_unit_of_work(
 
     with pytest.raises(Conflict):
         await delete_category(FailingCommit(store), clock, ALICE, work.id)
-    assert (await get_task(uow(), ALICE, task.id)).fields.category_id == work.id
+    assert (await stored(uow, ALICE, task.id)).fields.category_id == work.id
     assert await get_category(uow(), ALICE, work.id) == work

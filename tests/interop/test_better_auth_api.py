@@ -11,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import api_client
 from tests.interop.conftest import BetterAuthIssuer
+from todo_core.ports import TaskViews
 
 pytestmark = pytest.mark.slow  # starts a Node process
 
 
 @pytest.fixture
 async def api(
-    better_auth_issuer: BetterAuthIssuer, sqlite_url: str, sqlite_engine: AsyncEngine
+    better_auth_issuer: BetterAuthIssuer, sqlite_url: str, sqlite_engine: AsyncEngine, sqlite_views: TaskViews
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The real app configured as DESIGN.md says for Better Auth: its JWKS, `iss` and `aud`."""
     settings = {
@@ -25,7 +26,7 @@ async def api(
         "jwt_issuer": better_auth_issuer.base_url,
         "jwt_audience": better_auth_issuer.base_url,
     }
-    async with api_client(sqlite_url, sqlite_engine, **settings) as http:
+    async with api_client(sqlite_url, sqlite_engine, sqlite_views, **settings) as http:
         yield http
 
 

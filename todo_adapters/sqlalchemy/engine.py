@@ -10,6 +10,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 POOL_TIMEOUT_SECONDS = 10
+#: Sessions in UTC whatever the server's or database's default: psycopg turns timestamps into
+#: local time (a far-future instant can be past year 9999 in some zones), and PostgreSQL
+#: renders them in JSON in the session's zone.
+SESSION_TIMEZONE = "UTC"
 _DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg", "sqlite": "sqlite+aiosqlite"}
 
 
@@ -46,9 +50,7 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
         pool_recycle=1800,
         json_serializer=_json_text,
         json_deserializer=orjson.loads,
-        # Sessions in UTC whatever the server's or database's default: psycopg turns timestamps
-        # into local time, and a far-future instant can be past year 9999 in some zones.
-        connect_args={"options": "-c timezone=UTC"},
+        connect_args={"options": f"-c timezone={SESSION_TIMEZONE}"},
     )
 
 
@@ -67,8 +69,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
         # Take the write lock up front: a deferred transaction that later writes can fail with
-        # "database is locked" without waiting for the busy timeout.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # "database is locked" without waiting for the busy timeout. Reads run in autocommit
+        # mode and take no lock: with WAL, they neither wait for a writer nor hold one up.
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _json_text(value: Any) -> str:

@@ -15,17 +15,23 @@ from todo_core.errors import Conflict, StorageUnavailable
 
 
 class SqlAlchemyUnitOfWork:
+    """With `read_only`, no transaction at all: each statement sees the latest commits, takes
+    no lock (not even SQLite's write lock) and costs no BEGIN or ROLLBACK round trip. For
+    queries that read once; `commit()` is refused."""
+
     tasks: SqlTaskRepository
     categories: SqlCategoryRepository
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT") if read_only else engine
+        self._read_only = read_only
         self._connection: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
         try:
             self._connection = await self._engine.connect()
-            await self._connection.begin()
+            if not self._read_only:
+                await self._connection.begin()
         except (DBAPIError, OSError, PoolTimeout) as error:  # unreachable, or every connection busy
             if self._connection is not None:
                 await self._close()
@@ -50,6 +56,7 @@ class SqlAlchemyUnitOfWork:
 
     async def commit(self) -> None:
         assert self._connection is not None, "commit() outside `async with`"
+        assert not self._read_only, "commit() in a read-only unit of work"
         await self._connection.commit()
 
     async def _close(self) -> None:

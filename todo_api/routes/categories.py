@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Response
 
-from todo_api.dependencies import CurrentClock, Uow, UserId
+from todo_api.dependencies import CurrentClock, Reader, Uow, UserId
 from todo_api.problems import problem_responses
 from todo_api.representation import category_json, if_match_version, json_response, versioned_response
 from todo_api.schemas import CategoryList, CategoryPatch, CategoryRead, CategoryWrite
@@ -20,7 +20,7 @@ router = APIRouter(
 
 
 @router.get("", response_model=CategoryList)
-async def list_categories(user_id: UserId, uow: Uow) -> Response:
+async def list_categories(user_id: UserId, uow: Reader) -> Response:
     """The user's categories, by name."""
     found = await use_cases.list_categories(uow, user_id)
     return json_response({"items": [category_json(category) for category in found]})
@@ -36,7 +36,7 @@ async def create_category(user_id: UserId, uow: Uow, clock: CurrentClock, body: 
 
 
 @router.get("/{category_id}", response_model=CategoryRead, responses=problem_responses(404))
-async def get_category(user_id: UserId, uow: Uow, category_id: UUID) -> Response:
+async def get_category(user_id: UserId, uow: Reader, category_id: UUID) -> Response:
     return _category_response(await use_cases.get_category(uow, user_id, category_id))
 
 

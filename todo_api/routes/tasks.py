@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Query, Response
 
-from todo_api.dependencies import CurrentClock, Cursors, Uow, UserId
+from todo_api.dependencies import CurrentClock, Cursors, Reader, Uow, UserId, Views
 from todo_api.problems import problem_responses
-from todo_api.representation import (
-    etag,
-    etag_listed,
-    if_match_version,
-    json_response,
-    task_json,
-    versioned_response,
-)
+from todo_api.representation import etag, etag_listed, if_match_version, json_response, versioned_response
 from todo_api.schemas import CompletionWrite, ReminderList, Rfc3339, TagList, TaskPage, TaskPatch, TaskRead, TaskWrite
 from todo_core.query import LIMIT_DEFAULT, LIMIT_MAX, Sort, Status, TaskQuery
 from todo_core.task import Priority, Task, TaskFields
 from todo_core.use_cases import tasks as use_cases
+from todo_core.views import task_view
 
 router = APIRouter(prefix="/api/{user_id}", tags=["tasks"], responses=problem_responses(400, 401, 403, 413, 422, 503))
 
@@ -37,7 +31,7 @@ IfMatch = Annotated[
 @router.get("/tasks", response_model=TaskPage)
 async def list_tasks(
     user_id: UserId,
-    uow: Uow,
+    views: Views,
     cursors: Cursors,
     status: Status = Status.ALL,
     priority: Annotated[list[Literal["none", "low", "medium", "high"]], Query()] = [],  # noqa: B006
@@ -64,9 +58,9 @@ async def list_tasks(
     ).validated()
     if cursor:
         query = replace(query, after=cursors.decode(user_id, query, cursor))
-    page = await use_cases.list_tasks(uow, user_id, query)
+    page = await use_cases.list_tasks(views, user_id, query)
     next_cursor = cursors.encode(user_id, query, page.next_after) if page.next_after else None
-    return json_response({"items": [task_json(task) for task in page.items], "next_cursor": next_cursor})
+    return json_response({"items": page.items, "next_cursor": next_cursor})
 
 
 @router.post(
@@ -77,7 +71,7 @@ async def list_tasks(
 )
 async def create_task(user_id: UserId, uow: Uow, clock: CurrentClock, body: TaskWrite) -> Response:
     """Create a task."""
-    task = await use_cases.create_task(uow, clock, user_id, _fields(body))
+    task = await use_cases.create_task(uow, clock, user_id, TaskFields.of(body.model_dump()))
     return _task_response(task, status_code=201, headers={"Location": f"/api/{user_id}/tasks/{task.id}"})
 
 
@@ -88,15 +82,15 @@ async def create_task(user_id: UserId, uow: Uow, clock: CurrentClock, body: Task
 )
 async def get_task(
     user_id: UserId,
-    uow: Uow,
+    views: Views,
     task_id: UUID,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Read one task. With `If-None-Match` set to its current ETag, the answer is 304."""
-    task = await use_cases.get_task(uow, user_id, task_id)
-    if if_none_match and etag_listed(if_none_match, task.version):
-        return Response(status_code=304, headers={"ETag": etag(task.version)})
-    return _task_response(task)
+    found = await use_cases.get_task(views, user_id, task_id)
+    if if_none_match and etag_listed(if_none_match, found.version):
+        return Response(status_code=304, headers={"ETag": etag(found.version)})
+    return versioned_response(found.view, found.version)
 
 
 @router.put("/tasks/{task_id}", response_model=TaskRead, responses=problem_responses(404, 412))
@@ -104,9 +98,8 @@ async def replace_task(
     user_id: UserId, uow: Uow, clock: CurrentClock, task_id: UUID, body: TaskWrite, if_match: IfMatch = None
 ) -> Response:
     """Replace every writable field of a task (an absent optional field takes its default)."""
-    task = await use_cases.replace_task(
-        uow, clock, user_id, task_id, _fields(body), if_match=if_match_version(if_match)
-    )
+    fields = TaskFields.of(body.model_dump())
+    task = await use_cases.replace_task(uow, clock, user_id, task_id, fields, if_match=if_match_version(if_match))
     return _task_response(task)
 
 
@@ -115,9 +108,7 @@ async def patch_task(
     user_id: UserId, uow: Uow, clock: CurrentClock, task_id: UUID, body: TaskPatch, if_match: IfMatch = None
 ) -> Response:
     """Change some fields of a task (JSON merge patch: absent is unchanged, null clears)."""
-    changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
-    if changes.get("priority") is not None:
-        changes["priority"] = Priority.from_label(changes["priority"])
+    changes = body.model_dump(exclude_unset=True)
     task = await use_cases.patch_task(uow, clock, user_id, task_id, changes, if_match=if_match_version(if_match))
     return _task_response(task)
 
@@ -144,7 +135,7 @@ async def complete_task(
 
 
 @router.get("/tags", response_model=TagList)
-async def list_tags(user_id: UserId, uow: Uow) -> Response:
+async def list_tags(user_id: UserId, uow: Reader) -> Response:
     """The user's tags, each with how many tasks carry it, most used first."""
     counts = await use_cases.tag_counts(uow, user_id)
     return json_response({"items": [{"tag": tag, "count": count} for tag, count in counts]})
@@ -153,29 +144,15 @@ async def list_tags(user_id: UserId, uow: Uow) -> Response:
 @router.get("/reminders", response_model=ReminderList)
 async def due_reminders(
     user_id: UserId,
-    uow: Uow,
+    uow: Reader,
     clock: CurrentClock,
     until: Annotated[Rfc3339 | None, Query(description="Reminders due by this instant; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=use_cases.REMINDERS_MAX)] = use_cases.REMINDERS_MAX,
 ) -> Response:
     """Open tasks whose reminder is due, soonest first: what a front end polls to notify."""
     tasks = await use_cases.due_reminders(uow, clock, user_id, until, limit)
-    return json_response({"items": [task_json(task) for task in tasks]})
-
-
-def _fields(body: TaskWrite) -> TaskFields:
-    return TaskFields(
-        title=body.title,
-        description=body.description,
-        completed=body.completed,
-        priority=Priority.from_label(body.priority),
-        due_at=body.due_at,
-        remind_at=body.remind_at,
-        recurrence=body.recurrence,
-        tags=tuple(body.tags),
-        category_id=body.category_id,
-    )
+    return json_response({"items": [task_view(task) for task in tasks]})
 
 
 def _task_response(task: Task, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return versioned_response(task_json(task), task.version, status_code=status_code, headers=headers)
+    return versioned_response(task_view(task), task.version, status_code=status_code, headers=headers)

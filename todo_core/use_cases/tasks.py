@@ -10,10 +10,11 @@ from uuid import UUID
 
 from todo_core.clock import Clock
 from todo_core.errors import Conflict, FieldError, NotFound, PreconditionFailed, ValidationFailed
-from todo_core.ports import UnitOfWork
-from todo_core.query import Page, TaskQuery
+from todo_core.ports import TaskViews, UnitOfWork
+from todo_core.query import TaskQuery
 from todo_core.task import Task, TaskFields
 from todo_core.timestamps import as_utc
+from todo_core.views import VersionedView, ViewPage
 
 REMINDERS_MAX = 200
 CONFLICT_ATTEMPTS = 3
@@ -33,16 +34,17 @@ async def create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskF
     return task
 
 
-async def get_task(uow: UnitOfWork, user_id: str, task_id: UUID) -> Task:
+async def get_task(views: TaskViews, user_id: str, task_id: UUID) -> VersionedView:
     """:raises NotFound: the user has no task with this id."""
-    async with uow:
-        return await _existing(uow, user_id, task_id)
+    found = await views.get(user_id, task_id)
+    if found is None:
+        raise NotFound("task")
+    return found
 
 
-async def list_tasks(uow: UnitOfWork, user_id: str, query: TaskQuery) -> Page:
+async def list_tasks(views: TaskViews, user_id: str, query: TaskQuery) -> ViewPage:
     """One page of the user's tasks, filtered and sorted as asked (`query` already validated)."""
-    async with uow:
-        return await uow.tasks.list_for_user(user_id, query)
+    return await views.list_for_user(user_id, query)
 
 
 async def replace_task(

@@ -1,0 +1,136 @@
+"""The read side of tasks (the `TaskViews` port): one statement each, outside any transaction.
+
+Two implementations of one contract, on the same statements (`listing.py`):
+
+- `PostgresTaskViews` runs them on a psycopg connection pool in autocommit mode, and lets
+  PostgreSQL render each row as the task's JSON (`row_to_json`): Python passes the text on
+  instead of turning every value into an object and back into text. Statements are prepared
+  by psycopg after a few runs.
+- `SqlTaskViews` runs them through SQLAlchemy (the SQLite default) in autocommit mode, so a
+  read never takes SQLite's write lock, and builds the views from the rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+import orjson
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, select
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from todo_adapters.sqlalchemy.engine import POOL_TIMEOUT_SECONDS, SESSION_TIMEZONE
+from todo_adapters.sqlalchemy.listing import Shape, page_statement, parameters
+from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
+from todo_adapters.sqlalchemy.tables import tasks
+from todo_core.errors import StorageUnavailable
+from todo_core.query import TaskQuery
+from todo_core.views import TASK_VIEW_FIELDS, VersionedView, ViewPage, position_of_view
+
+_POSTGRESQL = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+_ONE_TASK = select(*TASK_VIEW_COLUMNS).where(
+    tasks.c.user_id == bindparam("user_id"), tasks.c.id == bindparam("task_id", type_=tasks.c.id.type)
+)
+
+
+class SqlTaskViews:
+    """Task views through SQLAlchemy, each read in autocommit mode (no transaction)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._dialect = engine.dialect.name
+        self._pages: dict[Shape, Select[Any]] = {}
+
+    async def list_for_user(self, user_id: str, query: TaskQuery) -> ViewPage:
+        shape = Shape.of(query)
+        statement = self._pages.get(shape)
+        if statement is None:
+            statement = self._pages[shape] = page_statement(shape, self._dialect)
+        rows = await self._all(statement, parameters(user_id, query))
+        views = [dict(zip(TASK_VIEW_FIELDS, row, strict=True)) for row in rows]
+        more = len(views) > query.limit
+        del views[query.limit :]
+        return ViewPage(views, position_of_view(query, views[-1]) if more else None)
+
+    async def get(self, user_id: str, task_id: UUID) -> VersionedView | None:
+        rows = await self._all(_ONE_TASK, {"user_id": user_id, "task_id": task_id})
+        if not rows:
+            return None
+        view = dict(zip(TASK_VIEW_FIELDS, rows[0], strict=True))
+        return VersionedView(view, view["version"])
+
+    async def _all(self, statement: Select[Any], values: dict[str, Any]) -> list[Any]:
+        try:
+            async with self._engine.connect() as connection:
+                return list((await connection.execute(statement, values)).all())
+        except (DBAPIError, OSError) as error:
+            raise StorageUnavailable("the database cannot be reached") from error
+
+
+class PostgresTaskViews:
+    """Task views rendered as JSON by PostgreSQL, on a pool of autocommit connections."""
+
+    def __init__(self, url: URL, *, pool_size: int) -> None:
+        self._pool = AsyncConnectionPool(
+            url.set(drivername="postgresql").render_as_string(hide_password=False),
+            min_size=1,
+            max_size=pool_size,
+            timeout=POOL_TIMEOUT_SECONDS,
+            kwargs={"autocommit": True, "options": f"-c timezone={SESSION_TIMEZONE}"},
+            open=False,
+        )
+        self._opened = False
+        self._pages: dict[Shape, str] = {}
+        self._one_task = _compiled(_as_json(_ONE_TASK, with_version=True))
+
+    async def list_for_user(self, user_id: str, query: TaskQuery) -> ViewPage:
+        shape = Shape.of(query)
+        sql = self._pages.get(shape)
+        if sql is None:
+            sql = self._pages[shape] = _compiled(_as_json(page_statement(shape, "postgresql")))
+        rows = await self._all(sql, parameters(user_id, query))
+        more = len(rows) > query.limit
+        items = [orjson.Fragment(row[0]) for row in rows[: query.limit]]
+        after = position_of_view(query, orjson.loads(rows[query.limit - 1][0])) if more else None
+        return ViewPage(items, after)
+
+    async def get(self, user_id: str, task_id: UUID) -> VersionedView | None:
+        rows = await self._all(self._one_task, {"user_id": user_id, "task_id": task_id})
+        return VersionedView(orjson.Fragment(rows[0][0]), rows[0][1]) if rows else None
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _all(self, sql: str, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+        try:
+            async with self._connection() as connection:
+                cursor = await connection.execute(sql, values)
+                return await cursor.fetchall()
+        except (psycopg.OperationalError, PoolTimeout, OSError) as error:
+            raise StorageUnavailable("the database cannot be reached") from error
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if not self._opened:  # the pool needs a running event loop to open
+            await self._pool.open()
+            self._opened = True
+        async with self._pool.connection() as connection:
+            yield connection
+
+
+def _as_json(statement: Select[Any], *, with_version: bool = False) -> Select[Any]:
+    """Each row of `statement` as one JSON object text, named by its columns."""
+    row = statement.subquery("v")
+    rendered = cast(func.row_to_json(literal_column(row.name)), Text)
+    return select(rendered, row.c.version) if with_version else select(rendered).select_from(row)
+
+
+def _compiled(statement: Select[Any]) -> str:
+    return str(statement.compile(dialect=_POSTGRESQL))

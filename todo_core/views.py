@@ -1,0 +1,88 @@
+"""The read side (CQRS): a task as queries return it, derived from the entity's own fields.
+
+Commands load a `Task`, apply its rules and commit. Queries (list, get) need none of that:
+they return *views*, the task's public fields by name, ready for the wire. The names come
+from the `Task` and `TaskFields` dataclasses, so a field added to the entity is a field of the
+view (and of the adapters' projections, which are derived from `TASK_VIEW_FIELDS` too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from todo_core.query import Position, SortField, TaskQuery
+from todo_core.task import Priority, Task, TaskFields
+from todo_core.text import comparison_key
+
+#: Entity fields that are not part of what a user sees: the owner is the path's user.
+_PRIVATE = frozenset({"user_id", "fields"})
+
+#: The public fields of a task, in the entity's order: its id, what the user writes
+#: (`TaskFields`), then what the server sets.
+TASK_VIEW_FIELDS: tuple[str, ...] = tuple(
+    name
+    for field in dataclasses.fields(Task)
+    for name in ([f.name for f in dataclasses.fields(TaskFields)] if field.name == "fields" else [field.name])
+    if name not in _PRIVATE
+)
+
+#: A task's public fields by name. Values are plain data (str, int, bool, None, lists) or
+#: UUIDs and aware datetimes; `priority` is its label ("none", "low", ...).
+TaskView = Mapping[str, Any]
+
+
+def task_view(task: Task) -> dict[str, Any]:
+    """The view of an entity: what a query would return for it."""
+    values = {name: getattr(task.fields, name) for name in _FIELD_NAMES}
+    values["priority"] = task.fields.priority.label
+    values["tags"] = list(task.fields.tags)
+    return {name: values[name] if name in values else getattr(task, name) for name in TASK_VIEW_FIELDS}
+
+
+_FIELD_NAMES = tuple(field.name for field in dataclasses.fields(TaskFields))
+
+
+def instant_text(moment: datetime) -> str:
+    """An instant as every response writes it: RFC 3339 in UTC (`+00:00`), with the fraction
+    of a second only as long as it needs to be (`…:05.12+00:00`, `…:05+00:00`). PostgreSQL's
+    JSON writes timestamps this way, so the views it renders and those built here agree."""
+    text = moment.astimezone(UTC).isoformat(timespec="microseconds")  # …THH:MM:SS.ffffff+00:00
+    return text[:19] + text[19:26].rstrip("0").rstrip(".") + text[26:]
+
+
+def position_of_view(query: TaskQuery, view: TaskView) -> Position:
+    """Where a task, seen as a view, stands in the query's order (see `TaskQuery.position_of`)."""
+    value: Any = view[query.sort.field.value]
+    if query.sort.field is SortField.PRIORITY:
+        value = int(Priority.from_label(value))
+    elif query.sort.field is SortField.TITLE:
+        value = comparison_key(value)
+    elif isinstance(value, str):  # a store that renders JSON itself hands back text
+        value = datetime.fromisoformat(value)
+    task_id = view["id"]
+    return value, task_id if isinstance(task_id, UUID) else UUID(task_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewPage:
+    """One page of a task list, and where the next one starts (None on the last page).
+
+    Each item serializes (with orjson) to the task's public JSON: a `TaskView` mapping, or the
+    same JSON already rendered by the store (the PostgreSQL adapter renders it in the query).
+    """
+
+    items: Sequence[object]
+    next_after: Position | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionedView:
+    """One task as a query returns it, with its version (the ETag) alongside."""
+
+    view: object
+    version: int
