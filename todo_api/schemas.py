@@ -7,10 +7,10 @@ only types, so that every rule has one home and one message.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 
 from todo_core.category import NAME_MAX
 from todo_core.task import DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
@@ -49,18 +49,22 @@ class TaskWrite(BaseModel):
     category_id: UUID | None = None
 
 
-class TaskPatch(BaseModel):
-    """JSON merge patch of a task: an absent field is unchanged, null clears it."""
+def merge_patch_of(model: type[BaseModel]) -> type[BaseModel]:
+    """The JSON merge patch of `model`: every field optional (absent: unchanged) and nullable
+    (null: cleared), with the same types, limits and documentation."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        documented = Field(
+            None, description=info.description, examples=info.examples, json_schema_extra=info.json_schema_extra
+        )
+        fields[name] = (annotation | None, documented)
+    patch: type[BaseModel] = create_model(f"{model.__name__}Patch", **fields)
+    return patch
 
-    title: str | None = None
-    description: str | None = None
-    completed: StrictBool | None = None
-    priority: PriorityLabel | None = None
-    due_at: Rfc3339 | None = None
-    remind_at: Rfc3339 | None = None
-    recurrence: str | None = None
-    tags: list[str] | None = Field(None, max_length=200)
-    category_id: UUID | None = None
+
+class TaskPatch(merge_patch_of(TaskWrite)):  # type: ignore[misc]
+    """JSON merge patch of a task: an absent field is unchanged, null clears it."""
 
 
 class CompletionWrite(BaseModel):

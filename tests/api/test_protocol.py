@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from typing import Any
+
 import httpx
+import orjson
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.api.assertions import problem
 from tests.conftest import Caller, api_client, bearer
+from todo_api.schemas import (
+    CategoryList,
+    CategoryRead,
+    ReminderList,
+    TagList,
+    TaskPage,
+    TaskPatch,
+    TaskRead,
+    TaskWrite,
+)
 from todo_core.ports import TaskViews
+from todo_core.task import TaskFields
+from todo_core.views import TASK_VIEW_FIELDS
 
 
 async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
@@ -49,14 +67,79 @@ async def test_openapi_documents_every_route_with_problem_responses(client: http
     assert "409" in paths["/api/{user_id}/categories"]["post"]["responses"]
 
 
-async def test_responses_have_the_documented_fields(alice: Caller, client: httpx.AsyncClient) -> None:
-    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
-    task = await alice.create_task()
-    assert set(task) == set(schemas["TaskRead"]["properties"])
-    category = (await alice.request("POST", "/categories", json={"name": "n"})).json()
-    assert set(category) == set(schemas["CategoryRead"]["properties"])
-    listed = (await alice.request("GET", "/tasks")).json()
-    assert set(listed) == set(schemas["TaskPage"]["properties"])
+def conforms(model: type[BaseModel], body: Any) -> None:
+    """The body has exactly the documented fields, each of the documented type, and null only
+    where the schema allows it."""
+    model.model_validate_json(orjson.dumps(body), strict=True)
+    assert set(body) == set(model.model_fields), model.__name__
+    for name, field in model.model_fields.items():
+        item_model = _listed_model(field.annotation)
+        if item_model is not None:
+            for item in body[name]:
+                conforms(item_model, item)
+
+
+def _listed_model(annotation: Any) -> type[BaseModel] | None:
+    arguments = typing.get_args(annotation)
+    if typing.get_origin(annotation) is list and isinstance(arguments[0], type) and issubclass(arguments[0], BaseModel):
+        return arguments[0]
+    return None
+
+
+async def test_every_response_matches_its_documented_schema(alice: Caller) -> None:
+    category = await alice.request("POST", "/categories", json={"name": "Home", "color": "#1E90FF"})
+    full = {
+        "title": "Water the plants",
+        "description": "balcony",
+        "priority": "high",
+        "due_at": "2026-12-01T09:00:00.120+01:00",
+        "remind_at": "2020-12-01T08:30:00Z",
+        "recurrence": "FREQ=WEEKLY;BYDAY=TU",
+        "tags": ["garden", "Home"],
+        "category_id": category.json()["id"],
+    }
+    created = await alice.request("POST", "/tasks", json=full)
+    bare = await alice.request("POST", "/tasks", json={"title": "Bare"})
+    task_id = created.json()["id"]
+    completed = await alice.request("PATCH", f"/tasks/{task_id}/complete", json={"completed": True})
+    responses: list[tuple[type[BaseModel], httpx.Response]] = [
+        (CategoryRead, category),
+        (CategoryRead, await alice.request("GET", f"/categories/{category.json()['id']}")),
+        (CategoryRead, await alice.request("PATCH", f"/categories/{category.json()['id']}", json={"color": None})),
+        (CategoryList, await alice.request("GET", "/categories")),
+        (TaskRead, created),
+        (TaskRead, bare),
+        (TaskRead, completed),
+        (TaskRead, await alice.request("GET", f"/tasks/{task_id}")),
+        (TaskRead, await alice.request("GET", f"/tasks/{bare.json()['id']}")),
+        (TaskRead, await alice.request("PUT", f"/tasks/{bare.json()['id']}", json={"title": "Still bare"})),
+        (TaskRead, await alice.request("PATCH", f"/tasks/{task_id}", json={"description": None})),
+        (TaskPage, await alice.request("GET", "/tasks", params={"limit": 1})),
+        (TaskPage, await alice.request("GET", "/tasks", params={"sort": "-due_at"})),
+        (ReminderList, await alice.request("GET", "/reminders", params={"until": "2030-01-01T00:00:00Z"})),
+        (TagList, await alice.request("GET", "/tags")),
+    ]
+    for model, response in responses:
+        assert response.status_code in (200, 201), response.text
+        conforms(model, response.json())
+    # Every nullable field of a task was seen both null and set, so both forms were checked.
+    tasks = [response.json() for model, response in responses if model is TaskRead]
+    for name, field in TaskRead.model_fields.items():
+        if type(None) in typing.get_args(field.annotation):
+            assert {task[name] is None for task in tasks} == {True, False}, name
+
+
+async def test_a_task_reads_the_same_from_every_route(alice: Caller) -> None:
+    """Writes answer with the entity's view; reads with the store's: one shape, to the byte."""
+    created = await alice.request(
+        "POST", "/tasks", json={"title": "t", "due_at": "2026-12-01T09:00:00.5Z", "tags": ["a"], "priority": "low"}
+    )
+    task_id = created.json()["id"]
+    read = await alice.request("GET", f"/tasks/{task_id}")
+    listed = await alice.request("GET", "/tasks")
+    assert read.content == created.content
+    assert listed.json()["items"] == [created.json()]
+    assert created.json()["due_at"] == "2026-12-01T09:00:00.5+00:00"
 
 
 async def test_a_configured_browser_origin_may_call_the_api(
@@ -83,3 +166,10 @@ async def test_a_configured_browser_origin_may_call_the_api(
             "/api/someone/tasks", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_the_wire_schemas_name_exactly_the_entitys_fields() -> None:
+    """Routes turn bodies into entities, and views into responses, by field name alone."""
+    assert list(TaskWrite.model_fields) == [field.name for field in dataclasses.fields(TaskFields)]
+    assert list(TaskPatch.model_fields) == list(TaskWrite.model_fields)
+    assert set(TaskRead.model_fields) == set(TASK_VIEW_FIELDS)

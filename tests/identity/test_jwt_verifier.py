@@ -391,3 +391,55 @@ async def test_token_without_kid_is_refused_when_the_key_set_has_several_keys(
     token = jwt.encode(make_claims(), ed25519_key.private_key, algorithm="EdDSA")
 
     await assert_refused(verifier, token)
+
+
+# --- Verified tokens are remembered until they expire ------------------------------------------
+
+
+class CountingKeys(SharedSecretKeys):
+    """The shared secret, counting how often a signature check asked for it."""
+
+    def __init__(self) -> None:
+        super().__init__(SECRET)
+        self.lookups = 0
+
+    async def key_for(self, kid: str | None) -> Any:
+        self.lookups += 1
+        return await super().key_for(kid)
+
+
+async def test_a_token_is_checked_once_then_remembered(make_verifier, make_claims) -> None:
+    keys = CountingKeys()
+    verifier = make_verifier(keys)
+    token = jwt.encode(make_claims(sub="user-42"), SECRET, algorithm="HS256")
+
+    assert [await verifier.verify(token) for _ in range(3)] == ["user-42"] * 3
+    assert keys.lookups == 1
+
+
+async def test_a_remembered_token_is_refused_once_it_expires(make_verifier, make_claims) -> None:
+    verifier = make_verifier(SharedSecretKeys(SECRET), leeway_seconds=0)
+    token = jwt.encode(make_claims(exp=time.time() + 0.5), SECRET, algorithm="HS256")
+    assert await verifier.verify(token) == "user-a"
+
+    await asyncio.sleep(0.6)
+
+    await assert_refused(verifier, token)
+
+
+async def test_a_refused_token_is_not_remembered(make_verifier, make_claims) -> None:
+    verifier = make_verifier(SharedSecretKeys(SECRET))
+    forged = jwt.encode(make_claims(), "another-secret-that-is-long-enough-too", algorithm="HS256")
+
+    for _ in range(2):
+        await assert_refused(verifier, forged)
+    assert verifier.remembered == 0
+
+
+async def test_remembered_tokens_are_bounded(make_verifier, make_claims) -> None:
+    verifier = make_verifier(SharedSecretKeys(SECRET), cache_size=8)
+    tokens = [jwt.encode(make_claims(sub=f"user-{n}"), SECRET, algorithm="HS256") for n in range(20)]
+
+    assert [await verifier.verify(token) for token in tokens] == [f"user-{n}" for n in range(20)]
+    assert verifier.remembered == 8
+    assert await verifier.verify(tokens[0]) == "user-0"  # forgotten, so checked again: still valid

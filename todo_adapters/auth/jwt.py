@@ -19,6 +19,9 @@ MAX_USER_ID_LENGTH = 255
 #: Every algorithm any key source can bind a key to; anything else is refused before a key
 #: lookup, so made-up headers cannot trigger JWKS refetches.
 SUPPORTED_ALGORITHMS = frozenset({"HS256", "EdDSA", "RS256", "ES256"})
+#: Verified tokens remembered at once. A front end sends the same token for its lifetime
+#: (Better Auth: 15 minutes); a signature check costs far more than the rest of a request.
+CACHE_SIZE = 4096
 
 
 class JwtVerifier:
@@ -32,8 +35,10 @@ class JwtVerifier:
         audience: str | None,
         user_claim: str = "sub",
         leeway_seconds: float = 30,
+        cache_size: int = CACHE_SIZE,
     ) -> None:
         self._key_source = key_source
+        self._cache_size = cache_size
         self._issuer = issuer
         self._audience = audience
         self._user_claim = user_claim
@@ -43,9 +48,12 @@ class JwtVerifier:
             # Unconfigured means unchecked: PyJWT would otherwise refuse any token with `aud`.
             "verify_aud": audience is not None,
         }
+        # token → (user id, the instant it stops being accepted), oldest first.
+        self._verified: dict[str, tuple[str, float]] = {}
 
     async def verify(self, token: str) -> str:
-        """Return the user id the token was issued for.
+        """Return the user id the token was issued for. A token verified before is
+        accepted again, without a signature check, until it expires.
 
         :raises AuthenticationFailed: the token is too long, malformed, unsigned, signed with
             an unknown key or another algorithm than its key's, expired, not yet valid, for
@@ -53,6 +61,18 @@ class JwtVerifier:
         """
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise AuthenticationFailed("the token is missing or too long")
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            user_id, expires = remembered
+            if time.time() < expires:
+                return user_id
+            del self._verified[token]
+        claims = await self._checked_claims(token)
+        user_id = self._user_id(claims)
+        self._remember(token, user_id, float(claims["exp"]) + self._leeway_seconds)
+        return user_id
+
+    async def _checked_claims(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
@@ -78,7 +98,21 @@ class JwtVerifier:
             )
         except (jwt.PyJWTError, TypeError, ValueError) as error:
             raise AuthenticationFailed("the token cannot be trusted") from error
-        return self._user_id(claims)
+        return claims
+
+    @property
+    def remembered(self) -> int:
+        """How many verified tokens are remembered (never more than the cache size)."""
+        return len(self._verified)
+
+    def _remember(self, token: str, user_id: str, expires: float) -> None:
+        if len(self._verified) >= self._cache_size:
+            now = time.time()
+            for stale in [key for key, (_, until) in self._verified.items() if until <= now]:
+                del self._verified[stale]
+            while len(self._verified) >= self._cache_size:
+                del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[token] = (user_id, expires)
 
     def _user_id(self, claims: dict[str, Any]) -> str:
         user_id = claims.get(self._user_claim)
