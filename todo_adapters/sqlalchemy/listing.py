@@ -92,7 +92,7 @@ def page_statement(shape: Shape, dialect: str) -> Select[Any]:
         dated = _selected(shape, dialect, column.is_not(None), _after(shape, column))
         parts.append(_ordered(dated, shape.descending, column))
     undated = _selected(shape, dialect, column.is_(None), _after(shape, tasks.c.id) if shape.after_missing else None)
-    parts.append(_ordered(undated, shape.descending))
+    parts.append(_ordered(undated, shape.descending, column))  # by (due_at, id): the index's order
     merged = union_all(*(select(part.subquery()) for part in parts)).subquery("merged")
     order = merged.c.due_at.desc() if shape.descending else merged.c.due_at.asc()
     ids = merged.c.id.desc() if shape.descending else merged.c.id.asc()
