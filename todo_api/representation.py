@@ -13,21 +13,9 @@ from typing import Any
 import orjson
 from fastapi import Response
 
-from todo_core.category import Category
 from todo_core.views import instant_text
 
 _STRONG_ETAG = re.compile(r'"([0-9]{1,9})"', re.ASCII)
-
-
-def category_json(category: Category) -> dict[str, Any]:
-    return {
-        "id": category.id,
-        "name": category.fields.name,
-        "color": category.fields.color,
-        "created_at": category.created_at,
-        "updated_at": category.updated_at,
-        "version": category.version,
-    }
 
 
 def etag(version: int) -> str:

@@ -15,21 +15,31 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from todo_core.category import Category, CategoryFields
 from todo_core.query import Position, SortField, TaskQuery
 from todo_core.task import Priority, Task, TaskFields
 from todo_core.text import comparison_key
 
-#: Entity fields that are not part of what a user sees: the owner is the path's user.
+#: Entity fields that are not part of what a user sees: the owner is the path's user, and
+#: what the user writes (`fields`) is shown field by field.
 _PRIVATE = frozenset({"user_id", "fields"})
 
-#: The public fields of a task, in the entity's order: its id, what the user writes
-#: (`TaskFields`), then what the server sets.
-TASK_VIEW_FIELDS: tuple[str, ...] = tuple(
-    name
-    for field in dataclasses.fields(Task)
-    for name in ([f.name for f in dataclasses.fields(TaskFields)] if field.name == "fields" else [field.name])
-    if name not in _PRIVATE
-)
+
+def _public_fields(entity: type[Any], written: type[Any]) -> tuple[str, ...]:
+    """An entity's public fields, in its order: its id, what the user writes, then what the
+    server sets."""
+    names: list[str] = []
+    for field in dataclasses.fields(entity):
+        if field.name == "fields":
+            names += [f.name for f in dataclasses.fields(written)]
+        elif field.name not in _PRIVATE:
+            names.append(field.name)
+    return tuple(names)
+
+
+#: The public fields of a task.
+TASK_VIEW_FIELDS = _public_fields(Task, TaskFields)
+CATEGORY_VIEW_FIELDS = _public_fields(Category, CategoryFields)
 
 #: A task's public fields by name. Values are plain data (str, int, bool, None, lists) or
 #: UUIDs and aware datetimes; `priority` is its label ("none", "low", ...).
@@ -38,13 +48,19 @@ TaskView = Mapping[str, Any]
 
 def task_view(task: Task) -> dict[str, Any]:
     """The view of an entity: what a query would return for it."""
-    values = {name: getattr(task.fields, name) for name in _FIELD_NAMES}
-    values["priority"] = task.fields.priority.label
-    values["tags"] = list(task.fields.tags)
-    return {name: values[name] if name in values else getattr(task, name) for name in TASK_VIEW_FIELDS}
+    return _view(task, TASK_VIEW_FIELDS, priority=task.fields.priority.label, tags=list(task.fields.tags))
 
 
-_FIELD_NAMES = tuple(field.name for field in dataclasses.fields(TaskFields))
+def category_view(category: Category) -> dict[str, Any]:
+    """A category as responses show it."""
+    return _view(category, CATEGORY_VIEW_FIELDS)
+
+
+def _view(entity: Any, names: tuple[str, ...], **shown: Any) -> dict[str, Any]:
+    written = entity.fields
+    values = {field.name: getattr(written, field.name) for field in dataclasses.fields(written)}
+    values.update(shown)
+    return {name: values[name] if name in values else getattr(entity, name) for name in names}
 
 
 def instant_text(moment: datetime) -> str:

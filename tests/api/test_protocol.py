@@ -16,6 +16,7 @@ from tests.conftest import Caller, api_client, bearer
 from todo_api.schemas import (
     CategoryList,
     CategoryRead,
+    CategoryWrite,
     ReminderList,
     TagList,
     TaskPage,
@@ -24,8 +25,9 @@ from todo_api.schemas import (
     TaskWrite,
 )
 from todo_core.ports import TaskViews
+from todo_core.category import CategoryFields
 from todo_core.task import TaskFields
-from todo_core.views import TASK_VIEW_FIELDS
+from todo_core.views import CATEGORY_VIEW_FIELDS, TASK_VIEW_FIELDS
 
 
 async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
@@ -173,3 +175,5 @@ def test_the_wire_schemas_name_exactly_the_entitys_fields() -> None:
     assert list(TaskWrite.model_fields) == [field.name for field in dataclasses.fields(TaskFields)]
     assert list(TaskPatch.model_fields) == list(TaskWrite.model_fields)
     assert set(TaskRead.model_fields) == set(TASK_VIEW_FIELDS)
+    assert list(CategoryWrite.model_fields) == [field.name for field in dataclasses.fields(CategoryFields)]
+    assert set(CategoryRead.model_fields) == set(CATEGORY_VIEW_FIELDS)

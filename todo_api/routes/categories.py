@@ -9,10 +9,11 @@ from fastapi import APIRouter, Header, Response
 
 from todo_api.dependencies import CurrentClock, Reader, Uow, UserId
 from todo_api.problems import problem_responses
-from todo_api.representation import category_json, if_match_version, json_response, versioned_response
+from todo_api.representation import if_match_version, json_response, versioned_response
 from todo_api.schemas import CategoryList, CategoryPatch, CategoryRead, CategoryWrite
 from todo_core.category import Category, CategoryFields
 from todo_core.use_cases import categories as use_cases
+from todo_core.views import category_view
 
 router = APIRouter(
     prefix="/api/{user_id}/categories", tags=["categories"], responses=problem_responses(400, 401, 403, 413, 422, 503)
@@ -23,7 +24,7 @@ router = APIRouter(
 async def list_categories(user_id: UserId, uow: Reader) -> Response:
     """The user's categories, by name."""
     found = await use_cases.list_categories(uow, user_id)
-    return json_response({"items": [category_json(category) for category in found]})
+    return json_response({"items": [category_view(category) for category in found]})
 
 
 @router.post("", response_model=CategoryRead, status_code=201, responses=problem_responses(409))
@@ -66,4 +67,4 @@ async def delete_category(user_id: UserId, uow: Uow, clock: CurrentClock, catego
 def _category_response(
     category: Category, *, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    return versioned_response(category_json(category), category.version, status_code=status_code, headers=headers)
+    return versioned_response(category_view(category), category.version, status_code=status_code, headers=headers)
