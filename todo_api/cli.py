@@ -94,5 +94,7 @@ def _serve(settings: Settings) -> int:
         port=settings.port,
         workers=settings.workers,
         proxy_headers=False,
+        # A text line per request costs about a twentieth of a list request's CPU time.
+        access_log=settings.dev_mode if settings.access_log is None else settings.access_log,
     )
     return 0

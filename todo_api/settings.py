@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
+    access_log: bool | None = Field(
+        None, description="uvicorn's plain-text line per request; default: on in development mode only"
+    )
     dev_mode: bool = Field(False, description="Development mode: the built-in secret is allowed")
     jwt_secret: SecretStr | None = Field(None, description="HS256 shared secret (at least 32 bytes)")
     jwks_url: str | None = Field(None, description="JWKS URL, e.g. https://app.example/api/auth/jwks")
