@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procs import tree_cpu_seconds
+from bench.procs import children_cpu_seconds, machine_busy_seconds, tree_cpu_seconds
 
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
 TIMEOUT = "2s"  # wrk's default, said out loud: a request slower than this counts as a timeout
@@ -65,6 +65,9 @@ class Measurement:
     pg_cpu_s: float | None
     server_us_per_request: float | None
     pg_us_per_request: float | None
+    # The machine's busy CPU time during the run that neither the server, PostgreSQL nor wrk
+    # used, as a share of all cores: other work on the machine that disturbed the run.
+    other_cpu_share: float | None = None
     notes: dict[str, object] = field(default_factory=dict)
 
 
@@ -140,11 +143,14 @@ def measure(
         )
     if prepare:
         prepare()
+    machine_before, wrk_before = machine_busy_seconds(), children_cpu_seconds()
     server_before = tree_cpu_seconds(server_pid)
     pg_before = tree_cpu_seconds(pg_pid) if pg_pid else None
     result = run_wrk(url, script, args=args, threads=threads, connections=connections, seconds=seconds, env=env)
     server_cpu = tree_cpu_seconds(server_pid) - server_before
     pg_cpu = tree_cpu_seconds(pg_pid) - pg_before if pg_pid and pg_before is not None else None
+    wrk_cpu = children_cpu_seconds() - wrk_before
+    machine_cpu = machine_busy_seconds() - machine_before
     per_request = 1e6 / result.requests if result.requests else None
     latency = result.latency_us
     measurement = Measurement(
@@ -171,5 +177,11 @@ def measure(
         pg_cpu_s=pg_cpu,
         server_us_per_request=server_cpu * per_request if per_request else None,
         pg_us_per_request=pg_cpu * per_request if per_request and pg_cpu is not None else None,
+        other_cpu_share=other_share(machine_cpu, server_cpu + (pg_cpu or 0) + wrk_cpu, result.duration_s),
     )
     return measurement, warmup
+
+
+def other_share(machine_cpu: float, accounted_cpu: float, duration_s: float) -> float | None:
+    capacity = duration_s * (os.cpu_count() or 1)
+    return max(0.0, machine_cpu - accounted_cpu) / capacity if capacity else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -56,6 +57,19 @@ def tree_cpu_seconds(root: int) -> float:
         if fields is not None:
             ticks += sum(int(value) for value in fields[11:15])
     return ticks / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores of the machine have spent busy (not idle, not waiting for I/O)."""
+    first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in first[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's children that have ended and been waited for (wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_kib(pid: int) -> int | None:

@@ -15,7 +15,10 @@ from typing import Any
 SERVER_NOTES = {
     "todo": "`todo serve`, 2 workers, PostgreSQL (psycopg 3), real JWT check",
     "ceiling": "FastAPI + pydantic response model, the same 50 tasks from memory, no database, no token check",
-    "naive": "FastAPI + SQLModel sync Session per request, offset paging, PyJWT check per request",
+    "naive": (
+        "FastAPI + SQLModel sync Session per request, offset paging, PyJWT check per request; its create writes "
+        "the `tasks` row only (no `task_tags` rows), so it does less work than todo's"
+    ),
 }
 SCENARIO_NOTES = {
     "list-50": "`GET /api/{u}/tasks?status=pending&limit=50` (the 50 open tasks of a 50-task user)",
@@ -30,6 +33,10 @@ SCENARIO_NOTES = {
     "sqlite-mixed-list": "SQLite, 16 connections listing while 4 create (same time)",
     "sqlite-mixed-create": "SQLite, 4 connections creating while 16 list (same time)",
 }
+
+
+# Above this share of the machine's CPU used by other processes during runs, the report warns.
+OTHER_LOAD_WARNING = 0.05
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -61,6 +68,7 @@ def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "server_us_per_request": _median(run["server_us_per_request"] for run in rounds),
                 "pg_us_per_request": _median(run["pg_us_per_request"] for run in rounds),
                 "bytes_per_response": _median(run["bytes_per_response"] for run in rounds),
+                "other_cpu_share": _median(run.get("other_cpu_share") for run in rounds),
             }
         )
     return summary
@@ -200,6 +208,22 @@ def _mb(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f} MB"
 
 
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def disturbance(data: dict[str, Any]) -> str | None:
+    """A warning when other work on the machine took a noticeable share of it during the runs."""
+    shares = [run["other_cpu_share"] for run in data["runs"] if run.get("other_cpu_share") is not None]
+    if not shares or statistics.median(shares) < OTHER_LOAD_WARNING:
+        return None
+    return (
+        f"**Warning: this run was disturbed.** Processes other than the servers, PostgreSQL and wrk kept "
+        f"{statistics.median(shares):.0%} of the machine's CPU busy (median over runs; worst "
+        f"{max(shares):.0%}). Numbers from such a run are low and noisy; run again on a quiet machine."
+    )
+
+
 def _num(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -223,6 +247,7 @@ def main_table(data: dict[str, Any]) -> str:
             "server µs/req",
             "PG µs/req",
             "req/s by round",
+            "other load",
         ],
         (
             [
@@ -236,6 +261,7 @@ def main_table(data: dict[str, Any]) -> str:
                 _num(row["server_us_per_request"]),
                 _num(row["pg_us_per_request"]),
                 " / ".join(f"{rps:,.0f}" for rps in row["rps_rounds"]),
+                _percent(row.get("other_cpu_share")),
             ]
             for row in data["summary"]
         ),
@@ -286,6 +312,7 @@ def markdown(data: dict[str, Any], plot_name: str | None) -> str:
         f"# Benchmark {data['date']}",
         "",
         f"{machine['nproc']} × {machine['cpu_model']}, {machine['memory']}, Linux {machine['kernel']}, "
+        f"{machine.get('busy_before_start', 0):.0%} busy just before the run, "
         f"Python {machine['python']}, PostgreSQL {machine.get('postgresql', '?')}, {machine['wrk']}; "
         f"commit `{machine['git_commit'][:12]}`{' (with uncommitted changes)' if machine['git_dirty'] else ''}; "
         f"run took {data['duration_seconds'] / 60:.1f} min.",
@@ -294,7 +321,9 @@ def markdown(data: dict[str, Any], plot_name: str | None) -> str:
         f"{config['seconds']:.0f} s measured, {config['rounds']} round(s) with the servers alternating; medians of the "
         "rounds (errors and timeouts: sums). CPU per request is the user + system time of the server's whole "
         "process tree (and of every PostgreSQL process) read from /proc around the measured run, divided by the "
-        "requests wrk completed. Server, PostgreSQL and wrk share the machine's cores.",
+        "requests wrk completed. Server, PostgreSQL and wrk share the machine's cores. *Other load* is the "
+        "machine's busy CPU time during a run that none of them used, as a share of all cores: other work "
+        "that disturbed the measurement (PostgreSQL work for other databases is inside the PG column).",
         "",
         f"Data: {seed.get('tasks', 0):,} tasks, {seed.get('task_tags', 0):,} tag rows and "
         f"{seed.get('categories', 0):,} categories of {seed.get('users', 0):,} users "
@@ -303,6 +332,7 @@ def markdown(data: dict[str, Any], plot_name: str | None) -> str:
         "users with 50 (all open), 10,000 and 100,000 tasks), seeded with COPY in "
         f"{seed.get('seconds', 0):.1f} s.",
         "",
+        *([warning, ""] if (warning := disturbance(data)) else []),
         "## Targets",
         "",
         targets_table(data),
@@ -421,6 +451,7 @@ def console(data: dict[str, Any]) -> str:
             "Targets (the bench does not fail on a miss):",
             *(f"  {t['result']:<4}  {t['target']}: {t['shown']}" for t in data["targets"]),
             "",
+            *([warning.replace("**", ""), ""] if (warning := disturbance(data)) else []),
         ]
     )
 

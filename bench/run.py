@@ -47,13 +47,15 @@ import psycopg
 from psycopg import sql
 
 from bench import report
-from bench.loadgen import Measurement, WrkResult, measure, run_wrk
+from bench.loadgen import Measurement, WrkResult, measure, other_share, run_wrk
 from bench.procs import (
     Server,
+    children_cpu_seconds,
     command_line,
     descendants,
     free_port,
     http_request,
+    machine_busy_seconds,
     postmaster_pid,
     rss_kib,
     start_server,
@@ -273,7 +275,12 @@ def _follow(server: Server, first_path: str, token: str, pages: int) -> tuple[st
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
         while depth < pages:
-            status, body = http_request(server.port, "GET", path, token=token, connection=connection)
+            try:
+                status, body = http_request(server.port, "GET", path, token=token, connection=connection)
+            except OSError as error:
+                if server.process.poll() is not None:
+                    raise RuntimeError(f"{server.name} has exited ({server.process.returncode})") from error
+                raise
             if status != 200:
                 raise RuntimeError(f"{server.name}: GET {path} answered {status}: {body[:300]!r}")
             cursor = json.loads(body)["next_cursor"]
@@ -862,10 +869,14 @@ class SqliteBench:
                 )
                 return lists.result(), creates.result()
 
-        warm_list, warm_create = both(self.config.warmup_seconds)
+        _, warm_creates = both(self.config.warmup_seconds)
+        machine_before, wrk_before = machine_busy_seconds(), children_cpu_seconds()
         before = tree_cpu_seconds(server.pid)
         lists, creates = both(self.config.seconds)
         cpu = tree_cpu_seconds(server.pid) - before
+        other = other_share(
+            machine_busy_seconds() - machine_before, cpu + children_cpu_seconds() - wrk_before, lists.duration_s
+        )
         total = lists.requests + creates.requests
         for scenario, result, connections in (
             ("sqlite-mixed-list", lists, 16),
@@ -897,6 +908,7 @@ class SqliteBench:
                 # Both sides share one server: its CPU time over all requests of both.
                 server_us_per_request=cpu * 1e6 / total if total else None,
                 pg_us_per_request=None,
+                other_cpu_share=other,
                 notes={"concurrent_with": "sqlite-mixed-create" if scenario.endswith("list") else "sqlite-mixed-list"},
             )
             self.results.runs.append(measurement)
@@ -905,8 +917,8 @@ class SqliteBench:
                 f"p99 {measurement.p99_us / 1000:7.1f} ms  "
                 f"errors {measurement.error_count} (timeouts {measurement.timeouts})"
             )
-        acknowledged = creates.statuses.get("201", 0) + warm_create.statuses.get("201", 0)
-        del warm_list
+        # The warm-up's creates carry the same marker: count its 201s too.
+        acknowledged = creates.statuses.get("201", 0) + warm_creates.statuses.get("201", 0)
         return [CreateCheck("sqlite-mixed", "todo", round_number, marker, acknowledged, self._stored(marker))]
 
     def _stored(self, marker: str) -> int:
@@ -930,9 +942,14 @@ def machine_facts() -> dict[str, Any]:
                 model = line.split(":", 1)[1].strip()
                 break
     memory = "?"
-    with contextlib.suppress(OSError):
-        memory = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
+        memory = f"{kib / 2**20:.1f} GiB"
+    busy_before = machine_busy_seconds()
+    time.sleep(1)
+    busy_share = (machine_busy_seconds() - busy_before) / (os.cpu_count() or 1)
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    wrk_version = " ".join(((wrk.stdout or wrk.stderr).split() or ["?"])[:2])
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
     dirty = subprocess.run(
         ["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True, check=False
@@ -943,7 +960,8 @@ def machine_facts() -> dict[str, Any]:
         "memory": memory,
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0] if (wrk.stdout or wrk.stderr) else "?",
+        "wrk": wrk_version,
+        "busy_before_start": busy_share,
         "git_commit": commit.stdout.strip(),
         "git_dirty": bool(dirty.stdout.strip()),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -966,6 +984,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config={key: str(value) if isinstance(value, Path) else value for key, value in asdict(config).items()},
     )
     results.config["server_url"] = urllib.parse.urlsplit(config.server_url)._replace(netloc="…").geturl()
+    if results.machine["busy_before_start"] > 0.05:
+        log(f"warning: the machine is already {results.machine['busy_before_start']:.0%} busy: expect noisy numbers")
     log(
         f"{config.seconds:.0f} s per run after {config.warmup_seconds:.0f} s of warm-up, {config.rounds} round(s), "
         f"growth runs of {config.growth_seconds:.0f} s; wrk -t{config.threads} -c{config.connections}"
