@@ -43,7 +43,7 @@ fuzz: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,fuzz]'
 	scripts/fuzz
 
-## Benchmark todo against a ceiling and a naive app on PostgreSQL and SQLite (~12 minutes; results in
+## Benchmark todo against a ceiling and a naive app on PostgreSQL and SQLite (~9 minutes; results in
 ## bench/results/). Needs PostgreSQL (TODO_BENCH_DATABASE_URL, default the local server as postgres) and
 ## wrk (installed from the system packages when missing). BENCH_SECONDS=3 BENCH_ROUNDS=1 for a quick run.
 $(BENCH_INSTALLED): pyproject.toml
