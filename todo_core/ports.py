@@ -25,7 +25,8 @@ __all__ = ["CategoryRepository", "Clock", "IdentityVerifier", "TaskRepository", 
 class TaskRepository(Protocol):
     async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         """Return the user's task with this id, or None if the user has none. With
-        `for_update`, concurrent units of work that ask the same wait until this one ends.
+        `for_update`, lock it until this unit of work ends: another that reads it `for_update`,
+        removes it or clears its category waits, then sees what this one committed.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -46,16 +47,17 @@ class TaskRepository(Protocol):
         ...
 
     async def update(self, task: Task) -> None:
-        """Stage a task's new version; it replaces version `task.version - 1`.
+        """Stage a task's new version. Only for a task read `for_update` in this unit of work:
+        that lock, not this method, keeps it from overwriting a concurrent change.
 
-        :raises Conflict: the stored version is no longer the one the change was made from.
         :raises StorageUnavailable: the store cannot be reached.
         """
         ...
 
     async def remove(self, user_id: str, task_id: UUID, *, version: int | None = None) -> bool:
         """Stage the deletion of the user's task (only at `version`, when given); return False
-        if the user has no such task at that version.
+        if the user has no such task at that version. Waits for a unit of work that holds the
+        task (`for_update`) to end, and then checks `version` against what it committed.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -63,6 +65,8 @@ class TaskRepository(Protocol):
 
     async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
         """Take the category off every task of the user that has it (a new version of each).
+        Waits for the units of work that hold those tasks (`for_update`), and leaves a task that
+        one of them moved to another category.
 
         :raises StorageUnavailable: the store cannot be reached.
         """

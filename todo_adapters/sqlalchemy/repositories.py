@@ -118,11 +118,10 @@ class SqlTaskRepository:
         row = _task_row(task)
         statement = (
             update(tasks)
-            .where(tasks.c.user_id == task.user_id, tasks.c.id == task.id, tasks.c.version == task.version - 1)
+            .where(tasks.c.user_id == task.user_id, tasks.c.id == task.id)
             .values({key: value for key, value in row.items() if key not in ("user_id", "id", "created_at")})
         )
-        if (await self._connection.execute(statement)).rowcount != 1:
-            raise Conflict("the task was changed by another request")
+        await self._connection.execute(statement)
         if self._tags_read.get((task.user_id, task.id)) == task.fields.tags:
             return
         await self._connection.execute(
