@@ -174,8 +174,10 @@ class InMemoryCategoryRepository:
         self._store = store
         self._locks = locks
 
-    async def get(self, user_id: str, category_id: UUID, *, for_share: bool = False) -> Category | None:
-        if for_share:
+    async def get(
+        self, user_id: str, category_id: UUID, *, for_update: bool = False, for_share: bool = False
+    ) -> Category | None:
+        if for_update or for_share:
             await self._locks.take("categories", (user_id, category_id))
         return self._store.categories.get((user_id, category_id))
 
@@ -188,9 +190,6 @@ class InMemoryCategoryRepository:
         self._store.categories[(category.user_id, category.id)] = category
 
     async def update(self, category: Category) -> None:
-        stored = self._store.categories.get((category.user_id, category.id))
-        if stored is None or stored.version != category.version - 1:
-            raise Conflict("the category was changed by another request")
         self._check_name_free(category)
         self._store.categories[(category.user_id, category.id)] = category
 

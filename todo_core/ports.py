@@ -89,9 +89,13 @@ class TaskRepository(Protocol):
 
 
 class CategoryRepository(Protocol):
-    async def get(self, user_id: str, category_id: UUID, *, for_share: bool = False) -> Category | None:
-        """Return the user's category with this id, or None. With `for_share`, its deletion
-        waits until this unit of work ends.
+    async def get(
+        self, user_id: str, category_id: UUID, *, for_update: bool = False, for_share: bool = False
+    ) -> Category | None:
+        """Return the user's category with this id, or None. With `for_update`, lock it until
+        this unit of work ends: another that reads it `for_update` or `for_share`, or removes
+        it, waits, then sees what this one committed. With `for_share`, its change and its
+        deletion wait until this unit of work ends.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -113,15 +117,17 @@ class CategoryRepository(Protocol):
         ...
 
     async def update(self, category: Category) -> None:
-        """Stage a category's new version.
+        """Stage a category's new version. Only for a category read `for_update` in this unit
+        of work: that lock, not this method, keeps it from overwriting a concurrent change.
 
-        :raises Conflict: the name is taken, or the stored version has moved on.
+        :raises Conflict: the user already has another category of that name (in any case).
         :raises StorageUnavailable: the store cannot be reached.
         """
         ...
 
     async def remove(self, user_id: str, category_id: UUID) -> bool:
-        """Stage the deletion of the user's category; False if there is none.
+        """Stage the deletion of the user's category; False if there is none. Waits for the
+        units of work that hold it (`for_update` or `for_share`) to end.
 
         :raises StorageUnavailable: the store cannot be reached.
         """

@@ -239,6 +239,39 @@ async def test_a_task_given_a_category_while_it_is_deleted_loses_it(
 # Categories
 
 
+async def test_two_changes_of_one_category_both_survive(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    category = await new_category(uow_factory, user)
+    gate = Gate()
+    results = await interleave(
+        gate,
+        update_category(gate.hold(uow_factory()), CLOCK, user, category.id, {"name": "Office"}),
+        lambda: update_category(uow_factory(), CLOCK, user, category.id, {"color": "#00ff00"}),
+    )
+    assert [result.version for result in succeeded(results)] == [2, 3]
+    stored = await get_category(uow_factory(), user, category.id)
+    assert (stored.fields, stored.version) == (CategoryFields("Office", "#00ff00"), 3)
+
+
+async def test_of_two_category_changes_made_on_the_same_if_match_only_the_first_succeeds(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    category = await new_category(uow_factory, user)
+    gate = Gate()
+    first, rival = await interleave(
+        gate,
+        update_category(gate.hold(uow_factory()), CLOCK, user, category.id, {"name": "First"}, if_match=1),
+        lambda: update_category(uow_factory(), CLOCK, user, category.id, {"name": "Second"}, if_match=1),
+    )
+    assert not isinstance(first, BaseException) and first.version == 2
+    assert isinstance(rival, PreconditionFailed) and rival.current_version == 2
+    stored = await get_category(uow_factory(), user, category.id)
+    assert (stored.fields.name, stored.version) == ("First", 2)
+
+
 async def test_two_categories_renamed_to_one_name_at_once_one_is_refused(
     uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
 ) -> None:

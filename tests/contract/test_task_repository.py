@@ -239,6 +239,7 @@ async def test_categories_list_by_name_and_update_and_remove(
         await uow.commit()
     renamed = b.with_fields(CategoryFields("Gamma"), NOW)
     async with uow_factory() as uow:
+        assert await uow.categories.get(user, b.id, for_update=True) == b
         await uow.categories.update(renamed)
         assert await uow.categories.remove(user, a.id) is True
         await uow.commit()
