@@ -6,6 +6,7 @@ command runs. A rival that a lock holds back cannot finish within SETTLE; the ga
 the first command writes and commits, and the rival goes on from what the first committed.
 Take the lock away and the rival finishes on what it read before the first committed: each
 test below then sees a lost change, a resurrected row, a dangling category or an error.
+A few tests stop the first command at its commit instead, to check what is checked there.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ CLOCK = SystemClock()
 
 
 class Gate:
-    """Where the first command waits, after its first read, until the rival has run (or is held back)."""
+    """Where the first command waits until the rival has run (or is held back)."""
 
     def __init__(self) -> None:
         self.reached = asyncio.Event()
@@ -44,24 +45,33 @@ class Gate:
 
     def hold(self, uow: UnitOfWork) -> UnitOfWork:
         """The unit of work, stopping at this gate after its first `get` (of a task or a category)."""
-        return _Held(uow, self)
+        return _Held(uow, self, at_commit=False)
+
+    def hold_commit(self, uow: UnitOfWork) -> UnitOfWork:
+        """The unit of work, stopping at this gate when it commits, with every change staged."""
+        return _Held(uow, self, at_commit=True)
 
 
 class _Held:
-    def __init__(self, uow: UnitOfWork, gate: Gate) -> None:
+    def __init__(self, uow: UnitOfWork, gate: Gate, *, at_commit: bool) -> None:
         self._uow = uow
         self._gate = gate
+        self._at_commit = at_commit
 
     async def __aenter__(self) -> _Held:
         await self._uow.__aenter__()
-        self.tasks = _StopsAfterRead(self._uow.tasks, self._gate)
-        self.categories = _StopsAfterRead(self._uow.categories, self._gate)
+        self.tasks, self.categories = self._uow.tasks, self._uow.categories
+        if not self._at_commit:
+            self.tasks = _StopsAfterRead(self._uow.tasks, self._gate)
+            self.categories = _StopsAfterRead(self._uow.categories, self._gate)
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self._uow.__aexit__(*exc_info)
 
     async def commit(self) -> None:
+        if self._at_commit:
+            await self._gate.pass_through()
         await self._uow.commit()
 
 
@@ -278,9 +288,10 @@ async def test_two_categories_renamed_to_one_name_at_once_one_is_refused(
     user = new_user()
     work, home = await new_category(uow_factory, user, "Work"), await new_category(uow_factory, user, "Home")
     gate = Gate()
+    # The first has checked the name and staged it; the rival takes it before the first commits.
     results = await interleave(
         gate,
-        update_category(gate.hold(uow_factory()), CLOCK, user, work.id, {"name": "Office"}),
+        update_category(gate.hold_commit(uow_factory()), CLOCK, user, work.id, {"name": "Office"}),
         lambda: update_category(uow_factory(), CLOCK, user, home.id, {"name": "OFFICE"}),
     )
     refused = [result for result in results if isinstance(result, Conflict)]
@@ -297,15 +308,10 @@ async def test_units_of_work_that_overlap_keep_each_others_writes(
 ) -> None:
     alice, bob = new_user(), new_user()
     gate = Gate()
-
-    async def add_task_at_gate(user: str) -> Task:
-        task = Task.new(user, TaskFields(title="Task").validated(), CLOCK.now())
-        async with uow_factory() as uow:
-            await uow.tasks.add(task)
-            await gate.pass_through()
-            await uow.commit()
-        return task
-
-    results = await interleave(gate, add_task_at_gate(alice), lambda: new_task(uow_factory, bob))
+    results = await interleave(
+        gate,
+        create_task(gate.hold_commit(uow_factory()), CLOCK, alice, TaskFields(title="Alice's")),
+        lambda: new_task(uow_factory, bob),
+    )
     for user, task in zip((alice, bob), succeeded(results), strict=True):
         assert await get_task(uow_factory(), user, task.id) == task
