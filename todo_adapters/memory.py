@@ -1,17 +1,22 @@
 """In-memory adapter: dictionaries behind the repository ports, for tests and the domain suite.
 
-Each unit of work works on a copy of the store and swaps it in on commit, so an abandoned
-unit of work leaves nothing behind, like a rolled-back transaction.
+It gives the guarantees of the SQL adapters. A unit of work reads the committed rows with its
+own writes on top, and `commit()` applies those writes and nothing else: an abandoned unit of
+work leaves nothing behind, and one that commits never undoes another's commit. Reading
+`for_update` or `for_share`, deleting, and clearing a category off tasks lock the rows they
+touch until the unit of work ends, as PostgreSQL's row locks do; here every lock is exclusive,
+so two units of work that share a category take turns where PostgreSQL lets both go on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterator, MutableMapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Generic, Self, TypeVar
 from uuid import UUID
 
 from todo_core.category import Category
@@ -20,35 +25,101 @@ from todo_core.query import TaskQuery
 from todo_core.task import Task
 from todo_core.views import VersionedView, ViewPage, task_view
 
+Key = tuple[str, UUID]  # (user_id, id)
+Row = TypeVar("Row")
+
 
 @dataclasses.dataclass
 class InMemoryStore:
-    """Everything every user has: the shared state that units of work copy and replace."""
+    """Everything every user has, as committed, and the locks on its rows."""
 
-    tasks: dict[tuple[str, UUID], Task] = dataclasses.field(default_factory=dict)
-    categories: dict[tuple[str, UUID], Category] = dataclasses.field(default_factory=dict)
+    tasks: dict[Key, Task] = dataclasses.field(default_factory=dict)
+    categories: dict[Key, Category] = dataclasses.field(default_factory=dict)
+    row_locks: defaultdict[tuple[str, Key], asyncio.Lock] = dataclasses.field(
+        default_factory=lambda: defaultdict(asyncio.Lock)
+    )
 
-    def copy(self) -> InMemoryStore:
-        return InMemoryStore(dict(self.tasks), dict(self.categories))
+
+class _Rows(MutableMapping[Key, Row], Generic[Row]):
+    """One table as a unit of work sees it: the committed rows, with its own writes on top."""
+
+    def __init__(self, committed: dict[Key, Row]) -> None:
+        self._committed = committed
+        self.written: dict[Key, Row | None] = {}  # None: deleted
+
+    def __getitem__(self, key: Key) -> Row:
+        row = self.written[key] if key in self.written else self._committed[key]
+        if row is None:
+            raise KeyError(key)
+        return row
+
+    def __setitem__(self, key: Key, row: Row) -> None:
+        self.written[key] = row
+
+    def __delitem__(self, key: Key) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self.written[key] = None
+
+    def __iter__(self) -> Iterator[Key]:
+        yield from (key for key in self._committed if key not in self.written)
+        yield from (key for key, row in self.written.items() if row is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def apply(self) -> None:
+        """Make this unit of work's writes the committed rows, and start a new write set."""
+        for key, row in self.written.items():
+            if row is None:
+                self._committed.pop(key, None)
+            else:
+                self._committed[key] = row
+        self.written = {}
+
+
+@dataclasses.dataclass
+class _View:
+    tasks: _Rows[Task]
+    categories: _Rows[Category]
+
+
+class _RowLocks:
+    """The row locks one unit of work holds: taken when first needed, all released at its end."""
+
+    def __init__(self, locks: defaultdict[tuple[str, Key], asyncio.Lock]) -> None:
+        self._locks = locks
+        self._held: set[tuple[str, Key]] = set()
+
+    async def take(self, table: str, key: Key) -> None:
+        if (table, key) not in self._held:
+            await self._locks[(table, key)].acquire()
+            self._held.add((table, key))
+
+    def release(self) -> None:
+        for held in self._held:
+            self._locks[held].release()
+        self._held.clear()
 
 
 class InMemoryTaskRepository:
-    def __init__(self, store: InMemoryStore) -> None:
+    def __init__(self, store: _View, locks: _RowLocks) -> None:
         self._store = store
+        self._locks = locks
 
     async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
+        if for_update:
+            await self._locks.take("tasks", (user_id, task_id))
         return self._store.tasks.get((user_id, task_id))
 
     async def add(self, task: Task) -> None:
         self._store.tasks[(task.user_id, task.id)] = task
 
     async def update(self, task: Task) -> None:
-        stored = self._store.tasks.get((task.user_id, task.id))
-        if stored is None or stored.version != task.version - 1:
-            raise Conflict("the task was changed by another request")
         self._store.tasks[(task.user_id, task.id)] = task
 
     async def remove(self, user_id: str, task_id: UUID, *, version: int | None = None) -> bool:
+        await self._locks.take("tasks", (user_id, task_id))
         stored = self._store.tasks.get((user_id, task_id))
         if stored is None or (version is not None and stored.version != version):
             return False
@@ -58,8 +129,13 @@ class InMemoryTaskRepository:
     async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
         for key, task in list(self._store.tasks.items()):
             if key[0] == user_id and task.fields.category_id == category_id:
-                fields = dataclasses.replace(task.fields, category_id=None)
-                self._store.tasks[key] = task.with_fields(fields, now)
+                # As PostgreSQL's UPDATE: wait for the row, then change it as it is now, if it
+                # still has the category.
+                await self._locks.take("tasks", key)
+                current = self._store.tasks.get(key)
+                if current is not None and current.fields.category_id == category_id:
+                    fields = dataclasses.replace(current.fields, category_id=None)
+                    self._store.tasks[key] = current.with_fields(fields, now)
 
     async def tag_counts(self, user_id: str) -> Sequence[tuple[str, int]]:
         # Spellings differ in case only; each tag shows as its least spelling, as SQL's min().
@@ -85,10 +161,15 @@ class InMemoryTaskRepository:
 
 
 class InMemoryCategoryRepository:
-    def __init__(self, store: InMemoryStore) -> None:
+    def __init__(self, store: _View, locks: _RowLocks) -> None:
         self._store = store
+        self._locks = locks
 
-    async def get(self, user_id: str, category_id: UUID, *, for_share: bool = False) -> Category | None:
+    async def get(
+        self, user_id: str, category_id: UUID, *, for_update: bool = False, for_share: bool = False
+    ) -> Category | None:
+        if for_update or for_share:
+            await self._locks.take("categories", (user_id, category_id))
         return self._store.categories.get((user_id, category_id))
 
     async def list_for_user(self, user_id: str) -> Sequence[Category]:
@@ -100,14 +181,18 @@ class InMemoryCategoryRepository:
         self._store.categories[(category.user_id, category.id)] = category
 
     async def update(self, category: Category) -> None:
-        stored = self._store.categories.get((category.user_id, category.id))
-        if stored is None or stored.version != category.version - 1:
-            raise Conflict("the category was changed by another request")
         self._check_name_free(category)
         self._store.categories[(category.user_id, category.id)] = category
 
     async def remove(self, user_id: str, category_id: UUID) -> bool:
+        await self._locks.take("categories", (user_id, category_id))
         return self._store.categories.pop((user_id, category_id), None) is not None
+
+    def check_names_free(self) -> None:
+        """:raises Conflict: a category this unit of work wrote has a name taken since."""
+        for category in self._store.categories.written.values():
+            if category is not None:
+                self._check_name_free(category)
 
     def _check_name_free(self, category: Category) -> None:
         for (owner, other_id), other in self._store.categories.items():
@@ -120,9 +205,10 @@ class InMemoryUnitOfWork:
         self._store = store
 
     async def __aenter__(self) -> Self:
-        self._working = self._store.copy()
-        self.tasks = InMemoryTaskRepository(self._working)
-        self.categories = InMemoryCategoryRepository(self._working)
+        self._view = _View(_Rows(self._store.tasks), _Rows(self._store.categories))
+        self._locks = _RowLocks(self._store.row_locks)
+        self.tasks = InMemoryTaskRepository(self._view, self._locks)
+        self.categories = InMemoryCategoryRepository(self._view, self._locks)
         return self
 
     async def __aexit__(
@@ -131,11 +217,14 @@ class InMemoryUnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        del self._working
+        self._locks.release()  # and what was not committed is dropped with the view
 
     async def commit(self) -> None:
-        committed = self._working.copy()
-        self._store.tasks, self._store.categories = committed.tasks, committed.categories
+        # Another unit of work may have committed the same name since this one checked it:
+        # check again, as the unique index does at commit.
+        self.categories.check_names_free()
+        self._view.tasks.apply()
+        self._view.categories.apply()
 
 
 class InMemoryTaskViews:

@@ -26,7 +26,8 @@ __all__ = ["CategoryRepository", "Clock", "IdentityVerifier", "TaskRepository", 
 class TaskRepository(Protocol):
     async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         """Return the user's task with this id, or None if the user has none. With
-        `for_update`, concurrent units of work that ask the same wait until this one ends.
+        `for_update`, lock it until this unit of work ends: another that reads it `for_update`,
+        removes it or clears its category waits, then sees what this one committed.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -40,16 +41,17 @@ class TaskRepository(Protocol):
         ...
 
     async def update(self, task: Task) -> None:
-        """Stage a task's new version; it replaces version `task.version - 1`.
+        """Stage a task's new version. Only for a task read `for_update` in this unit of work:
+        that lock, not this method, keeps it from overwriting a concurrent change.
 
-        :raises Conflict: the stored version is no longer the one the change was made from.
         :raises StorageUnavailable: the store cannot be reached.
         """
         ...
 
     async def remove(self, user_id: str, task_id: UUID, *, version: int | None = None) -> bool:
         """Stage the deletion of the user's task (only at `version`, when given); return False
-        if the user has no such task at that version.
+        if the user has no such task at that version. Waits for a unit of work that holds the
+        task (`for_update`) to end, and then checks `version` against what it committed.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -57,6 +59,8 @@ class TaskRepository(Protocol):
 
     async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
         """Take the category off every task of the user that has it (a new version of each).
+        Waits for the units of work that hold those tasks (`for_update`), and leaves a task that
+        one of them moved to another category.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -98,9 +102,13 @@ class TaskViews(Protocol):
 
 
 class CategoryRepository(Protocol):
-    async def get(self, user_id: str, category_id: UUID, *, for_share: bool = False) -> Category | None:
-        """Return the user's category with this id, or None. With `for_share`, its deletion
-        waits until this unit of work ends.
+    async def get(
+        self, user_id: str, category_id: UUID, *, for_update: bool = False, for_share: bool = False
+    ) -> Category | None:
+        """Return the user's category with this id, or None. With `for_update`, lock it until
+        this unit of work ends: another that reads it `for_update` or `for_share`, or removes
+        it, waits, then sees what this one committed. With `for_share`, its change and its
+        deletion wait until this unit of work ends.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -122,15 +130,17 @@ class CategoryRepository(Protocol):
         ...
 
     async def update(self, category: Category) -> None:
-        """Stage a category's new version.
+        """Stage a category's new version. Only for a category read `for_update` in this unit
+        of work: that lock, not this method, keeps it from overwriting a concurrent change.
 
-        :raises Conflict: the name is taken, or the stored version has moved on.
+        :raises Conflict: the user already has another category of that name (in any case).
         :raises StorageUnavailable: the store cannot be reached.
         """
         ...
 
     async def remove(self, user_id: str, category_id: UUID) -> bool:
-        """Stage the deletion of the user's category; False if there is none.
+        """Stage the deletion of the user's category; False if there is none. Waits for the
+        units of work that hold it (`for_update` or `for_share`) to end.
 
         :raises StorageUnavailable: the store cannot be reached.
         """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.api.assertions import field_errors, problem
@@ -76,3 +78,27 @@ async def test_a_task_cannot_use_another_users_category(alice: Caller, bob: Call
         "POST", "/tasks", json={"title": "t", "category_id": "01a00000-0000-7000-8000-000000000000"}
     )
     assert problem(unknown, 422)["detail"] == problem(response, 422)["detail"]  # existence is not revealed
+
+
+async def test_concurrent_changes_of_a_category_are_applied_one_after_another(alice: Caller) -> None:
+    category = (await alice.request("POST", "/categories", json={"name": "Work"})).json()
+    responses = await asyncio.gather(
+        *(alice.request("PATCH", f"/categories/{category['id']}", json={"name": f"Work {n}"}) for n in range(10))
+    )
+    assert [response.status_code for response in responses] == [200] * 10
+    assert sorted(response.json()["version"] for response in responses) == list(range(2, 12))
+    assert (await alice.request("GET", f"/categories/{category['id']}")).json()["version"] == 11
+
+
+async def test_of_concurrent_changes_of_a_category_on_one_if_match_only_one_succeeds(alice: Caller) -> None:
+    category = (await alice.request("POST", "/categories", json={"name": "Work"})).json()
+    responses = await asyncio.gather(
+        *(
+            alice.request(
+                "PATCH", f"/categories/{category['id']}", json={"name": f"Work {n}"}, headers={"If-Match": '"1"'}
+            )
+            for n in range(10)
+        )
+    )
+    assert sorted(response.status_code for response in responses) == [200] + [412] * 9
+    assert (await alice.request("GET", f"/categories/{category['id']}")).json()["version"] == 2

@@ -24,8 +24,8 @@ from todo_api.schemas import (
     TaskRead,
     TaskWrite,
 )
-from todo_core.ports import TaskViews
 from todo_core.category import CategoryFields
+from todo_core.ports import TaskViews
 from todo_core.task import TaskFields
 from todo_core.views import CATEGORY_VIEW_FIELDS, TASK_VIEW_FIELDS
 

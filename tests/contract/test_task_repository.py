@@ -113,7 +113,7 @@ async def test_work_not_committed_is_rolled_back(uow_factory: UnitOfWorkFactory,
         assert await uow.tasks.get(user, task.id) is None
 
 
-async def test_update_replaces_the_previous_version_only(
+async def test_update_replaces_the_task_read_for_update(
     uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
 ) -> None:
     user = new_user()
@@ -121,13 +121,12 @@ async def test_update_replaces_the_previous_version_only(
     await add(uow_factory, task)
     changed = task.with_fields(dataclasses.replace(task.fields, title="Renamed", tags=("b", "C")), NOW)
     async with uow_factory() as uow:
+        assert await uow.tasks.get(user, task.id, for_update=True) == task
         await uow.tasks.update(changed)
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.tasks.get(user, task.id) == changed
         assert await uow.tasks.tag_counts(user) == [("b", 1), ("C", 1)]
-        with pytest.raises(Conflict):
-            await uow.tasks.update(changed)  # made from version 1, but version 2 is stored
 
 
 async def test_tags_follow_every_update_of_a_task_read_in_the_same_unit_of_work(
@@ -261,6 +260,7 @@ async def test_categories_list_by_name_and_update_and_remove(
         await uow.commit()
     renamed = b.with_fields(CategoryFields("Gamma"), NOW)
     async with uow_factory() as uow:
+        assert await uow.categories.get(user, b.id, for_update=True) == b
         await uow.categories.update(renamed)
         assert await uow.categories.remove(user, a.id) is True
         await uow.commit()

@@ -48,11 +48,10 @@ class SqlTaskRepository:
         row = TASKS.to_row(task)
         statement = (
             update(tasks)
-            .where(tasks.c.user_id == task.user_id, tasks.c.id == task.id, tasks.c.version == task.version - 1)
+            .where(tasks.c.user_id == task.user_id, tasks.c.id == task.id)
             .values({key: value for key, value in row.items() if key not in ("user_id", "id", "created_at")})
         )
-        if (await self._connection.execute(statement)).rowcount != 1:
-            raise Conflict("the task was changed by another request")
+        await self._connection.execute(statement)
         if self._tags_read.get((task.user_id, task.id)) == task.fields.tags:
             return
         await self._connection.execute(
@@ -116,9 +115,13 @@ class SqlCategoryRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def get(self, user_id: str, category_id: UUID, *, for_share: bool = False) -> Category | None:
+    async def get(
+        self, user_id: str, category_id: UUID, *, for_update: bool = False, for_share: bool = False
+    ) -> Category | None:
         statement = select(*CATEGORIES.columns).where(categories.c.user_id == user_id, categories.c.id == category_id)
-        if for_share:
+        if for_update:
+            statement = statement.with_for_update()
+        elif for_share:
             statement = statement.with_for_update(read=True)
         row = (await self._connection.execute(statement)).first()
         return CATEGORIES.from_row(row) if row else None
@@ -138,15 +141,10 @@ class SqlCategoryRepository:
         row = CATEGORIES.to_row(category)
         statement = (
             update(categories)
-            .where(
-                categories.c.user_id == category.user_id,
-                categories.c.id == category.id,
-                categories.c.version == category.version - 1,
-            )
+            .where(categories.c.user_id == category.user_id, categories.c.id == category.id)
             .values({key: value for key, value in row.items() if key not in ("user_id", "id", "created_at")})
         )
-        if (await self._unique_name(statement, category)).rowcount != 1:
-            raise Conflict("the category was changed by another request")
+        await self._unique_name(statement, category)
 
     async def remove(self, user_id: str, category_id: UUID) -> bool:
         statement = delete(categories).where(categories.c.user_id == user_id, categories.c.id == category_id)

@@ -51,7 +51,9 @@ async def update_category(
     if "name" in changes and changes["name"] is None:
         raise ValidationFailed(FieldError("name", "cannot be null"))
     async with uow:
-        category = await _existing(uow, user_id, category_id)
+        # `for_update`: a concurrent change of this category waits until this one is committed,
+        # then reads what it committed.
+        category = await _existing(uow, user_id, category_id, for_update=True)
         if if_match is not None and if_match != category.version:
             raise PreconditionFailed(category.version)
         fields = dataclasses.replace(category.fields, **changes).validated()
@@ -75,8 +77,8 @@ async def delete_category(uow: UnitOfWork, clock: Clock, user_id: str, category_
         await uow.commit()
 
 
-async def _existing(uow: UnitOfWork, user_id: str, category_id: UUID) -> Category:
-    category = await uow.categories.get(user_id, category_id)
+async def _existing(uow: UnitOfWork, user_id: str, category_id: UUID, *, for_update: bool = False) -> Category:
+    category = await uow.categories.get(user_id, category_id, for_update=for_update)
     if category is None:
         raise NotFound("category")
     return category

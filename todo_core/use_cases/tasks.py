@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from todo_core.clock import Clock
-from todo_core.errors import Conflict, FieldError, NotFound, PreconditionFailed, ValidationFailed
+from todo_core.errors import FieldError, NotFound, PreconditionFailed, ValidationFailed
 from todo_core.ports import TaskViews, UnitOfWork
 from todo_core.query import TaskQuery
 from todo_core.task import Task, TaskFields
@@ -17,7 +17,6 @@ from todo_core.timestamps import as_utc
 from todo_core.views import VersionedView, ViewPage
 
 REMINDERS_MAX = 200
-CONFLICT_ATTEMPTS = 3
 
 
 async def create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskFields) -> Task:
@@ -135,29 +134,20 @@ async def _change(
     change: Callable[[TaskFields], TaskFields],
     if_match: int | None,
 ) -> Task:
-    # Concurrent changes of one task wait for each other (`for_update`). Should a write still
-    # slip in between (a store without row locks), a client that did not pin a version asked
-    # for its change on whatever is current: apply it again. One that pinned a version must
-    # learn that it moved.
-    attempts = 1 if if_match is not None else CONFLICT_ATTEMPTS
-    for attempt in range(1, attempts + 1):
-        try:
-            async with uow:
-                task = await uow.tasks.get(user_id, task_id, for_update=True)
-                if task is None:
-                    raise NotFound("task")
-                if if_match is not None:
-                    _check_version(task, if_match)
-                fields = change(task.fields).validated()
-                if fields == task.fields:
-                    return task  # nothing changes: no new version
-                updated = await _stage(uow, clock, task, fields)
-                await uow.commit()
-            return updated
-        except Conflict:
-            if attempt == attempts:
-                raise
-    raise AssertionError("unreachable")
+    # `for_update`: a concurrent change of this task waits until this one is committed, then
+    # reads what it committed; no change is made from a version that is no longer current.
+    async with uow:
+        task = await uow.tasks.get(user_id, task_id, for_update=True)
+        if task is None:
+            raise NotFound("task")
+        if if_match is not None:
+            _check_version(task, if_match)
+        fields = change(task.fields).validated()
+        if fields == task.fields:
+            return task  # nothing changes: no new version
+        updated = await _stage(uow, clock, task, fields)
+        await uow.commit()
+    return updated
 
 
 async def _stage(uow: UnitOfWork, clock: Clock, task: Task, fields: TaskFields) -> Task:

@@ -1,0 +1,330 @@
+"""Concurrent commands on every adapter: two real units of work (on SQL, two connections), interleaved.
+
+The first command stops at a gate right after its first read (a read `for_update` or
+`for_share`, when the command is right), holding whatever that read locked, while a rival
+command runs. A rival that a lock holds back cannot finish within SETTLE; the gate then opens,
+the first command writes and commits, and the rival goes on from what the first committed.
+Take the lock away and the rival finishes on what it read before the first committed: each
+test below then sees a lost change, a resurrected row, a dangling category or an error.
+A few tests stop the first command at its commit instead, to check what is checked there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from tests.conftest import UnitOfWorkFactory
+from todo_adapters.clock import SystemClock
+from todo_core.category import Category, CategoryFields
+from todo_core.errors import Conflict, NotFound, PreconditionFailed
+from todo_core.ports import UnitOfWork
+from todo_core.task import Priority, Task, TaskFields
+from todo_core.use_cases.categories import create_category, delete_category, get_category, update_category
+from todo_core.use_cases.tasks import complete_task, create_task, delete_task, patch_task
+
+SETTLE = 0.2  # seconds a rival may take to finish when nothing holds it back (they take ~10 ms)
+TIMEOUT = 10  # a guard that deadlocks fails its test rather than hang the suite
+
+CLOCK = SystemClock()
+
+
+async def committed(uow_factory: UnitOfWorkFactory, user_id: str, task_id: UUID) -> Task:
+    """The task as committed, read through a unit of work.
+
+    :raises NotFound: the user has no such task.
+    """
+    async with uow_factory() as uow:
+        task = await uow.tasks.get(user_id, task_id)
+    if task is None:
+        raise NotFound("task")
+    return task
+
+
+class Gate:
+    """Where the first command waits until the rival has run (or is held back)."""
+
+    def __init__(self) -> None:
+        self.reached = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    async def pass_through(self) -> None:
+        self.reached.set()
+        await asyncio.wait_for(self.opened.wait(), TIMEOUT)
+
+    def hold(self, uow: UnitOfWork) -> UnitOfWork:
+        """The unit of work, stopping at this gate after its first `get` (of a task or a category)."""
+        return _Held(uow, self, at_commit=False)
+
+    def hold_commit(self, uow: UnitOfWork) -> UnitOfWork:
+        """The unit of work, stopping at this gate when it commits, with every change staged."""
+        return _Held(uow, self, at_commit=True)
+
+
+class _Held:
+    def __init__(self, uow: UnitOfWork, gate: Gate, *, at_commit: bool) -> None:
+        self._uow = uow
+        self._gate = gate
+        self._at_commit = at_commit
+
+    async def __aenter__(self) -> _Held:
+        await self._uow.__aenter__()
+        self.tasks, self.categories = self._uow.tasks, self._uow.categories
+        if not self._at_commit:
+            self.tasks = _StopsAfterRead(self._uow.tasks, self._gate)
+            self.categories = _StopsAfterRead(self._uow.categories, self._gate)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self._uow.__aexit__(*exc_info)
+
+    async def commit(self) -> None:
+        if self._at_commit:
+            await self._gate.pass_through()
+        await self._uow.commit()
+
+
+class _StopsAfterRead:
+    def __init__(self, repository: Any, gate: Gate) -> None:
+        self._repository = repository
+        self._gate = gate
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        found = await self._repository.get(*args, **kwargs)
+        await self._gate.pass_through()
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repository, name)
+
+
+async def interleave(
+    gate: Gate, first: Coroutine[Any, Any, Any], rival: Callable[[], Coroutine[Any, Any, Any]]
+) -> tuple[Any, Any]:
+    """Run `first` (a command on a unit of work held at `gate`) to the gate, then `rival` until
+    it finishes or SETTLE passes, then both to the end. Returns each one's result or exception."""
+    held = asyncio.ensure_future(first)
+    reached = asyncio.ensure_future(gate.reached.wait())
+    await asyncio.wait({held, reached}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+    reached.cancel()
+    assert gate.reached.is_set(), f"the first command ended before it read: {held}"
+    racing = asyncio.ensure_future(rival())
+    await asyncio.wait({racing}, timeout=SETTLE)
+    gate.opened.set()
+    first_result, rival_result = await asyncio.wait_for(asyncio.gather(held, racing, return_exceptions=True), TIMEOUT)
+    return first_result, rival_result
+
+
+def succeeded(results: tuple[Any, Any]) -> tuple[Any, Any]:
+    """Both commands' results, or the first exception either raised."""
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+async def new_task(uow_factory: UnitOfWorkFactory, user: str, **fields: Any) -> Task:
+    return await create_task(uow_factory(), CLOCK, user, TaskFields(**{"title": "Task", **fields}))
+
+
+async def new_category(uow_factory: UnitOfWorkFactory, user: str, name: str = "Work") -> Category:
+    return await create_category(uow_factory(), CLOCK, user, CategoryFields(name))
+
+
+# Tasks
+
+
+async def test_two_changes_of_one_task_both_survive(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    task = await new_task(uow_factory, user)
+    gate = Gate()
+    first, rival = succeeded(
+        await interleave(
+            gate,
+            patch_task(gate.hold(uow_factory()), CLOCK, user, task.id, {"title": "Renamed"}),
+            lambda: patch_task(uow_factory(), CLOCK, user, task.id, {"priority": Priority.HIGH}),
+        )
+    )
+    assert (first.version, rival.version) == (2, 3)
+    stored = await committed(uow_factory, user, task.id)
+    assert (stored.fields.title, stored.fields.priority, stored.version) == ("Renamed", Priority.HIGH, 3)
+
+
+async def test_two_toggles_of_one_task_cancel_out(uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]) -> None:
+    user = new_user()
+    task = await new_task(uow_factory, user)
+    gate = Gate()
+    results = await interleave(
+        gate,
+        complete_task(gate.hold(uow_factory()), CLOCK, user, task.id),
+        lambda: complete_task(uow_factory(), CLOCK, user, task.id),
+    )
+    assert [result.fields.completed for result in succeeded(results)] == [True, False]
+    stored = await committed(uow_factory, user, task.id)
+    assert (stored.fields.completed, stored.version) == (False, 3)
+
+
+async def test_of_two_changes_made_on_the_same_if_match_only_the_first_succeeds(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    task = await new_task(uow_factory, user)
+    gate = Gate()
+    first, rival = await interleave(
+        gate,
+        patch_task(gate.hold(uow_factory()), CLOCK, user, task.id, {"title": "First"}, if_match=1),
+        lambda: patch_task(uow_factory(), CLOCK, user, task.id, {"title": "Second"}, if_match=1),
+    )
+    assert not isinstance(first, BaseException) and first.version == 2
+    assert isinstance(rival, PreconditionFailed) and rival.current_version == 2
+    stored = await committed(uow_factory, user, task.id)
+    assert (stored.fields.title, stored.version) == ("First", 2)
+
+
+async def test_a_task_deleted_while_it_is_changed_stays_deleted(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    task = await new_task(uow_factory, user)
+    gate = Gate()
+    changed, _ = succeeded(
+        await interleave(
+            gate,
+            patch_task(gate.hold(uow_factory()), CLOCK, user, task.id, {"title": "Renamed"}),
+            lambda: delete_task(uow_factory(), user, task.id),
+        )
+    )
+    assert changed.version == 2
+    with pytest.raises(NotFound):
+        await committed(uow_factory, user, task.id)
+
+
+async def test_a_task_changed_while_its_category_is_deleted_keeps_the_change_and_loses_the_category(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    category = await new_category(uow_factory, user)
+    task = await new_task(uow_factory, user, category_id=category.id)
+    gate = Gate()
+    succeeded(
+        await interleave(
+            gate,
+            patch_task(gate.hold(uow_factory()), CLOCK, user, task.id, {"title": "Renamed"}),
+            lambda: delete_category(uow_factory(), CLOCK, user, category.id),
+        )
+    )
+    stored = await committed(uow_factory, user, task.id)
+    assert (stored.fields.title, stored.fields.category_id, stored.version) == ("Renamed", None, 3)
+
+
+async def test_a_task_moved_to_another_category_while_its_old_one_is_deleted_keeps_the_new_one(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    old, new = await new_category(uow_factory, user, "Old"), await new_category(uow_factory, user, "New")
+    task = await new_task(uow_factory, user, category_id=old.id)
+    gate = Gate()
+    succeeded(
+        await interleave(
+            gate,
+            patch_task(gate.hold(uow_factory()), CLOCK, user, task.id, {"category_id": new.id}),
+            lambda: delete_category(uow_factory(), CLOCK, user, old.id),
+        )
+    )
+    stored = await committed(uow_factory, user, task.id)
+    assert (stored.fields.category_id, stored.version) == (new.id, 2)
+
+
+async def test_a_task_given_a_category_while_it_is_deleted_loses_it(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    category = await new_category(uow_factory, user)
+    gate = Gate()
+    # The gate is after the category is read `for_share`: the deletion must wait for the task.
+    created, _ = succeeded(
+        await interleave(
+            gate,
+            create_task(gate.hold(uow_factory()), CLOCK, user, TaskFields(title="Task", category_id=category.id)),
+            lambda: delete_category(uow_factory(), CLOCK, user, category.id),
+        )
+    )
+    stored = await committed(uow_factory, user, created.id)
+    assert (stored.fields.category_id, stored.version) == (None, 2)
+
+
+# Categories
+
+
+async def test_two_changes_of_one_category_both_survive(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    category = await new_category(uow_factory, user)
+    gate = Gate()
+    results = await interleave(
+        gate,
+        update_category(gate.hold(uow_factory()), CLOCK, user, category.id, {"name": "Office"}),
+        lambda: update_category(uow_factory(), CLOCK, user, category.id, {"color": "#00ff00"}),
+    )
+    assert [result.version for result in succeeded(results)] == [2, 3]
+    stored = await get_category(uow_factory(), user, category.id)
+    assert (stored.fields, stored.version) == (CategoryFields("Office", "#00ff00"), 3)
+
+
+async def test_of_two_category_changes_made_on_the_same_if_match_only_the_first_succeeds(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    category = await new_category(uow_factory, user)
+    gate = Gate()
+    first, rival = await interleave(
+        gate,
+        update_category(gate.hold(uow_factory()), CLOCK, user, category.id, {"name": "First"}, if_match=1),
+        lambda: update_category(uow_factory(), CLOCK, user, category.id, {"name": "Second"}, if_match=1),
+    )
+    assert not isinstance(first, BaseException) and first.version == 2
+    assert isinstance(rival, PreconditionFailed) and rival.current_version == 2
+    stored = await get_category(uow_factory(), user, category.id)
+    assert (stored.fields.name, stored.version) == ("First", 2)
+
+
+async def test_two_categories_renamed_to_one_name_at_once_one_is_refused(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    work, home = await new_category(uow_factory, user, "Work"), await new_category(uow_factory, user, "Home")
+    gate = Gate()
+    # The first has checked the name and staged it; the rival takes it before the first commits.
+    results = await interleave(
+        gate,
+        update_category(gate.hold_commit(uow_factory()), CLOCK, user, work.id, {"name": "Office"}),
+        lambda: update_category(uow_factory(), CLOCK, user, home.id, {"name": "OFFICE"}),
+    )
+    refused = [result for result in results if isinstance(result, Conflict)]
+    assert len(refused) == 1, results
+    names = [(await get_category(uow_factory(), user, category.id)).fields.name for category in (work, home)]
+    assert sorted(name.lower() for name in names) in (["home", "office"], ["office", "work"])
+
+
+# Units of work
+
+
+async def test_units_of_work_that_overlap_keep_each_others_writes(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    alice, bob = new_user(), new_user()
+    gate = Gate()
+    results = await interleave(
+        gate,
+        create_task(gate.hold_commit(uow_factory()), CLOCK, alice, TaskFields(title="Alice's")),
+        lambda: new_task(uow_factory, bob),
+    )
+    for user, task in zip((alice, bob), succeeded(results), strict=True):
+        assert await committed(uow_factory, user, task.id) == task
