@@ -12,14 +12,17 @@ A few tests stop the first command at its commit instead, to check what is check
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 from uuid import UUID
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import UnitOfWorkFactory
 from todo_adapters.clock import SystemClock
+from todo_adapters.sqlalchemy.engine import create_engine
+from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_core.category import Category, CategoryFields
 from todo_core.errors import Conflict, NotFound, PreconditionFailed
 from todo_core.ports import UnitOfWork
@@ -328,3 +331,36 @@ async def test_units_of_work_that_overlap_keep_each_others_writes(
     )
     for user, task in zip((alice, bob), succeeded(results), strict=True):
         assert await committed(uow_factory, user, task.id) == task
+
+
+# SQLite: two processes on one file
+
+
+@pytest.fixture
+async def second_sqlite_process(sqlite_url: str) -> AsyncIterator[UnitOfWorkFactory]:
+    """Units of work of another engine on the test's SQLite file: as another worker process
+    sees it, with a writer queue of its own, so only SQLite's own lock stands between them."""
+    engine = create_engine(sqlite_url)
+    yield lambda: SqlAlchemyUnitOfWork(engine)
+    await engine.dispose()
+
+
+async def test_sqlite_workers_changing_one_task_both_keep_their_change(
+    sqlite_engine: AsyncEngine, second_sqlite_process: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    def this_process() -> UnitOfWork:
+        return SqlAlchemyUnitOfWork(sqlite_engine)
+
+    user = new_user()
+    task = await new_task(this_process, user)
+    gate = Gate()
+    first, rival = succeeded(
+        await interleave(
+            gate,
+            patch_task(gate.hold(this_process()), CLOCK, user, task.id, {"title": "Renamed"}),
+            lambda: patch_task(second_sqlite_process(), CLOCK, user, task.id, {"priority": Priority.HIGH}),
+        )
+    )
+    assert (first.version, rival.version) == (2, 3)
+    stored = await committed(this_process, user, task.id)
+    assert (stored.fields.title, stored.fields.priority, stored.version) == ("Renamed", Priority.HIGH, 3)

@@ -426,3 +426,30 @@ async def test_paging_neither_repeats_nor_skips_while_tasks_come_and_go(
         "task 08",
         "task 09",
     ]
+
+
+@pytest.mark.parametrize("sort", [f"{sign}{field.value}" for field in SortField for sign in ("", "-")])
+@pytest.mark.parametrize("filters", [{"tags": ("x",)}, {"search": "match"}], ids=["tag", "search"])
+async def test_filtered_lists_page_in_every_order(
+    uow_factory: UnitOfWorkFactory,
+    task_views: TaskViews,
+    new_user: Callable[[], str],
+    sort: str,
+    filters: dict[str, object],
+) -> None:
+    user = new_user()
+    tasks = [
+        make_task(
+            user,
+            f"{'match' if n % 4 else 'other'} {n % 5}",
+            at=NOW + timedelta(seconds=n % 7),
+            tags=("x",) if n % 3 else ("y",),
+            priority=PRIORITIES[n % 4],
+            due_at=None if n % 5 == 0 else NOW + timedelta(days=n % 4),
+        )
+        for n in range(30)
+    ]
+    await add(uow_factory, *tasks)
+    query = TaskQuery(sort=Sort.parse(sort), limit=4, **filters)  # type: ignore[arg-type]
+    expected = sorted((t for t in tasks if query.matches(t)), key=query.sort_key, reverse=query.sort.descending)
+    assert ids(await all_pages(task_views, user, query)) == ids(expected)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 POOL_TIMEOUT_SECONDS = 10
+#: How long a SQLite write waits for the file's write lock (and for its turn in this process).
+SQLITE_BUSY_SECONDS = 15
 #: Sessions in UTC whatever the server's or database's default: psycopg turns timestamps into
 #: local time (a far-future instant can be past year 9999 in some zones), and PostgreSQL
 #: renders them in JSON in the session's zone.
@@ -35,7 +39,11 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(
-            parsed, echo=echo, connect_args={"timeout": 15}, json_serializer=_json_text, json_deserializer=orjson.loads
+            parsed,
+            echo=echo,
+            connect_args={"timeout": SQLITE_BUSY_SECONDS},
+            json_serializer=_json_text,
+            json_deserializer=orjson.loads,
         )
         _configure_sqlite(engine)
         return engine
@@ -43,7 +51,9 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
         parsed,
         echo=echo,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # No connections beyond the pool: under load, each would be opened and closed again
+        # per request (a new PostgreSQL process each time). A request waits for a pooled one.
+        max_overflow=0,
         pool_timeout=POOL_TIMEOUT_SECONDS,
         # No ping before each checkout: it is a round trip per request. A connection that died
         # (a database restart) fails its request with a 503 and leaves the pool.
@@ -54,13 +64,34 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
     )
 
 
+def writer_queue(engine: AsyncEngine) -> asyncio.Lock | None:
+    """For SQLite, the lock this process's write transactions take turns on; None otherwise.
+
+    SQLite lets one writer in at a time. Writers that wait for its lock poll with growing
+    sleeps (up to 100 ms each), so under load some wait far longer than the queue ahead of
+    them. Queued here instead, the next writer of this process starts the moment the last
+    one ends; only the workers' one writer each still meet at the file lock.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    return _WRITER_QUEUES.setdefault(engine.sync_engine, asyncio.Lock())
+
+
+_WRITER_QUEUES: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, say when a transaction begins (see "begin").
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=15000", "foreign_keys=ON"):
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            f"busy_timeout={SQLITE_BUSY_SECONDS * 1000}",
+            "foreign_keys=ON",
+        ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
         # SQLite's own lower() folds ASCII only; search must fold case as PostgreSQL does.

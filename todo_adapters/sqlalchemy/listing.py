@@ -15,7 +15,19 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, any_, bindparam, func, or_, select, tuple_, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    UnaryExpression,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 
 from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
 from todo_adapters.sqlalchemy.tables import task_tags, tasks
@@ -86,6 +98,10 @@ def page_statement(shape: Shape, dialect: str) -> Select[Any]:
     column = SORT_COLUMNS[shape.sort]
     if shape.sort is not SortField.DUE_AT:
         return _ordered(_selected(shape, dialect, _after(shape, column)), shape.descending, column)
+    if shape.tags or shape.search:
+        # These filters pick their rows first, whatever the order: one pass over them is
+        # cheaper than one per range.
+        return _ordered(_selected(shape, dialect, _after_undated_last(shape)), shape.descending, _undated_last(shape))
     # Dated tasks after the position, then undated ones: each an index range of one page.
     parts = []
     if shape.after_missing is not True:
@@ -99,14 +115,30 @@ def page_statement(shape: Shape, dialect: str) -> Select[Any]:
     return select(merged).order_by(order.nulls_last(), ids).limit(bindparam("limit"))
 
 
+def _undated_last(shape: Shape) -> Any:
+    due = tasks.c.due_at
+    return (due.desc() if shape.descending else due.asc()).nulls_last()
+
+
+def _after_undated_last(shape: Shape) -> ColumnElement[bool] | None:
+    """`_after` for the due-date order in one statement: undated tasks come last."""
+    if shape.after_missing is None:
+        return None
+    later = _after(shape, tasks.c.id if shape.after_missing else tasks.c.due_at)
+    assert later is not None
+    return and_(tasks.c.due_at.is_(None), later) if shape.after_missing else or_(later, tasks.c.due_at.is_(None))
+
+
 def _selected(shape: Shape, dialect: str, *extra: ColumnElement[bool] | None) -> Select[Any]:
     conditions = [tasks.c.user_id == bindparam("user_id"), *_filters(shape, dialect)]
     return select(*TASK_VIEW_COLUMNS).where(*conditions, *(condition for condition in extra if condition is not None))
 
 
 def _ordered(statement: Select[Any], descending: bool, *columns: Any) -> Select[Any]:
+    """Ordered by `columns` (a column, or an ordering already made) then id, one page."""
     keys = [*columns, tasks.c.id]
-    return statement.order_by(*(key.desc() if descending else key.asc() for key in keys)).limit(bindparam("limit"))
+    order = [key if isinstance(key, UnaryExpression) else key.desc() if descending else key.asc() for key in keys]
+    return statement.order_by(*order).limit(bindparam("limit"))
 
 
 def _filters(shape: Shape, dialect: str) -> list[ColumnElement[bool]]:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,6 +19,19 @@ from todo_adapters.sqlalchemy.tables import categories, task_tags, tasks
 from todo_core.category import Category
 from todo_core.errors import Conflict
 from todo_core.task import Task
+
+# Statements built once; each call binds its values (building a statement costs more than
+# running it).
+_TASK = select(*TASKS.columns).where(tasks.c.user_id == bindparam("user_id"), tasks.c.id == bindparam("task_id"))
+_TASK_FOR_UPDATE = _TASK.with_for_update()  # SQLite ignores it: its write transactions are serial
+_INSERT_TASK = insert(tasks)
+_UPDATE_TASK = update(tasks).where(tasks.c.user_id == bindparam("b_user_id"), tasks.c.id == bindparam("b_id"))
+_INSERT_TAGS = insert(task_tags)
+_DELETE_TAGS = delete(task_tags).where(
+    task_tags.c.user_id == bindparam("user_id"), task_tags.c.task_id == bindparam("task_id")
+)
+#: Columns an update never changes: the key, and when the row was made.
+_FIXED = frozenset({"user_id", "id", "created_at"})
 
 
 class SqlTaskRepository:
@@ -29,10 +42,8 @@ class SqlTaskRepository:
         self._tags_read: dict[tuple[str, UUID], tuple[str, ...]] = {}
 
     async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
-        statement = select(*TASKS.columns).where(tasks.c.user_id == user_id, tasks.c.id == task_id)
-        if for_update:
-            statement = statement.with_for_update()  # SQLite ignores it: its transactions are serial
-        row = (await self._connection.execute(statement)).first()
+        statement = _TASK_FOR_UPDATE if for_update else _TASK
+        row = (await self._connection.execute(statement, {"user_id": user_id, "task_id": task_id})).first()
         if row is None:
             return None
         task = TASKS.from_row(row)
@@ -40,23 +51,16 @@ class SqlTaskRepository:
         return task
 
     async def add(self, task: Task) -> None:
-        await self._connection.execute(insert(tasks).values(TASKS.to_row(task)))
+        await self._connection.execute(_INSERT_TASK, TASKS.to_row(task))
         await self._write_tags(task)
         self._tags_read[(task.user_id, task.id)] = task.fields.tags
 
     async def update(self, task: Task) -> None:
-        row = TASKS.to_row(task)
-        statement = (
-            update(tasks)
-            .where(tasks.c.user_id == task.user_id, tasks.c.id == task.id)
-            .values({key: value for key, value in row.items() if key not in ("user_id", "id", "created_at")})
-        )
-        await self._connection.execute(statement)
+        changed = {name: value for name, value in TASKS.to_row(task).items() if name not in _FIXED}
+        await self._connection.execute(_UPDATE_TASK, {"b_user_id": task.user_id, "b_id": task.id, **changed})
         if self._tags_read.get((task.user_id, task.id)) == task.fields.tags:
             return
-        await self._connection.execute(
-            delete(task_tags).where(task_tags.c.user_id == task.user_id, task_tags.c.task_id == task.id)
-        )
+        await self._connection.execute(_DELETE_TAGS, {"user_id": task.user_id, "task_id": task.id})
         await self._write_tags(task)
         self._tags_read[(task.user_id, task.id)] = task.fields.tags
 
@@ -66,9 +70,7 @@ class SqlTaskRepository:
             statement = statement.where(tasks.c.version == version)
         if (await self._connection.execute(statement)).rowcount != 1:
             return False
-        await self._connection.execute(
-            delete(task_tags).where(task_tags.c.user_id == user_id, task_tags.c.task_id == task_id)
-        )
+        await self._connection.execute(_DELETE_TAGS, {"user_id": user_id, "task_id": task_id})
         self._tags_read.pop((user_id, task_id), None)
         return True
 
@@ -108,7 +110,7 @@ class SqlTaskRepository:
                 {"user_id": task.user_id, "task_id": task.id, "tag_key": key, "tag": tag}
                 for tag, key in zip(task.fields.tags, task.tag_keys, strict=True)
             ]
-            await self._connection.execute(insert(task_tags), rows)
+            await self._connection.execute(_INSERT_TAGS, rows)
 
 
 class SqlCategoryRepository:
