@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from todo_adapters.auth import JwksKeys, mint_token
 from todo_adapters.memory import InMemoryStore, InMemoryTaskViews, InMemoryUnitOfWork
 from todo_adapters.sqlalchemy.engine import create_engine
+from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqlTaskViews
 from todo_api.app import create_app
@@ -116,10 +117,15 @@ def sqlite_views(sqlite_engine: AsyncEngine) -> TaskViews:
 
 
 @pytest.fixture(scope="session")
-async def postgres_views(postgres_url: str) -> AsyncIterator[TaskViews]:
-    views = PostgresTaskViews(make_url(postgres_url), pool_size=5)
-    yield views
-    await views.close()
+async def postgres_pool(postgres_url: str) -> AsyncIterator[PostgresPool]:
+    pool = PostgresPool(make_url(postgres_url), size=5)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_views(postgres_pool: PostgresPool) -> TaskViews:
+    return PostgresTaskViews(postgres_pool)
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
@@ -131,17 +137,22 @@ class Backend:
 
     uow_factory: UnitOfWorkFactory
     views: TaskViews
+    #: Makes units of work that only read (no transaction), as the app's queries use.
+    reader_factory: UnitOfWorkFactory
 
 
 @pytest.fixture(params=["memory", *SQL_BACKENDS])
 def backend(request: pytest.FixtureRequest) -> Backend:
-    """One backend: the contract suite runs once per backend."""
+    """One backend as the app wires it: the contract suite runs once per backend."""
     if request.param == "memory":
         store = InMemoryStore()
-        return Backend(lambda: InMemoryUnitOfWork(store), InMemoryTaskViews(store))
-    engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
+        return Backend(lambda: InMemoryUnitOfWork(store), InMemoryTaskViews(store), lambda: InMemoryUnitOfWork(store))
     views: TaskViews = request.getfixturevalue(f"{request.param}_views")
-    return Backend(lambda: SqlAlchemyUnitOfWork(engine), views)
+    if request.param == "postgres":
+        pool: PostgresPool = request.getfixturevalue("postgres_pool")
+        return Backend(lambda: PostgresUnitOfWork(pool), views, lambda: PostgresUnitOfWork(pool, read_only=True))
+    engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
+    return Backend(lambda: SqlAlchemyUnitOfWork(engine), views, lambda: SqlAlchemyUnitOfWork(engine, read_only=True))
 
 
 @pytest.fixture
@@ -173,21 +184,43 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
     )
 
 
-def build_app(database_url: str, engine: AsyncEngine, views: TaskViews, **overrides: Any) -> tuple[FastAPI, Container]:
-    """The real app on a migrated database, sharing the session's engine and task views (and
-    so their connection pools), settings overridden."""
-    container = Container(settings=settings_for(database_url, **overrides))
-    container.engine.override(providers.Object(engine))
-    container.task_views.override(providers.Object(views))
+@dataclasses.dataclass(frozen=True)
+class SqlStore:
+    """A migrated database of the session and what the app's container would make for it,
+    made once and shared by every app of the session (and so their connection pools)."""
+
+    url: str
+    engine: AsyncEngine
+    views: TaskViews
+    pool: PostgresPool | None
+
+
+@pytest.fixture(scope="session")
+def sqlite_store(sqlite_url: str, sqlite_engine: AsyncEngine, sqlite_views: TaskViews) -> SqlStore:
+    return SqlStore(sqlite_url, sqlite_engine, sqlite_views, None)
+
+
+@pytest.fixture(scope="session")
+def postgres_store(
+    postgres_url: str, postgres_engine: AsyncEngine, postgres_views: TaskViews, postgres_pool: PostgresPool
+) -> SqlStore:
+    return SqlStore(postgres_url, postgres_engine, postgres_views, postgres_pool)
+
+
+def build_app(store: SqlStore, **overrides: Any) -> tuple[FastAPI, Container]:
+    """The real app on a migrated database, sharing the session's engine, pool and views,
+    settings overridden."""
+    container = Container(settings=settings_for(store.url, **overrides))
+    container.engine.override(providers.Object(store.engine))
+    container.postgres_pool.override(providers.Object(store.pool))
+    container.task_views.override(providers.Object(store.views))
     return create_app(container=container), container
 
 
 @asynccontextmanager
-async def api_client(
-    database_url: str, engine: AsyncEngine, views: TaskViews, **overrides: Any
-) -> AsyncIterator[httpx.AsyncClient]:
+async def api_client(store: SqlStore, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of `build_app(...)`; a JWKS client the app opened is closed after."""
-    app, container = build_app(database_url, engine, views, **overrides)
+    app, container = build_app(store, **overrides)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
             yield http
@@ -200,11 +233,7 @@ async def api_client(
 @pytest.fixture(params=SQL_BACKENDS)
 def app(request: pytest.FixtureRequest) -> FastAPI:
     """The real app on one SQL backend."""
-    application, _ = build_app(
-        request.getfixturevalue(f"{request.param}_url"),
-        request.getfixturevalue(f"{request.param}_engine"),
-        request.getfixturevalue(f"{request.param}_views"),
-    )
+    application, _ = build_app(request.getfixturevalue(f"{request.param}_store"))
     return application
 
 

@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from todo_adapters.auth import JwksKeys
-from todo_adapters.sqlalchemy.views import PostgresTaskViews
 from todo_api.container import Container
 from todo_api.middleware import API_PREFIX, BearerAuthentication, BodySizeLimit
 from todo_api.problems import document_problem_media_type, install_problem_handlers
@@ -30,9 +29,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         yield
         # Release what the singletons hold: pooled connections and the key server's client.
         await container.engine().dispose()
-        views = container.task_views()
-        if isinstance(views, PostgresTaskViews):
-            await views.close()
+        pool = container.postgres_pool()
+        if pool is not None:
+            await pool.close()
         key_source = container.key_source()
         if isinstance(key_source, JwksKeys):
             await key_source.aclose()

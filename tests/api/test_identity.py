@@ -19,11 +19,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import SQL_BACKENDS, TEST_SECRET, Caller, api_client, bearer
+from tests.conftest import SQL_BACKENDS, TEST_SECRET, Caller, SqlStore, api_client, bearer
 from tests.jwt_tools import JwksServer, SigningKey, b64url, b64url_json, forge
-from todo_core.ports import TaskViews
 
 PROBLEM_JSON = "application/problem+json"
 CHALLENGE = 'Bearer error="invalid_token"'
@@ -345,26 +343,20 @@ async def test_every_api_operation_without_a_token_is_401(app: FastAPI, client: 
 # --- Wrong issuer or audience: an app that checks both ---------------------------------------
 
 
-@dataclass(frozen=True)
-class Backend:
-    url: str
-    engine: AsyncEngine
-    views: TaskViews
-
-
 @pytest.fixture(params=SQL_BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    """One SQL backend's migrated database and the session's engine on it."""
-    return Backend(*(request.getfixturevalue(f"{request.param}_{part}") for part in ("url", "engine", "views")))
+def backend(request: pytest.FixtureRequest) -> SqlStore:
+    """One SQL backend's migrated database, with the session's engine and pools on it."""
+    store: SqlStore = request.getfixturevalue(f"{request.param}_store")
+    return store
 
 
-def serve(backend: Backend, **overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+def serve(backend: SqlStore, **overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     """A client of the real app on `backend`, its settings changed by `overrides`."""
-    return api_client(backend.url, backend.engine, backend.views, **overrides)
+    return api_client(backend, **overrides)
 
 
 @pytest.fixture
-async def checking_client(backend: Backend) -> AsyncIterator[httpx.AsyncClient]:
+async def checking_client(backend: SqlStore) -> AsyncIterator[httpx.AsyncClient]:
     """The app configured to require `iss` == ISSUER and `aud` == AUDIENCE."""
     async with serve(backend, jwt_issuer=ISSUER, jwt_audience=AUDIENCE) as http:
         yield http
@@ -565,7 +557,7 @@ def jwks_server(rsa_key: SigningKey, ed25519_key: SigningKey) -> Iterator[JwksSe
 
 
 @pytest.fixture
-async def jwks_client(backend: Backend, jwks_server: JwksServer) -> AsyncIterator[httpx.AsyncClient]:
+async def jwks_client(backend: SqlStore, jwks_server: JwksServer) -> AsyncIterator[httpx.AsyncClient]:
     """The app trusting the JWKS server's keys (`settings_for` also sets a shared secret: unused)."""
     async with serve(backend, jwks_url=jwks_server.url) as http:
         yield http

@@ -9,10 +9,9 @@ from typing import Any
 import httpx
 import orjson
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.api.assertions import problem
-from tests.conftest import Caller, api_client, bearer
+from tests.conftest import Caller, SqlStore, api_client, bearer
 from todo_api.schemas import (
     CategoryList,
     CategoryRead,
@@ -25,7 +24,6 @@ from todo_api.schemas import (
     TaskWrite,
 )
 from todo_core.category import CategoryFields
-from todo_core.ports import TaskViews
 from todo_core.task import TaskFields
 from todo_core.views import CATEGORY_VIEW_FIELDS, TASK_VIEW_FIELDS
 
@@ -145,10 +143,10 @@ async def test_a_task_reads_the_same_from_every_route(alice: Caller) -> None:
 
 
 async def test_a_configured_browser_origin_may_call_the_api(
-    sqlite_url: str, sqlite_engine: AsyncEngine, sqlite_views: TaskViews
+    sqlite_store: SqlStore,
 ) -> None:
     origin = "http://localhost:3000"
-    async with api_client(sqlite_url, sqlite_engine, sqlite_views, cors_origins=[origin]) as http:
+    async with api_client(sqlite_store, cors_origins=[origin]) as http:
         preflight = await http.options(
             "/api/someone/tasks",
             headers={

@@ -6,12 +6,8 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 
-import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from tests.conftest import SQL_BACKENDS, UnitOfWorkFactory
+from tests.conftest import Backend, UnitOfWorkFactory
 from tests.contract.test_task_repository import NOW, add, make_task
-from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_core.category import Category, CategoryFields
 from todo_core.ports import TaskViews
 from todo_core.query import TaskQuery
@@ -59,20 +55,18 @@ async def test_a_writer_proceeds_while_readers_read(
     assert len((await task_views.list_for_user(user, TaskQuery(limit=200))).items) == 21
 
 
-@pytest.mark.parametrize("backend_name", SQL_BACKENDS)
 async def test_a_read_only_unit_of_work_does_not_wait_for_a_writer(
-    request: pytest.FixtureRequest, backend_name: str, new_user: Callable[[], str]
+    backend: Backend, new_user: Callable[[], str]
 ) -> None:
-    engine: AsyncEngine = request.getfixturevalue(f"{backend_name}_engine")
     user = new_user()
     category = Category.new(user, CategoryFields("Work"), NOW)
-    async with SqlAlchemyUnitOfWork(engine) as setup:
+    async with backend.uow_factory() as setup:
         await setup.categories.add(category)
         await setup.commit()
 
-    async with SqlAlchemyUnitOfWork(engine) as writer:
+    async with backend.uow_factory() as writer:
         await writer.categories.remove(user, category.id)
-        async with SqlAlchemyUnitOfWork(engine, read_only=True) as reader:
+        async with backend.reader_factory() as reader:
             listed = await asyncio.wait_for(reader.categories.list_for_user(user), PROMPTLY)
         assert [found.id for found in listed] == [category.id]
         await writer.commit()

@@ -7,26 +7,22 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import api_client
+from tests.conftest import SqlStore, api_client
 from tests.interop.conftest import BetterAuthIssuer
-from todo_core.ports import TaskViews
 
 pytestmark = pytest.mark.slow  # starts a Node process
 
 
 @pytest.fixture
-async def api(
-    better_auth_issuer: BetterAuthIssuer, sqlite_url: str, sqlite_engine: AsyncEngine, sqlite_views: TaskViews
-) -> AsyncIterator[httpx.AsyncClient]:
+async def api(better_auth_issuer: BetterAuthIssuer, sqlite_store: SqlStore) -> AsyncIterator[httpx.AsyncClient]:
     """The real app configured as DESIGN.md says for Better Auth: its JWKS, `iss` and `aud`."""
     settings = {
         "jwks_url": better_auth_issuer.jwks_url,
         "jwt_issuer": better_auth_issuer.base_url,
         "jwt_audience": better_auth_issuer.base_url,
     }
-    async with api_client(sqlite_url, sqlite_engine, sqlite_views, **settings) as http:
+    async with api_client(sqlite_store, **settings) as http:
         yield http
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from todo_adapters.sqlalchemy.engine import SQLITE_BUSY_SECONDS, writer_queue
+from todo_adapters.sqlalchemy.execution import SqlAlchemyExecutor
 from todo_adapters.sqlalchemy.repositories import SqlCategoryRepository, SqlTaskRepository
 from todo_core.errors import Conflict, StorageUnavailable
 
@@ -46,8 +47,9 @@ class SqlAlchemyUnitOfWork:
             if self._connection is not None:
                 await self._close()
             raise StorageUnavailable("the database cannot be reached") from error
-        self.tasks = SqlTaskRepository(self._connection)
-        self.categories = SqlCategoryRepository(self._connection)
+        executor = SqlAlchemyExecutor(self._connection)
+        self.tasks = SqlTaskRepository(executor)
+        self.categories = SqlCategoryRepository(executor)
         return self
 
     async def __aexit__(

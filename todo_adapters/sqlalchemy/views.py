@@ -2,7 +2,7 @@
 
 Two implementations of one contract, on the same statements (`listing.py`):
 
-- `PostgresTaskViews` runs them on a psycopg connection pool in autocommit mode, and lets
+- `PostgresTaskViews` runs them on the psycopg pool in autocommit mode, and lets
   PostgreSQL render each row as the task's JSON (`row_to_json`): Python passes the text on
   instead of turning every value into an object and back into text. Statements are prepared
   by psycopg after a few runs.
@@ -12,29 +12,23 @@ Two implementations of one contract, on the same statements (`listing.py`):
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
 import orjson
-import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, select
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
-from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from todo_adapters.sqlalchemy.engine import POOL_TIMEOUT_SECONDS, SESSION_TIMEZONE
+from todo_adapters.sqlalchemy.execution import POSTGRESQL
 from todo_adapters.sqlalchemy.listing import Shape, page_statement, parameters
 from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
+from todo_adapters.sqlalchemy.postgres import PostgresPool
 from todo_adapters.sqlalchemy.tables import tasks
 from todo_core.errors import StorageUnavailable
 from todo_core.query import TaskQuery
 from todo_core.views import TASK_VIEW_FIELDS, VersionedView, ViewPage, position_of_view
 
-_POSTGRESQL = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 _ONE_TASK = select(*TASK_VIEW_COLUMNS).where(
     tasks.c.user_id == bindparam("user_id"), tasks.c.id == bindparam("task_id", type_=tasks.c.id.type)
 )
@@ -75,18 +69,10 @@ class SqlTaskViews:
 
 
 class PostgresTaskViews:
-    """Task views rendered as JSON by PostgreSQL, on a pool of autocommit connections."""
+    """Task views rendered as JSON by PostgreSQL, each read on a pooled autocommit connection."""
 
-    def __init__(self, url: URL, *, pool_size: int) -> None:
-        self._pool = AsyncConnectionPool(
-            url.set(drivername="postgresql").render_as_string(hide_password=False),
-            min_size=1,
-            max_size=pool_size,
-            timeout=POOL_TIMEOUT_SECONDS,
-            kwargs={"autocommit": True, "options": f"-c timezone={SESSION_TIMEZONE}"},
-            open=False,
-        )
-        self._opened = False
+    def __init__(self, pool: PostgresPool) -> None:
+        self._pool = pool
         self._pages: dict[Shape, str] = {}
         self._one_task = _compiled(_as_json(_ONE_TASK, with_version=True))
 
@@ -105,24 +91,10 @@ class PostgresTaskViews:
         rows = await self._all(self._one_task, {"user_id": user_id, "task_id": task_id})
         return VersionedView(orjson.Fragment(rows[0][0]), rows[0][1]) if rows else None
 
-    async def close(self) -> None:
-        await self._pool.close()
-
     async def _all(self, sql: str, values: dict[str, Any]) -> list[tuple[Any, ...]]:
-        try:
-            async with self._connection() as connection:
-                cursor = await connection.execute(sql, values)
-                return await cursor.fetchall()
-        except (psycopg.OperationalError, PoolTimeout, OSError) as error:
-            raise StorageUnavailable("the database cannot be reached") from error
-
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        if not self._opened:  # the pool needs a running event loop to open
-            await self._pool.open()
-            self._opened = True
         async with self._pool.connection() as connection:
-            yield connection
+            cursor = await connection.execute(sql, values)
+            return await cursor.fetchall()
 
 
 def _as_json(statement: Select[Any], *, with_version: bool = False) -> Select[Any]:
@@ -133,4 +105,4 @@ def _as_json(statement: Select[Any], *, with_version: bool = False) -> Select[An
 
 
 def _compiled(statement: Select[Any]) -> str:
-    return str(statement.compile(dialect=_POSTGRESQL))
+    return str(statement.compile(dialect=POSTGRESQL))

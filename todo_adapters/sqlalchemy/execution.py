@@ -1,0 +1,162 @@
+"""How the repositories' statements run: through SQLAlchemy (SQLite), or straight on psycopg
+in pipeline mode (PostgreSQL).
+
+The repositories build every statement once with SQLAlchemy Core and hand it to an
+`Executor` with its values. On SQLite, SQLAlchemy runs it (its types turn UUIDs and instants
+into what SQLite stores). On PostgreSQL, the statement is compiled once to SQL text and sent
+by psycopg, whose own types need no conversion; in pipeline mode a command's statements and
+its COMMIT travel together instead of waiting for one another (a create is one round trip).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
+
+import psycopg
+from psycopg.types.json import Json
+from sqlalchemy import JSON, Insert, bindparam
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import Compiled
+
+POSTGRESQL = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+
+Values = Mapping[str, Any]
+
+
+class DuplicateKey(Exception):
+    """A statement run `guarded` broke a uniqueness rule; the transaction goes on."""
+
+
+class Executor(Protocol):
+    async def rows(self, statement: ClauseElement, values: Values) -> Sequence[Sequence[Any]]:
+        """Run a query; return its rows, columns in the statement's order."""
+        ...
+
+    async def run(self, statement: ClauseElement, values: Values | Sequence[Values]) -> None:
+        """Run a statement (once per item of a sequence of values); its outcome may be learned
+        only when the transaction commits."""
+        ...
+
+    async def count(self, statement: ClauseElement, values: Values) -> int:
+        """Run a statement; return how many rows it touched."""
+        ...
+
+    def guarded(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """A block whose statements, should one break a uniqueness rule, are undone alone:
+        `DuplicateKey` is raised and the transaction stays usable."""
+        ...
+
+
+class SqlAlchemyExecutor:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def rows(self, statement: ClauseElement, values: Values) -> Sequence[Sequence[Any]]:
+        return (await self._connection.execute(statement, values)).all()  # type: ignore[call-overload, no-any-return]
+
+    async def run(self, statement: ClauseElement, values: Values | Sequence[Values]) -> None:
+        await self._connection.execute(statement, values)  # type: ignore[call-overload]
+
+    async def count(self, statement: ClauseElement, values: Values) -> int:
+        return (await self._connection.execute(statement, values)).rowcount  # type: ignore[call-overload, no-any-return]
+
+    @contextlib.asynccontextmanager
+    async def guarded(self) -> AsyncIterator[None]:
+        try:
+            async with self._connection.begin_nested():
+                yield
+        except IntegrityError as error:
+            raise DuplicateKey() from error
+
+
+class PsycopgExecutor:
+    """Statements on one psycopg connection, in pipeline mode inside a transaction (or in
+    autocommit mode, for a unit of work that only reads)."""
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any], pipeline: psycopg.AsyncPipeline | None) -> None:
+        self._connection = connection
+        self._pipeline = pipeline
+
+    async def rows(self, statement: ClauseElement, values: Values) -> Sequence[Sequence[Any]]:
+        cursor = await self._execute(statement, values)
+        return await cursor.fetchall()
+
+    async def run(self, statement: ClauseElement, values: Values | Sequence[Values]) -> None:
+        if isinstance(values, Mapping):
+            await self._execute(statement, values)
+        elif isinstance(statement, Insert) and len(values) > 1:
+            # One statement for all the rows (a task's tags): one message instead of several.
+            rows = _multi_row(statement, tuple(values[0]), len(values))
+            await self._execute(
+                rows, {f"{name}_{n}": value for n, row in enumerate(values) for name, value in row.items()}
+            )
+        else:
+            for one in values:
+                await self._execute(statement, one)
+
+    async def count(self, statement: ClauseElement, values: Values) -> int:
+        cursor = await self._execute(statement, values)
+        if self._pipeline is not None:
+            await self._pipeline.sync()
+        return cursor.rowcount
+
+    @contextlib.asynccontextmanager
+    async def guarded(self) -> AsyncIterator[None]:
+        if self._pipeline is not None:
+            await self._pipeline.sync()  # the transaction is open: what follows is a savepoint
+        try:
+            async with self._connection.transaction():
+                yield
+                if self._pipeline is not None:
+                    await self._pipeline.sync()
+        except psycopg.errors.UniqueViolation as error:
+            raise DuplicateKey() from error
+
+    async def _execute(self, statement: ClauseElement, values: Values) -> psycopg.AsyncCursor[Any]:
+        compiled = compiled_for_postgresql(statement, values)
+        return await self._connection.execute(compiled.sql, compiled.parameters(values))
+
+
+class _Compiled:
+    def __init__(self, compiled: Compiled) -> None:
+        self.sql = compiled.string
+        self._compiled = compiled
+        self._json = frozenset(name for name, bind in compiled.binds.items() if isinstance(bind.type, JSON))  # type: ignore[attr-defined]
+
+    def parameters(self, values: Values) -> dict[str, Any]:
+        # With the values of the statement's own constants (`version + 1`) filled in.
+        parameters = dict(self._compiled.construct_params(dict(values)) or {})
+        for name in self._json & parameters.keys():
+            parameters[name] = Json(parameters[name])
+        return parameters
+
+
+_MULTI_ROW: dict[tuple[int, tuple[str, ...], int], Insert] = {}
+
+
+def _multi_row(statement: Insert, names: tuple[str, ...], count: int) -> Insert:
+    """`statement` inserting `count` rows at once, their values named `<column>_<row>`."""
+    key = (id(statement), names, count)
+    found = _MULTI_ROW.get(key)
+    if found is None:
+        rows: list[dict[str, Any]] = [{name: bindparam(f"{name}_{n}") for name in names} for n in range(count)]
+        found = _MULTI_ROW[key] = statement.values(rows)
+    return found
+
+
+_COMPILED: dict[tuple[int, frozenset[str]], tuple[ClauseElement, _Compiled]] = {}
+
+
+def compiled_for_postgresql(statement: ClauseElement, values: Values) -> _Compiled:
+    """The statement as PostgreSQL SQL for these value names; compiled once per statement
+    (statements are built once, at import) and set of names."""
+    key = (id(statement), frozenset(values))
+    found = _COMPILED.get(key)
+    if found is None:
+        found = _COMPILED[key] = (statement, _Compiled(statement.compile(dialect=POSTGRESQL, column_keys=list(values))))
+    return found[1]

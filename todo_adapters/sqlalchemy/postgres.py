@@ -1,0 +1,123 @@
+"""PostgreSQL through psycopg's own connection pool: the units of work and the task views of a
+process share it. (SQLAlchemy's engine still makes the schema: Alembic.)"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Self
+
+import orjson
+import psycopg
+from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy.engine import URL
+
+from todo_adapters.sqlalchemy.engine import POOL_TIMEOUT_SECONDS, SESSION_TIMEZONE
+from todo_adapters.sqlalchemy.execution import PsycopgExecutor
+from todo_adapters.sqlalchemy.repositories import SqlCategoryRepository, SqlTaskRepository
+from todo_core.errors import Conflict, StorageUnavailable
+
+#: What psycopg raises when the server cannot be reached or the connection broke.
+UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError)
+
+
+class PostgresPool:
+    """Autocommit connections (a unit of work opens its own transaction), opened on first use:
+    a pool needs a running event loop."""
+
+    def __init__(self, url: URL, *, size: int) -> None:
+        self._pool = AsyncConnectionPool(
+            url.set(drivername="postgresql").render_as_string(hide_password=False),
+            min_size=1,
+            max_size=size,
+            timeout=POOL_TIMEOUT_SECONDS,
+            kwargs={"autocommit": True, "options": f"-c timezone={SESSION_TIMEZONE}"},
+            configure=_configure,
+            open=False,
+        )
+        self._opened = False
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection for the block, back in the pool after it (a transaction left open by
+        a failure is rolled back by the pool).
+
+        :raises StorageUnavailable: no connection could be had in time.
+        """
+        if not self._opened:
+            await self._pool.open()
+            self._opened = True
+        try:
+            async with self._pool.connection() as connection:
+                yield connection
+        except UNREACHABLE as error:
+            raise StorageUnavailable("the database cannot be reached") from error
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
+    set_json_loads(orjson.loads, connection)
+
+
+class PostgresUnitOfWork:
+    """One transaction on a pooled connection, its statements pipelined; rolled back unless
+    committed. With `read_only`, no transaction at all (see `SqlAlchemyUnitOfWork`)."""
+
+    tasks: SqlTaskRepository
+    categories: SqlCategoryRepository
+
+    def __init__(self, pool: PostgresPool, *, read_only: bool = False) -> None:
+        self._pool = pool
+        self._read_only = read_only
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+        self._pipeline: psycopg.AsyncPipeline | None = None
+
+    async def __aenter__(self) -> Self:
+        stack = contextlib.AsyncExitStack()
+        try:
+            connection = await stack.enter_async_context(self._pool.connection())
+            pipeline = None
+            if not self._read_only:
+                pipeline = await stack.enter_async_context(connection.pipeline())
+                await connection.execute("BEGIN")  # sent with the first statement that needs an answer
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack, self._connection, self._pipeline = stack, connection, pipeline
+        executor = PsycopgExecutor(connection, pipeline)
+        self.tasks = SqlTaskRepository(executor)
+        self.categories = SqlCategoryRepository(executor)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection, stack = self._connection, self._stack
+        self._connection = self._stack = self._pipeline = None
+        assert connection is not None and stack is not None
+        try:
+            with contextlib.suppress(psycopg.Error):
+                if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    await connection.execute("ROLLBACK")
+            with contextlib.suppress(psycopg.Error):
+                await stack.aclose()  # leaves the pipeline (sending what is pending), returns the connection
+        finally:
+            if isinstance(exc, psycopg.IntegrityError):
+                raise Conflict("the change clashes with a concurrent one; try again") from exc
+            if isinstance(exc, UNREACHABLE):
+                raise StorageUnavailable("the database cannot be reached") from exc
+
+    async def commit(self) -> None:
+        assert self._connection is not None, "commit() outside `async with`"
+        assert not self._read_only, "commit() in a read-only unit of work"
+        assert self._pipeline is not None
+        await self._connection.execute("COMMIT")
+        await self._pipeline.sync()  # durable once this returns; a broken rule raises here
