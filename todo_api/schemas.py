@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 
 from todo_core.category import NAME_MAX
+from todo_core.query import LIMIT_DEFAULT, LIMIT_MAX, SEARCH_MAX, Status
 from todo_core.task import DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
 
 PriorityLabel = Literal["none", "low", "medium", "high"]
@@ -87,6 +88,27 @@ class TaskRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+
+
+SortParam = Literal[
+    "created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at",
+    "priority", "-priority", "title", "-title",
+]  # fmt: skip
+
+
+class TaskListParams(BaseModel):
+    """The query parameters of a task list (validated as one model: one pass, not thirteen)."""
+
+    status: Status = Status.ALL
+    priority: list[PriorityLabel] = []
+    tag: list[str] = Field([], description="Repeatable; every tag must match")
+    category_id: UUID | None = None
+    due_before: Rfc3339 | None = Field(None, description="Due strictly before this instant")
+    due_after: Rfc3339 | None = Field(None, description="Due at or after this instant")
+    q: str | None = Field(None, max_length=SEARCH_MAX, description="Search title and description")
+    sort: SortParam = "created_at"
+    limit: int = Field(LIMIT_DEFAULT, ge=1, le=LIMIT_MAX)
+    cursor: str | None = Field(None, max_length=1024)
 
 
 class TaskPage(BaseModel):

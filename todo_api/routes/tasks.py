@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Query, Response
@@ -11,18 +11,24 @@ from fastapi import APIRouter, Body, Header, Query, Response
 from todo_api.dependencies import CurrentClock, Cursors, Reader, Uow, UserId, Views
 from todo_api.problems import problem_responses
 from todo_api.representation import etag, etag_listed, if_match_version, json_response, versioned_response
-from todo_api.schemas import CompletionWrite, ReminderList, Rfc3339, TagList, TaskPage, TaskPatch, TaskRead, TaskWrite
-from todo_core.query import LIMIT_DEFAULT, LIMIT_MAX, Sort, Status, TaskQuery
+from todo_api.schemas import (
+    CompletionWrite,
+    ReminderList,
+    Rfc3339,
+    TagList,
+    TaskListParams,
+    TaskPage,
+    TaskPatch,
+    TaskRead,
+    TaskWrite,
+)
+from todo_core.query import Sort, TaskQuery
 from todo_core.task import Priority, Task, TaskFields
 from todo_core.use_cases import tasks as use_cases
 from todo_core.views import task_view
 
 router = APIRouter(prefix="/api/{user_id}", tags=["tasks"], responses=problem_responses(400, 401, 403, 413, 422, 503))
 
-SortParam = Literal[
-    "created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at",
-    "priority", "-priority", "title", "-title",
-]  # fmt: skip
 IfMatch = Annotated[
     str | None, Header(description='The task\'s ETag, e.g. "3": the change applies only to that version')
 ]
@@ -30,34 +36,22 @@ IfMatch = Annotated[
 
 @router.get("/tasks", response_model=TaskPage)
 async def list_tasks(
-    user_id: UserId,
-    views: Views,
-    cursors: Cursors,
-    status: Status = Status.ALL,
-    priority: Annotated[list[Literal["none", "low", "medium", "high"]], Query()] = [],  # noqa: B006
-    tag: Annotated[list[str], Query(description="Repeatable; every tag must match")] = [],  # noqa: B006
-    category_id: UUID | None = None,
-    due_before: Annotated[Rfc3339 | None, Query(description="Due strictly before this instant")] = None,
-    due_after: Annotated[Rfc3339 | None, Query(description="Due at or after this instant")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Search title and description")] = None,
-    sort: SortParam = "created_at",
-    limit: Annotated[int, Query(ge=1, le=LIMIT_MAX)] = LIMIT_DEFAULT,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    user_id: UserId, views: Views, cursors: Cursors, params: Annotated[TaskListParams, Query()]
 ) -> Response:
     """List the user's tasks, filtered, searched and sorted, one page at a time."""
     query = TaskQuery(
-        status=status,
-        priorities=frozenset(Priority.from_label(label) for label in priority),
-        tags=tuple(tag),
-        category_id=category_id,
-        due_before=due_before,
-        due_after=due_after,
-        search=q,
-        sort=Sort.parse(sort),
-        limit=limit,
+        status=params.status,
+        priorities=frozenset(Priority.from_label(label) for label in params.priority),
+        tags=tuple(params.tag),
+        category_id=params.category_id,
+        due_before=params.due_before,
+        due_after=params.due_after,
+        search=params.q,
+        sort=Sort.parse(params.sort),
+        limit=params.limit,
     ).validated()
-    if cursor:
-        query = replace(query, after=cursors.decode(user_id, query, cursor))
+    if params.cursor:
+        query = replace(query, after=cursors.decode(user_id, query, params.cursor))
     page = await use_cases.list_tasks(views, user_id, query)
     next_cursor = cursors.encode(user_id, query, page.next_after) if page.next_after else None
     return json_response({"items": page.items, "next_cursor": next_cursor})
