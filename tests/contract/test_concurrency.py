@@ -12,11 +12,13 @@ A few tests stop the first command at its commit instead, to check what is check
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 from uuid import UUID
 
 import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import UnitOfWorkFactory
@@ -338,8 +340,8 @@ async def test_units_of_work_that_overlap_keep_each_others_writes(
 
 @pytest.fixture
 async def second_sqlite_process(sqlite_url: str) -> AsyncIterator[UnitOfWorkFactory]:
-    """Units of work of another engine on the test's SQLite file: as another worker process
-    sees it, with a writer queue of its own, so only SQLite's own lock stands between them."""
+    """Units of work of another engine on the test's SQLite file, as another worker process
+    has them: its writers take turns with this one's on the file's lock, not in memory."""
     engine = create_engine(sqlite_url)
     yield lambda: SqlAlchemyUnitOfWork(engine)
     await engine.dispose()
@@ -364,3 +366,32 @@ async def test_sqlite_workers_changing_one_task_both_keep_their_change(
     assert (first.version, rival.version) == (2, 3)
     stored = await committed(this_process, user, task.id)
     assert (stored.fields.title, stored.fields.priority, stored.version) == ("Renamed", Priority.HIGH, 3)
+
+
+async def test_a_sqlite_change_waits_for_another_programs_write_and_applies_on_top(
+    sqlite_url: str, sqlite_engine: AsyncEngine, new_user: Callable[[], str]
+) -> None:
+    """Another program (a backup, the sqlite3 shell) takes none of our turns: only SQLite's
+    own lock, taken up front (`BEGIN IMMEDIATE`), keeps a change from being made on what it
+    read before that program's write."""
+
+    def this_process() -> UnitOfWork:
+        return SqlAlchemyUnitOfWork(sqlite_engine)
+
+    user = new_user()
+    task = await new_task(this_process, user)
+    other = sqlite3.connect(str(make_url(sqlite_url).database), isolation_level=None, timeout=TIMEOUT)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute(
+            "UPDATE tasks SET title = 'Theirs', version = version + 1 WHERE user_id = ? AND id = ?",
+            (user, task.id.hex),
+        )
+        change = asyncio.ensure_future(patch_task(this_process(), CLOCK, user, task.id, {"priority": Priority.HIGH}))
+        await asyncio.sleep(SETTLE)
+        assert not change.done(), "the change did not wait for the other program's write"
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    changed = await asyncio.wait_for(change, TIMEOUT)
+    assert (changed.fields.title, changed.fields.priority, changed.version) == ("Theirs", Priority.HIGH, 3)

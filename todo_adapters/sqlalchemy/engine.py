@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import weakref
 from typing import Any
 
@@ -64,20 +66,59 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
     )
 
 
-def writer_queue(engine: AsyncEngine) -> asyncio.Lock | None:
-    """For SQLite, the lock this process's write transactions take turns on; None otherwise.
+class SqliteWriters:
+    """The turns that write transactions on one SQLite file take.
 
-    SQLite lets one writer in at a time. Writers that wait for its lock poll with growing
-    sleeps (up to 100 ms each), so under load some wait far longer than the queue ahead of
-    them. Queued here instead, the next writer of this process starts the moment the last
-    one ends; only the workers' one writer each still meet at the file lock.
+    SQLite lets one writer in at a time, and one that finds the file locked sleeps and
+    retries (sleeps growing up to 100 ms), so under load some wait far longer than the
+    writers ahead of them. Here a writer waits instead on an asyncio lock (the writers of
+    this process) and then on an advisory lock on a file beside the database (the other
+    worker processes): whoever waits is woken the moment the lock is free. `BEGIN
+    IMMEDIATE` still takes SQLite's own lock, against any other program writing the file.
     """
-    if engine.dialect.name != "sqlite":
+
+    def __init__(self, database: str) -> None:
+        self._turn = asyncio.Lock()
+        self._path = f"{database}-writers"
+        self._file: int | None = None
+
+    async def acquire(self, timeout: float) -> None:
+        """:raises TimeoutError: no turn came within `timeout` seconds."""
+        await asyncio.wait_for(self._turn.acquire(), timeout)
+        if self._file is None:
+            self._file = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        file = self._file
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, file, fcntl.LOCK_EX))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting), timeout)
+        except BaseException:
+            # Keep this process's turn until the waiting thread is done, then let both go.
+            waiting.add_done_callback(lambda _: self.release())
+            raise
+
+    def release(self) -> None:
+        assert self._file is not None
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._turn.release()
+
+
+def sqlite_writers(engine: AsyncEngine) -> SqliteWriters | None:
+    """The writers' turns of a SQLite file (one per engine, so per process); None otherwise."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         return None
-    return _WRITER_QUEUES.setdefault(engine.sync_engine, asyncio.Lock())
+    found = _WRITERS.get(engine.sync_engine)
+    if found is None:
+        found = _WRITERS[engine.sync_engine] = SqliteWriters(database)
+    return found
 
 
-_WRITER_QUEUES: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+_WRITERS: weakref.WeakKeyDictionary[Engine, SqliteWriters] = weakref.WeakKeyDictionary()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

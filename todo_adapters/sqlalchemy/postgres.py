@@ -30,7 +30,9 @@ class PostgresPool:
     def __init__(self, url: URL, *, size: int) -> None:
         self._pool = AsyncConnectionPool(
             url.set(drivername="postgresql").render_as_string(hide_password=False),
-            min_size=1,
+            # Opened up front and kept: a pool that grows under load makes the requests that
+            # wait for its new connections the slowest ones.
+            min_size=size,
             max_size=size,
             timeout=POOL_TIMEOUT_SECONDS,
             kwargs={"autocommit": True, "options": f"-c timezone={SESSION_TIMEZONE}"},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from types import TracebackType
 from typing import Self
@@ -11,7 +10,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from todo_adapters.sqlalchemy.engine import SQLITE_BUSY_SECONDS, writer_queue
+from todo_adapters.sqlalchemy.engine import SQLITE_BUSY_SECONDS, sqlite_writers
 from todo_adapters.sqlalchemy.execution import SqlAlchemyExecutor
 from todo_adapters.sqlalchemy.repositories import SqlCategoryRepository, SqlTaskRepository
 from todo_core.errors import Conflict, StorageUnavailable
@@ -28,17 +27,17 @@ class SqlAlchemyUnitOfWork:
     def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT") if read_only else engine
         self._read_only = read_only
-        self._queue = None if read_only else writer_queue(engine)
-        self._queued = False
+        self._writers = None if read_only else sqlite_writers(engine)
+        self._turn_taken = False
         self._connection: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
-        if self._queue is not None:
+        if self._writers is not None:
             try:
-                await asyncio.wait_for(self._queue.acquire(), SQLITE_BUSY_SECONDS)
+                await self._writers.acquire(SQLITE_BUSY_SECONDS)
             except TimeoutError as error:
                 raise StorageUnavailable("the database is busy; try again") from error
-            self._queued = True
+            self._turn_taken = True
         try:
             self._connection = await self._engine.connect()
             if not self._read_only:
@@ -79,7 +78,7 @@ class SqlAlchemyUnitOfWork:
                 with contextlib.suppress(DBAPIError, OSError):
                     await connection.close()
         finally:
-            if self._queued:
-                self._queued = False
-                assert self._queue is not None
-                self._queue.release()
+            if self._turn_taken:
+                self._turn_taken = False
+                assert self._writers is not None
+                self._writers.release()
