@@ -7,7 +7,7 @@ Two implementations of one contract, on the same statements (`listing.py`):
   instead of turning every value into an object and back into text. Statements are prepared
   by psycopg after a few runs.
 - `SqlTaskViews` runs them through SQLAlchemy (the SQLite default) in autocommit mode, so a
-  read never takes SQLite's write lock, and builds the views from the rows.
+  read never takes SQLite's write lock, and lets SQLite render the JSON (`json_object`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,21 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Select,
+    String,
+    Text,
+    Uuid,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,10 +38,10 @@ from todo_adapters.sqlalchemy.execution import POSTGRESQL
 from todo_adapters.sqlalchemy.listing import Shape, page_statement, parameters
 from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
 from todo_adapters.sqlalchemy.postgres import PostgresPool
-from todo_adapters.sqlalchemy.tables import tasks
+from todo_adapters.sqlalchemy.tables import UTCDateTime, tasks
 from todo_core.errors import StorageUnavailable
 from todo_core.query import TaskQuery
-from todo_core.views import TASK_VIEW_FIELDS, VersionedView, ViewPage, position_of_view
+from todo_core.views import VersionedView, ViewPage, position_of_view
 
 _ONE_TASK = select(*TASK_VIEW_COLUMNS).where(
     tasks.c.user_id == bindparam("user_id"), tasks.c.id == bindparam("task_id", type_=tasks.c.id.type)
@@ -35,30 +49,28 @@ _ONE_TASK = select(*TASK_VIEW_COLUMNS).where(
 
 
 class SqlTaskViews:
-    """Task views through SQLAlchemy, each read in autocommit mode (no transaction)."""
+    """Task views rendered as JSON by SQLite (`json_object`), each read in autocommit mode: no
+    transaction, so a read never takes SQLite's write lock."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._dialect = engine.dialect.name
         self._pages: dict[Shape, Select[Any]] = {}
+        self._one_task = _as_sqlite_json(_ONE_TASK, with_version=True)
 
     async def list_for_user(self, user_id: str, query: TaskQuery) -> ViewPage:
         shape = Shape.of(query)
         statement = self._pages.get(shape)
         if statement is None:
-            statement = self._pages[shape] = page_statement(shape, self._dialect)
+            statement = self._pages[shape] = _as_sqlite_json(page_statement(shape, "sqlite"))
         rows = await self._all(statement, parameters(user_id, query))
-        views = [dict(zip(TASK_VIEW_FIELDS, row, strict=True)) for row in rows]
-        more = len(views) > query.limit
-        del views[query.limit :]
-        return ViewPage(views, position_of_view(query, views[-1]) if more else None)
+        more = len(rows) > query.limit
+        items = [orjson.Fragment(row[0]) for row in rows[: query.limit]]
+        after = position_of_view(query, orjson.loads(rows[query.limit - 1][0])) if more else None
+        return ViewPage(items, after)
 
     async def get(self, user_id: str, task_id: UUID) -> VersionedView | None:
-        rows = await self._all(_ONE_TASK, {"user_id": user_id, "task_id": task_id})
-        if not rows:
-            return None
-        view = dict(zip(TASK_VIEW_FIELDS, rows[0], strict=True))
-        return VersionedView(view, view["version"])
+        rows = await self._all(self._one_task, {"user_id": user_id, "task_id": task_id})
+        return VersionedView(orjson.Fragment(rows[0][0]), rows[0][1]) if rows else None
 
     async def _all(self, statement: Select[Any], values: dict[str, Any]) -> list[Any]:
         try:
@@ -106,3 +118,37 @@ def _as_json(statement: Select[Any], *, with_version: bool = False) -> Select[An
 
 def _compiled(statement: Select[Any]) -> str:
     return str(statement.compile(dialect=POSTGRESQL))
+
+
+def _as_sqlite_json(statement: Select[Any], *, with_version: bool = False) -> Select[Any]:
+    """Each row of `statement` as one JSON object text, as `instant_text` and orjson write it:
+    SQLite keeps instants as `YYYY-MM-DD HH:MM:SS.ffffff` UTC text, UUIDs as 32 hex digits
+    and booleans as 0 or 1 (SQLAlchemy's forms), so each value is turned by its column's type."""
+    row = statement.subquery("v")
+    pairs: list[Any] = []
+    for column in row.c:
+        pairs += [literal_column(f"'{column.name}'"), _sqlite_json_value(column)]
+    rendered = func.json_object(*pairs)
+    return select(rendered, row.c.version) if with_version else select(rendered).select_from(row)
+
+
+def _sqlite_json_value(column: Any) -> Any:
+    if isinstance(column.type, UTCDateTime):  # 2026-01-31 09:00:00.120000 -> 2026-01-31T09:00:00.12+00:00
+        whole, fraction = _text(func.substr(column, 1, 19)), _text(func.substr(column, 20))
+        return func.replace(whole, " ", "T", type_=String) + func.rtrim(func.rtrim(fraction, "0"), ".") + "+00:00"
+    if isinstance(column.type, Uuid):  # 32 hex digits -> 8-4-4-4-12
+        groups = [_text(func.substr(column, start, length)) for start, length in _UUID_GROUPS]
+        return func.lower(groups[0] + "-" + groups[1] + "-" + groups[2] + "-" + groups[3] + "-" + groups[4])
+    if isinstance(column.type, Boolean):
+        return func.json(case((column.is_(None), None), (column == 1, "true"), else_="false"))
+    if isinstance(column.type, JSON):
+        return func.json(column)
+    return column
+
+
+def _text(expression: Any) -> Any:
+    """The expression as text, so that `+` joins it (`||`) instead of adding numbers."""
+    return type_coerce(expression, String)
+
+
+_UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
