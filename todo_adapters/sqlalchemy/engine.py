@@ -46,6 +46,9 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
             connect_args={"timeout": SQLITE_BUSY_SECONDS},
             json_serializer=_json_text,
             json_deserializer=orjson.loads,
+            # A connection comes back with no transaction open (a unit of work rolls back
+            # what it did not commit when it closes): no ROLLBACK, one thread hop fewer.
+            pool_reset_on_return=None,
         )
         _configure_sqlite(engine)
         return engine
