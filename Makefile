@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-BENCH_INSTALLED := $(VENV)/.installed-bench
 
 .PHONY: install run migrate test lint format fuzz bench clean
 
@@ -46,13 +45,8 @@ fuzz: install
 ## Benchmark todo against a ceiling and a naive app on PostgreSQL and SQLite (~9 minutes; results in
 ## bench/results/). Needs PostgreSQL (TODO_BENCH_DATABASE_URL, default the local server as postgres) and
 ## wrk (installed from the system packages when missing). BENCH_SECONDS=3 BENCH_ROUNDS=1 for a quick run.
-$(BENCH_INSTALLED): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	touch $(BENCH_INSTALLED)
-
-bench: $(BENCH_INSTALLED)
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m bench.run
 

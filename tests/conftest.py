@@ -32,7 +32,9 @@ from todo_api.app import create_app
 from todo_api.cli import migrate
 from todo_api.container import Container
 from todo_api.settings import Settings
+from todo_core.errors import NotFound
 from todo_core.ports import TaskViews, UnitOfWork
+from todo_core.task import Task
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-signing"
 SQL_BACKENDS = ["sqlite", "postgres"]
@@ -153,6 +155,18 @@ def backend(request: pytest.FixtureRequest) -> Backend:
         return Backend(lambda: PostgresUnitOfWork(pool), views, lambda: PostgresUnitOfWork(pool, read_only=True))
     engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
     return Backend(lambda: SqlAlchemyUnitOfWork(engine), views, lambda: SqlAlchemyUnitOfWork(engine, read_only=True))
+
+
+async def stored_task(uow_factory: UnitOfWorkFactory, user_id: str, task_id: uuid.UUID) -> Task:
+    """The task as committed, read through a unit of work.
+
+    :raises NotFound: the user has no such task.
+    """
+    async with uow_factory() as uow:
+        task = await uow.tasks.get(user_id, task_id)
+    if task is None:
+        raise NotFound("task")
+    return task
 
 
 @pytest.fixture

@@ -15,13 +15,12 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
-from uuid import UUID
 
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import UnitOfWorkFactory
+from tests.conftest import UnitOfWorkFactory, stored_task
 from todo_adapters.clock import SystemClock
 from todo_adapters.sqlalchemy.engine import create_engine
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
@@ -36,18 +35,6 @@ SETTLE = 0.2  # seconds a rival may take to finish when nothing holds it back (t
 TIMEOUT = 10  # a guard that deadlocks fails its test rather than hang the suite
 
 CLOCK = SystemClock()
-
-
-async def committed(uow_factory: UnitOfWorkFactory, user_id: str, task_id: UUID) -> Task:
-    """The task as committed, read through a unit of work.
-
-    :raises NotFound: the user has no such task.
-    """
-    async with uow_factory() as uow:
-        task = await uow.tasks.get(user_id, task_id)
-    if task is None:
-        raise NotFound("task")
-    return task
 
 
 class Gate:
@@ -157,7 +144,7 @@ async def test_two_changes_of_one_task_both_survive(
         )
     )
     assert (first.version, rival.version) == (2, 3)
-    stored = await committed(uow_factory, user, task.id)
+    stored = await stored_task(uow_factory, user, task.id)
     assert (stored.fields.title, stored.fields.priority, stored.version) == ("Renamed", Priority.HIGH, 3)
 
 
@@ -171,7 +158,7 @@ async def test_two_toggles_of_one_task_cancel_out(uow_factory: UnitOfWorkFactory
         lambda: complete_task(uow_factory(), CLOCK, user, task.id),
     )
     assert [result.fields.completed for result in succeeded(results)] == [True, False]
-    stored = await committed(uow_factory, user, task.id)
+    stored = await stored_task(uow_factory, user, task.id)
     assert (stored.fields.completed, stored.version) == (False, 3)
 
 
@@ -188,7 +175,7 @@ async def test_of_two_changes_made_on_the_same_if_match_only_the_first_succeeds(
     )
     assert not isinstance(first, BaseException) and first.version == 2
     assert isinstance(rival, PreconditionFailed) and rival.current_version == 2
-    stored = await committed(uow_factory, user, task.id)
+    stored = await stored_task(uow_factory, user, task.id)
     assert (stored.fields.title, stored.version) == ("First", 2)
 
 
@@ -207,7 +194,7 @@ async def test_a_task_deleted_while_it_is_changed_stays_deleted(
     )
     assert changed.version == 2
     with pytest.raises(NotFound):
-        await committed(uow_factory, user, task.id)
+        await stored_task(uow_factory, user, task.id)
 
 
 async def test_a_task_changed_while_its_category_is_deleted_keeps_the_change_and_loses_the_category(
@@ -224,7 +211,7 @@ async def test_a_task_changed_while_its_category_is_deleted_keeps_the_change_and
             lambda: delete_category(uow_factory(), CLOCK, user, category.id),
         )
     )
-    stored = await committed(uow_factory, user, task.id)
+    stored = await stored_task(uow_factory, user, task.id)
     assert (stored.fields.title, stored.fields.category_id, stored.version) == ("Renamed", None, 3)
 
 
@@ -242,7 +229,7 @@ async def test_a_task_moved_to_another_category_while_its_old_one_is_deleted_kee
             lambda: delete_category(uow_factory(), CLOCK, user, old.id),
         )
     )
-    stored = await committed(uow_factory, user, task.id)
+    stored = await stored_task(uow_factory, user, task.id)
     assert (stored.fields.category_id, stored.version) == (new.id, 2)
 
 
@@ -260,7 +247,7 @@ async def test_a_task_given_a_category_while_it_is_deleted_loses_it(
             lambda: delete_category(uow_factory(), CLOCK, user, category.id),
         )
     )
-    stored = await committed(uow_factory, user, created.id)
+    stored = await stored_task(uow_factory, user, created.id)
     assert (stored.fields.category_id, stored.version) == (None, 2)
 
 
@@ -332,7 +319,7 @@ async def test_units_of_work_that_overlap_keep_each_others_writes(
         lambda: new_task(uow_factory, bob),
     )
     for user, task in zip((alice, bob), succeeded(results), strict=True):
-        assert await committed(uow_factory, user, task.id) == task
+        assert await stored_task(uow_factory, user, task.id) == task
 
 
 # SQLite: two processes on one file
@@ -364,7 +351,7 @@ async def test_sqlite_workers_changing_one_task_both_keep_their_change(
         )
     )
     assert (first.version, rival.version) == (2, 3)
-    stored = await committed(this_process, user, task.id)
+    stored = await stored_task(this_process, user, task.id)
     assert (stored.fields.title, stored.fields.priority, stored.version) == ("Renamed", Priority.HIGH, 3)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 
+from tests.conftest import stored_task
 from tests.domain.conftest import FixedClock
 from todo_adapters.memory import InMemoryStore, InMemoryTaskViews, InMemoryUnitOfWork
 from todo_core.category import Category, CategoryFields
@@ -44,18 +45,6 @@ async def all_tasks(views: InMemoryTaskViews, user_id: str) -> list[dict[str, An
     return items
 
 
-async def stored(uow: Uow, user_id: str, task_id: UUID) -> Task:
-    """The task as the store keeps it, read through a unit of work.
-
-    :raises NotFound: the user has no such task.
-    """
-    async with uow() as unit:
-        task = await unit.tasks.get(user_id, task_id)
-    if task is None:
-        raise NotFound("task")
-    return task
-
-
 async def new_task(uow: Uow, clock: FixedClock, user_id: str = ALICE, **fields: object) -> Task:
     return await create_task(uow(), clock, user_id, TaskFields(**{"title": "A task", **fields}))  # type: ignore[arg-type]
 
@@ -69,7 +58,7 @@ async def new_category(uow: Uow, clock: FixedClock, user_id: str = ALICE, name: 
 
 async def test_created_task_is_stored_validated_at_version_one(uow: Uow, clock: FixedClock) -> None:
     created = await new_task(uow, clock, title="  Buy milk ", tags=("a", "A"))
-    kept = await stored(uow, ALICE, created.id)
+    kept = await stored_task(uow, ALICE, created.id)
     assert kept == created
     assert (kept.fields.title, kept.fields.tags, kept.version) == ("Buy milk", ("a",), 1)
     assert kept.created_at == kept.updated_at == clock.now()
@@ -89,7 +78,7 @@ async def test_task_created_completed_is_stamped_completed_now(uow: Uow, clock: 
 
 async def test_unknown_task_is_not_found(uow: Uow) -> None:
     with pytest.raises(NotFound):
-        await stored(uow, ALICE, uuid4())
+        await stored_task(uow, ALICE, uuid4())
 
 
 async def test_list_sorted_by_priority_goes_none_low_medium_high(
@@ -111,31 +100,31 @@ async def bobs_task(uow: Uow, clock: FixedClock) -> Task:
 
 async def test_user_cannot_read_another_users_task(uow: Uow, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
-        await stored(uow, ALICE, bobs_task.id)
+        await stored_task(uow, ALICE, bobs_task.id)
 
 
 async def test_user_cannot_replace_another_users_task(uow: Uow, clock: FixedClock, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
         await replace_task(uow(), clock, ALICE, bobs_task.id, TaskFields(title="mine now"))
-    assert await stored(uow, BOB, bobs_task.id) == bobs_task
+    assert await stored_task(uow, BOB, bobs_task.id) == bobs_task
 
 
 async def test_user_cannot_patch_another_users_task(uow: Uow, clock: FixedClock, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
         await patch_task(uow(), clock, ALICE, bobs_task.id, {"title": "mine now"})
-    assert await stored(uow, BOB, bobs_task.id) == bobs_task
+    assert await stored_task(uow, BOB, bobs_task.id) == bobs_task
 
 
 async def test_user_cannot_delete_another_users_task(uow: Uow, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
         await delete_task(uow(), ALICE, bobs_task.id)
-    assert await stored(uow, BOB, bobs_task.id) == bobs_task
+    assert await stored_task(uow, BOB, bobs_task.id) == bobs_task
 
 
 async def test_user_cannot_complete_another_users_task(uow: Uow, clock: FixedClock, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
         await complete_task(uow(), clock, ALICE, bobs_task.id, True)
-    assert (await stored(uow, BOB, bobs_task.id)).fields.completed is False
+    assert (await stored_task(uow, BOB, bobs_task.id)).fields.completed is False
 
 
 async def test_list_never_shows_another_users_tasks(
@@ -164,7 +153,7 @@ async def test_replace_sets_every_field_and_bumps_the_version(uow: Uow, clock: F
     assert replaced.fields == TaskFields(title="New")
     assert replaced.version == 2
     assert replaced.updated_at == clock.now() != replaced.created_at
-    assert await stored(uow, ALICE, task.id) == replaced
+    assert await stored_task(uow, ALICE, task.id) == replaced
 
 
 async def test_patch_leaves_absent_fields_unchanged(uow: Uow, clock: FixedClock) -> None:
@@ -194,14 +183,14 @@ async def test_patch_with_null_title_is_refused_and_changes_nothing(uow: Uow, cl
     with pytest.raises(ValidationFailed) as raised:
         await patch_task(uow(), clock, ALICE, task.id, {"title": None})
     assert [error.field for error in raised.value.errors] == ["title"]
-    assert await stored(uow, ALICE, task.id) == task
+    assert await stored_task(uow, ALICE, task.id) == task
 
 
 async def test_patch_is_validated_like_a_new_task(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
     with pytest.raises(ValidationFailed):
         await patch_task(uow(), clock, ALICE, task.id, {"due_at": datetime(2026, 1, 1)})
-    assert await stored(uow, ALICE, task.id) == task
+    assert await stored_task(uow, ALICE, task.id) == task
 
 
 async def test_patch_that_clears_the_due_date_of_a_repeating_task_is_refused(uow: Uow, clock: FixedClock) -> None:
@@ -231,7 +220,7 @@ async def test_change_with_a_stale_version_fails_and_changes_nothing(
     with pytest.raises(PreconditionFailed) as raised:
         await change(uow(), clock, task.id)  # type: ignore[misc]
     assert raised.value.current_version == 2
-    assert await stored(uow, ALICE, task.id) == current
+    assert await stored_task(uow, ALICE, task.id) == current
 
 
 async def test_change_with_the_current_version_succeeds(uow: Uow, views: InMemoryTaskViews, clock: FixedClock) -> None:
@@ -249,7 +238,7 @@ async def test_deleted_task_is_gone(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
     await delete_task(uow(), ALICE, task.id)
     with pytest.raises(NotFound):
-        await stored(uow, ALICE, task.id)
+        await stored_task(uow, ALICE, task.id)
     with pytest.raises(NotFound):
         await delete_task(uow(), ALICE, task.id)
 
@@ -316,7 +305,7 @@ async def test_completing_a_repeating_task_creates_the_next_occurrence(
     clock.advance(timedelta(days=1))
     done = await complete_task(uow(), clock, ALICE, monthly_task.id, True)
     assert done.next_occurrence_id is not None
-    following = await stored(uow, ALICE, done.next_occurrence_id)
+    following = await stored_task(uow, ALICE, done.next_occurrence_id)
     original = monthly_task.fields
     assert following.fields == TaskFields(
         title=original.title,
@@ -373,7 +362,7 @@ async def test_completing_each_occurrence_walks_the_series(
         dues.append(current.fields.due_at)
         rules.append(current.fields.recurrence)
         done = await complete_task(uow(), clock, ALICE, current.id, True)
-        current = await stored(uow, ALICE, done.next_occurrence_id) if done.next_occurrence_id else None
+        current = await stored_task(uow, ALICE, done.next_occurrence_id) if done.next_occurrence_id else None
         if current is None:
             break
     assert dues == [DUE, datetime(2026, 2, 28, 9, 0, tzinfo=UTC), datetime(2026, 3, 31, 9, 0, tzinfo=UTC)]
@@ -398,7 +387,7 @@ async def test_next_occurrence_without_a_reminder_has_none(uow: Uow, clock: Fixe
     task = await new_task(uow, clock, due_at=DUE, recurrence="FREQ=DAILY")
     done = await complete_task(uow(), clock, ALICE, task.id, True)
     assert done.next_occurrence_id is not None
-    assert (await stored(uow, ALICE, done.next_occurrence_id)).fields.remind_at is None
+    assert (await stored_task(uow, ALICE, done.next_occurrence_id)).fields.remind_at is None
 
 
 # Categories
@@ -500,10 +489,10 @@ async def test_deleting_a_category_clears_it_from_its_tasks(uow: Uow, clock: Fix
     at_home = await new_task(uow, clock, title="at home", category_id=home.id)
     clock.advance(timedelta(minutes=1))
     await delete_category(uow(), clock, ALICE, work.id)
-    cleared = await stored(uow, ALICE, at_work.id)
+    cleared = await stored_task(uow, ALICE, at_work.id)
     assert cleared.fields.category_id is None
     assert (cleared.version, cleared.updated_at) == (2, clock.now())
-    assert await stored(uow, ALICE, at_home.id) == at_home
+    assert await stored_task(uow, ALICE, at_home.id) == at_home
     with pytest.raises(NotFound):
         await get_category(uow(), ALICE, work.id)
 
@@ -513,7 +502,7 @@ async def test_deleting_an_unknown_category_leaves_every_task_as_it_was(uow: Uow
     bobs_task = await new_task(uow, clock, user_id=BOB, category_id=bobs.id)
     with pytest.raises(NotFound):
         await delete_category(uow(), clock, ALICE, bobs.id)
-    assert await stored(uow, BOB, bobs_task.id) == bobs_task
+    assert await stored_task(uow, BOB, bobs_task.id) == bobs_task
 
 
 async def test_category_deletion_and_task_clearing_are_one_unit_of_work(
@@ -528,5 +517,5 @@ async def test_category_deletion_and_task_clearing_are_one_unit_of_work(
 
     with pytest.raises(Conflict):
         await delete_category(FailingCommit(store), clock, ALICE, work.id)
-    assert (await stored(uow, ALICE, task.id)).fields.category_id == work.id
+    assert (await stored_task(uow, ALICE, task.id)).fields.category_id == work.id
     assert await get_category(uow(), ALICE, work.id) == work

@@ -12,6 +12,7 @@ Two implementations of one contract, on the same statements (`listing.py`):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -48,20 +49,19 @@ _ONE_TASK = select(*TASK_VIEW_COLUMNS).where(
 )
 
 
-class SqlTaskViews:
-    """Task views rendered as JSON by SQLite (`json_object`), each read in autocommit mode: no
-    transaction, so a read never takes SQLite's write lock."""
+class _RenderedTaskViews:
+    """Views that the database renders as JSON text, one object per row: Python wraps each
+    text as it is (`orjson.Fragment`) and reads only the last row of a page, for its cursor."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._pages: dict[Shape, Select[Any]] = {}
-        self._one_task = _as_sqlite_json(_ONE_TASK, with_version=True)
+    def __init__(self) -> None:
+        self._pages: dict[Shape, Any] = {}
+        self._one_task = self._rendered(_ONE_TASK, with_version=True)
 
     async def list_for_user(self, user_id: str, query: TaskQuery) -> ViewPage:
         shape = Shape.of(query)
         statement = self._pages.get(shape)
         if statement is None:
-            statement = self._pages[shape] = _as_sqlite_json(page_statement(shape, "sqlite"))
+            statement = self._pages[shape] = self._rendered(page_statement(shape, self._dialect))
         rows = await self._all(statement, parameters(user_id, query))
         more = len(rows) > query.limit
         items = [orjson.Fragment(row[0]) for row in rows[: query.limit]]
@@ -72,40 +72,53 @@ class SqlTaskViews:
         rows = await self._all(self._one_task, {"user_id": user_id, "task_id": task_id})
         return VersionedView(orjson.Fragment(rows[0][0]), rows[0][1]) if rows else None
 
-    async def _all(self, statement: Select[Any], values: dict[str, Any]) -> list[Any]:
+    _dialect: str
+
+    def _rendered(self, statement: Select[Any], *, with_version: bool = False) -> Any:
+        """The statement, its rows rendered as JSON (and the version after, when asked), in
+        the form `_all` runs."""
+        raise NotImplementedError
+
+    async def _all(self, statement: Any, values: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        raise NotImplementedError
+
+
+class SqlTaskViews(_RenderedTaskViews):
+    """Task views rendered as JSON by SQLite (`json_object`), each read in autocommit mode: no
+    transaction, so a read never takes SQLite's write lock."""
+
+    _dialect = "sqlite"
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        super().__init__()
+
+    def _rendered(self, statement: Select[Any], *, with_version: bool = False) -> Any:
+        return _as_sqlite_json(statement, with_version=with_version)
+
+    async def _all(self, statement: Any, values: dict[str, Any]) -> Sequence[Sequence[Any]]:
         try:
             async with self._engine.connect() as connection:
-                return list((await connection.execute(statement, values)).all())
+                return (await connection.execute(statement, values)).all()
         except (DBAPIError, OSError) as error:
             raise StorageUnavailable("the database cannot be reached") from error
 
 
-class PostgresTaskViews:
+class PostgresTaskViews(_RenderedTaskViews):
     """Task views rendered as JSON by PostgreSQL, each read on a pooled autocommit connection."""
+
+    _dialect = "postgresql"
 
     def __init__(self, pool: PostgresPool) -> None:
         self._pool = pool
-        self._pages: dict[Shape, str] = {}
-        self._one_task = _compiled(_as_json(_ONE_TASK, with_version=True))
+        super().__init__()
 
-    async def list_for_user(self, user_id: str, query: TaskQuery) -> ViewPage:
-        shape = Shape.of(query)
-        sql = self._pages.get(shape)
-        if sql is None:
-            sql = self._pages[shape] = _compiled(_as_json(page_statement(shape, "postgresql")))
-        rows = await self._all(sql, parameters(user_id, query))
-        more = len(rows) > query.limit
-        items = [orjson.Fragment(row[0]) for row in rows[: query.limit]]
-        after = position_of_view(query, orjson.loads(rows[query.limit - 1][0])) if more else None
-        return ViewPage(items, after)
+    def _rendered(self, statement: Select[Any], *, with_version: bool = False) -> Any:
+        return _compiled(_as_json(statement, with_version=with_version))
 
-    async def get(self, user_id: str, task_id: UUID) -> VersionedView | None:
-        rows = await self._all(self._one_task, {"user_id": user_id, "task_id": task_id})
-        return VersionedView(orjson.Fragment(rows[0][0]), rows[0][1]) if rows else None
-
-    async def _all(self, sql: str, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def _all(self, statement: Any, values: dict[str, Any]) -> Sequence[Sequence[Any]]:
         async with self._pool.connection() as connection:
-            cursor = await connection.execute(sql, values)
+            cursor = await connection.execute(statement, values)
             return await cursor.fetchall()
 
 
