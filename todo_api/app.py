@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +27,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # What exists by now (modules, routes, schemas, SQL statements: ~130,000 objects) lives
+        # as long as the process. Out of the collector's sight, a full collection under load
+        # takes a few milliseconds instead of ~90 ms: that pause was the slowest requests' wait.
+        gc.collect()
+        gc.freeze()
         yield
         # Release what the singletons hold: pooled connections and the key server's client.
         await container.engine().dispose()
