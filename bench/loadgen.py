@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.procs import children_cpu_seconds, machine_busy_seconds, tree_cpu_seconds
 
@@ -69,6 +70,40 @@ class Measurement:
     # used, as a share of all cores: other work on the machine that disturbed the run.
     other_cpu_share: float | None = None
     notes: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        result: WrkResult,
+        *,
+        server_cpu: float,
+        pg_cpu: float | None,
+        requests_for_cpu: int,
+        **run: Any,
+    ) -> Measurement:
+        """A wrk result with the CPU time spent during it, shared over `requests_for_cpu`
+        requests (more than wrk's own when another wrk ran against the same server)."""
+        per_request = 1e6 / requests_for_cpu if requests_for_cpu else None
+        latency = result.latency_us
+        return cls(
+            rps=result.rps,
+            requests=result.requests,
+            p50_us=latency["p50"],
+            p90_us=latency["p90"],
+            p99_us=latency["p99"],
+            mean_us=latency["mean"],
+            max_us=latency["max"],
+            errors=result.errors,
+            error_count=result.error_count,
+            timeouts=result.errors.get("timeout", 0),
+            statuses=result.statuses,
+            bytes_per_response=result.bytes / result.requests if result.requests else 0.0,
+            server_cpu_s=server_cpu,
+            pg_cpu_s=pg_cpu,
+            server_us_per_request=server_cpu * per_request if per_request else None,
+            pg_us_per_request=pg_cpu * per_request if per_request and pg_cpu is not None else None,
+            **run,
+        )
 
 
 def run_wrk(
@@ -151,9 +186,11 @@ def measure(
     pg_cpu = tree_cpu_seconds(pg_pid) - pg_before if pg_pid and pg_before is not None else None
     wrk_cpu = children_cpu_seconds() - wrk_before
     machine_cpu = machine_busy_seconds() - machine_before
-    per_request = 1e6 / result.requests if result.requests else None
-    latency = result.latency_us
-    measurement = Measurement(
+    measurement = Measurement.of(
+        result,
+        server_cpu=server_cpu,
+        pg_cpu=pg_cpu,
+        requests_for_cpu=result.requests,
         scenario=scenario,
         server=server,
         round=round_number,
@@ -161,22 +198,6 @@ def measure(
         threads=threads,
         connections=connections,
         seconds=seconds,
-        rps=result.rps,
-        requests=result.requests,
-        p50_us=latency["p50"],
-        p90_us=latency["p90"],
-        p99_us=latency["p99"],
-        mean_us=latency["mean"],
-        max_us=latency["max"],
-        errors=result.errors,
-        error_count=result.error_count,
-        timeouts=result.errors.get("timeout", 0),
-        statuses=result.statuses,
-        bytes_per_response=result.bytes / result.requests if result.requests else 0.0,
-        server_cpu_s=server_cpu,
-        pg_cpu_s=pg_cpu,
-        server_us_per_request=server_cpu * per_request if per_request else None,
-        pg_us_per_request=pg_cpu * per_request if per_request and pg_cpu is not None else None,
         other_cpu_share=other_share(machine_cpu, server_cpu + (pg_cpu or 0) + wrk_cpu, result.duration_s),
     )
     return measurement, warmup

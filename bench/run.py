@@ -882,8 +882,12 @@ class SqliteBench:
             ("sqlite-mixed-list", lists, 16),
             ("sqlite-mixed-create", creates, 4),
         ):
-            latency = result.latency_us
-            measurement = Measurement(
+            measurement = Measurement.of(
+                result,
+                # Both sides share one server: its CPU time over all requests of both.
+                server_cpu=cpu,
+                pg_cpu=None,
+                requests_for_cpu=total,
                 scenario=scenario,
                 server="todo",
                 round=round_number,
@@ -891,23 +895,6 @@ class SqliteBench:
                 threads=2 if scenario.endswith("list") else 1,
                 connections=connections,
                 seconds=self.config.seconds,
-                rps=result.rps,
-                requests=result.requests,
-                p50_us=latency["p50"],
-                p90_us=latency["p90"],
-                p99_us=latency["p99"],
-                mean_us=latency["mean"],
-                max_us=latency["max"],
-                errors=result.errors,
-                error_count=result.error_count,
-                timeouts=result.errors.get("timeout", 0),
-                statuses=result.statuses,
-                bytes_per_response=result.bytes / result.requests if result.requests else 0.0,
-                server_cpu_s=cpu,
-                pg_cpu_s=None,
-                # Both sides share one server: its CPU time over all requests of both.
-                server_us_per_request=cpu * 1e6 / total if total else None,
-                pg_us_per_request=None,
                 other_cpu_share=other,
                 notes={"concurrent_with": "sqlite-mixed-create" if scenario.endswith("list") else "sqlite-mixed-list"},
             )
