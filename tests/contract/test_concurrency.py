@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from todo_adapters.clock import SystemClock
 from todo_adapters.sqlalchemy.engine import create_engine
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_core.category import Category, CategoryFields
-from todo_core.errors import Conflict, NotFound, PreconditionFailed
+from todo_core.errors import Conflict, NotFound, PreconditionFailed, StorageUnavailable
 from todo_core.ports import UnitOfWork
 from todo_core.task import Priority, Task, TaskFields
 from todo_core.use_cases.categories import create_category, delete_category, get_category, update_category
@@ -382,3 +383,15 @@ async def test_a_sqlite_change_waits_for_another_programs_write_and_applies_on_t
         other.close()
     changed = await asyncio.wait_for(change, TIMEOUT)
     assert (changed.fields.title, changed.fields.priority, changed.version) == ("Theirs", Priority.HIGH, 3)
+
+
+async def test_a_sqlite_file_that_cannot_be_opened_is_unavailable_every_time(tmp_path: Path) -> None:
+    """A failed start gives its writer's turn back: the next write fails as promptly (503),
+    instead of waiting for a turn that never comes, and nothing escapes as a 500."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing-folder' / 'todo.db'}")
+    try:
+        for _ in range(2):
+            with pytest.raises(StorageUnavailable):
+                await asyncio.wait_for(new_task(lambda: SqlAlchemyUnitOfWork(engine), "someone"), TIMEOUT / 2)
+    finally:
+        await engine.dispose()

@@ -86,16 +86,21 @@ class SqliteWriters:
         self._file: int | None = None
 
     async def acquire(self, timeout: float) -> None:
-        """:raises TimeoutError: no turn came within `timeout` seconds."""
+        """:raises TimeoutError: no turn came within `timeout` seconds.
+        :raises OSError: the lock file cannot be opened (the database's folder is not writable).
+        """
         await asyncio.wait_for(self._turn.acquire(), timeout)
-        if self._file is None:
-            self._file = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        file = self._file
         try:
+            if self._file is None:
+                self._file = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            file = self._file
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
-            pass
+            pass  # another worker writes: wait for it below
+        except BaseException:
+            self._turn.release()
+            raise
         waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, file, fcntl.LOCK_EX))
         try:
             await asyncio.wait_for(asyncio.shield(waiting), timeout)

@@ -37,15 +37,18 @@ class SqlAlchemyUnitOfWork:
                 await self._writers.acquire(SQLITE_BUSY_SECONDS)
             except TimeoutError as error:
                 raise StorageUnavailable("the database is busy; try again") from error
+            except OSError as error:
+                raise StorageUnavailable("the database cannot be written") from error
             self._turn_taken = True
         try:
             self._connection = await self._engine.connect()
             if not self._read_only:
                 await self._connection.begin()
-        except (DBAPIError, OSError, PoolTimeout) as error:  # unreachable, or every connection busy
-            if self._connection is not None:
-                await self._close()
-            raise StorageUnavailable("the database cannot be reached") from error
+        except BaseException as error:
+            await self._close()  # and give up the writer's turn, or the next writer waits for ever
+            if isinstance(error, DBAPIError | OSError | PoolTimeout):  # unreachable, or every connection busy
+                raise StorageUnavailable("the database cannot be reached") from error
+            raise
         executor = SqlAlchemyExecutor(self._connection)
         self.tasks = SqlTaskRepository(executor)
         self.categories = SqlCategoryRepository(executor)
