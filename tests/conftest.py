@@ -27,7 +27,7 @@ from todo_adapters.memory import InMemoryStore, InMemoryTaskViews, InMemoryUnitO
 from todo_adapters.sqlalchemy.engine import create_engine
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
-from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqlTaskViews
+from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
 from todo_api.app import create_app
 from todo_api.cli import migrate
 from todo_api.container import Container
@@ -115,7 +115,7 @@ async def postgres_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture(scope="session")
 def sqlite_views(sqlite_engine: AsyncEngine) -> TaskViews:
-    return SqlTaskViews(sqlite_engine)
+    return SqliteTaskViews(sqlite_engine)
 
 
 @pytest.fixture(scope="session")
@@ -226,7 +226,8 @@ def build_app(store: SqlStore, **overrides: Any) -> tuple[FastAPI, Container]:
     settings overridden."""
     container = Container(settings=settings_for(store.url, **overrides))
     container.engine.override(providers.Object(store.engine))
-    container.postgres_pool.override(providers.Object(store.pool))
+    if store.pool is not None:
+        container.postgres_pool.override(providers.Object(store.pool))
     container.task_views.override(providers.Object(store.views))
     return create_app(container=container), container
 

@@ -34,10 +34,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         gc.freeze()
         yield
         # Release what the singletons hold: pooled connections and the key server's client.
-        await container.engine().dispose()
-        pool = container.postgres_pool()
-        if pool is not None:
-            await pool.close()
+        if container.backend() == "postgresql":
+            await container.postgres_pool().close()
+        else:
+            await container.engine().dispose()
         key_source = container.key_source()
         if isinstance(key_source, JwksKeys):
             await key_source.aclose()

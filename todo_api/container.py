@@ -10,14 +10,13 @@ from __future__ import annotations
 import secrets
 
 from dependency_injector import containers, providers
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from todo_adapters.auth import JwksKeys, JwtVerifier, SharedSecretKeys
 from todo_adapters.clock import SystemClock
 from todo_adapters.sqlalchemy.engine import create_engine, normalise_url
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
-from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqlTaskViews
+from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
 from todo_api.cursor import CursorCodec
 from todo_api.settings import Settings
 
@@ -29,21 +28,13 @@ def _key_source(settings: Settings) -> JwksKeys | SharedSecretKeys:
     return SharedSecretKeys(settings.jwt_secret.get_secret_value())
 
 
-def _postgres_pool(settings: Settings) -> PostgresPool | None:
-    url = normalise_url(settings.database_url)
-    return PostgresPool(url, size=settings.db_pool_size) if url.get_backend_name() == "postgresql" else None
+def _backend(settings: Settings) -> str:
+    """ "postgresql" or "sqlite": which database the URL names."""
+    return normalise_url(settings.database_url).get_backend_name()
 
 
-def _unit_of_work(
-    engine: AsyncEngine, pool: PostgresPool | None, *, read_only: bool = False
-) -> PostgresUnitOfWork | SqlAlchemyUnitOfWork:
-    if pool is not None:
-        return PostgresUnitOfWork(pool, read_only=read_only)
-    return SqlAlchemyUnitOfWork(engine, read_only=read_only)
-
-
-def _task_views(engine: AsyncEngine, pool: PostgresPool | None) -> PostgresTaskViews | SqlTaskViews:
-    return PostgresTaskViews(pool) if pool is not None else SqlTaskViews(engine)
+def _postgres_pool(settings: Settings) -> PostgresPool:
+    return PostgresPool(normalise_url(settings.database_url), size=settings.db_pool_size)
 
 
 def _cursor_secret(settings: Settings) -> bytes:
@@ -56,18 +47,31 @@ def _cursor_secret(settings: Settings) -> bytes:
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
-    #: SQLAlchemy's engine: Alembic's, and every statement's on SQLite.
+    backend = providers.Singleton(_backend, settings)
+    #: SQLite: SQLAlchemy's engine runs every statement.
     engine = providers.Singleton(
         create_engine, url=settings.provided.database_url, pool_size=settings.provided.db_pool_size
     )
-    #: On PostgreSQL, psycopg's pool, which every statement runs on (None on SQLite).
+    #: PostgreSQL: psycopg's pool runs every statement.
     postgres_pool = providers.Singleton(_postgres_pool, settings)
     #: Commands: one transaction each.
-    unit_of_work = providers.Factory(_unit_of_work, engine, postgres_pool)
+    unit_of_work = providers.Selector(
+        backend,
+        postgresql=providers.Factory(PostgresUnitOfWork, postgres_pool),
+        sqlite=providers.Factory(SqlAlchemyUnitOfWork, engine),
+    )
     #: Queries that read entities (categories, tags, reminders): no transaction.
-    reader = providers.Factory(_unit_of_work, engine, postgres_pool, read_only=True)
+    reader = providers.Selector(
+        backend,
+        postgresql=providers.Factory(PostgresUnitOfWork, postgres_pool, read_only=True),
+        sqlite=providers.Factory(SqlAlchemyUnitOfWork, engine, read_only=True),
+    )
     #: Queries of tasks (list, get): views straight to the wire.
-    task_views = providers.Singleton(_task_views, engine, postgres_pool)
+    task_views = providers.Selector(
+        backend,
+        postgresql=providers.Singleton(PostgresTaskViews, postgres_pool),
+        sqlite=providers.Singleton(SqliteTaskViews, engine),
+    )
     clock = providers.Singleton(SystemClock)
 
     key_source = providers.Singleton(_key_source, settings)

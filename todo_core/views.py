@@ -71,25 +71,25 @@ def instant_text(moment: datetime) -> str:
     return text[:19] + text[19:26].rstrip("0").rstrip(".") + text[26:]
 
 
-def position_of_view(query: TaskQuery, view: TaskView) -> Position:
-    """Where a task, seen as a view, stands in the query's order (see `TaskQuery.position_of`)."""
+def position_of_json(query: TaskQuery, view: Mapping[str, Any]) -> Position:
+    """Where a task stands in the query's order (see `TaskQuery.position_of`), read from its
+    view as parsed back from JSON: instants and ids as text, the priority as its label."""
     value: Any = view[query.sort.field.value]
     if query.sort.field is SortField.PRIORITY:
         value = int(Priority.from_label(value))
     elif query.sort.field is SortField.TITLE:
         value = comparison_key(value)
-    elif isinstance(value, str):  # a store that renders JSON itself hands back text
+    elif value is not None:  # an instant; a missing due date stays None
         value = datetime.fromisoformat(value)
-    task_id = view["id"]
-    return value, task_id if isinstance(task_id, UUID) else UUID(task_id)
+    return value, UUID(view["id"])
 
 
 @dataclass(frozen=True, slots=True)
 class ViewPage:
     """One page of a task list, and where the next one starts (None on the last page).
 
-    Each item serializes (with orjson) to the task's public JSON: a `TaskView` mapping, or the
-    same JSON already rendered by the store (the PostgreSQL adapter renders it in the query).
+    Each item serializes (with orjson) to the task's public JSON: a `TaskView` mapping (in
+    memory), or the same JSON already rendered by the database (PostgreSQL and SQLite).
     """
 
     items: Sequence[object]

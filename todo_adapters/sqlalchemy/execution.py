@@ -123,14 +123,15 @@ class PsycopgExecutor:
 
 
 class _Compiled:
-    def __init__(self, compiled: Compiled) -> None:
+    def __init__(self, compiled: Compiled, names: frozenset[str]) -> None:
         self.sql = compiled.string
-        self._compiled = compiled
-        self._json = frozenset(name for name, bind in compiled.binds.items() if isinstance(bind.type, JSON))  # type: ignore[attr-defined]
+        binds = compiled.binds  # type: ignore[attr-defined]
+        # The statement's own constants (`version + 1`), bound by SQLAlchemy, not by the caller.
+        self._constants = {name: bind.effective_value for name, bind in binds.items() if name not in names}
+        self._json = frozenset(name for name, bind in binds.items() if isinstance(bind.type, JSON))
 
     def parameters(self, values: Values) -> dict[str, Any]:
-        # With the values of the statement's own constants (`version + 1`) filled in.
-        parameters = dict(self._compiled.construct_params(dict(values)) or {})
+        parameters = {**self._constants, **values}
         for name in self._json & parameters.keys():
             parameters[name] = Json(parameters[name])
         return parameters
@@ -155,8 +156,10 @@ _COMPILED: dict[tuple[int, frozenset[str]], tuple[ClauseElement, _Compiled]] = {
 def compiled_for_postgresql(statement: ClauseElement, values: Values) -> _Compiled:
     """The statement as PostgreSQL SQL for these value names; compiled once per statement
     (statements are built once, at import) and set of names."""
-    key = (id(statement), frozenset(values))
+    names = frozenset(values)
+    key = (id(statement), names)
     found = _COMPILED.get(key)
     if found is None:
-        found = _COMPILED[key] = (statement, _Compiled(statement.compile(dialect=POSTGRESQL, column_keys=list(values))))
+        compiled = statement.compile(dialect=POSTGRESQL, column_keys=list(values))
+        found = _COMPILED[key] = (statement, _Compiled(compiled, names))
     return found[1]

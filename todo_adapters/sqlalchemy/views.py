@@ -6,7 +6,7 @@ Two implementations of one contract, on the same statements (`listing.py`):
   PostgreSQL render each row as the task's JSON (`row_to_json`): Python passes the text on
   instead of turning every value into an object and back into text. Statements are prepared
   by psycopg after a few runs.
-- `SqlTaskViews` runs them through SQLAlchemy (the SQLite default) in autocommit mode, so a
+- `SqliteTaskViews` runs them through SQLAlchemy (the SQLite default) in autocommit mode, so a
   read never takes SQLite's write lock, and lets SQLite render the JSON (`json_object`).
 """
 
@@ -42,7 +42,7 @@ from todo_adapters.sqlalchemy.postgres import PostgresPool
 from todo_adapters.sqlalchemy.tables import UTCDateTime, tasks
 from todo_core.errors import StorageUnavailable
 from todo_core.query import TaskQuery
-from todo_core.views import VersionedView, ViewPage, position_of_view
+from todo_core.views import VersionedView, ViewPage, position_of_json
 
 _ONE_TASK = select(*TASK_VIEW_COLUMNS).where(
     tasks.c.user_id == bindparam("user_id"), tasks.c.id == bindparam("task_id", type_=tasks.c.id.type)
@@ -65,7 +65,7 @@ class _RenderedTaskViews:
         rows = await self._all(statement, parameters(user_id, query))
         more = len(rows) > query.limit
         items = [orjson.Fragment(row[0]) for row in rows[: query.limit]]
-        after = position_of_view(query, orjson.loads(rows[query.limit - 1][0])) if more else None
+        after = position_of_json(query, orjson.loads(rows[query.limit - 1][0])) if more else None
         return ViewPage(items, after)
 
     async def get(self, user_id: str, task_id: UUID) -> VersionedView | None:
@@ -83,7 +83,7 @@ class _RenderedTaskViews:
         raise NotImplementedError
 
 
-class SqlTaskViews(_RenderedTaskViews):
+class SqliteTaskViews(_RenderedTaskViews):
     """Task views rendered as JSON by SQLite (`json_object`), each read in autocommit mode: no
     transaction, so a read never takes SQLite's write lock."""
 
