@@ -7,18 +7,23 @@ Tests swap an adapter with one override, e.g.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 
 from dependency_injector import containers, providers
 
 from todo_adapters.auth import JwksKeys, JwtVerifier, SharedSecretKeys
+from todo_adapters.broker import ChangeBroker
 from todo_adapters.clock import SystemClock
+from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFeed, SqlRetention
 from todo_adapters.sqlalchemy.engine import create_engine, normalise_url
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
 from todo_api.cursor import CursorCodec
 from todo_api.settings import Settings
+from todo_api.sync_tokens import SyncTokenCodec
 
 
 def _key_source(settings: Settings) -> JwksKeys | SharedSecretKeys:
@@ -37,10 +42,14 @@ def _postgres_pool(settings: Settings) -> PostgresPool:
     return PostgresPool(normalise_url(settings.database_url), size=settings.db_pool_size)
 
 
-def _cursor_secret(settings: Settings) -> bytes:
+def _token_secret(settings: Settings) -> bytes:
+    """The key that signs page cursors and sync tokens."""
     if settings.cursor_secret is not None:
         return settings.cursor_secret.get_secret_value().encode()
-    # Without a configured secret, cursors are valid for this process's lifetime only.
+    if settings.jwt_secret is not None:
+        # A key of its own, derived from one every replica already shares.
+        return hmac.new(settings.jwt_secret.get_secret_value().encode(), b"todo token signing", hashlib.sha256).digest()
+    # Nothing shared to derive from (JWKS): tokens are valid for this process's lifetime only.
     return secrets.token_bytes(32)
 
 
@@ -48,6 +57,8 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     backend = providers.Singleton(_backend, settings)
+    #: Where this process hears of committed changes (and its event streams listen).
+    broker = providers.Singleton(ChangeBroker)
     #: SQLite: SQLAlchemy's engine runs every statement.
     engine = providers.Singleton(
         create_engine, url=settings.provided.database_url, pool_size=settings.provided.db_pool_size
@@ -58,7 +69,7 @@ class Container(containers.DeclarativeContainer):
     unit_of_work = providers.Selector(
         backend,
         postgresql=providers.Factory(PostgresUnitOfWork, postgres_pool),
-        sqlite=providers.Factory(SqlAlchemyUnitOfWork, engine),
+        sqlite=providers.Factory(SqlAlchemyUnitOfWork, engine, broker=broker),
     )
     #: Queries that read entities (categories, tags, reminders): no transaction.
     reader = providers.Selector(
@@ -72,6 +83,14 @@ class Container(containers.DeclarativeContainer):
         postgresql=providers.Singleton(PostgresTaskViews, postgres_pool),
         sqlite=providers.Singleton(SqliteTaskViews, engine),
     )
+    #: Sync: what changed since a position, read in one snapshot.
+    change_feed = providers.Selector(
+        backend,
+        postgresql=providers.Singleton(PostgresChangeFeed, postgres_pool),
+        sqlite=providers.Singleton(SqliteChangeFeed, engine),
+    )
+    #: What every user keeps only for a while, purged in a transaction of its own.
+    retention = providers.Singleton(SqlRetention, unit_of_work.provider)
     clock = providers.Singleton(SystemClock)
 
     key_source = providers.Singleton(_key_source, settings)
@@ -83,4 +102,6 @@ class Container(containers.DeclarativeContainer):
         user_claim=settings.provided.jwt_user_claim,
         leeway_seconds=settings.provided.jwt_leeway_seconds,
     )
-    cursor_codec = providers.Singleton(CursorCodec, providers.Callable(_cursor_secret, settings))
+    token_secret = providers.Singleton(_token_secret, settings)
+    cursor_codec = providers.Singleton(CursorCodec, token_secret)
+    sync_tokens = providers.Singleton(SyncTokenCodec, token_secret)

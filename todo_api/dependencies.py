@@ -8,9 +8,10 @@ from fastapi import Depends, Request
 
 from todo_api.container import Container
 from todo_api.cursor import CursorCodec
+from todo_api.sync_tokens import SyncTokenCodec
 from todo_core.clock import Clock
 from todo_core.errors import AuthenticationFailed
-from todo_core.ports import TaskViews, UnitOfWork
+from todo_core.ports import ChangeFeed, TaskViews, UnitOfWork
 
 
 def _container(request: Request) -> Container:
@@ -47,6 +48,16 @@ async def cursor_codec(request: Request) -> CursorCodec:
     return codec
 
 
+async def change_feed(request: Request) -> ChangeFeed:
+    feed: ChangeFeed = _container(request).change_feed()
+    return feed
+
+
+async def sync_tokens(request: Request) -> SyncTokenCodec:
+    codec: SyncTokenCodec = _container(request).sync_tokens()
+    return codec
+
+
 async def authorized_user(request: Request, user_id: str) -> str:
     """The path's `user_id`, which `BearerAuthentication` proved the caller to be before the
     request was routed (it compares the token's subject with the path: that is the one check).
@@ -65,3 +76,5 @@ Reader = Annotated[UnitOfWork, Depends(reader)]
 Views = Annotated[TaskViews, Depends(task_views)]
 CurrentClock = Annotated[Clock, Depends(clock)]
 Cursors = Annotated[CursorCodec, Depends(cursor_codec)]
+Feed = Annotated[ChangeFeed, Depends(change_feed)]
+SyncTokens = Annotated[SyncTokenCodec, Depends(sync_tokens)]
