@@ -50,8 +50,10 @@ RULES = ["FREQ=DAILY", "FREQ=WEEKLY", "FREQ=MONTHLY", "FREQ=WEEKLY;INTERVAL=2"]
 TASK_COLUMNS = (
     "user_id", "id", "title", "title_key", "description", "completed", "completed_at", "priority", "due_at",
     "remind_at", "recurrence", "tags", "category_id", "next_occurrence_id", "created_at", "updated_at", "version",
+    "change_seq",
 )  # fmt: skip
-CATEGORY_COLUMNS = ("user_id", "id", "name", "name_key", "color", "created_at", "updated_at", "version")
+CATEGORY_COLUMNS = ("user_id", "id", "name", "name_key", "color", "created_at", "updated_at", "version", "change_seq")
+CHANGE_COLUMNS = ("user_id", "seq", "horizon")
 TAG_COLUMNS = ("user_id", "task_id", "tag_key", "tag")
 DAY = timedelta(days=1)
 
@@ -103,17 +105,19 @@ class _Rows:
         self.tasks: list[tuple[object, ...]] = []
         self.tags: list[tuple[object, ...]] = []
         self.categories: list[tuple[object, ...]] = []
+        self.changes: list[tuple[object, ...]] = []
 
 
 def _user(rows: _Rows, user_id: str, count: int, *, now: datetime, rng: random.Random, all_open: bool, share: float):
     first_day = now - 365 * DAY
+    rows.changes.append((user_id, 1, 0))  # every row seeded is the user's first change
     category_ids = []
     for name in rng.sample(CATEGORIES, 5):
         created = first_day + rng.random() * 30 * DAY
         category_id = _uuid7(created, rng)
         category_ids.append(category_id)
         color = f"#{rng.getrandbits(24):06x}" if rng.random() < 0.8 else None
-        rows.categories.append((user_id, category_id, name, name.casefold(), color, created, created, 1))
+        rows.categories.append((user_id, category_id, name, name.casefold(), color, created, created, 1, 1))
 
     # Created over the last year, oldest first, so the ids are time-ordered like the app's.
     offsets = sorted(rng.random() * 365 for _ in range(count))
@@ -153,6 +157,7 @@ def _user(rows: _Rows, user_id: str, count: int, *, now: datetime, rng: random.R
                 created,
                 updated,
                 version,
+                1,
             )
         )
         rows.tags.extend((user_id, task_id, tag.casefold(), tag) for tag in tags)
@@ -189,6 +194,7 @@ def seed(conninfo: str, plan: Plan) -> Seeded:
     with psycopg.connect(conninfo) as connection:
         with connection.cursor() as cursor:
             for table, columns, table_rows in (
+                ("user_changes", CHANGE_COLUMNS, rows.changes),
                 ("categories", CATEGORY_COLUMNS, rows.categories),
                 ("tasks", TASK_COLUMNS, rows.tasks),
                 ("task_tags", TAG_COLUMNS, rows.tags),
@@ -199,7 +205,7 @@ def seed(conninfo: str, plan: Plan) -> Seeded:
         connection.commit()
     copied = time.perf_counter()
     with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute("VACUUM (ANALYZE) categories, tasks, task_tags")
+        connection.execute("VACUUM (ANALYZE) user_changes, categories, tasks, task_tags")
     analyzed = time.perf_counter()
     return Seeded(
         users=users,

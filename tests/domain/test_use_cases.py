@@ -519,3 +519,10 @@ async def test_category_deletion_and_task_clearing_are_one_unit_of_work(
         await delete_category(FailingCommit(store), clock, ALICE, work.id)
     assert (await stored_task(uow, ALICE, task.id)).fields.category_id == work.id
     assert await get_category(uow(), ALICE, work.id) == work
+
+
+async def test_a_category_change_that_changes_nothing_keeps_the_version(uow: Uow, clock: FixedClock) -> None:
+    category = await new_category(uow, clock, name="Work")
+    clock.advance(timedelta(minutes=1))
+    same = await update_category(uow(), clock, ALICE, category.id, {"name": "Work"})
+    assert same == category

@@ -57,6 +57,8 @@ async def update_category(
         if if_match is not None and if_match != category.version:
             raise PreconditionFailed(category.version)
         fields = dataclasses.replace(category.fields, **changes).validated()
+        if fields == category.fields:
+            return category  # nothing changes: no new version, nothing for sync to deliver
         updated = category.with_fields(fields, clock.now())
         await uow.categories.update(updated)
         await uow.commit()
