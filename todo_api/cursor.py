@@ -33,7 +33,7 @@ class CursorCodec:
             value = value.isoformat()
         payload = orjson.dumps([value, str(task_id)])
         mac = self._mac(user_id, query, payload)
-        return f"{_b64(payload)}.{_b64(mac)}"
+        return f"{b64(payload)}.{b64(mac)}"
 
     def decode(self, user_id: str, query: TaskQuery, cursor: str) -> Position:
         """The position a cursor holds.
@@ -44,7 +44,7 @@ class CursorCodec:
             if len(cursor) > _MAX_LENGTH:
                 raise ValueError("too long")
             encoded_payload, encoded_mac = cursor.split(".")
-            payload, mac = _unb64(encoded_payload), _unb64(encoded_mac)
+            payload, mac = unb64(encoded_payload), unb64(encoded_mac)
             if not hmac.compare_digest(mac, self._mac(user_id, query, payload)):
                 raise ValueError("signature mismatch")
             value, task_id = orjson.loads(payload)
@@ -79,9 +79,9 @@ def _typed(sort_field: SortField, value: Any) -> Any:
     return str(value)
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
+def unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -63,3 +63,15 @@ class Forbidden(DomainError):
 
 class StorageUnavailable(DomainError):
     """The store cannot be reached right now; the same request may succeed later."""
+
+
+class InvalidSyncToken(DomainError):
+    """A sync token that was not issued by us for this user (mangled, forged, or another's)."""
+
+
+class SyncExpired(DomainError):
+    """The client's copy is too old to bring up to date: it must sync again from a snapshot."""
+
+
+class IdempotencyKeyReused(DomainError):
+    """An idempotency key sent again with a different request than the one it first came with."""
