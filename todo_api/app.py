@@ -14,7 +14,7 @@ from todo_adapters.auth import JwksKeys
 from todo_api.container import Container
 from todo_api.middleware import API_PREFIX, BearerAuthentication, BodySizeLimit
 from todo_api.problems import document_problem_media_type, install_problem_handlers
-from todo_api.routes import categories, health, tasks
+from todo_api.routes import categories, events, health, tasks
 from todo_api.settings import Settings
 
 
@@ -32,9 +32,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         # takes a few milliseconds instead of ~90 ms: that pause was the slowest requests' wait.
         gc.collect()
         gc.freeze()
+        postgres = container.backend() == "postgresql"
+        if postgres:
+            container.change_listener().start()
         yield
-        # Release what the singletons hold: pooled connections and the key server's client.
-        if container.backend() == "postgresql":
+        # Release what the singletons hold: the listening and pooled connections, the key
+        # server's client.
+        if postgres:
+            await container.change_listener().stop()
             await container.postgres_pool().close()
         else:
             await container.engine().dispose()
@@ -66,6 +71,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(health.router)
     app.include_router(tasks.router)
     app.include_router(categories.router)
+    app.include_router(events.router)
 
     default_openapi = app.openapi
 

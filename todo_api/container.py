@@ -12,13 +12,16 @@ import secrets
 from dependency_injector import containers, providers
 
 from todo_adapters.auth import JwksKeys, JwtVerifier, SharedSecretKeys
+from todo_adapters.broker import ChangeBroker
 from todo_adapters.clock import SystemClock
+from todo_adapters.sqlalchemy.change_listener import PostgresChangeListener
 from todo_adapters.sqlalchemy.engine import create_engine, normalise_url
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
 from todo_api.cursor import CursorCodec
 from todo_api.settings import Settings
+from todo_api.sync_tokens import SyncTokenCodec
 
 
 def _key_source(settings: Settings) -> JwksKeys | SharedSecretKeys:
@@ -35,6 +38,10 @@ def _backend(settings: Settings) -> str:
 
 def _postgres_pool(settings: Settings) -> PostgresPool:
     return PostgresPool(normalise_url(settings.database_url), size=settings.db_pool_size)
+
+
+def _change_listener(settings: Settings, broker: ChangeBroker) -> PostgresChangeListener:
+    return PostgresChangeListener(normalise_url(settings.database_url), broker)
 
 
 def _cursor_secret(settings: Settings) -> bytes:
@@ -84,3 +91,9 @@ class Container(containers.DeclarativeContainer):
         leeway_seconds=settings.provided.jwt_leeway_seconds,
     )
     cursor_codec = providers.Singleton(CursorCodec, providers.Callable(_cursor_secret, settings))
+    sync_tokens = providers.Singleton(SyncTokenCodec, providers.Callable(_cursor_secret, settings))
+
+    #: Wakes this process's event streams when a user's data changes.
+    broker = providers.Singleton(ChangeBroker)
+    #: PostgreSQL: the process's one connection that hears every process's changes.
+    change_listener = providers.Singleton(_change_listener, settings, broker)

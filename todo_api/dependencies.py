@@ -6,8 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from todo_adapters.broker import ChangeBroker
 from todo_api.container import Container
 from todo_api.cursor import CursorCodec
+from todo_api.settings import Settings
+from todo_api.sync_tokens import SyncTokenCodec
 from todo_core.clock import Clock
 from todo_core.errors import AuthenticationFailed
 from todo_core.ports import TaskViews, UnitOfWork
@@ -47,6 +50,33 @@ async def cursor_codec(request: Request) -> CursorCodec:
     return codec
 
 
+async def sync_tokens(request: Request) -> SyncTokenCodec:
+    codec: SyncTokenCodec = _container(request).sync_tokens()
+    return codec
+
+
+async def broker(request: Request) -> ChangeBroker:
+    found: ChangeBroker = _container(request).broker()
+    return found
+
+
+async def settings(request: Request) -> Settings:
+    resolved: Settings = _container(request).settings()
+    return resolved
+
+
+async def token_valid_until(request: Request) -> float:
+    """The instant (POSIX seconds) the request's bearer token stops being accepted, as
+    `BearerAuthentication` found it.
+
+    :raises AuthenticationFailed: the middleware did not vouch for this request.
+    """
+    valid_until = request.scope.get("state", {}).get("token_valid_until")
+    if not isinstance(valid_until, float):
+        raise AuthenticationFailed("the request was not authenticated")
+    return valid_until
+
+
 async def authorized_user(request: Request, user_id: str) -> str:
     """The path's `user_id`, which `BearerAuthentication` proved the caller to be before the
     request was routed (it compares the token's subject with the path: that is the one check).
@@ -65,3 +95,7 @@ Reader = Annotated[UnitOfWork, Depends(reader)]
 Views = Annotated[TaskViews, Depends(task_views)]
 CurrentClock = Annotated[Clock, Depends(clock)]
 Cursors = Annotated[CursorCodec, Depends(cursor_codec)]
+SyncTokens = Annotated[SyncTokenCodec, Depends(sync_tokens)]
+Broker = Annotated[ChangeBroker, Depends(broker)]
+CurrentSettings = Annotated[Settings, Depends(settings)]
+TokenValidUntil = Annotated[float, Depends(token_valid_until)]

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     cursor_secret: SecretStr | None = Field(
         None, description="Signs page cursors; set it when several processes serve the API"
     )
+    events_heartbeat_seconds: float = Field(
+        15, gt=0, le=300, description="A comment is sent on idle event streams this often, so proxies keep them open"
+    )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413")
     cors_origins: list[str] = Field(
         default_factory=list,
