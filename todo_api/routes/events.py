@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import anyio
 import orjson
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -18,6 +20,9 @@ from todo_api.sync_tokens import SyncTokenCodec
 #: A client that does not take what is sent within this time (its connection stalled) is
 #: dropped, rather than holding the stream open for ever.
 SEND_TIMEOUT_SECONDS = 30.0
+#: When the server shuts down, how long a stream has to end cleanly (its last chunk sent)
+#: before it is cut; well under the time a supervisor waits after SIGTERM.
+SHUTDOWN_GRACE_SECONDS = 1.0
 
 _EVENTS_DESCRIPTION = """\
 A stream of Server-Sent Events, open until the bearer token expires (then it ends: reconnect
@@ -65,8 +70,9 @@ async def change_events(
 
 class ChangeEventStream(EventSourceResponse):
     """One user's `changed` events until `valid_until` (POSIX seconds), the client leaves or the
-    server shuts down (sse-starlette ends the stream then, so that it does not hold up a
-    graceful shutdown).
+    server shuts down: sse-starlette sees uvicorn's `should_exit` and sets `shutdown`, and the
+    stream ends cleanly, so that it does not hold up uvicorn's graceful shutdown (which waits
+    for every open connection).
 
     It subscribes before it sends its headers: whatever commits after the client sees the
     response start is announced.
@@ -86,11 +92,14 @@ class ChangeEventStream(EventSourceResponse):
         self._user_id = user_id
         self._valid_until = valid_until
         self._subscription: Subscription | None = None
+        self._shutdown = anyio.Event()
         super().__init__(
             self._events(),
             headers={"Cache-Control": "no-cache"},
             ping=heartbeat_seconds,
             send_timeout=SEND_TIMEOUT_SECONDS,
+            shutdown_event=self._shutdown,
+            shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,9 +107,19 @@ class ChangeEventStream(EventSourceResponse):
             await super().__call__(scope, receive, send)
 
     async def _events(self) -> AsyncIterator[ServerSentEvent]:
-        assert self._subscription is not None, "iterated outside __call__"
-        while (remaining := self._valid_until - time.time()) > 0:
-            seq = await self._subscription.next(timeout=remaining)
-            if seq is not None:
-                data = orjson.dumps({"next_since": self._tokens.after(self._user_id, seq)}).decode()
-                yield ServerSentEvent(data, event="changed")
+        subscription = self._subscription
+        assert subscription is not None, "iterated outside __call__"
+        shutdown = asyncio.ensure_future(self._shutdown.wait())
+        try:
+            while (remaining := self._valid_until - time.time()) > 0:
+                change = asyncio.ensure_future(subscription.next(timeout=remaining))
+                await asyncio.wait({change, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+                if shutdown.done():
+                    change.cancel()
+                    return
+                seq = change.result()
+                if seq is not None:
+                    data = orjson.dumps({"next_since": self._tokens.after(self._user_id, seq)}).decode()
+                    yield ServerSentEvent(data, event="changed")
+        finally:
+            shutdown.cancel()
