@@ -11,8 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 from starlette.types import ASGIApp, Message
 
+from tests.conftest import Caller
+
+#: How soon a change must be announced.
+ANNOUNCE_SECONDS = 1.0
 #: How long an app may take to end its response once the client has gone.
 APP_EXIT_SECONDS = 5.0
 
@@ -83,6 +88,28 @@ def _parsed(block: str) -> ServerEvent:
         elif field == "data":
             data.append(value)
     return ServerEvent(name, "\n".join(data), comment if name is None and not data else None)
+
+
+async def changed_token(stream: EventStream) -> str:
+    """The `next_since` of the next event, which must be `changed` and come within
+    ANNOUNCE_SECONDS."""
+    event = await stream.next_event(ANNOUNCE_SECONDS)
+    assert event is not None, "the stream ended"
+    assert event.name == "changed", event
+    token: str = orjson.loads(event.data)["next_since"]
+    return token
+
+
+async def latest_token(user: Caller, since: str | None = None) -> str:
+    """`next_since` of a sync that follows every page: the token of a copy with everything."""
+    for _ in range(100):
+        response = await user.request("GET", "/changes", params={"since": since} if since else {})
+        assert response.status_code == 200, response.text
+        page = response.json()
+        since = page["next_since"]
+        if not page["has_more"]:
+            return since
+    raise AssertionError("more than 100 pages of changes")
 
 
 @contextlib.asynccontextmanager

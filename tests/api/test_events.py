@@ -10,16 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from tests.conftest import Caller, SqlStore, bearer, build_app
-from tests.event_streams import EventStream, StreamingASGITransport, open_events
+from tests.event_streams import EventStream, StreamingASGITransport, changed_token, latest_token, open_events
 from todo_adapters.broker import ChangeBroker
 from todo_api.container import Container
 
-#: How soon a change must be announced.
-ANNOUNCE_SECONDS = 1.0
 #: How long a stream must stay quiet to show it announces nothing.
 QUIET_SECONDS = 0.5
 
@@ -64,26 +61,6 @@ def events_api_factory(sqlite_store: SqlStore) -> Callable[..., AbstractAsyncCon
 async def events_api(events_api_factory: Callable[..., Any]) -> AsyncIterator[EventsApi]:
     async with events_api_factory() as made:
         yield made
-
-
-async def changed_token(stream: EventStream) -> str:
-    event = await stream.next_event(ANNOUNCE_SECONDS)
-    assert event is not None, "the stream ended"
-    assert event.name == "changed", event
-    token: str = orjson.loads(event.data)["next_since"]
-    return token
-
-
-async def latest_token(user: Caller, since: str | None = None) -> str:
-    """`next_since` of a sync that follows every page: the token of a copy with everything."""
-    for _ in range(100):
-        response = await user.request("GET", "/changes", params={"since": since} if since else {})
-        assert response.status_code == 200, response.text
-        page = response.json()
-        since = page["next_since"]
-        if not page["has_more"]:
-            return since
-    raise AssertionError("more than 100 pages of changes")
 
 
 async def test_a_change_is_announced_with_the_token_a_sync_would_return(
