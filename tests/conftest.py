@@ -23,7 +23,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from todo_adapters.auth import JwksKeys, mint_token
-from todo_adapters.memory import InMemoryStore, InMemoryTaskViews, InMemoryUnitOfWork
+from todo_adapters.memory import (
+    InMemoryChangeFeed,
+    InMemoryRetention,
+    InMemoryStore,
+    InMemoryTaskViews,
+    InMemoryUnitOfWork,
+)
+from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFeed, SqlRetention
 from todo_adapters.sqlalchemy.engine import create_engine
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
@@ -33,7 +40,7 @@ from todo_api.cli import migrate
 from todo_api.container import Container
 from todo_api.settings import Settings
 from todo_core.errors import NotFound
-from todo_core.ports import TaskViews, UnitOfWork
+from todo_core.ports import ChangeFeed, Retention, TaskViews, UnitOfWork
 from todo_core.task import Task
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-signing"
@@ -141,6 +148,9 @@ class Backend:
     views: TaskViews
     #: Makes units of work that only read (no transaction), as the app's queries use.
     reader_factory: UnitOfWorkFactory
+    #: The read side of sync, and the purge of what sync keeps for a while.
+    feed: ChangeFeed
+    retention: Retention
 
 
 @pytest.fixture(params=["memory", *SQL_BACKENDS])
@@ -148,13 +158,31 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     """One backend as the app wires it: the contract suite runs once per backend."""
     if request.param == "memory":
         store = InMemoryStore()
-        return Backend(lambda: InMemoryUnitOfWork(store), InMemoryTaskViews(store), lambda: InMemoryUnitOfWork(store))
+        return Backend(
+            lambda: InMemoryUnitOfWork(store),
+            InMemoryTaskViews(store),
+            lambda: InMemoryUnitOfWork(store),
+            InMemoryChangeFeed(store),
+            InMemoryRetention(store),
+        )
     views: TaskViews = request.getfixturevalue(f"{request.param}_views")
     if request.param == "postgres":
         pool: PostgresPool = request.getfixturevalue("postgres_pool")
-        return Backend(lambda: PostgresUnitOfWork(pool), views, lambda: PostgresUnitOfWork(pool, read_only=True))
+        return Backend(
+            lambda: PostgresUnitOfWork(pool),
+            views,
+            lambda: PostgresUnitOfWork(pool, read_only=True),
+            PostgresChangeFeed(pool),
+            SqlRetention(lambda: PostgresUnitOfWork(pool)),
+        )
     engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
-    return Backend(lambda: SqlAlchemyUnitOfWork(engine), views, lambda: SqlAlchemyUnitOfWork(engine, read_only=True))
+    return Backend(
+        lambda: SqlAlchemyUnitOfWork(engine),
+        views,
+        lambda: SqlAlchemyUnitOfWork(engine, read_only=True),
+        SqliteChangeFeed(engine),
+        SqlRetention(lambda: SqlAlchemyUnitOfWork(engine)),
+    )
 
 
 async def stored_task(uow_factory: UnitOfWorkFactory, user_id: str, task_id: uuid.UUID) -> Task:

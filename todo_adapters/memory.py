@@ -19,14 +19,31 @@ from types import TracebackType
 from typing import Generic, Self, TypeVar
 from uuid import UUID
 
+from todo_adapters.broker import ChangeBroker
 from todo_core.category import Category
 from todo_core.errors import Conflict
+from todo_core.idempotency import Outcome, Recorded
 from todo_core.query import TaskQuery
+from todo_core.sync import Change, ChangeKind, ChangeLog, ChangePage, ChangePosition, page_of
 from todo_core.task import Task
-from todo_core.views import VersionedView, ViewPage, task_view
+from todo_core.views import VersionedView, ViewPage, category_view, task_view
 
 Key = tuple[str, UUID]  # (user_id, id)
 Row = TypeVar("Row")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Tombstone:
+    kind: ChangeKind
+    seq: int
+    deleted_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _KeyRecord:
+    fingerprint: str
+    recorded_at: datetime
+    outcome: Outcome | None
 
 
 @dataclasses.dataclass
@@ -35,9 +52,16 @@ class InMemoryStore:
 
     tasks: dict[Key, Task] = dataclasses.field(default_factory=dict)
     categories: dict[Key, Category] = dataclasses.field(default_factory=dict)
-    row_locks: defaultdict[tuple[str, Key], asyncio.Lock] = dataclasses.field(
+    row_locks: defaultdict[tuple[str, object], asyncio.Lock] = dataclasses.field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )
+    #: Each user's change log, the change number of every row, and the tombstones.
+    logs: dict[str, ChangeLog] = dataclasses.field(default_factory=dict)
+    change_seqs: dict[tuple[ChangeKind, Key], int] = dataclasses.field(default_factory=dict)
+    tombstones: dict[Key, _Tombstone] = dataclasses.field(default_factory=dict)
+    keys: dict[tuple[str, str], _KeyRecord] = dataclasses.field(default_factory=dict)
+    #: Where committed changes are announced.
+    broker: ChangeBroker | None = None
 
 
 class _Rows(MutableMapping[Key, Row], Generic[Row]):
@@ -82,16 +106,18 @@ class _Rows(MutableMapping[Key, Row], Generic[Row]):
 class _View:
     tasks: _Rows[Task]
     categories: _Rows[Category]
+    keys: dict[tuple[str, str], _KeyRecord] = dataclasses.field(default_factory=dict)
+    deleted_at: dict[Key, datetime] = dataclasses.field(default_factory=dict)
 
 
 class _RowLocks:
     """The row locks one unit of work holds: taken when first needed, all released at its end."""
 
-    def __init__(self, locks: defaultdict[tuple[str, Key], asyncio.Lock]) -> None:
+    def __init__(self, locks: defaultdict[tuple[str, object], asyncio.Lock]) -> None:
         self._locks = locks
-        self._held: set[tuple[str, Key]] = set()
+        self._held: set[tuple[str, object]] = set()
 
-    async def take(self, table: str, key: Key) -> None:
+    async def take(self, table: str, key: object) -> None:
         if (table, key) not in self._held:
             await self._locks[(table, key)].acquire()
             self._held.add((table, key))
@@ -118,12 +144,13 @@ class InMemoryTaskRepository:
     async def update(self, task: Task) -> None:
         self._store.tasks[(task.user_id, task.id)] = task
 
-    async def remove(self, user_id: str, task_id: UUID, *, version: int | None = None) -> bool:
+    async def remove(self, user_id: str, task_id: UUID, now: datetime, *, version: int | None = None) -> bool:
         await self._locks.take("tasks", (user_id, task_id))
         stored = self._store.tasks.get((user_id, task_id))
         if stored is None or (version is not None and stored.version != version):
             return False
         del self._store.tasks[(user_id, task_id)]
+        self._store.deleted_at[(user_id, task_id)] = now
         return True
 
     async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
@@ -184,9 +211,12 @@ class InMemoryCategoryRepository:
         self._check_name_free(category)
         self._store.categories[(category.user_id, category.id)] = category
 
-    async def remove(self, user_id: str, category_id: UUID) -> bool:
+    async def remove(self, user_id: str, category_id: UUID, now: datetime) -> bool:
         await self._locks.take("categories", (user_id, category_id))
-        return self._store.categories.pop((user_id, category_id), None) is not None
+        if self._store.categories.pop((user_id, category_id), None) is None:
+            return False
+        self._store.deleted_at[(user_id, category_id)] = now
+        return True
 
     def check_names_free(self) -> None:
         """:raises Conflict: a category this unit of work wrote has a name taken since."""
@@ -200,6 +230,26 @@ class InMemoryCategoryRepository:
                 raise Conflict(f"you already have a category named {other.fields.name!r}")
 
 
+class InMemoryIdempotencyKeys:
+    def __init__(self, store: InMemoryStore, view: _View, locks: _RowLocks) -> None:
+        self._store = store
+        self._view = view
+        self._locks = locks
+
+    async def claim(
+        self, user_id: str, key: str, fingerprint: str, *, now: datetime, expired_before: datetime
+    ) -> Recorded | None:
+        await self._locks.take("idempotency_keys", (user_id, key))  # as the SQL row of the key
+        found = self._store.keys.get((user_id, key))
+        if found is not None and found.outcome is not None and found.recorded_at >= expired_before:
+            return Recorded(found.fingerprint, found.outcome)
+        self._view.keys[(user_id, key)] = _KeyRecord(fingerprint, now, None)
+        return None
+
+    async def record(self, user_id: str, key: str, outcome: Outcome) -> None:
+        self._view.keys[(user_id, key)] = dataclasses.replace(self._view.keys[(user_id, key)], outcome=outcome)
+
+
 class InMemoryUnitOfWork:
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
@@ -209,6 +259,7 @@ class InMemoryUnitOfWork:
         self._locks = _RowLocks(self._store.row_locks)
         self.tasks = InMemoryTaskRepository(self._view, self._locks)
         self.categories = InMemoryCategoryRepository(self._view, self._locks)
+        self.idempotency = InMemoryIdempotencyKeys(self._store, self._view, self._locks)
         return self
 
     async def __aexit__(
@@ -223,8 +274,37 @@ class InMemoryUnitOfWork:
         # Another unit of work may have committed the same name since this one checked it:
         # check again, as the unique index does at commit.
         self.categories.check_names_free()
+        changed = self._stamp()
         self._view.tasks.apply()
         self._view.categories.apply()
+        self._store.keys.update(self._view.keys)
+        self._view.keys = {}
+        if self._store.broker is not None:
+            for user_id, seq in changed.items():
+                self._store.broker.publish(user_id, seq)
+
+    def _stamp(self) -> dict[str, int]:
+        """Give each user whose data this unit of work changed their next change number, on
+        every row written and on the tombstone of every row deleted; return the numbers."""
+        store, view = self._store, self._view
+        written: list[tuple[ChangeKind, Key, object]] = [
+            (ChangeKind.TASK, key, row) for key, row in view.tasks.written.items()
+        ]
+        written += [(ChangeKind.CATEGORY, key, row) for key, row in view.categories.written.items()]
+        numbers: dict[str, int] = {}
+        for kind, key, row in written:
+            user_id = key[0]
+            if user_id not in numbers:
+                log = store.logs.get(user_id, ChangeLog(0, 0))
+                store.logs[user_id] = log = dataclasses.replace(log, seq=log.seq + 1)
+                numbers[user_id] = log.seq
+            seq = numbers[user_id]
+            if row is None:
+                store.change_seqs.pop((kind, key), None)
+                store.tombstones[key] = _Tombstone(kind, seq, view.deleted_at[key])
+            else:
+                store.change_seqs[(kind, key)] = seq
+        return numbers
 
 
 class InMemoryTaskViews:
@@ -246,3 +326,45 @@ class InMemoryTaskViews:
     async def get(self, user_id: str, task_id: UUID) -> VersionedView | None:
         task = self._store.tasks.get((user_id, task_id))
         return VersionedView(task_view(task), task.version) if task else None
+
+
+class InMemoryChangeFeed:
+    """The read side of sync on the committed store."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    async def changes(self, user_id: str, after: ChangePosition, limit: int, *, deletions: bool = True) -> ChangePage:
+        store = self._store
+        changed: list[Change] = []
+        for (kind, (owner, row_id)), seq in store.change_seqs.items():
+            if owner == user_id and ChangePosition(seq, kind, row_id) > after:
+                if kind is ChangeKind.TASK:
+                    changed.append((seq, kind, row_id, task_view(store.tasks[(owner, row_id)])))
+                else:
+                    changed.append((seq, kind, row_id, category_view(store.categories[(owner, row_id)])))
+        if deletions:
+            for (owner, row_id), tombstone in store.tombstones.items():
+                if owner == user_id and ChangePosition(tombstone.seq, ChangeKind.DELETION, row_id) > after:
+                    changed.append((tombstone.seq, ChangeKind.DELETION, row_id, tombstone.kind))
+        return page_of(await self.log(user_id), changed, after, limit)
+
+    async def log(self, user_id: str) -> ChangeLog:
+        return self._store.logs.get(user_id, ChangeLog(0, 0))
+
+
+class InMemoryRetention:
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    async def purge(self, *, deleted_before: datetime, recorded_before: datetime) -> tuple[int, int]:
+        store = self._store
+        buried = [key for key, tombstone in store.tombstones.items() if tombstone.deleted_at < deleted_before]
+        for key in buried:
+            user_id, seq = key[0], store.tombstones.pop(key).seq
+            log = store.logs[user_id]
+            store.logs[user_id] = dataclasses.replace(log, horizon=max(log.horizon, seq))
+        expired = [name for name, record in store.keys.items() if record.recorded_at < recorded_before]
+        for name in expired:
+            del store.keys[name]
+        return len(buried), len(expired)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,8 +18,11 @@ from todo_adapters.auth import JwksKeys
 from todo_api.container import Container
 from todo_api.middleware import API_PREFIX, BearerAuthentication, BodySizeLimit
 from todo_api.problems import document_problem_media_type, install_problem_handlers
-from todo_api.routes import categories, events, health, tasks
+from todo_api.routes import categories, events, health, sync, tasks
 from todo_api.settings import Settings
+from todo_core.use_cases.sync import purge_expired
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -35,7 +42,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         postgres = container.backend() == "postgresql"
         if postgres:
             container.change_listener().start()
+        purging = asyncio.create_task(_purge_periodically(container, resolved))
         yield
+        purging.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purging
         # Release what the singletons hold: the listening and pooled connections, the key
         # server's client.
         if postgres:
@@ -64,13 +75,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             CORSMiddleware,
             allow_origins=resolved.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
-            expose_headers=["ETag", "Location", "Retry-After"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key"],
+            expose_headers=["ETag", "Location", "Retry-After", "Idempotent-Replayed"],
             max_age=600,
         )
     app.include_router(health.router)
     app.include_router(tasks.router)
     app.include_router(categories.router)
+    app.include_router(sync.router)
     app.include_router(events.router)
 
     default_openapi = app.openapi
@@ -82,6 +94,25 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+async def _purge_periodically(container: Container, settings: Settings) -> None:
+    """Forget expired tombstones and idempotency keys now and then (every worker does; a purge
+    that finds nothing costs two index lookups)."""
+    interval = settings.purge_interval_seconds
+    await asyncio.sleep(min(interval, 60))  # not while the process is still warming up
+    while True:
+        try:
+            purged = await purge_expired(
+                container.retention(),
+                container.clock(),
+                tombstones=timedelta(days=settings.tombstone_days),
+                keys=timedelta(hours=settings.idempotency_key_hours),
+            )
+            logger.info("purged %d tombstones and %d idempotency keys", *purged)
+        except Exception:  # the database may be down: try again next time
+            logger.exception("purging expired tombstones and idempotency keys failed")
+        await asyncio.sleep(interval)
 
 
 def _document_bearer_security(openapi: dict[str, Any]) -> dict[str, Any]:

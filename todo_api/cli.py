@@ -72,9 +72,10 @@ def _token(settings: Settings, user_id: str, ttl: int) -> str:
 def _serve(settings: Settings) -> int:
     import uvicorn
 
-    if settings.cursor_secret is None:
-        # Every worker process must sign and check page cursors with the same key; they
-        # inherit it from here. (Replicas on other machines need TODO_CURSOR_SECRET set.)
+    if settings.cursor_secret is None and settings.jwt_secret is None:
+        # Every worker process must sign and check page cursors and sync tokens with the same
+        # key, and with a JWKS there is no shared secret to derive it from: the workers
+        # inherit one from here. (Replicas on other machines need TODO_CURSOR_SECRET set.)
         os.environ["TODO_CURSOR_SECRET"] = secrets.token_urlsafe(32)
 
     if settings.jwt_secret is not None and settings.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET:

@@ -7,6 +7,8 @@ Tests swap an adapter with one override, e.g.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 
 from dependency_injector import containers, providers
@@ -15,6 +17,7 @@ from todo_adapters.auth import JwksKeys, JwtVerifier, SharedSecretKeys
 from todo_adapters.broker import ChangeBroker
 from todo_adapters.clock import SystemClock
 from todo_adapters.sqlalchemy.change_listener import PostgresChangeListener
+from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFeed, SqlRetention
 from todo_adapters.sqlalchemy.engine import create_engine, normalise_url
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
@@ -44,10 +47,14 @@ def _change_listener(settings: Settings, broker: ChangeBroker) -> PostgresChange
     return PostgresChangeListener(normalise_url(settings.database_url), broker)
 
 
-def _cursor_secret(settings: Settings) -> bytes:
+def _token_secret(settings: Settings) -> bytes:
+    """The key that signs page cursors and sync tokens."""
     if settings.cursor_secret is not None:
         return settings.cursor_secret.get_secret_value().encode()
-    # Without a configured secret, cursors are valid for this process's lifetime only.
+    if settings.jwt_secret is not None:
+        # A key of its own, derived from one every replica already shares.
+        return hmac.new(settings.jwt_secret.get_secret_value().encode(), b"todo token signing", hashlib.sha256).digest()
+    # Nothing shared to derive from (JWKS): tokens are valid for this process's lifetime only.
     return secrets.token_bytes(32)
 
 
@@ -55,17 +62,21 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     backend = providers.Singleton(_backend, settings)
+    #: Where this process hears of committed changes (and its event streams listen).
+    broker = providers.Singleton(ChangeBroker)
     #: SQLite: SQLAlchemy's engine runs every statement.
     engine = providers.Singleton(
         create_engine, url=settings.provided.database_url, pool_size=settings.provided.db_pool_size
     )
     #: PostgreSQL: psycopg's pool runs every statement.
     postgres_pool = providers.Singleton(_postgres_pool, settings)
+    #: PostgreSQL: the process's one connection that hears every process's changes.
+    change_listener = providers.Singleton(_change_listener, settings, broker)
     #: Commands: one transaction each.
     unit_of_work = providers.Selector(
         backend,
         postgresql=providers.Factory(PostgresUnitOfWork, postgres_pool),
-        sqlite=providers.Factory(SqlAlchemyUnitOfWork, engine),
+        sqlite=providers.Factory(SqlAlchemyUnitOfWork, engine, broker=broker),
     )
     #: Queries that read entities (categories, tags, reminders): no transaction.
     reader = providers.Selector(
@@ -79,6 +90,14 @@ class Container(containers.DeclarativeContainer):
         postgresql=providers.Singleton(PostgresTaskViews, postgres_pool),
         sqlite=providers.Singleton(SqliteTaskViews, engine),
     )
+    #: Sync: what changed since a position, read in one snapshot.
+    change_feed = providers.Selector(
+        backend,
+        postgresql=providers.Singleton(PostgresChangeFeed, postgres_pool),
+        sqlite=providers.Singleton(SqliteChangeFeed, engine),
+    )
+    #: What every user keeps only for a while, purged in a transaction of its own.
+    retention = providers.Singleton(SqlRetention, unit_of_work.provider)
     clock = providers.Singleton(SystemClock)
 
     key_source = providers.Singleton(_key_source, settings)
@@ -90,10 +109,6 @@ class Container(containers.DeclarativeContainer):
         user_claim=settings.provided.jwt_user_claim,
         leeway_seconds=settings.provided.jwt_leeway_seconds,
     )
-    cursor_codec = providers.Singleton(CursorCodec, providers.Callable(_cursor_secret, settings))
-    sync_tokens = providers.Singleton(SyncTokenCodec, providers.Callable(_cursor_secret, settings))
-
-    #: Wakes this process's event streams when a user's data changes.
-    broker = providers.Singleton(ChangeBroker)
-    #: PostgreSQL: the process's one connection that hears every process's changes.
-    change_listener = providers.Singleton(_change_listener, settings, broker)
+    token_secret = providers.Singleton(_token_secret, settings)
+    cursor_codec = providers.Singleton(CursorCodec, token_secret)
+    sync_tokens = providers.Singleton(SyncTokenCodec, token_secret)

@@ -13,7 +13,7 @@ from todo_api.settings import Settings
 from todo_api.sync_tokens import SyncTokenCodec
 from todo_core.clock import Clock
 from todo_core.errors import AuthenticationFailed
-from todo_core.ports import TaskViews, UnitOfWork
+from todo_core.ports import ChangeFeed, TaskViews, UnitOfWork
 
 
 def _container(request: Request) -> Container:
@@ -48,6 +48,11 @@ async def clock(request: Request) -> Clock:
 async def cursor_codec(request: Request) -> CursorCodec:
     codec: CursorCodec = _container(request).cursor_codec()
     return codec
+
+
+async def change_feed(request: Request) -> ChangeFeed:
+    feed: ChangeFeed = _container(request).change_feed()
+    return feed
 
 
 async def sync_tokens(request: Request) -> SyncTokenCodec:
@@ -95,6 +100,7 @@ Reader = Annotated[UnitOfWork, Depends(reader)]
 Views = Annotated[TaskViews, Depends(task_views)]
 CurrentClock = Annotated[Clock, Depends(clock)]
 Cursors = Annotated[CursorCodec, Depends(cursor_codec)]
+Feed = Annotated[ChangeFeed, Depends(change_feed)]
 SyncTokens = Annotated[SyncTokenCodec, Depends(sync_tokens)]
 Broker = Annotated[ChangeBroker, Depends(broker)]
 CurrentSettings = Annotated[Settings, Depends(settings)]

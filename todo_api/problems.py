@@ -17,10 +17,13 @@ from todo_core.errors import (
     Conflict,
     DomainError,
     Forbidden,
+    IdempotencyKeyReused,
     InvalidCursor,
+    InvalidSyncToken,
     NotFound,
     PreconditionFailed,
     StorageUnavailable,
+    SyncExpired,
     ValidationFailed,
 )
 
@@ -50,6 +53,9 @@ _DOMAIN_STATUSES: dict[type[DomainError], tuple[int, str]] = {
     Conflict: (409, "conflict"),
     PreconditionFailed: (412, "precondition-failed"),
     InvalidCursor: (400, "invalid-cursor"),
+    InvalidSyncToken: (400, "invalid-sync-token"),
+    SyncExpired: (410, "sync-expired"),
+    IdempotencyKeyReused: (422, "idempotency-key-reused"),
     AuthenticationFailed: (401, "invalid-token"),
     Forbidden: (403, "forbidden"),
     StorageUnavailable: (503, "unavailable"),

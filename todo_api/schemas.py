@@ -156,3 +156,18 @@ class CategoryList(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
+
+
+class DeletedIds(BaseModel):
+    tasks: list[UUID] = Field(description="Tasks deleted since `since`: drop them from the local copy")
+    categories: list[UUID] = Field(description="Categories deleted since `since`")
+
+
+class ChangeFeedPage(BaseModel):
+    """What changed after a sync token (or, without one, everything: a snapshot)."""
+
+    tasks: list[TaskRead] = Field(description="Tasks created or changed, as they are now")
+    categories: list[CategoryRead] = Field(description="Categories created or changed, as they are now")
+    deleted: DeletedIds
+    next_since: str = Field(description="Pass as `since` next time: the position right after this page")
+    has_more: bool = Field(description="More changes follow: ask again at once with `next_since`")

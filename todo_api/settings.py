@@ -33,7 +33,16 @@ class Settings(BaseSettings):
     jwt_user_claim: str = Field("sub", description="The claim that holds the user id")
     jwt_leeway_seconds: float = Field(30, ge=0, le=300)
     cursor_secret: SecretStr | None = Field(
-        None, description="Signs page cursors; set it when several processes serve the API"
+        None,
+        description="Signs page cursors and sync tokens. Default: derived from TODO_JWT_SECRET; "
+        "with TODO_JWKS_URL, set it (the same on every replica) or tokens do not survive a restart",
+    )
+    tombstone_days: float = Field(
+        30, gt=0, description="How long sync remembers deletions; a `since` older than what it forgot is 410"
+    )
+    idempotency_key_hours: float = Field(24, gt=0, description="How long an Idempotency-Key is remembered")
+    purge_interval_seconds: float = Field(
+        3600, gt=0, description="How often each worker purges expired tombstones and idempotency keys"
     )
     events_heartbeat_seconds: float = Field(
         15, gt=0, le=300, description="A comment is sent on idle event streams this often, so proxies keep them open"

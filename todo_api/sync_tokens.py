@@ -55,4 +55,3 @@ class SyncTokenCodec:
     def _mac(self, user_id: str, payload: bytes) -> bytes:
         scope = _PURPOSE + orjson.dumps(user_id) + b"\x00" + payload
         return hmac.new(self._secret, scope, hashlib.sha256).digest()[:_MAC_BYTES]
-

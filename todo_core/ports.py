@@ -15,12 +15,24 @@ from uuid import UUID
 
 from todo_core.category import Category
 from todo_core.clock import Clock
+from todo_core.idempotency import Outcome, Recorded
 from todo_core.identity import IdentityVerifier
 from todo_core.query import TaskQuery
+from todo_core.sync import ChangeLog, ChangePage, ChangePosition
 from todo_core.task import Task
 from todo_core.views import VersionedView, ViewPage
 
-__all__ = ["CategoryRepository", "Clock", "IdentityVerifier", "TaskRepository", "TaskViews", "UnitOfWork"]
+__all__ = [
+    "CategoryRepository",
+    "ChangeFeed",
+    "Clock",
+    "IdempotencyKeys",
+    "IdentityVerifier",
+    "Retention",
+    "TaskRepository",
+    "TaskViews",
+    "UnitOfWork",
+]
 
 
 class TaskRepository(Protocol):
@@ -48,10 +60,11 @@ class TaskRepository(Protocol):
         """
         ...
 
-    async def remove(self, user_id: str, task_id: UUID, *, version: int | None = None) -> bool:
-        """Stage the deletion of the user's task (only at `version`, when given); return False
-        if the user has no such task at that version. Waits for a unit of work that holds the
-        task (`for_update`) to end, and then checks `version` against what it committed.
+    async def remove(self, user_id: str, task_id: UUID, now: datetime, *, version: int | None = None) -> bool:
+        """Stage the deletion of the user's task (only at `version`, when given), leaving its
+        tombstone (deleted `now`) for sync; return False if the user has no such task at that
+        version. Waits for a unit of work that holds the task (`for_update`) to end, and then
+        checks `version` against what it committed.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -138,9 +151,64 @@ class CategoryRepository(Protocol):
         """
         ...
 
-    async def remove(self, user_id: str, category_id: UUID) -> bool:
-        """Stage the deletion of the user's category; False if there is none. Waits for the
-        units of work that hold it (`for_update` or `for_share`) to end.
+    async def remove(self, user_id: str, category_id: UUID, now: datetime) -> bool:
+        """Stage the deletion of the user's category, leaving its tombstone (deleted `now`) for
+        sync; False if there is none. Waits for the units of work that hold it (`for_update`
+        or `for_share`) to end.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
+class IdempotencyKeys(Protocol):
+    async def claim(
+        self, user_id: str, key: str, fingerprint: str, *, now: datetime, expired_before: datetime
+    ) -> Recorded | None:
+        """Take the user's key for this unit of work, or return what it recorded. A key
+        recorded before `expired_before` counts as never used. Waits for a unit of work that
+        took the same key to end, and then sees what it recorded (nothing, if it rolled back).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def record(self, user_id: str, key: str, outcome: Outcome) -> None:
+        """Stage what the command run under the key (claimed in this unit of work) answered.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
+class ChangeFeed(Protocol):
+    """The read side of sync. Every change of a user's data, committed by a unit of work,
+    takes the user's next change number (see `todo_core.sync`)."""
+
+    async def changes(self, user_id: str, after: ChangePosition, limit: int, *, deletions: bool = True) -> ChangePage:
+        """Up to `limit` of the user's changes after the position, in order, and the user's
+        change log, all read in one snapshot; and where the next page starts. Without
+        `deletions`, deleted rows are left out (a snapshot for a client that holds nothing).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def log(self, user_id: str) -> ChangeLog:
+        """How far the user's change sequence goes now.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
+class Retention(Protocol):
+    """What is kept only for a while, for every user."""
+
+    async def purge(self, *, deleted_before: datetime, recorded_before: datetime) -> tuple[int, int]:
+        """Forget tombstones of rows deleted before `deleted_before` (moving each user's change
+        log horizon past them) and idempotency keys recorded before `recorded_before`; return
+        how many of each.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -148,13 +216,20 @@ class CategoryRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One transaction. Leaving the `async with` block without `commit()` rolls back."""
+    """One transaction. Leaving the `async with` block without `commit()` rolls back.
+
+    A unit of work that changes a user's data gives the change the user's next change number
+    when it first touches the user's rows, and holds the user's counter until it ends: the
+    user's changes commit one at a time, in the order of their numbers."""
 
     @property
     def tasks(self) -> TaskRepository: ...
 
     @property
     def categories(self) -> CategoryRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyKeys: ...
 
     async def __aenter__(self) -> Self: ...
 

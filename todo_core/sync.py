@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 from uuid import UUID
 
 from todo_core.errors import SyncExpired, ValidationFailed
@@ -76,6 +77,42 @@ class ChangePage:
     has_more: bool
     #: The user's change log, read with the changes.
     log: ChangeLog
+
+
+#: One change read: (seq, kind, id, the view of the row, or the kind of the row deleted).
+#: One change as read: (seq, kind, id, the view of the row, or the kind of the row deleted).
+Change = tuple[int, ChangeKind, UUID, object]
+
+
+def page_of(log: ChangeLog, changed: Sequence[Change], after: ChangePosition, limit: int) -> ChangePage:
+    """The page of the first `limit` of the changes after `after`, read with `log` in one
+    snapshot. `changed` may hold more (an adapter reads each kind's first `limit` + 1 apart):
+    whatever was not read of a kind comes after all that was."""
+    ordered = sorted(changed, key=lambda change: change[:3])
+    has_more = len(ordered) > limit
+    shown = ordered[:limit]
+    page: dict[ChangeKind, list[Any]] = {kind: [] for kind in ChangeKind}
+    deleted_categories: list[UUID] = []
+    deleted_tasks: list[UUID] = []
+    for _, kind, row_id, value in shown:
+        if kind is ChangeKind.DELETION:
+            (deleted_categories if value == ChangeKind.CATEGORY else deleted_tasks).append(row_id)
+        else:
+            page[kind].append(value)
+    if has_more:
+        seq, kind, row_id, _ = shown[-1]
+        next_position = ChangePosition(seq, kind, row_id)
+    else:
+        next_position = ChangePosition(max(log.seq, after.seq))
+    return ChangePage(
+        categories=page[ChangeKind.CATEGORY],
+        tasks=page[ChangeKind.TASK],
+        deleted_categories=deleted_categories,
+        deleted_tasks=deleted_tasks,
+        next=next_position,
+        has_more=has_more,
+        log=log,
+    )
 
 
 def check_limit(limit: int) -> int:

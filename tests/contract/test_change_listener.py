@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from todo_adapters.broker import ChangeBroker
-from todo_adapters.sqlalchemy.change_listener import CHANGES_CHANNEL, Backoff, PostgresChangeListener
+from todo_adapters.sqlalchemy.change_listener import Backoff, PostgresChangeListener
+from todo_adapters.sqlalchemy.postgres import CHANGES_CHANNEL
 
 pytestmark = pytest.mark.postgres
 

@@ -67,6 +67,7 @@ class _Held:
     async def __aenter__(self) -> _Held:
         await self._uow.__aenter__()
         self.tasks, self.categories = self._uow.tasks, self._uow.categories
+        self.idempotency = self._uow.idempotency
         if not self._at_commit:
             self.tasks = _StopsAfterRead(self._uow.tasks, self._gate)
             self.categories = _StopsAfterRead(self._uow.categories, self._gate)
@@ -190,7 +191,7 @@ async def test_a_task_deleted_while_it_is_changed_stays_deleted(
         await interleave(
             gate,
             patch_task(gate.hold(uow_factory()), CLOCK, user, task.id, {"title": "Renamed"}),
-            lambda: delete_task(uow_factory(), user, task.id),
+            lambda: delete_task(uow_factory(), CLOCK, user, task.id),
         )
     )
     assert changed.version == 2

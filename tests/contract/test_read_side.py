@@ -65,7 +65,7 @@ async def test_a_read_only_unit_of_work_does_not_wait_for_a_writer(
         await setup.commit()
 
     async with backend.uow_factory() as writer:
-        await writer.categories.remove(user, category.id)
+        await writer.categories.remove(user, category.id, NOW)
         async with backend.reader_factory() as reader:
             listed = await asyncio.wait_for(reader.categories.list_for_user(user), PROMPTLY)
         assert [found.id for found in listed] == [category.id]

@@ -97,7 +97,7 @@ async def test_another_users_task_is_invisible(
         assert await uow.tasks.get(stranger, task.id) is None
         assert (await task_views.list_for_user(stranger, TaskQuery())).items == []
         assert await task_views.get(stranger, task.id) is None
-        assert await uow.tasks.remove(stranger, task.id) is False
+        assert await uow.tasks.remove(stranger, task.id, NOW) is False
         assert await uow.tasks.tag_counts(stranger) == []
         await uow.commit()
     async with uow_factory() as uow:
@@ -157,7 +157,7 @@ async def test_tags_stay_right_when_a_task_is_removed_and_added_again_in_one_uni
     await add(uow_factory, task)
     async with uow_factory() as uow:
         assert await uow.tasks.get(user, task.id) == task
-        await uow.tasks.remove(user, task.id)
+        await uow.tasks.remove(user, task.id, NOW)
         again = dataclasses.replace(task, fields=dataclasses.replace(task.fields, tags=("b",)))
         await uow.tasks.add(again)
         await uow.tasks.update(again.with_fields(dataclasses.replace(again.fields, tags=("a",)), NOW))
@@ -173,7 +173,7 @@ async def test_remove_deletes_the_task_and_its_tags(
     task = make_task(user, tags=("x",))
     await add(uow_factory, task)
     async with uow_factory() as uow:
-        assert await uow.tasks.remove(user, task.id) is True
+        assert await uow.tasks.remove(user, task.id, NOW) is True
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.tasks.get(user, task.id) is None
@@ -262,7 +262,7 @@ async def test_categories_list_by_name_and_update_and_remove(
     async with uow_factory() as uow:
         assert await uow.categories.get(user, b.id, for_update=True) == b
         await uow.categories.update(renamed)
-        assert await uow.categories.remove(user, a.id) is True
+        assert await uow.categories.remove(user, a.id, NOW) is True
         await uow.commit()
     async with uow_factory() as uow:
         assert list(await uow.categories.list_for_user(user)) == [renamed]
@@ -407,8 +407,8 @@ async def test_paging_neither_repeats_nor_skips_while_tasks_come_and_go(
     first = await page(task_views, user, query)
     # Between pages: one already-seen task is deleted, one unseen is deleted, new ones arrive.
     async with uow_factory() as uow:
-        await uow.tasks.remove(user, tasks[0].id)
-        await uow.tasks.remove(user, tasks[5].id)
+        await uow.tasks.remove(user, tasks[0].id, NOW)
+        await uow.tasks.remove(user, tasks[5].id, NOW)
         await uow.tasks.add(make_task(user, "task 00a"))  # sorts before the cursor: not seen
         await uow.tasks.add(make_task(user, "task 07a"))  # sorts after it: seen
         await uow.commit()

@@ -115,9 +115,9 @@ async def test_user_cannot_patch_another_users_task(uow: Uow, clock: FixedClock,
     assert await stored_task(uow, BOB, bobs_task.id) == bobs_task
 
 
-async def test_user_cannot_delete_another_users_task(uow: Uow, bobs_task: Task) -> None:
+async def test_user_cannot_delete_another_users_task(uow: Uow, clock: FixedClock, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
-        await delete_task(uow(), ALICE, bobs_task.id)
+        await delete_task(uow(), clock, ALICE, bobs_task.id)
     assert await stored_task(uow, BOB, bobs_task.id) == bobs_task
 
 
@@ -208,7 +208,7 @@ async def test_patch_that_clears_the_due_date_of_a_repeating_task_is_refused(uow
     [
         lambda uow, clock, task_id: patch_task(uow, clock, ALICE, task_id, {"title": "x"}, if_match=1),
         lambda uow, clock, task_id: replace_task(uow, clock, ALICE, task_id, TaskFields(title="x"), if_match=1),
-        lambda uow, clock, task_id: delete_task(uow, ALICE, task_id, if_match=1),
+        lambda uow, clock, task_id: delete_task(uow, clock, ALICE, task_id, if_match=1),
     ],
     ids=["patch", "replace", "delete"],
 )
@@ -227,7 +227,7 @@ async def test_change_with_the_current_version_succeeds(uow: Uow, views: InMemor
     task = await new_task(uow, clock)
     patched = await patch_task(uow(), clock, ALICE, task.id, {"title": "x"}, if_match=task.version)
     assert patched.version == 2
-    await delete_task(uow(), ALICE, task.id, if_match=patched.version)
+    await delete_task(uow(), clock, ALICE, task.id, if_match=patched.version)
     assert await all_tasks(views, ALICE) == []
 
 
@@ -236,11 +236,11 @@ async def test_change_with_the_current_version_succeeds(uow: Uow, views: InMemor
 
 async def test_deleted_task_is_gone(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
-    await delete_task(uow(), ALICE, task.id)
+    await delete_task(uow(), clock, ALICE, task.id)
     with pytest.raises(NotFound):
         await stored_task(uow, ALICE, task.id)
     with pytest.raises(NotFound):
-        await delete_task(uow(), ALICE, task.id)
+        await delete_task(uow(), clock, ALICE, task.id)
 
 
 # Completing

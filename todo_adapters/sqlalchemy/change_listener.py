@@ -25,11 +25,10 @@ import psycopg
 from sqlalchemy.engine import URL
 
 from todo_adapters.broker import ChangeBroker
+from todo_adapters.sqlalchemy.postgres import CHANGES_CHANNEL
 
 log = logging.getLogger(__name__)
 
-#: The channel a committed change of a user's data is announced on.
-CHANGES_CHANNEL = "todo_changes"
 #: After this long without a notification, the connection is checked with a query: a peer gone
 #: without closing the connection (a network cut) is noticed within this time.
 HEALTH_CHECK_SECONDS = 30.0

@@ -12,15 +12,30 @@ import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from todo_adapters.sqlalchemy.engine import POOL_TIMEOUT_SECONDS, SESSION_TIMEZONE
 from todo_adapters.sqlalchemy.execution import PsycopgExecutor
-from todo_adapters.sqlalchemy.repositories import SqlCategoryRepository, SqlTaskRepository
+from todo_adapters.sqlalchemy.repositories import (
+    ChangeNumbers,
+    SqlCategoryRepository,
+    SqlIdempotencyKeys,
+    SqlRetentionRepository,
+    SqlTaskRepository,
+)
 from todo_core.errors import Conflict, StorageUnavailable
 
 #: What psycopg raises when the server cannot be reached or the connection broke.
 UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError)
+
+#: The channel a committed change of a user's data is announced on: `<change number>:<user id>`.
+CHANGES_CHANNEL = "todo_changes"
+# Sent inside the transaction: PostgreSQL delivers it when (and only if) the transaction commits.
+_ANNOUNCE = text(
+    f"SELECT pg_notify('{CHANGES_CHANNEL}', "
+    "(SELECT seq FROM user_changes WHERE user_id = :user_id)::text || ':' || :user_id)"
+)
 
 
 class PostgresPool:
@@ -71,6 +86,8 @@ class PostgresUnitOfWork:
 
     tasks: SqlTaskRepository
     categories: SqlCategoryRepository
+    idempotency: SqlIdempotencyKeys
+    retention: SqlRetentionRepository
 
     def __init__(self, pool: PostgresPool, *, read_only: bool = False) -> None:
         self._pool = pool
@@ -91,9 +108,12 @@ class PostgresUnitOfWork:
             await stack.aclose()
             raise
         self._stack, self._connection, self._pipeline = stack, connection, pipeline
-        executor = PsycopgExecutor(connection, pipeline)
-        self.tasks = SqlTaskRepository(executor)
-        self.categories = SqlCategoryRepository(executor)
+        self._executor = executor = PsycopgExecutor(connection, pipeline)
+        self._changes = ChangeNumbers(executor, taking=not self._read_only)
+        self.tasks = SqlTaskRepository(executor, self._changes)
+        self.categories = SqlCategoryRepository(executor, self._changes)
+        self.idempotency = SqlIdempotencyKeys(executor, self._changes)
+        self.retention = SqlRetentionRepository(executor)
         return self
 
     async def __aexit__(
@@ -121,5 +141,7 @@ class PostgresUnitOfWork:
         assert self._connection is not None, "commit() outside `async with`"
         assert not self._read_only, "commit() in a read-only unit of work"
         assert self._pipeline is not None
+        for user_id in self._changes.changed:
+            await self._executor.run(_ANNOUNCE, {"user_id": user_id})
         await self._connection.execute("COMMIT")
         await self._pipeline.sync()  # durable once this returns; a broken rule raises here

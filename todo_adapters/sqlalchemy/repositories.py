@@ -10,33 +10,68 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BindParameter, bindparam, delete, func, insert, select, update
+from sqlalchemy import BindParameter, ScalarSelect, bindparam, case, delete, func, insert, select, text, update
 
 from todo_adapters.sqlalchemy.execution import DuplicateKey, Executor
 from todo_adapters.sqlalchemy.mapping import CATEGORIES, TASKS
-from todo_adapters.sqlalchemy.tables import categories, task_tags, tasks
+from todo_adapters.sqlalchemy.tables import (
+    UTCDateTime,
+    categories,
+    idempotency_keys,
+    task_tags,
+    tasks,
+    tombstones,
+    user_changes,
+)
 from todo_core.category import Category
 from todo_core.errors import Conflict
+from todo_core.idempotency import Outcome, Recorded
+from todo_core.sync import ChangeKind
 from todo_core.task import Task
 
 #: Columns an update never changes: the key, and when the row was made.
 _FIXED = frozenset({"user_id", "id", "created_at"})
 
 _USER: BindParameter[str] = bindparam("user_id")
+
+
+def _seq_of(user_param: str) -> ScalarSelect[Any]:
+    """The user's change number, as this transaction has set it (see `ChangeNumbers`)."""
+    return select(user_changes.c.seq).where(user_changes.c.user_id == bindparam(user_param)).scalar_subquery()
+
+
+# The same text on PostgreSQL and SQLite. The upsert's row lock is held until the transaction ends.
+_NEXT_CHANGE = text(
+    "INSERT INTO user_changes (user_id, seq, horizon) VALUES (:user_id, 1, 0) "
+    "ON CONFLICT (user_id) DO UPDATE SET seq = user_changes.seq + 1"
+)
+_CHANGE_NUMBER = select(user_changes.c.seq).where(user_changes.c.user_id == _USER)
+
 _TASK = select(*TASKS.columns).where(tasks.c.user_id == _USER, tasks.c.id == bindparam("task_id"))
 _TASK_FOR_UPDATE = _TASK.with_for_update()  # SQLite ignores it: its write transactions are serial
-_INSERT_TASK = insert(tasks)
+_INSERT_TASK = insert(tasks).values(change_seq=_seq_of("b_user_id"))
 # Where-clause values are named apart from the columns an update sets.
-_UPDATE_TASK = update(tasks).where(tasks.c.user_id == bindparam("b_user_id"), tasks.c.id == bindparam("b_id"))
+_UPDATE_TASK = (
+    update(tasks)
+    .where(tasks.c.user_id == bindparam("b_user_id"), tasks.c.id == bindparam("b_id"))
+    .values(change_seq=_seq_of("b_user_id"))
+)
 _DELETE_TASK = delete(tasks).where(tasks.c.user_id == _USER, tasks.c.id == bindparam("task_id"))
 _DELETE_TASK_AT = _DELETE_TASK.where(tasks.c.version == bindparam("version"))
 _CLEAR_CATEGORY = (
     update(tasks)
     .where(tasks.c.user_id == bindparam("b_user_id"), tasks.c.category_id == bindparam("b_category_id"))
-    .values(category_id=None, updated_at=bindparam("b_now", type_=tasks.c.updated_at.type), version=tasks.c.version + 1)
+    .values(
+        category_id=None,
+        updated_at=bindparam("b_now", type_=tasks.c.updated_at.type),
+        version=tasks.c.version + 1,
+        change_seq=_seq_of("b_user_id"),
+    )
 )
+_INSERT_TOMBSTONE = insert(tombstones).values(change_seq=_seq_of("b_user_id"))
 _DUE_REMINDERS = (
     select(*TASKS.columns)
     .where(
@@ -65,21 +100,90 @@ _CATEGORY_FOR_SHARE = _CATEGORY.with_for_update(read=True)
 _CATEGORIES = (
     select(*CATEGORIES.columns).where(categories.c.user_id == _USER).order_by(categories.c.name_key, categories.c.id)
 )
-_INSERT_CATEGORY = insert(categories)
-_UPDATE_CATEGORY = update(categories).where(
-    categories.c.user_id == bindparam("b_user_id"), categories.c.id == bindparam("b_id")
+_INSERT_CATEGORY = insert(categories).values(change_seq=_seq_of("b_user_id"))
+_UPDATE_CATEGORY = (
+    update(categories)
+    .where(categories.c.user_id == bindparam("b_user_id"), categories.c.id == bindparam("b_id"))
+    .values(change_seq=_seq_of("b_user_id"))
 )
 _DELETE_CATEGORY = delete(categories).where(categories.c.user_id == _USER, categories.c.id == bindparam("category_id"))
 
+# A key is claimed anew once it has expired; a claim holds the key's row until its
+# transaction ends, so a second claim of the same key waits and then sees what the first recorded.
+_CLAIM_KEY = text(
+    "INSERT INTO idempotency_keys (user_id, key, fingerprint, recorded_at) "
+    "VALUES (:user_id, :key, :fingerprint, :now) "
+    "ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
+    "recorded_at = excluded.recorded_at, status = NULL, headers = NULL, body = NULL "
+    "WHERE idempotency_keys.recorded_at < :expired_before"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("expired_before", type_=UTCDateTime()))
+_KEY = select(
+    idempotency_keys.c.fingerprint, idempotency_keys.c.status, idempotency_keys.c.headers, idempotency_keys.c.body
+).where(idempotency_keys.c.user_id == _USER, idempotency_keys.c.key == bindparam("key"))
+_RECORD_KEY = update(idempotency_keys).where(
+    idempotency_keys.c.user_id == bindparam("b_user_id"), idempotency_keys.c.key == bindparam("b_key")
+)
+
+# Every user's expired rows. The horizon moves to the newest change number purged (never back).
+_PURGED_SEQ = (
+    select(func.max(tombstones.c.change_seq))
+    .where(tombstones.c.user_id == user_changes.c.user_id, tombstones.c.deleted_at < bindparam("deleted_before"))
+    .scalar_subquery()
+)
+_MOVE_HORIZONS = (
+    update(user_changes)
+    .where(
+        user_changes.c.user_id.in_(
+            select(tombstones.c.user_id).where(tombstones.c.deleted_at < bindparam("deleted_before"))
+        )
+    )
+    .values(horizon=case((user_changes.c.horizon < _PURGED_SEQ, _PURGED_SEQ), else_=user_changes.c.horizon))
+)
+_PURGE_TOMBSTONES = delete(tombstones).where(tombstones.c.deleted_at < bindparam("deleted_before"))
+_PURGE_KEYS = delete(idempotency_keys).where(idempotency_keys.c.recorded_at < bindparam("recorded_before"))
+
+
+class ChangeNumbers:
+    """The users whose change numbers one unit of work has taken (see `UnitOfWork`).
+
+    A writing unit of work takes the user's next number before its first statement on the
+    user's rows, so it holds the user's counter before any row lock: two units of work of one
+    user never wait for each other's row locks in opposite orders. A unit of work that only
+    reads takes none (`taking=False`).
+    """
+
+    def __init__(self, executor: Executor, *, taking: bool = True) -> None:
+        self._sql = executor
+        self._taking = taking
+        self.taken: set[str] = set()
+        #: The users whose data this unit of work changed: their change is to be announced.
+        self.changed: set[str] = set()
+
+    async def take(self, user_id: str) -> None:
+        if self._taking and user_id not in self.taken:
+            await self._sql.run(_NEXT_CHANGE, {"user_id": user_id})
+            self.taken.add(user_id)
+
+    async def write(self, user_id: str) -> None:
+        await self.take(user_id)
+        self.changed.add(user_id)
+
+    async def current(self, user_id: str) -> int:
+        """The user's change number as this unit of work sees it."""
+        rows = await self._sql.rows(_CHANGE_NUMBER, {"user_id": user_id})
+        return int(rows[0][0])
+
 
 class SqlTaskRepository:
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, changes: ChangeNumbers) -> None:
         self._sql = executor
+        self._changes = changes
         # The tags of the tasks this transaction has read, so that an update that keeps them
         # (a completion, a new title) does not rewrite the user's tag index.
         self._tags_read: dict[tuple[str, UUID], tuple[str, ...]] = {}
 
     async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
+        await self._changes.take(user_id)
         statement = _TASK_FOR_UPDATE if for_update else _TASK
         rows = await self._sql.rows(statement, {"user_id": user_id, "task_id": task_id})
         if not rows:
@@ -89,11 +193,13 @@ class SqlTaskRepository:
         return task
 
     async def add(self, task: Task) -> None:
-        await self._sql.run(_INSERT_TASK, TASKS.to_row(task))
+        await self._changes.write(task.user_id)
+        await self._sql.run(_INSERT_TASK, {**TASKS.to_row(task), "b_user_id": task.user_id})
         await self._write_tags(task)
         self._tags_read[(task.user_id, task.id)] = task.fields.tags
 
     async def update(self, task: Task) -> None:
+        await self._changes.write(task.user_id)
         changed = {name: value for name, value in TASKS.to_row(task).items() if name not in _FIXED}
         await self._sql.run(_UPDATE_TASK, {"b_user_id": task.user_id, "b_id": task.id, **changed})
         if self._tags_read.get((task.user_id, task.id)) == task.fields.tags:
@@ -102,7 +208,8 @@ class SqlTaskRepository:
         await self._write_tags(task)
         self._tags_read[(task.user_id, task.id)] = task.fields.tags
 
-    async def remove(self, user_id: str, task_id: UUID, *, version: int | None = None) -> bool:
+    async def remove(self, user_id: str, task_id: UUID, now: datetime, *, version: int | None = None) -> bool:
+        await self._changes.take(user_id)
         key = {"user_id": user_id, "task_id": task_id}
         if version is None:
             removed = await self._sql.count(_DELETE_TASK, key)
@@ -111,16 +218,20 @@ class SqlTaskRepository:
         if removed != 1:
             return False
         await self._sql.run(_DELETE_TAGS, key)
+        await _bury(self._sql, self._changes, user_id, task_id, ChangeKind.TASK, now)
         self._tags_read.pop((user_id, task_id), None)
         return True
 
     async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
+        await self._changes.write(user_id)
         await self._sql.run(_CLEAR_CATEGORY, {"b_user_id": user_id, "b_category_id": category_id, "b_now": now})
 
     async def tag_counts(self, user_id: str) -> Sequence[tuple[str, int]]:
+        await self._changes.take(user_id)
         return [(tag, n) for tag, n in await self._sql.rows(_TAG_COUNTS, {"user_id": user_id})]
 
     async def due_reminders(self, user_id: str, until: datetime, limit: int) -> Sequence[Task]:
+        await self._changes.take(user_id)
         rows = await self._sql.rows(_DUE_REMINDERS, {"user_id": user_id, "until": until, "limit": limit})
         return [TASKS.from_row(row) for row in rows]
 
@@ -134,30 +245,39 @@ class SqlTaskRepository:
 
 
 class SqlCategoryRepository:
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, changes: ChangeNumbers) -> None:
         self._sql = executor
+        self._changes = changes
 
     async def get(
         self, user_id: str, category_id: UUID, *, for_update: bool = False, for_share: bool = False
     ) -> Category | None:
+        await self._changes.take(user_id)
         statement = _CATEGORY_FOR_UPDATE if for_update else _CATEGORY_FOR_SHARE if for_share else _CATEGORY
         rows = await self._sql.rows(statement, {"user_id": user_id, "category_id": category_id})
         return CATEGORIES.from_row(rows[0]) if rows else None
 
     async def list_for_user(self, user_id: str) -> Sequence[Category]:
+        await self._changes.take(user_id)
         return [CATEGORIES.from_row(row) for row in await self._sql.rows(_CATEGORIES, {"user_id": user_id})]
 
     async def add(self, category: Category) -> None:
+        await self._changes.write(category.user_id)
         async with self._unique_name(category):
-            await self._sql.run(_INSERT_CATEGORY, CATEGORIES.to_row(category))
+            await self._sql.run(_INSERT_CATEGORY, {**CATEGORIES.to_row(category), "b_user_id": category.user_id})
 
     async def update(self, category: Category) -> None:
+        await self._changes.write(category.user_id)
         changed = {name: value for name, value in CATEGORIES.to_row(category).items() if name not in _FIXED}
         async with self._unique_name(category):
             await self._sql.run(_UPDATE_CATEGORY, {"b_user_id": category.user_id, "b_id": category.id, **changed})
 
-    async def remove(self, user_id: str, category_id: UUID) -> bool:
-        return await self._sql.count(_DELETE_CATEGORY, {"user_id": user_id, "category_id": category_id}) == 1
+    async def remove(self, user_id: str, category_id: UUID, now: datetime) -> bool:
+        await self._changes.take(user_id)
+        if await self._sql.count(_DELETE_CATEGORY, {"user_id": user_id, "category_id": category_id}) != 1:
+            return False
+        await _bury(self._sql, self._changes, user_id, category_id, ChangeKind.CATEGORY, now)
+        return True
 
     @contextlib.asynccontextmanager
     async def _unique_name(self, category: Category) -> AsyncIterator[None]:
@@ -166,3 +286,47 @@ class SqlCategoryRepository:
                 yield
         except DuplicateKey as error:
             raise Conflict(f"you already have a category named {category.fields.name!r}") from error
+
+
+class SqlIdempotencyKeys:
+    def __init__(self, executor: Executor, changes: ChangeNumbers) -> None:
+        self._sql = executor
+        self._changes = changes
+
+    async def claim(
+        self, user_id: str, key: str, fingerprint: str, *, now: datetime, expired_before: datetime
+    ) -> Recorded | None:
+        await self._changes.take(user_id)
+        values = {"user_id": user_id, "key": key, "fingerprint": fingerprint, "now": now}
+        await self._sql.run(_CLAIM_KEY, {**values, "expired_before": expired_before})
+        ((stored_fingerprint, status, headers, body),) = await self._sql.rows(_KEY, {"user_id": user_id, "key": key})
+        if status is None:  # what this claim wrote: a recorded key always has its answer
+            return None
+        outcome = Outcome(status, tuple((name, value) for name, value in headers), bytes(body))
+        return Recorded(stored_fingerprint, outcome)
+
+    async def record(self, user_id: str, key: str, outcome: Outcome) -> None:
+        values = {"status": outcome.status, "headers": [list(pair) for pair in outcome.headers], "body": outcome.body}
+        await self._sql.run(_RECORD_KEY, {"b_user_id": user_id, "b_key": key, **values})
+
+
+class SqlRetentionRepository:
+    """What every user keeps only for a while (see `Retention`)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._sql = executor
+
+    async def purge(self, *, deleted_before: datetime, recorded_before: datetime) -> tuple[int, int]:
+        await self._sql.run(_MOVE_HORIZONS, {"deleted_before": deleted_before})
+        buried = await self._sql.count(_PURGE_TOMBSTONES, {"deleted_before": deleted_before})
+        keys = await self._sql.count(_PURGE_KEYS, {"recorded_before": recorded_before})
+        return buried, keys
+
+
+async def _bury(
+    sql: Executor, changes: ChangeNumbers, user_id: str, row_id: UUID, kind: ChangeKind, now: datetime
+) -> None:
+    """Leave the tombstone of a row just deleted, for sync."""
+    await changes.write(user_id)
+    values = {"user_id": user_id, "id": row_id, "kind": int(kind), "deleted_at": now, "b_user_id": user_id}
+    await sql.run(_INSERT_TOMBSTONE, values)

@@ -11,12 +11,14 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
     Dialect,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -79,6 +81,11 @@ def _user_id() -> Column[str]:
     return Column("user_id", String(USER_ID_MAX), nullable=False)
 
 
+def _change_seq() -> Column[int]:
+    """The user's change number of the commit that last wrote the row (see `user_changes`)."""
+    return Column("change_seq", BigInteger, nullable=False)
+
+
 tasks = Table(
     "tasks",
     metadata,
@@ -99,6 +106,7 @@ tasks = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
+    _change_seq(),
     PrimaryKeyConstraint("user_id", "id"),
 )
 # One index per sort order, each ending in the id that breaks ties, so a keyset page is a
@@ -107,6 +115,7 @@ for _sort_column in ("created_at", "updated_at", "due_at", "priority", "title_ke
     Index(None, tasks.c.user_id, tasks.c[_sort_column], tasks.c.id)
 Index(None, tasks.c.user_id, tasks.c.remind_at)
 Index(None, tasks.c.user_id, tasks.c.category_id)
+Index(None, tasks.c.user_id, tasks.c.change_seq, tasks.c.id)
 
 task_tags = Table(
     "task_tags",
@@ -131,9 +140,52 @@ categories = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
+    _change_seq(),
     PrimaryKeyConstraint("user_id", "id"),
 )
 Index(None, categories.c.user_id, categories.c.name_key, unique=True)
+Index(None, categories.c.user_id, categories.c.change_seq, categories.c.id)
+
+# Each user's change sequence. A commit that changes the user's data increments `seq` first
+# (and so holds this row until it ends) and writes the new number on every row it writes.
+# `horizon`: the newest number whose tombstones were purged.
+user_changes = Table(
+    "user_changes",
+    metadata,
+    _user_id(),
+    Column("seq", BigInteger, nullable=False),
+    Column("horizon", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_id"),
+)
+
+# What sync tells a client about a row that no longer exists; kept for a while, then purged.
+tombstones = Table(
+    "tombstones",
+    metadata,
+    _user_id(),
+    Column("id", Uuid, nullable=False),
+    Column("kind", SmallInteger, nullable=False),  # `todo_core.sync.ChangeKind` of the row deleted
+    _change_seq(),
+    Column("deleted_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("user_id", "id"),
+)
+Index(None, tombstones.c.user_id, tombstones.c.change_seq, tombstones.c.id)
+Index(None, tombstones.c.deleted_at)
+
+# A command's idempotency key and what it answered, recorded in the command's transaction.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    _user_id(),
+    Column("key", _binary_text(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", SmallInteger, nullable=True),  # null until the command's answer is recorded
+    Column("headers", JSON, nullable=True),
+    Column("body", LargeBinary, nullable=True),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("user_id", "key"),
+)
+Index(None, idempotency_keys.c.recorded_at)
 
 # PostgreSQL-only trigram indexes behind `q` search; made by the migrations, not declared
 # here, because SQLite has no such index. The schema test knows to expect them.

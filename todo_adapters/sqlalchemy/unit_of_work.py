@@ -10,23 +10,36 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from todo_adapters.broker import ChangeBroker
 from todo_adapters.sqlalchemy.engine import SQLITE_BUSY_SECONDS, sqlite_writers
 from todo_adapters.sqlalchemy.execution import SqlAlchemyExecutor
-from todo_adapters.sqlalchemy.repositories import SqlCategoryRepository, SqlTaskRepository
+from todo_adapters.sqlalchemy.repositories import (
+    ChangeNumbers,
+    SqlCategoryRepository,
+    SqlIdempotencyKeys,
+    SqlRetentionRepository,
+    SqlTaskRepository,
+)
 from todo_core.errors import Conflict, StorageUnavailable
 
 
 class SqlAlchemyUnitOfWork:
     """With `read_only`, no transaction at all: each statement sees the latest commits, takes
     no lock (not even SQLite's write lock) and costs no BEGIN or ROLLBACK round trip. For
-    queries that read once; `commit()` is refused."""
+    queries that read once; `commit()` is refused.
+
+    The changes it commits are announced on `broker` (SQLite's writers are this process's:
+    other processes on the same file do not hear of them)."""
 
     tasks: SqlTaskRepository
     categories: SqlCategoryRepository
+    idempotency: SqlIdempotencyKeys
+    retention: SqlRetentionRepository
 
-    def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
+    def __init__(self, engine: AsyncEngine, *, read_only: bool = False, broker: ChangeBroker | None = None) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT") if read_only else engine
         self._read_only = read_only
+        self._broker = broker
         self._writers = None if read_only else sqlite_writers(engine)
         self._turn_taken = False
         self._connection: AsyncConnection | None = None
@@ -50,8 +63,11 @@ class SqlAlchemyUnitOfWork:
                 raise StorageUnavailable("the database cannot be reached") from error
             raise
         executor = SqlAlchemyExecutor(self._connection)
-        self.tasks = SqlTaskRepository(executor)
-        self.categories = SqlCategoryRepository(executor)
+        self._changes = ChangeNumbers(executor, taking=not self._read_only)
+        self.tasks = SqlTaskRepository(executor, self._changes)
+        self.categories = SqlCategoryRepository(executor, self._changes)
+        self.idempotency = SqlIdempotencyKeys(executor, self._changes)
+        self.retention = SqlRetentionRepository(executor)
         return self
 
     async def __aexit__(
@@ -71,7 +87,11 @@ class SqlAlchemyUnitOfWork:
     async def commit(self) -> None:
         assert self._connection is not None, "commit() outside `async with`"
         assert not self._read_only, "commit() in a read-only unit of work"
+        numbers = {user_id: await self._changes.current(user_id) for user_id in self._changes.changed}
         await self._connection.commit()
+        if self._broker is not None:
+            for user_id, seq in numbers.items():
+                self._broker.publish(user_id, seq)
 
     async def _close(self) -> None:
         connection, self._connection = self._connection, None

@@ -134,15 +134,24 @@ def _compiled(statement: Select[Any]) -> str:
 
 
 def _as_sqlite_json(statement: Select[Any], *, with_version: bool = False) -> Select[Any]:
-    """Each row of `statement` as one JSON object text, as `instant_text` and orjson write it:
-    SQLite keeps instants as `YYYY-MM-DD HH:MM:SS.ffffff` UTC text, UUIDs as 32 hex digits
-    and booleans as 0 or 1 (SQLAlchemy's forms), so each value is turned by its column's type."""
+    """Each row of `statement` as one JSON object text (see `json_object_of`)."""
     row = statement.subquery("v")
-    pairs: list[Any] = []
-    for column in row.c:
-        pairs += [literal_column(f"'{column.name}'"), _sqlite_json_value(column)]
-    rendered = func.json_object(*pairs)
+    rendered = json_object_of(list(row.c), "sqlite")
     return select(rendered, row.c.version) if with_version else select(rendered).select_from(row)
+
+
+def json_object_of(columns: Sequence[Any], dialect: str) -> Any:
+    """An expression: the columns as one JSON object text, named by the columns, its values as
+    `instant_text` and orjson write them. PostgreSQL writes them so itself. SQLite keeps
+    instants as `YYYY-MM-DD HH:MM:SS.ffffff` UTC text, UUIDs as 32 hex digits and booleans as
+    0 or 1 (SQLAlchemy's forms), so there each value is turned by its column's type."""
+    pairs: list[Any] = []
+    for column in columns:
+        value = column if dialect == "postgresql" else _sqlite_json_value(column)
+        pairs += [literal_column(f"'{column.name}'"), value]
+    if dialect == "postgresql":
+        return cast(func.json_build_object(*pairs), Text)
+    return func.json_object(*pairs)
 
 
 def _sqlite_json_value(column: Any) -> Any:

@@ -8,10 +8,12 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Response
 
 from todo_api.dependencies import CurrentClock, Reader, Uow, UserId
+from todo_api.idempotency import REPLAYED, Idempotent
 from todo_api.problems import problem_responses
 from todo_api.representation import if_match_version, json_response, versioned_response
 from todo_api.schemas import CategoryList, CategoryPatch, CategoryRead, CategoryWrite
 from todo_core.category import Category, CategoryFields
+from todo_core.ports import UnitOfWork
 from todo_core.use_cases import categories as use_cases
 from todo_core.views import category_view
 
@@ -27,13 +29,34 @@ async def list_categories(user_id: UserId, uow: Reader) -> Response:
     return json_response({"items": [category_view(category) for category in found]})
 
 
-@router.post("", response_model=CategoryRead, status_code=201, responses=problem_responses(409))
-async def create_category(user_id: UserId, uow: Uow, clock: CurrentClock, body: CategoryWrite) -> Response:
-    """Create a category; its name must be new to the user, in any letter case."""
-    category = await use_cases.create_category(uow, clock, user_id, CategoryFields(body.name, body.color))
-    return _category_response(
-        category, status_code=201, headers={"Location": f"/api/{user_id}/categories/{category.id}"}
-    )
+@router.post(
+    "",
+    response_model=CategoryRead,
+    status_code=201,
+    responses={
+        201: {
+            "headers": {
+                "Location": {"schema": {"type": "string"}},
+                "ETag": {"schema": {"type": "string"}},
+                REPLAYED: {"schema": {"type": "string", "enum": ["true"]}, "description": "A retry's replayed answer"},
+            }
+        },
+        **problem_responses(409),
+    },
+)
+async def create_category(
+    user_id: UserId, uow: Uow, clock: CurrentClock, body: CategoryWrite, idempotency: Idempotent
+) -> Response:
+    """Create a category; its name must be new to the user, in any letter case. With an
+    `Idempotency-Key`, a retry creates nothing more."""
+    fields = CategoryFields(body.name, body.color)
+
+    async def create(uow: UnitOfWork) -> Response:
+        category = await use_cases.create_category(uow, clock, user_id, fields)
+        location = f"/api/{user_id}/categories/{category.id}"
+        return _category_response(category, status_code=201, headers={"Location": location})
+
+    return await idempotency.run(uow, user_id, create)
 
 
 @router.get("/{category_id}", response_model=CategoryRead, responses=problem_responses(404))

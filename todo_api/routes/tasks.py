@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Header, Query, Response
 
 from todo_api.dependencies import CurrentClock, Cursors, Reader, Uow, UserId, Views
+from todo_api.idempotency import REPLAYED, Idempotent
 from todo_api.problems import problem_responses
 from todo_api.representation import etag, etag_listed, if_match_version, json_response, versioned_response
 from todo_api.schemas import (
@@ -22,6 +23,7 @@ from todo_api.schemas import (
     TaskRead,
     TaskWrite,
 )
+from todo_core.ports import UnitOfWork
 from todo_core.query import Sort, TaskQuery
 from todo_core.task import Priority, Task, TaskFields
 from todo_core.use_cases import tasks as use_cases
@@ -61,12 +63,27 @@ async def list_tasks(
     "/tasks",
     response_model=TaskRead,
     status_code=201,
-    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}, "ETag": {"schema": {"type": "string"}}}}},
+    responses={
+        201: {
+            "headers": {
+                "Location": {"schema": {"type": "string"}},
+                "ETag": {"schema": {"type": "string"}},
+                REPLAYED: {"schema": {"type": "string", "enum": ["true"]}, "description": "A retry's replayed answer"},
+            }
+        }
+    },
 )
-async def create_task(user_id: UserId, uow: Uow, clock: CurrentClock, body: TaskWrite) -> Response:
-    """Create a task."""
-    task = await use_cases.create_task(uow, clock, user_id, TaskFields.of(body.model_dump()))
-    return _task_response(task, status_code=201, headers={"Location": f"/api/{user_id}/tasks/{task.id}"})
+async def create_task(
+    user_id: UserId, uow: Uow, clock: CurrentClock, body: TaskWrite, idempotency: Idempotent
+) -> Response:
+    """Create a task. With an `Idempotency-Key`, a retry creates nothing more."""
+    fields = TaskFields.of(body.model_dump())
+
+    async def create(uow: UnitOfWork) -> Response:
+        task = await use_cases.create_task(uow, clock, user_id, fields)
+        return _task_response(task, status_code=201, headers={"Location": f"/api/{user_id}/tasks/{task.id}"})
+
+    return await idempotency.run(uow, user_id, create)
 
 
 @router.get(
@@ -108,9 +125,11 @@ async def patch_task(
 
 
 @router.delete("/tasks/{task_id}", status_code=204, response_class=Response, responses=problem_responses(404, 412))
-async def delete_task(user_id: UserId, uow: Uow, task_id: UUID, if_match: IfMatch = None) -> Response:
+async def delete_task(
+    user_id: UserId, uow: Uow, clock: CurrentClock, task_id: UUID, if_match: IfMatch = None
+) -> Response:
     """Delete a task."""
-    await use_cases.delete_task(uow, user_id, task_id, if_match=if_match_version(if_match))
+    await use_cases.delete_task(uow, clock, user_id, task_id, if_match=if_match_version(if_match))
     return Response(status_code=204)
 
 

@@ -71,9 +71,10 @@ async def delete_category(uow: UnitOfWork, clock: Clock, user_id: str, category_
     async with uow:
         # Delete first: a task being given this category holds it until that change commits,
         # so the tasks are cleared only once every such change is in.
-        if not await uow.categories.remove(user_id, category_id):
+        now = clock.now()
+        if not await uow.categories.remove(user_id, category_id, now):
             raise NotFound("category")
-        await uow.tasks.clear_category(user_id, category_id, clock.now())
+        await uow.tasks.clear_category(user_id, category_id, now)
         await uow.commit()
 
 

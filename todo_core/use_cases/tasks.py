@@ -96,11 +96,13 @@ async def complete_task(
     return await _change(uow, clock, user_id, task_id, completion, None)
 
 
-async def delete_task(uow: UnitOfWork, user_id: str, task_id: UUID, *, if_match: int | None = None) -> None:
+async def delete_task(
+    uow: UnitOfWork, clock: Clock, user_id: str, task_id: UUID, *, if_match: int | None = None
+) -> None:
     """:raises NotFound: the user has no task with this id.
     :raises PreconditionFailed: `if_match` is given and is not the current version."""
     async with uow:
-        if not await uow.tasks.remove(user_id, task_id, version=if_match):
+        if not await uow.tasks.remove(user_id, task_id, clock.now(), version=if_match):
             current = await _existing(uow, user_id, task_id)
             raise PreconditionFailed(current.version)  # it exists, so the version did not match
         await uow.commit()
