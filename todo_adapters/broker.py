@@ -69,3 +69,8 @@ class ChangeBroker:
     def subscriptions(self) -> int:
         """How many subscriptions are open (for metrics and tests)."""
         return sum(len(subscribers) for subscribers in self._subscribers.values())
+
+    @property
+    def users(self) -> list[str]:
+        """The users with at least one open subscription."""
+        return list(self._subscribers)

@@ -18,7 +18,7 @@ from todo_adapters.auth import JwksKeys
 from todo_api.container import Container
 from todo_api.middleware import API_PREFIX, BearerAuthentication, BodySizeLimit
 from todo_api.problems import document_problem_media_type, install_problem_handlers
-from todo_api.routes import categories, health, sync, tasks
+from todo_api.routes import categories, events, health, sync, tasks
 from todo_api.settings import Settings
 from todo_core.use_cases.sync import purge_expired
 
@@ -39,13 +39,18 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         # takes a few milliseconds instead of ~90 ms: that pause was the slowest requests' wait.
         gc.collect()
         gc.freeze()
+        postgres = container.backend() == "postgresql"
+        if postgres:
+            container.change_listener().start()
         purging = asyncio.create_task(_purge_periodically(container, resolved))
         yield
         purging.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purging
-        # Release what the singletons hold: pooled connections and the key server's client.
-        if container.backend() == "postgresql":
+        # Release what the singletons hold: the listening and pooled connections, the key
+        # server's client.
+        if postgres:
+            await container.change_listener().stop()
             await container.postgres_pool().close()
         else:
             await container.engine().dispose()
@@ -78,6 +83,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(tasks.router)
     app.include_router(categories.router)
     app.include_router(sync.router)
+    app.include_router(events.router)
 
     default_openapi = app.openapi
 

@@ -16,6 +16,7 @@ from dependency_injector import containers, providers
 from todo_adapters.auth import JwksKeys, JwtVerifier, SharedSecretKeys
 from todo_adapters.broker import ChangeBroker
 from todo_adapters.clock import SystemClock
+from todo_adapters.sqlalchemy.change_listener import PostgresChangeListener
 from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFeed, SqlRetention
 from todo_adapters.sqlalchemy.engine import create_engine, normalise_url
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
@@ -42,6 +43,10 @@ def _postgres_pool(settings: Settings) -> PostgresPool:
     return PostgresPool(normalise_url(settings.database_url), size=settings.db_pool_size)
 
 
+def _change_listener(settings: Settings, broker: ChangeBroker) -> PostgresChangeListener:
+    return PostgresChangeListener(normalise_url(settings.database_url), broker)
+
+
 def _token_secret(settings: Settings) -> bytes:
     """The key that signs page cursors and sync tokens."""
     if settings.cursor_secret is not None:
@@ -65,6 +70,8 @@ class Container(containers.DeclarativeContainer):
     )
     #: PostgreSQL: psycopg's pool runs every statement.
     postgres_pool = providers.Singleton(_postgres_pool, settings)
+    #: PostgreSQL: the process's one connection that hears every process's changes.
+    change_listener = providers.Singleton(_change_listener, settings, broker)
     #: Commands: one transaction each.
     unit_of_work = providers.Selector(
         backend,

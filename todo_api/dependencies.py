@@ -6,8 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from todo_adapters.broker import ChangeBroker
 from todo_api.container import Container
 from todo_api.cursor import CursorCodec
+from todo_api.settings import Settings
 from todo_api.sync_tokens import SyncTokenCodec
 from todo_core.clock import Clock
 from todo_core.errors import AuthenticationFailed
@@ -58,6 +60,28 @@ async def sync_tokens(request: Request) -> SyncTokenCodec:
     return codec
 
 
+async def broker(request: Request) -> ChangeBroker:
+    found: ChangeBroker = _container(request).broker()
+    return found
+
+
+async def settings(request: Request) -> Settings:
+    resolved: Settings = _container(request).settings()
+    return resolved
+
+
+async def token_valid_until(request: Request) -> float:
+    """The instant (POSIX seconds) the request's bearer token stops being accepted, as
+    `BearerAuthentication` found it.
+
+    :raises AuthenticationFailed: the middleware did not vouch for this request.
+    """
+    valid_until = request.scope.get("state", {}).get("token_valid_until")
+    if not isinstance(valid_until, float):
+        raise AuthenticationFailed("the request was not authenticated")
+    return valid_until
+
+
 async def authorized_user(request: Request, user_id: str) -> str:
     """The path's `user_id`, which `BearerAuthentication` proved the caller to be before the
     request was routed (it compares the token's subject with the path: that is the one check).
@@ -78,3 +102,6 @@ CurrentClock = Annotated[Clock, Depends(clock)]
 Cursors = Annotated[CursorCodec, Depends(cursor_codec)]
 Feed = Annotated[ChangeFeed, Depends(change_feed)]
 SyncTokens = Annotated[SyncTokenCodec, Depends(sync_tokens)]
+Broker = Annotated[ChangeBroker, Depends(broker)]
+CurrentSettings = Annotated[Settings, Depends(settings)]
+TokenValidUntil = Annotated[float, Depends(token_valid_until)]

@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_api.problems import BodyTooLarge, body_too_large, domain_problem
 from todo_core.errors import AuthenticationFailed, DomainError, Forbidden
-from todo_core.identity import IdentityVerifier
+from todo_core.identity import Identity, IdentityVerifier
 
 API_PREFIX = "/api/"
 
@@ -18,7 +18,9 @@ class BearerAuthentication:
 
     It runs before routing and before anything reads the body, so a caller without a valid
     token learns nothing (not even whether its JSON parses) and costs no more than the check.
-    The verified user id is left in `scope["state"]["user_id"]` for the routes.
+    The verified user id is left in `scope["state"]["user_id"]` for the routes, and the instant
+    the token stops being accepted in `scope["state"]["token_valid_until"]` (for what must not
+    outlive the token: an event stream).
     """
 
     def __init__(self, app: ASGIApp, verifier: Callable[[], IdentityVerifier]) -> None:
@@ -30,21 +32,23 @@ class BearerAuthentication:
             await self.app(scope, receive, send)
             return
         try:
-            user_id = await self._authorized_user(scope)
+            identity = await self._authorized(scope)
         except DomainError as error:
             await domain_problem(error)(scope, receive, send)
             return
-        scope.setdefault("state", {})["user_id"] = user_id
+        state = scope.setdefault("state", {})
+        state["user_id"] = identity.user_id
+        state["token_valid_until"] = identity.valid_until
         await self.app(scope, receive, send)
 
-    async def _authorized_user(self, scope: Scope) -> str:
+    async def _authorized(self, scope: Scope) -> Identity:
         scheme, _, token = _header(scope, b"authorization").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("no bearer token")
-        subject = await self.verifier().verify(token.strip())
-        if subject != _route_path(scope)[len(API_PREFIX) :].split("/", 1)[0]:
+        identity = await self.verifier().identify(token.strip())
+        if identity.user_id != _route_path(scope)[len(API_PREFIX) :].split("/", 1)[0]:
             raise Forbidden("the token's subject is not the user in the path")
-        return subject
+        return identity
 
 
 def _route_path(scope: Scope) -> str:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     purge_interval_seconds: float = Field(
         3600, gt=0, description="How often each worker purges expired tombstones and idempotency keys"
     )
+    events_heartbeat_seconds: float = Field(
+        15, gt=0, le=300, description="A comment is sent on idle event streams this often, so proxies keep them open"
+    )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413")
     cors_origins: list[str] = Field(
         default_factory=list,

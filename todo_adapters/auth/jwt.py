@@ -10,6 +10,7 @@ from jwt.types import Options
 
 from todo_adapters.auth.keys import KeySource, SharedSecretKeys
 from todo_core.errors import AuthenticationFailed
+from todo_core.identity import Identity
 from todo_core.text import unstorable_reason
 
 #: Far above any real token (Better Auth's are ~1 KB); refusing before parsing keeps a flood
@@ -48,8 +49,8 @@ class JwtVerifier:
             # Unconfigured means unchecked: PyJWT would otherwise refuse any token with `aud`.
             "verify_aud": audience is not None,
         }
-        # token → (user id, the instant it stops being accepted), oldest first.
-        self._verified: dict[str, tuple[str, float]] = {}
+        # token → whom it names and until when, oldest first.
+        self._verified: dict[str, Identity] = {}
 
     async def verify(self, token: str) -> str:
         """Return the user id the token was issued for. A token verified before is
@@ -59,18 +60,25 @@ class JwtVerifier:
             an unknown key or another algorithm than its key's, expired, not yet valid, for
             another issuer or audience, or its user claim is not a non-empty string.
         """
+        return (await self.identify(token)).user_id
+
+    async def identify(self, token: str) -> Identity:
+        """Return the user the token was issued for and the instant it stops being accepted
+        (`exp` plus the leeway), remembered as `verify` does.
+
+        :raises AuthenticationFailed: as `verify`.
+        """
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise AuthenticationFailed("the token is missing or too long")
         remembered = self._verified.get(token)
         if remembered is not None:
-            user_id, expires = remembered
-            if time.time() < expires:
-                return user_id
+            if time.time() < remembered.valid_until:
+                return remembered
             del self._verified[token]
         claims = await self._checked_claims(token)
-        user_id = self._user_id(claims)
-        self._remember(token, user_id, float(claims["exp"]) + self._leeway_seconds)
-        return user_id
+        identity = Identity(self._user_id(claims), float(claims["exp"]) + self._leeway_seconds)
+        self._remember(token, identity)
+        return identity
 
     async def _checked_claims(self, token: str) -> dict[str, Any]:
         try:
@@ -105,14 +113,14 @@ class JwtVerifier:
         """How many verified tokens are remembered (never more than the cache size)."""
         return len(self._verified)
 
-    def _remember(self, token: str, user_id: str, expires: float) -> None:
+    def _remember(self, token: str, identity: Identity) -> None:
         if len(self._verified) >= self._cache_size:
             now = time.time()
-            for stale in [key for key, (_, until) in self._verified.items() if until <= now]:
+            for stale in [key for key, known in self._verified.items() if known.valid_until <= now]:
                 del self._verified[stale]
             while len(self._verified) >= self._cache_size:
                 del self._verified[next(iter(self._verified))]  # the oldest
-        self._verified[token] = (user_id, expires)
+        self._verified[token] = identity
 
     def _user_id(self, claims: dict[str, Any]) -> str:
         user_id = claims.get(self._user_claim)

@@ -1,0 +1,171 @@
+"""GET /api/{user_id}/events over HTTP against the real app, in-process: what is announced, to
+whom, how the stream keeps alive, and when it ends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Caller, SqlStore, bearer, build_app
+from tests.event_streams import EventStream, StreamingASGITransport, changed_token, latest_token, open_events
+from todo_adapters.broker import ChangeBroker
+from todo_api.container import Container
+
+#: How long a stream must stay quiet to show it announces nothing.
+QUIET_SECONDS = 0.5
+
+
+@dataclass
+class EventsApi:
+    """One app, called two ways: `api` for ordinary requests, `streams` for event streams."""
+
+    api: httpx.AsyncClient
+    streams: httpx.AsyncClient
+    container: Container
+
+    def caller(self, user_id: str) -> Caller:
+        return Caller(self.api, user_id)
+
+    def events(self, user: Caller, headers: dict[str, str] | None = None) -> AbstractAsyncContextManager[EventStream]:
+        return open_events(self.streams, user.url("/events"), headers if headers is not None else user.headers)
+
+    @property
+    def broker(self) -> ChangeBroker:
+        broker: ChangeBroker = self.container.broker()
+        return broker
+
+
+@pytest.fixture
+def events_api_factory(sqlite_store: SqlStore) -> Callable[..., AbstractAsyncContextManager[EventsApi]]:
+    """Makes an `EventsApi` on SQLite with settings overridden."""
+
+    @asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[EventsApi]:
+        app, container = build_app(sqlite_store, **overrides)
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as api,
+            httpx.AsyncClient(transport=StreamingASGITransport(app), base_url="http://testserver") as streams,
+        ):
+            yield EventsApi(api, streams, container)
+
+    return make
+
+
+@pytest.fixture
+async def events_api(events_api_factory: Callable[..., Any]) -> AsyncIterator[EventsApi]:
+    async with events_api_factory() as made:
+        yield made
+
+
+async def test_a_change_is_announced_with_the_token_a_sync_would_return(
+    events_api: EventsApi, new_user: Callable[[], str]
+) -> None:
+    alice = events_api.caller(new_user())
+    async with events_api.events(alice) as stream:
+        assert stream.response.status_code == 200
+        task = await alice.create_task(title="Water the plants")
+        assert await changed_token(stream) == await latest_token(alice)
+        renamed = await alice.request("PATCH", f"/tasks/{task['id']}", json={"title": "Water the ferns"})
+        assert renamed.status_code == 200
+        assert await changed_token(stream) == await latest_token(alice)
+        category = await alice.request("POST", "/categories", json={"name": "Home"})
+        assert category.status_code == 201
+        assert await changed_token(stream) == await latest_token(alice)
+        deleted = await alice.request("DELETE", f"/tasks/{task['id']}")
+        assert deleted.status_code == 204
+        assert await changed_token(stream) == await latest_token(alice)
+
+
+async def test_another_users_change_is_not_announced(events_api: EventsApi, new_user: Callable[[], str]) -> None:
+    alice, bob = events_api.caller(new_user()), events_api.caller(new_user())
+    async with events_api.events(alice) as stream:
+        await bob.create_task(title="Bob's")
+        with pytest.raises(TimeoutError):
+            await stream.next_event(QUIET_SECONDS)
+        await alice.create_task(title="Alice's")
+        assert await changed_token(stream) == await latest_token(alice)
+
+
+async def test_every_open_stream_of_the_user_is_told(events_api: EventsApi, new_user: Callable[[], str]) -> None:
+    alice = events_api.caller(new_user())
+    async with events_api.events(alice) as phone, events_api.events(alice) as laptop:
+        await alice.create_task()
+        expected = await latest_token(alice)
+        assert [await changed_token(phone), await changed_token(laptop)] == [expected, expected]
+
+
+async def test_the_stream_is_an_uncached_unbuffered_event_stream(
+    events_api: EventsApi, new_user: Callable[[], str]
+) -> None:
+    alice = events_api.caller(new_user())
+    async with events_api.events(alice) as stream:
+        headers = stream.response.headers
+        assert headers["content-type"].startswith("text/event-stream")
+        assert headers["cache-control"] == "no-cache"
+        assert headers["x-accel-buffering"] == "no"
+
+
+async def test_an_idle_stream_sends_heartbeats(
+    events_api_factory: Callable[..., Any], new_user: Callable[[], str]
+) -> None:
+    async with events_api_factory(events_heartbeat_seconds=0.2) as events_api:
+        alice = events_api.caller(new_user())
+        async with events_api.events(alice) as stream:
+            started = time.monotonic()
+            beats = [await stream.next(1.0) for _ in range(3)]
+            elapsed = time.monotonic() - started
+    assert all(beat is not None and beat.comment is not None and beat.name is None for beat in beats), beats
+    assert 0.4 <= elapsed < 1.5
+
+
+@pytest.mark.parametrize("leeway", [0, 1])
+async def test_the_stream_ends_when_the_token_is_no_longer_accepted(
+    events_api_factory: Callable[..., Any], new_user: Callable[[], str], leeway: int
+) -> None:
+    async with events_api_factory(jwt_leeway_seconds=leeway) as events_api:
+        alice = events_api.caller(new_user())
+        issued = int(time.time())
+        headers = bearer(alice.id, ttl_seconds=2, now=issued)
+        async with events_api.events(alice, headers) as stream:
+            assert stream.response.status_code == 200
+            assert await stream.next_event(2 + leeway + 2.0) is None, "the stream did not end"
+            ended = time.time()
+            assert events_api.broker.subscriptions == 0
+    assert issued + 2 + leeway - 0.05 <= ended <= issued + 2 + leeway + 1.0
+
+
+async def test_a_stream_that_the_client_leaves_lets_go_of_its_subscription(
+    events_api: EventsApi, new_user: Callable[[], str]
+) -> None:
+    alice = events_api.caller(new_user())
+    async with events_api.events(alice):
+        assert events_api.broker.subscriptions == 1
+    assert events_api.broker.subscriptions == 0
+
+
+async def test_events_need_the_users_own_token(events_api: EventsApi, new_user: Callable[[], str]) -> None:
+    alice, bob = events_api.caller(new_user()), events_api.caller(new_user())
+    async with events_api.events(alice, headers={}) as anonymous:
+        assert anonymous.response.status_code == 401
+        assert anonymous.response.headers["content-type"] == "application/problem+json"
+    async with events_api.events(alice, headers=bob.headers) as other:
+        assert other.response.status_code == 403
+    assert events_api.broker.subscriptions == 0
+
+
+async def test_the_openapi_document_describes_the_event_stream(events_api: EventsApi) -> None:
+    document = (await events_api.api.get("/openapi.json")).json()
+    operation = document["paths"]["/api/{user_id}/events"]["get"]
+    assert operation["tags"] == ["sync"]
+    assert operation["security"] == [{"HTTPBearer": []}]
+    ok = operation["responses"]["200"]
+    assert set(ok["content"]) == {"text/event-stream"}
+    assert "event: changed" in ok["description"] and "next_since" in ok["description"]
+    for status in ("401", "403"):
+        assert set(operation["responses"][status]["content"]) == {"application/problem+json"}, status
