@@ -19,6 +19,13 @@ class Settings(BaseSettings):
         description="postgresql://, postgresql+psycopg://, sqlite:/// or sqlite+aiosqlite:/// URL",
     )
     db_pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connections kept per worker")
+    db_timeout_seconds: float = Field(
+        5,
+        gt=0,
+        le=300,
+        description="PostgreSQL: the longest a request waits for a pooled connection, and the longest one "
+        "statement may run; past it the request gets 503 with Retry-After",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
