@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
+    shutdown_grace_seconds: int = Field(
+        10,
+        ge=1,
+        le=3600,
+        description="On SIGTERM, how long requests in flight may take to finish before they are cancelled "
+        "and the process exits",
+    )
     access_log: bool | None = Field(
         None, description="uvicorn's plain-text line per request; default: on in development mode only"
     )
