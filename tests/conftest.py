@@ -127,7 +127,7 @@ def sqlite_views(sqlite_engine: AsyncEngine) -> TaskViews:
 
 @pytest.fixture(scope="session")
 async def postgres_pool(postgres_url: str) -> AsyncIterator[PostgresPool]:
-    pool = PostgresPool(make_url(postgres_url), size=5)
+    pool = PostgresPool(make_url(postgres_url), size=5, timeout=10)
     yield pool
     await pool.close()
 

@@ -97,5 +97,8 @@ def _serve(settings: Settings) -> int:
         proxy_headers=False,
         # A text line per request costs about a twentieth of a list request's CPU time.
         access_log=settings.dev_mode if settings.access_log is None else settings.access_log,
+        # On SIGTERM uvicorn stops accepting connections and waits for the open ones to finish
+        # their responses (streams included); past this it cancels what still runs and exits.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0

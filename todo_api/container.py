@@ -40,7 +40,9 @@ def _backend(settings: Settings) -> str:
 
 
 def _postgres_pool(settings: Settings) -> PostgresPool:
-    return PostgresPool(normalise_url(settings.database_url), size=settings.db_pool_size)
+    return PostgresPool(
+        normalise_url(settings.database_url), size=settings.db_pool_size, timeout=settings.db_timeout_seconds
+    )
 
 
 def _change_listener(settings: Settings, broker: ChangeBroker) -> PostgresChangeListener:

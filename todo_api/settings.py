@@ -19,9 +19,23 @@ class Settings(BaseSettings):
         description="postgresql://, postgresql+psycopg://, sqlite:/// or sqlite+aiosqlite:/// URL",
     )
     db_pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connections kept per worker")
+    db_timeout_seconds: float = Field(
+        5,
+        gt=0,
+        le=300,
+        description="PostgreSQL: the longest a request waits for a pooled connection, and the longest one "
+        "statement may run; past it the request gets 503 with Retry-After",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
+    shutdown_grace_seconds: int = Field(
+        10,
+        ge=1,
+        le=3600,
+        description="On SIGTERM, how long requests in flight may take to finish before they are cancelled "
+        "and the process exits",
+    )
     access_log: bool | None = Field(
         None, description="uvicorn's plain-text line per request; default: on in development mode only"
     )

@@ -3,7 +3,9 @@ process share it. (SQLAlchemy's engine still makes the schema: Alembic.)"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Self
@@ -15,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from todo_adapters.sqlalchemy.engine import POOL_TIMEOUT_SECONDS, SESSION_TIMEZONE
+from todo_adapters.sqlalchemy.engine import SESSION_TIMEZONE
 from todo_adapters.sqlalchemy.execution import PsycopgExecutor
 from todo_adapters.sqlalchemy.repositories import (
     ChangeNumbers,
@@ -28,6 +30,8 @@ from todo_core.errors import Conflict, StorageUnavailable
 
 #: What psycopg raises when the server cannot be reached or the connection broke.
 UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError)
+#: How long psycopg's pool keeps retrying one lost connection before it gives up (see below).
+RECONNECT_SECONDS = 2.0
 
 #: The channel a committed change of a user's data is announced on: `<change number>:<user id>`.
 CHANGES_CHANNEL = "todo_changes"
@@ -40,21 +44,38 @@ _ANNOUNCE = text(
 
 class PostgresPool:
     """Autocommit connections (a unit of work opens its own transaction), opened on first use:
-    a pool needs a running event loop."""
+    a pool needs a running event loop.
 
-    def __init__(self, url: URL, *, size: int) -> None:
+    `timeout` bounds a request's wait for a connection and each statement's run (PostgreSQL's
+    `statement_timeout`), so that a request answers, or fails with `StorageUnavailable`, in
+    bounded time whatever the database does.
+    """
+
+    def __init__(self, url: URL, *, size: int, timeout: float) -> None:
         self._pool = AsyncConnectionPool(
             url.set(drivername="postgresql").render_as_string(hide_password=False),
             # Opened up front and kept: a pool that grows under load makes the requests that
             # wait for its new connections the slowest ones.
             min_size=size,
             max_size=size,
-            timeout=POOL_TIMEOUT_SECONDS,
-            kwargs={"autocommit": True, "options": f"-c timezone={SESSION_TIMEZONE}"},
+            timeout=timeout,
+            # psycopg replaces a lost connection at once, then retries after 1, 2, 4, 8… s until
+            # this much time has passed; then it gives up, and the next request that has to wait
+            # starts a new series. With its default (5 minutes) the gap between attempts grew
+            # with the outage: after 20 s without the database, requests failed for 8 s more
+            # once it was back. Now an attempt is made about every second while requests wait.
+            reconnect_timeout=RECONNECT_SECONDS,
+            kwargs={
+                "autocommit": True,
+                "options": f"-c timezone={SESSION_TIMEZONE} -c statement_timeout={round(timeout * 1000)}",
+                # A host that does not answer holds up an attempt this long (libpq: 2 s or more).
+                "connect_timeout": max(2, math.ceil(timeout)),
+            },
             configure=_configure,
             open=False,
         )
         self._opened = False
+        self._checking: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -68,9 +89,21 @@ class PostgresPool:
             self._opened = True
         try:
             async with self._pool.connection() as connection:
-                yield connection
+                try:
+                    yield connection
+                finally:
+                    if connection.broken:
+                        self._check_idle_connections()
         except UNREACHABLE as error:
             raise StorageUnavailable("the database cannot be reached") from error
+
+    def _check_idle_connections(self) -> None:
+        """A connection broke, most likely because the database restarted, and the idle ones
+        with it: test them now (a round trip each) rather than fail one request per connection
+        (on a quiet server, the next `size` requests). Testing at every checkout would cost
+        every request a round trip instead."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.create_task(self._pool.check())
 
     async def close(self) -> None:
         await self._pool.close()
