@@ -38,7 +38,7 @@ def deployment(postgres_server_url: str, tmp_path: Path) -> Iterator[Deployment]
         yield deployed
 
 
-def mint_token(deployment: Deployment, ttl_seconds: int) -> str:
+def token_from_the_cli(deployment: Deployment, ttl_seconds: int) -> str:
     minted = subprocess.run(
         todo_command("token", USER, "--ttl", str(ttl_seconds)),
         env=deployment.environment,
@@ -70,7 +70,7 @@ def schemathesis_command(base_url: str, report: Path) -> list[str]:
 
 
 def test_fuzzing_finds_no_server_error_and_no_undocumented_response(deployment: Deployment, tmp_path: Path) -> None:
-    token = mint_token(deployment, ttl_seconds=FUZZ_SECONDS + OVERRUN_SECONDS + 600)
+    token = token_from_the_cli(deployment, ttl_seconds=FUZZ_SECONDS + OVERRUN_SECONDS + 600)
     report = tmp_path / "report.json"
     server = deployment.start(run=1)
     try:
