@@ -177,3 +177,39 @@ def test_the_wire_schemas_name_exactly_the_entitys_fields() -> None:
     assert set(TaskRead.model_fields) == set(TASK_VIEW_FIELDS)
     assert list(CategoryWrite.model_fields) == [field.name for field in dataclasses.fields(CategoryFields)]
     assert set(CategoryRead.model_fields) == set(CATEGORY_VIEW_FIELDS)
+
+
+async def test_openapi_links_lead_from_a_returned_resource_to_the_operations_on_it(alice: Caller) -> None:
+    document = (await alice.client.get("/openapi.json")).json()
+    operations = {
+        operation["operationId"]: (method, path)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+
+    def targets(method: str, path: str, status: str) -> set[tuple[str, str]]:
+        links = document["paths"][path][method]["responses"][status].get("links", {})
+        return {operations[link["operationId"]] for link in links.values()}
+
+    task = "/api/{user_id}/tasks/{task_id}"
+    on_a_task = {("get", task), ("put", task), ("patch", task), ("delete", task), ("patch", f"{task}/complete")}
+    category = "/api/{user_id}/categories/{category_id}"
+    on_a_category = {("get", category), ("patch", category), ("delete", category)}
+    assert targets("post", "/api/{user_id}/tasks", "201") == on_a_task
+    assert targets("patch", f"{task}/complete", "200") == on_a_task - {("patch", f"{task}/complete")}
+    assert targets("post", "/api/{user_id}/categories", "201") == on_a_category
+    assert targets("get", category, "200") == on_a_category - {("get", category)}
+    assert targets("get", "/api/{user_id}/tasks", "200") == set()  # a page is not a task
+    assert targets("delete", task, "204") == set()  # nothing comes back to follow
+
+    # Followed from a created task, each link reaches that very task.
+    for link in document["paths"]["/api/{user_id}/tasks"]["post"]["responses"]["201"]["links"].values():
+        created = await alice.create_task(title="Linked")
+        known = {"$request.path.user_id": alice.id, "$response.body#/id": created["id"]}
+        method, path = operations[link["operationId"]]
+        url = path.format(**{name: known[expression] for name, expression in link["parameters"].items()})
+        body = {"title": "Linked"} if path == task and method in {"put", "patch"} else None
+        response = await alice.client.request(method, url, headers=alice.headers, json=body)
+        assert response.status_code in {200, 204}, (method, path, response.text)
+        if response.status_code == 200:
+            assert response.json()["id"] == created["id"]
