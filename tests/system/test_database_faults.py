@@ -29,6 +29,7 @@ import pytest
 
 from tests.conftest import TEST_SECRET, _postgres_unavailable, bearer
 from tests.system.test_persistence import Deployment, Server, clean_environment, free_port
+from todo_adapters.sqlalchemy.change_listener import APPLICATION_NAME
 
 pytestmark = pytest.mark.slow
 
@@ -354,7 +355,8 @@ def wait_for_idle_pool(cluster: Cluster) -> None:
     with cluster.connect("postgres") as observer:
         while time.monotonic() < deadline:
             row = observer.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = 'todo' AND state = 'idle'"
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = 'todo' AND state = 'idle' "
+                f"AND application_name <> '{APPLICATION_NAME}'"  # the pool's, not the event listener
             ).fetchone()
             if row is not None and row[0] == POOL_SIZE:
                 return

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 HEALTH_CHECK_SECONDS = 30.0
 #: How long connecting, or a check of the connection, may take before it counts as lost.
 CONNECT_TIMEOUT_SECONDS = 5.0
+#: How the listening connection shows in `pg_stat_activity`.
+APPLICATION_NAME = "todo change listener"
 _CURRENT_NUMBERS = "SELECT user_id, seq FROM user_changes WHERE user_id = ANY(%s)"
 
 
@@ -109,7 +111,9 @@ class PostgresChangeListener:
     async def _listen(self) -> None:
         """Listen until the connection fails (it raises then; it never returns)."""
         async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-            connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            connection = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, application_name=APPLICATION_NAME
+            )
         async with connection:
             async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
                 await connection.execute(f"LISTEN {CHANGES_CHANNEL}")
