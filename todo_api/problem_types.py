@@ -1,0 +1,132 @@
+"""Every kind of problem the service answers with: its `type` (`/problems/<name>`), status,
+what it means and what a client should do. The OpenAPI document lists each response's types
+from here, and `GET /problems/<name>` explains each one (RFC 9457: dereferenceable types).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    name: str
+    status: int
+    meaning: str
+    remedy: str
+
+    @property
+    def uri(self) -> str:
+        return f"/problems/{self.name}"
+
+
+_TYPES = (
+    ProblemType(
+        "malformed-json",
+        400,
+        "The request body is not JSON: it does not parse, is not UTF-8, or nests too deeply.",
+        "Send a JSON document encoded as UTF-8. Do not repeat the request unchanged.",
+    ),
+    ProblemType(
+        "invalid-cursor",
+        400,
+        "The page cursor was not issued for this list: it was altered, or the filters or sort changed.",
+        "Send `cursor` with exactly the `sort` and filters of the request that returned it, or start "
+        "again from the first page without a cursor.",
+    ),
+    ProblemType(
+        "invalid-sync-token",
+        400,
+        "The sync token (`since`) was not issued by this service for this user, or was altered.",
+        "Sync again from a snapshot: `GET /api/{user_id}/changes` without `since`, and replace the local copy.",
+    ),
+    ProblemType(
+        "invalid-token",
+        401,
+        "No bearer token, or one that is malformed, expired, not yet valid or wrongly signed.",
+        "Get a fresh token from the identity provider (Better Auth: `/api/auth/token`) and send it as "
+        "`Authorization: Bearer <token>`.",
+    ),
+    ProblemType(
+        "forbidden",
+        403,
+        "The token is valid, but for another user than the `{user_id}` in the path.",
+        "Use the id of the signed-in user (the token's `sub`) in the path.",
+    ),
+    ProblemType(
+        "not-found",
+        404,
+        "There is no such resource for this user (whether it exists for someone else is never said), or no such path.",
+        "Check the id; a resource deleted by another device is gone: drop it from the local copy.",
+    ),
+    ProblemType(
+        "method-not-allowed",
+        405,
+        "The path exists, but not with this method.",
+        "Use one of the methods in the `Allow` header.",
+    ),
+    ProblemType(
+        "conflict",
+        409,
+        "The change clashes with the current state: a category of that name exists (in any letter case), "
+        "or a concurrent change got there first.",
+        "Choose another name, or read the resource again and retry.",
+    ),
+    ProblemType(
+        "sync-expired",
+        410,
+        "The sync token is from before deletions the service no longer remembers (after "
+        "`TODO_TOMBSTONE_DAYS`), or from a newer state than the service has (restored from a backup).",
+        "Sync again from a snapshot: `GET /api/{user_id}/changes` without `since`, and replace the local copy.",
+    ),
+    ProblemType(
+        "precondition-failed",
+        412,
+        "`If-Match` names a version that is no longer current: someone changed the resource since you read it.",
+        "Read it again (the `ETag` header of this answer is the current version), reapply your change, and "
+        "send it with the new `If-Match`.",
+    ),
+    ProblemType(
+        "body-too-large",
+        413,
+        "The request body is larger than the service accepts (`TODO_MAX_BODY_BYTES`).",
+        "Send less: a description or a batch is too long.",
+    ),
+    ProblemType(
+        "unsupported-media-type",
+        415,
+        "The request body is not declared as JSON.",
+        "Send `Content-Type: application/json` (or `application/merge-patch+json` with PATCH).",
+    ),
+    ProblemType(
+        "validation-error",
+        422,
+        "The request is well-formed but breaks a rule; `errors` names each field and what is wrong with it.",
+        "Correct the fields listed in `errors`. Do not repeat the request unchanged.",
+    ),
+    ProblemType(
+        "idempotency-key-reused",
+        422,
+        "This `Idempotency-Key` came before with a different request (method, path or body).",
+        "Use a new key for a new request; repeat a key only to retry the very same request.",
+    ),
+    ProblemType(
+        "internal-error",
+        500,
+        "Something went wrong on the service's side. It is logged; nothing about it is disclosed.",
+        "Retry later; if it persists, report it with the time of the request.",
+    ),
+    ProblemType(
+        "unavailable",
+        503,
+        "The service cannot reach its database right now.",
+        "Retry after the seconds in `Retry-After`. A create retried with the same `Idempotency-Key` is safe.",
+    ),
+)
+
+PROBLEM_TYPES: dict[str, ProblemType] = {problem.name: problem for problem in _TYPES}
+
+
+def types_with_status(status: int) -> list[ProblemType]:
+    """The problem types a response of this status can carry."""
+    return [problem for problem in _TYPES if problem.status == status]
