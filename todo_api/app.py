@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from todo_adapters.auth import JwksKeys
 from todo_api.container import Container
+from todo_api.docs import install_docs
 from todo_api.middleware import API_PREFIX, BearerAuthentication, BodySizeLimit
 from todo_api.problems import document_problem_media_type, install_problem_handlers
 from todo_api.routes import categories, events, health, sync, tasks
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         version="1.0.0",
         summary="Every user's tasks, and nobody else's.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from the service's own files
+        redoc_url=None,
     )
     app.state.container = container
     install_problem_handlers(app)
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(categories.router)
     app.include_router(sync.router)
     app.include_router(events.router)
+    install_docs(app)
 
     default_openapi = app.openapi
 
