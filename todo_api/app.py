@@ -20,7 +20,7 @@ from todo_api.container import Container
 from todo_api.docs import install_docs
 from todo_api.middleware import API_PREFIX, BearerAuthentication, BodySizeLimit
 from todo_api.problems import document_problem_media_type, install_problem_handlers
-from todo_api.routes import categories, events, health, sync, tasks
+from todo_api.routes import categories, events, health, problems, sync, tasks
 from todo_api.settings import Settings
 from todo_core.use_cases.sync import purge_expired
 
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(categories.router)
     app.include_router(sync.router)
     app.include_router(events.router)
+    app.include_router(problems.router)
     install_docs(app)
 
     default_openapi = app.openapi
