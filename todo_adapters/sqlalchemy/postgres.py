@@ -91,6 +91,10 @@ class PostgresPool:
             async with self._pool.connection() as connection:
                 try:
                     yield connection
+                except BaseException as error:
+                    if not isinstance(error, Exception):
+                        _abandon(connection)
+                    raise
                 finally:
                     if connection.broken:
                         self._check_idle_connections()
@@ -107,6 +111,16 @@ class PostgresPool:
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+def _abandon(connection: psycopg.AsyncConnection[Any]) -> None:
+    """Close a connection whose block was cancelled (the client went away, the server shuts
+    down) in the middle of a conversation with the server: its pipeline's results, its
+    transaction and psycopg's record of prepared statements may no longer match the server's,
+    and a later request must not inherit that (a stale result, or a "prepared statement does
+    not exist"). Closed at once, without a round trip (nothing is awaited while cancelled): the
+    server rolls back what was open, and the pool replaces a connection returned closed."""
+    connection.pgconn.finish()
 
 
 async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
@@ -158,6 +172,14 @@ class PostgresUnitOfWork:
         connection, stack = self._connection, self._stack
         self._connection = self._stack = self._pipeline = None
         assert connection is not None and stack is not None
+        if exc is not None and not isinstance(exc, Exception):
+            # Cancelled midway: the pool gets the connection closed (and replaces it); leaving
+            # the pipeline of a closed connection fails, and must not turn the cancellation
+            # into anything else.
+            _abandon(connection)
+            with contextlib.suppress(Exception):
+                await stack.aclose()
+            return
         try:
             with contextlib.suppress(psycopg.Error):
                 if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
