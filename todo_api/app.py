@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         title="todo",
         version="1.0.0",
         summary="Every user's tasks, and nobody else's.",
+        license_info={"name": "MIT", "identifier": "MIT"},
+        servers=[{"url": "/", "description": "This server"}],
         lifespan=lifespan,
     )
     app.state.container = container
@@ -91,7 +94,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = document_problem_media_type(default_openapi())
-            app.openapi_schema = _document_links(_document_bearer_security(document))
+            app.openapi_schema = _document_links(_document_bearer_security(_document_request_defaults(document)))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -118,8 +121,9 @@ async def _purge_periodically(container: Container, settings: Settings) -> None:
 
 
 def _document_bearer_security(openapi: dict[str, Any]) -> dict[str, Any]:
-    """Declare the bearer token on every /api/ operation. `BearerAuthentication` checks it
-    before routing, so no route declares it as a dependency (which would parse it again)."""
+    """Declare the bearer token on every /api/ operation, and none on the others (the health
+    probes). `BearerAuthentication` checks it before routing, so no route declares it as a
+    dependency (which would parse it again)."""
     schemes = openapi.setdefault("components", {}).setdefault("securitySchemes", {})
     schemes["HTTPBearer"] = {
         "type": "http",
@@ -128,9 +132,29 @@ def _document_bearer_security(openapi: dict[str, Any]) -> dict[str, Any]:
         "description": "A JWT from Better Auth (or `todo token USER_ID`)",
     }
     for path, operations in openapi.get("paths", {}).items():
-        if path.startswith(API_PREFIX):
-            for operation in operations.values():
-                operation["security"] = [{"HTTPBearer": []}]
+        for operation in operations.values():
+            operation["security"] = [{"HTTPBearer": []}] if path.startswith(API_PREFIX) else []
+    return openapi
+
+
+def _document_request_defaults(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Say the defaults of request bodies' properties in words rather than as `default`.
+
+    Client generators read `default` as "always present": openapi-typescript makes such a
+    property required, and a front end would have to send `description`, `completed` and
+    `priority` with every new task.
+    """
+    schemas: dict[str, Any] = openapi.get("components", {}).get("schemas", {})
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                reference = media.get("schema", {}).get("$ref", "")
+                schema = schemas.get(reference.removeprefix("#/components/schemas/"), {})
+                for field in schema.get("properties", {}).values():
+                    if "default" in field:
+                        said = f"Default: `{json.dumps(field.pop('default'))}`."
+                        described = field.get("description", "").rstrip(".")
+                        field["description"] = f"{described}. {said}" if described else said
     return openapi
 
 
