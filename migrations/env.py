@@ -21,8 +21,12 @@ def _migrate(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
+    migration = context.get_context()
+    before = migration.get_current_revision()
     with context.begin_transaction():
         context.run_migrations()
+    # What `todo migrate` reports: from which revision to which.
+    context.config.attributes["revisions"] = (before, migration.get_current_revision())
 
 
 async def _run() -> None:

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         case "serve":
             return _serve(settings)
         case "migrate":
-            migrate(settings.database_url)
+            before, after = migrate(settings.database_url)
+            print(_migrated(before, after))
             return 0
         case "token":
             if settings.jwt_secret is None:
@@ -54,14 +55,25 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def migrate(database_url: str) -> None:
-    """Upgrade the database to the newest revision."""
+def migrate(database_url: str) -> tuple[str | None, str | None]:
+    """Upgrade the database to the newest revision; return the revisions before and after
+    (None: no schema)."""
     from alembic import command
     from alembic.config import Config
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["database_url"] = database_url
     command.upgrade(config, "head")
+    before, after = config.attributes["revisions"]
+    return before, after
+
+
+def _migrated(before: str | None, after: str | None) -> str:
+    if before == after:
+        return f"todo: the database is up to date (revision {after})"
+    if before is None:
+        return f"todo: made the schema (revision {after})"
+    return f"todo: upgraded the database from revision {before} to {after}"
 
 
 def _token(settings: Settings, user_id: str, ttl: int) -> str:

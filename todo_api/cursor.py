@@ -50,7 +50,10 @@ class CursorCodec:
             value, task_id = orjson.loads(payload)
             return _typed(query.sort.field, value), UUID(task_id)
         except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as error:
-            raise InvalidCursor("this cursor is not valid for this list; start again without it") from error
+            raise InvalidCursor(
+                "this cursor belongs to another list: send it with the same `sort` and filters as the "
+                "request that returned it, or start again without a cursor"
+            ) from error
 
     def _mac(self, user_id: str, query: TaskQuery, payload: bytes) -> bytes:
         scope = orjson.dumps(

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from todo_core.errors import (
@@ -37,13 +37,13 @@ class FieldProblem(BaseModel):
 
 
 class Problem(BaseModel):
-    """An RFC 9457 problem detail."""
+    """An RFC 9457 problem detail. Its `type` resolves to a page that explains it."""
 
-    type: str
-    title: str
+    type: str = Field(json_schema_extra={"format": "uri-reference"}, examples=["/problems/validation-error"])
+    title: str = Field(description="The HTTP status's phrase")
     status: int
-    detail: str
-    errors: list[FieldProblem] | None = None
+    detail: str = Field(description="What went wrong, for a person")
+    errors: list[FieldProblem] | None = Field(None, description="With `validation-error`: each broken rule")
 
 
 # Domain error → (status, problem type). Looked up along the exception's class hierarchy.
@@ -124,19 +124,34 @@ def _request_validation_error(_: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     problems = error.errors()
     if any(problem.get("type") == "json_invalid" for problem in problems):
-        return problem_response(400, "malformed-json", "The request body is not valid JSON.")
+        return _malformed_json()
     errors = [
         {
             "field": ".".join(str(part) for part in problem["loc"][1:]) or str(problem["loc"][0]),
-            "message": problem["msg"],
+            "message": _without_prefix(problem["msg"]),
         }
         for problem in problems
     ]
     return problem_response(422, "validation-error", "The request does not have the expected shape.", errors=errors)
 
 
+def _malformed_json() -> Response:
+    detail = "The request body is not valid JSON: it does not parse, is not UTF-8, or nests too deeply."
+    return problem_response(400, "malformed-json", detail)
+
+
+def _without_prefix(message: str) -> str:
+    """A validation message as the client should read it: pydantic prefixes the messages of
+    plain `ValueError`s with "Value error, "."""
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
 def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400 and error.__cause__ is not None:
+        # FastAPI's answer to a body it could not parse (not UTF-8, nested too deeply): to the
+        # client, as unparsable as any other JSON that is not.
+        return _malformed_json()
     detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
     slug = HTTPStatus(error.status_code).phrase.lower().replace(" ", "-").replace("'", "")
     headers = dict(error.headers or {})
@@ -165,6 +180,11 @@ def _path_methods(app: FastAPI) -> list[tuple[re.Pattern[str], list[str]]]:
     return cached
 
 
+def unsupported_media_type(accepted: tuple[str, ...]) -> Response:
+    listed = " or ".join(f"`Content-Type: {media_type}`" for media_type in accepted)
+    return problem_response(415, "unsupported-media-type", f"Send the body as JSON, with {listed}.")
+
+
 def body_too_large() -> Response:
     return problem_response(413, "body-too-large", "The request body is larger than this service accepts.")
 
@@ -189,14 +209,3 @@ def install_problem_handlers(app: FastAPI) -> None:
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the problems a route can answer with."""
     return {status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in statuses}
-
-
-def document_problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
-    """Say in the OpenAPI document that every error response is `application/problem+json`."""
-    for path in openapi.get("paths", {}).values():
-        for operation in path.values():
-            for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                if status[0] in "45" and "application/json" in content:
-                    content[MEDIA_TYPE] = content.pop("application/json")
-    return openapi

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import Response
@@ -16,6 +17,12 @@ from fastapi import Response
 from todo_core.views import instant_text
 
 _STRONG_ETAG = re.compile(r'"([0-9]{1,9})"', re.ASCII)
+
+
+def location(user_id: str, *parts: object) -> str:
+    """The path of a user's resource, percent-encoded: a header holds Latin-1 only, and a user
+    id may hold any character (its 201 must not fail after the commit)."""
+    return "/".join(["/api", quote(user_id, safe=""), *(quote(str(part), safe="") for part in parts)])
 
 
 def etag(version: int) -> str:

@@ -6,24 +6,76 @@ only types, so that every rule has one home and one message.
 
 from __future__ import annotations
 
+import enum
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
+from pydantic_core import PydanticCustomError
 
 from todo_core.category import NAME_MAX
-from todo_core.query import LIMIT_DEFAULT, LIMIT_MAX, SEARCH_MAX, Status
+from todo_core.query import LIMIT_DEFAULT, LIMIT_MAX, SEARCH_MAX
 from todo_core.task import DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
 
-PriorityLabel = Literal["none", "low", "medium", "high"]
+# Named enumerations: each is one schema of the OpenAPI document that a client can import.
+# They spell out the domain's values (a test holds them equal), so that a type checker sees them.
+
+
+class Priority(enum.StrEnum):
+    """How urgent a task is."""
+
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class TaskStatus(enum.StrEnum):
+    """Which tasks a list shows: all of them, the open ones, or the completed ones."""
+
+    ALL = "all"
+    PENDING = "pending"
+    COMPLETED = "completed"
+
+
+class TaskSort(enum.StrEnum):
+    """The order of a task list: a field, ascending, or descending with a leading `-`. A task
+    without a due date comes last either way."""
+
+    CREATED_AT = "created_at"
+    CREATED_AT_DESC = "-created_at"
+    UPDATED_AT = "updated_at"
+    UPDATED_AT_DESC = "-updated_at"
+    DUE_AT = "due_at"
+    DUE_AT_DESC = "-due_at"
+    PRIORITY = "priority"
+    PRIORITY_DESC = "-priority"
+    TITLE = "title"
+    TITLE_DESC = "-title"
+
+
+# An offset such as +02:00 that arrived unencoded in a query string: `+` reads as a space.
+_UNENCODED_PLUS = re.compile(r"\d[ ]\d{2}:?\d{2}$")
 
 
 def _rfc3339_text(value: object) -> object:
     # pydantic would also read 1700000000 or "1700000000" as a Unix time: not RFC 3339.
+    if isinstance(value, str) and _UNENCODED_PLUS.search(value):
+        raise PydanticCustomError(
+            "rfc3339", "has a space where its offset's `+` should be: URL-encode `+` as %2B in a query string"
+        )
     if not isinstance(value, str) or value.strip().lstrip("-").replace(".", "", 1).isdigit():
-        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T09:00:00Z")
+        raise PydanticCustomError("rfc3339", "must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T09:00:00Z")
     return value
+
+
+class _Body(BaseModel):
+    """A request body: a field the schema does not know is a 422 that names it (a typo must
+    not pass unnoticed)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339_text)]
@@ -32,35 +84,43 @@ Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339_text)]
 # enforcing it a second time: `todo_core` checks it and names the field in a 422.
 
 
-class TaskWrite(BaseModel):
+class TaskWrite(_Body):
     """The writable fields of a task (POST creates, PUT replaces them all)."""
 
     title: str = Field(examples=["Buy milk"], json_schema_extra={"minLength": 1, "maxLength": TITLE_MAX})
     description: str = Field("", json_schema_extra={"maxLength": DESCRIPTION_MAX})
     completed: StrictBool = False
-    priority: PriorityLabel = "none"
+    priority: Priority = Priority.NONE
     due_at: Rfc3339 | None = Field(None, description="RFC 3339 with an offset, e.g. 2026-12-01T09:00:00Z")
-    remind_at: Rfc3339 | None = None
-    recurrence: str | None = Field(None, examples=["FREQ=WEEKLY;BYDAY=MO,WE"])
+    remind_at: Rfc3339 | None = Field(None, description="RFC 3339 with an offset; when to remind the user")
+    recurrence: str | None = Field(
+        None,
+        examples=["FREQ=WEEKLY;BYDAY=MO,WE"],
+        description="An RFC 5545 RRULE (needs `due_at`): completing the task creates the next one",
+        json_schema_extra={"maxLength": 500},
+    )
     tags: list[str] = Field(
         default_factory=list,
-        max_length=200,
-        description=f"Up to {TAGS_MAX} distinct tags (case-insensitively), each 1-{TAG_MAX} characters",
+        description=f"Up to {TAGS_MAX} tags, each 1-{TAG_MAX} characters; repeats (in any letter case) are merged",
+        json_schema_extra={"maxItems": TAGS_MAX, "items": {"type": "string", "minLength": 1, "maxLength": TAG_MAX}},
     )
-    category_id: UUID | None = None
+    category_id: UUID | None = Field(None, description="One of the user's categories")
 
 
 def merge_patch_of(model: type[BaseModel]) -> type[BaseModel]:
-    """The JSON merge patch of `model`: every field optional (absent: unchanged) and nullable
-    (null: cleared), with the same types, limits and documentation."""
+    """The JSON merge patch of `model`: every field optional (absent: unchanged), with the same
+    types, limits and documentation; a field with a default is nullable (null: back to the
+    default), a required one is not (it cannot be cleared)."""
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        if not info.is_required():
+            annotation = annotation | None
         documented = Field(
             None, description=info.description, examples=info.examples, json_schema_extra=info.json_schema_extra
         )
-        fields[name] = (annotation | None, documented)
-    patch: type[BaseModel] = create_model(f"{model.__name__}Patch", **fields)
+        fields[name] = (annotation, documented)
+    patch: type[BaseModel] = create_model(f"{model.__name__}Patch", __base__=_Body, **fields)
     return patch
 
 
@@ -68,7 +128,7 @@ class TaskPatch(merge_patch_of(TaskWrite)):  # type: ignore[misc]
     """JSON merge patch of a task: an absent field is unchanged, null clears it."""
 
 
-class CompletionWrite(BaseModel):
+class CompletionWrite(_Body):
     completed: StrictBool
 
 
@@ -78,7 +138,7 @@ class TaskRead(BaseModel):
     description: str
     completed: bool
     completed_at: datetime | None
-    priority: PriorityLabel
+    priority: Priority
     due_at: datetime | None
     remind_at: datetime | None
     recurrence: str | None
@@ -90,23 +150,17 @@ class TaskRead(BaseModel):
     version: int
 
 
-SortParam = Literal[
-    "created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at",
-    "priority", "-priority", "title", "-title",
-]  # fmt: skip
-
-
 class TaskListParams(BaseModel):
     """The query parameters of a task list (validated as one model: one pass, not thirteen)."""
 
-    status: Status = Status.ALL
-    priority: list[PriorityLabel] = []
+    status: TaskStatus = TaskStatus.ALL
+    priority: list[Priority] = Field([], description="Repeatable; any of them matches")
     tag: list[str] = Field([], description="Repeatable; every tag must match")
     category_id: UUID | None = None
     due_before: Rfc3339 | None = Field(None, description="Due strictly before this instant")
     due_after: Rfc3339 | None = Field(None, description="Due at or after this instant")
     q: str | None = Field(None, max_length=SEARCH_MAX, description="Search title and description")
-    sort: SortParam = "created_at"
+    sort: TaskSort = TaskSort.CREATED_AT
     limit: int = Field(LIMIT_DEFAULT, ge=1, le=LIMIT_MAX)
     cursor: str | None = Field(None, max_length=1024)
 
@@ -129,16 +183,19 @@ class TagList(BaseModel):
     items: list[TagCount]
 
 
-class CategoryWrite(BaseModel):
-    name: str = Field(examples=["Work"], json_schema_extra={"minLength": 1, "maxLength": NAME_MAX})
-    color: str | None = Field(None, examples=["#1e90ff"], json_schema_extra={"pattern": "^#[0-9a-fA-F]{6}$"})
+class CategoryWrite(_Body):
+    name: str = Field(
+        examples=["Work"],
+        description="Unique among the user's categories in any letter case",
+        json_schema_extra={"minLength": 1, "maxLength": NAME_MAX},
+    )
+    color: str | None = Field(
+        None, examples=["#1e90ff"], description="`#rrggbb`", json_schema_extra={"pattern": "^#[0-9a-fA-F]{6}$"}
+    )
 
 
-class CategoryPatch(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"description": "JSON merge patch of a category"})
-
-    name: str | None = None
-    color: str | None = None
+class CategoryPatch(merge_patch_of(CategoryWrite)):  # type: ignore[misc]
+    """JSON merge patch of a category: an absent field is unchanged; null clears the color."""
 
 
 class CategoryRead(BaseModel):

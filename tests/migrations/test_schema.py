@@ -206,3 +206,28 @@ def test_upgrading_from_the_first_revision_keeps_existing_tasks(empty_database_u
     row = asyncio.run(read_task())
     assert (row["id"], row["title"], row["version"], row["created_at"]) == (task_id, "Buy MILK Straße", 3, SEEDED_AT)
     assert (row["title_key"], row["priority"], row["tags"], row["due_at"]) == ("buy milk strasse", 0, [], None)
+
+
+def test_todo_migrate_says_what_it_did(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from todo_api.cli import main
+
+    head, previous = revisions_oldest_first()[-1][0], revisions_oldest_first()[-2][0]
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("TODO_DATABASE_URL", empty_database_url)
+    monkeypatch.setenv("TODO_DEV_MODE", "1")
+    said = []
+    for prepare in (
+        lambda: None,
+        lambda: None,
+        lambda: command.downgrade(alembic_config(empty_database_url), previous),
+    ):
+        prepare()
+        assert main(["migrate"]) == 0
+        said.append(capsys.readouterr().out.strip())
+    assert said == [
+        f"todo: made the schema (revision {head})",
+        f"todo: the database is up to date (revision {head})",
+        f"todo: upgraded the database from revision {previous} to {head}",
+    ]

@@ -8,9 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Response
 
 from todo_api.dependencies import CurrentClock, Reader, Uow, UserId
-from todo_api.idempotency import REPLAYED, Idempotent
+from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses
-from todo_api.representation import if_match_version, json_response, versioned_response
+from todo_api.representation import if_match_version, json_response, location, versioned_response
+from todo_api.routing import JsonBodyRoute
 from todo_api.schemas import CategoryList, CategoryPatch, CategoryRead, CategoryWrite
 from todo_core.category import Category, CategoryFields
 from todo_core.ports import UnitOfWork
@@ -18,7 +19,10 @@ from todo_core.use_cases import categories as use_cases
 from todo_core.views import category_view
 
 router = APIRouter(
-    prefix="/api/{user_id}/categories", tags=["categories"], responses=problem_responses(400, 401, 403, 413, 422, 503)
+    route_class=JsonBodyRoute,
+    prefix="/api/{user_id}/categories",
+    tags=["categories"],
+    responses=problem_responses(400, 401, 403, 413, 422, 503),
 )
 
 
@@ -29,21 +33,7 @@ async def list_categories(user_id: UserId, uow: Reader) -> Response:
     return json_response({"items": [category_view(category) for category in found]})
 
 
-@router.post(
-    "",
-    response_model=CategoryRead,
-    status_code=201,
-    responses={
-        201: {
-            "headers": {
-                "Location": {"schema": {"type": "string"}},
-                "ETag": {"schema": {"type": "string"}},
-                REPLAYED: {"schema": {"type": "string", "enum": ["true"]}, "description": "A retry's replayed answer"},
-            }
-        },
-        **problem_responses(409),
-    },
-)
+@router.post("", response_model=CategoryRead, status_code=201, responses=problem_responses(409))
 async def create_category(
     user_id: UserId, uow: Uow, clock: CurrentClock, body: CategoryWrite, idempotency: Idempotent
 ) -> Response:
@@ -53,8 +43,8 @@ async def create_category(
 
     async def create(uow: UnitOfWork) -> Response:
         category = await use_cases.create_category(uow, clock, user_id, fields)
-        location = f"/api/{user_id}/categories/{category.id}"
-        return _category_response(category, status_code=201, headers={"Location": location})
+        url = location(user_id, "categories", category.id)
+        return _category_response(category, status_code=201, headers={"Location": url})
 
     return await idempotency.run(uow, user_id, create)
 

@@ -55,7 +55,7 @@ router = APIRouter(prefix="/api/{user_id}", tags=["sync"])
         **problem_responses(401, 403, 413, 422),
     },
 )
-async def change_events(
+async def stream_change_events(
     user_id: UserId,
     broker: Broker,
     tokens: SyncTokens,

@@ -17,13 +17,13 @@ _NO_TASK = UUID(int=0)  # no user has it: the query runs, and finds nothing
 
 
 @router.get("/healthz", response_model=Health)
-async def healthz() -> Response:
+async def get_health() -> Response:
     """The process is up."""
     return json_response({"status": "ok"})
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "Database unreachable"}})
-async def readyz(views: Views) -> Response:
+async def get_readiness(views: Views) -> Response:
     """The process can reach its database (a query of the tasks table answers)."""
     try:
         await views.get("", _NO_TASK)

@@ -9,9 +9,10 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Header, Query, Response
 
 from todo_api.dependencies import CurrentClock, Cursors, Reader, Uow, UserId, Views
-from todo_api.idempotency import REPLAYED, Idempotent
+from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses
-from todo_api.representation import etag, etag_listed, if_match_version, json_response, versioned_response
+from todo_api.representation import etag, etag_listed, if_match_version, json_response, location, versioned_response
+from todo_api.routing import JsonBodyRoute
 from todo_api.schemas import (
     CompletionWrite,
     ReminderList,
@@ -24,12 +25,17 @@ from todo_api.schemas import (
     TaskWrite,
 )
 from todo_core.ports import UnitOfWork
-from todo_core.query import Sort, TaskQuery
+from todo_core.query import Sort, Status, TaskQuery
 from todo_core.task import Priority, Task, TaskFields
 from todo_core.use_cases import tasks as use_cases
 from todo_core.views import task_view
 
-router = APIRouter(prefix="/api/{user_id}", tags=["tasks"], responses=problem_responses(400, 401, 403, 413, 422, 503))
+router = APIRouter(
+    route_class=JsonBodyRoute,
+    prefix="/api/{user_id}",
+    tags=["tasks"],
+    responses=problem_responses(400, 401, 403, 413, 422, 503),
+)
 
 IfMatch = Annotated[
     str | None, Header(description='The task\'s ETag, e.g. "3": the change applies only to that version')
@@ -42,7 +48,7 @@ async def list_tasks(
 ) -> Response:
     """List the user's tasks, filtered, searched and sorted, one page at a time."""
     query = TaskQuery(
-        status=params.status,
+        status=Status(params.status),
         priorities=frozenset(Priority.from_label(label) for label in params.priority),
         tags=tuple(params.tag),
         category_id=params.category_id,
@@ -59,20 +65,7 @@ async def list_tasks(
     return json_response({"items": page.items, "next_cursor": next_cursor})
 
 
-@router.post(
-    "/tasks",
-    response_model=TaskRead,
-    status_code=201,
-    responses={
-        201: {
-            "headers": {
-                "Location": {"schema": {"type": "string"}},
-                "ETag": {"schema": {"type": "string"}},
-                REPLAYED: {"schema": {"type": "string", "enum": ["true"]}, "description": "A retry's replayed answer"},
-            }
-        }
-    },
-)
+@router.post("/tasks", response_model=TaskRead, status_code=201)
 async def create_task(
     user_id: UserId, uow: Uow, clock: CurrentClock, body: TaskWrite, idempotency: Idempotent
 ) -> Response:
@@ -81,7 +74,7 @@ async def create_task(
 
     async def create(uow: UnitOfWork) -> Response:
         task = await use_cases.create_task(uow, clock, user_id, fields)
-        return _task_response(task, status_code=201, headers={"Location": f"/api/{user_id}/tasks/{task.id}"})
+        return _task_response(task, status_code=201, headers={"Location": location(user_id, "tasks", task.id)})
 
     return await idempotency.run(uow, user_id, create)
 
@@ -133,17 +126,20 @@ async def delete_task(
     return Response(status_code=204)
 
 
-@router.patch("/tasks/{task_id}/complete", response_model=TaskRead, responses=problem_responses(404))
+@router.patch("/tasks/{task_id}/complete", response_model=TaskRead, responses=problem_responses(404, 412))
 async def complete_task(
     user_id: UserId,
     uow: Uow,
     clock: CurrentClock,
     task_id: UUID,
     body: Annotated[CompletionWrite | None, Body()] = None,
+    if_match: IfMatch = None,
 ) -> Response:
     """Set `completed` as given, or toggle it when there is no body. Completing a repeating task
     creates its next occurrence, named by `next_occurrence_id`."""
-    task = await use_cases.complete_task(uow, clock, user_id, task_id, body.completed if body else None)
+    completed = body.completed if body else None
+    version = if_match_version(if_match)
+    task = await use_cases.complete_task(uow, clock, user_id, task_id, completed, if_match=version)
     return _task_response(task)
 
 
@@ -155,7 +151,7 @@ async def list_tags(user_id: UserId, uow: Reader) -> Response:
 
 
 @router.get("/reminders", response_model=ReminderList)
-async def due_reminders(
+async def list_due_reminders(
     user_id: UserId,
     uow: Reader,
     clock: CurrentClock,

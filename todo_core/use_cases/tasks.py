@@ -81,19 +81,26 @@ async def patch_task(
 
 
 async def complete_task(
-    uow: UnitOfWork, clock: Clock, user_id: str, task_id: UUID, completed: bool | None = None
+    uow: UnitOfWork,
+    clock: Clock,
+    user_id: str,
+    task_id: UUID,
+    completed: bool | None = None,
+    *,
+    if_match: int | None = None,
 ) -> Task:
     """Mark the task completed or not; None toggles it. Completing a repeating task creates its
     next occurrence in the same transaction, once per task however often it is toggled.
 
     :raises NotFound: the user has no task with this id.
+    :raises PreconditionFailed: `if_match` is given and is not the current version.
     """
 
     def completion(current: TaskFields) -> TaskFields:
         done = not current.completed if completed is None else completed
         return dataclasses.replace(current, completed=done)
 
-    return await _change(uow, clock, user_id, task_id, completion, None)
+    return await _change(uow, clock, user_id, task_id, completion, if_match)
 
 
 async def delete_task(

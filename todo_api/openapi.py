@@ -1,0 +1,196 @@
+"""The OpenAPI document as front ends meet it: what FastAPI derives from the routes, completed
+with what it cannot know.
+
+- every operation has a stable, readable `operationId` (`listTasks`, `completeTask`);
+- every header the service sends is documented where it is sent (`ETag`, `Location`,
+  `WWW-Authenticate`, `Retry-After`, `Idempotent-Replayed`);
+- every error response is `application/problem+json` and lists the problem `type`s it can carry;
+- PATCH bodies are JSON merge patches (`application/merge-patch+json`, or `application/json`);
+- the bearer token is required on every /api/ operation, and on no other (`security: []`);
+- links lead from a returned resource to the operations on it.
+
+Each step is derived from the routes and the registries (`problem_types.py`), never listed
+per route, so a new route is documented like the others.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi.routing import APIRoute
+
+from todo_api.middleware import API_PREFIX
+from todo_api.problem_types import types_with_status
+from todo_api.problems import MEDIA_TYPE
+
+PROBLEM_MEDIA_TYPE = MEDIA_TYPE
+MERGE_PATCH_MEDIA_TYPE = "application/merge-patch+json"
+
+DESCRIPTION = """\
+A task service for web and mobile front ends. Every user owns their tasks and categories;
+nobody else sees, changes or learns of them.
+
+Every `/api/{user_id}/…` request carries `Authorization: Bearer <JWT>` for that very user
+(Better Auth's JWT plugin, or your own). Errors are RFC 9457 problem details: their `type`
+resolves to a page that says what to do (`/problems`).
+"""
+
+TAGS = [
+    {"name": "tasks", "description": "A user's tasks: list, filter, page, create, change, complete, delete."},
+    {"name": "categories", "description": "A user's categories (names unique per user in any letter case)."},
+    {"name": "sync", "description": "For clients that keep a copy: what changed since a token, and live events."},
+    {"name": "health", "description": "Probes for load balancers and orchestrators (no token)."},
+]
+
+_HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": {
+        "description": 'The resource\'s current version, e.g. `"3"`: send it as `If-Match` to change only that version',
+        "schema": {"type": "string"},
+    },
+    "Location": {"description": "The URL of the resource created", "schema": {"type": "string"}},
+    "WWW-Authenticate": {"description": "The token scheme to use: `Bearer`", "schema": {"type": "string"}},
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}},
+    "Idempotent-Replayed": {
+        "description": "`true` on the answer to a retry with an `Idempotency-Key` already used: "
+        "this is the first request's answer, and nothing changed",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+_PROBLEM = "#/components/schemas/Problem"
+_VERSIONED = ("#/components/schemas/TaskRead", "#/components/schemas/CategoryRead")
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's `operationId`: its function's name in camelCase (`complete_task` → `completeTask`)."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
+def shaped(document: dict[str, Any]) -> dict[str, Any]:
+    """The document FastAPI made, completed (see the module's docstring)."""
+    document.setdefault("components", {})["headers"] = _HEADERS
+    document["servers"] = [{"url": "/", "description": "This server"}]
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            _secure(path, operation)
+            if "requestBody" in operation:
+                problem = {"description": "Unsupported Media Type", "content": {MEDIA_TYPE: {}}}
+                operation["responses"].setdefault("415", problem)
+            _document_responses(operation)
+            if method == "patch":
+                _accept_merge_patch(operation)
+    return _document_links(_with_bearer_scheme(document))
+
+
+def _secure(path: str, operation: dict[str, Any]) -> None:
+    # `BearerAuthentication` checks the token before routing, so no route declares it as a
+    # dependency (which would parse it again): the document says it here.
+    operation["security"] = [{"HTTPBearer": []}] if path.startswith(API_PREFIX) else []
+
+
+def _with_bearer_scheme(document: dict[str, Any]) -> dict[str, Any]:
+    document["components"].setdefault("securitySchemes", {})["HTTPBearer"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A JWT from Better Auth (or `todo token USER_ID`)",
+    }
+    return document
+
+
+def _document_responses(operation: dict[str, Any]) -> None:
+    for status, response in operation.get("responses", {}).items():
+        headers = response.setdefault("headers", {})
+        content = response.get("content", {})
+        schema = content.get("application/json", {}).get("schema", {})
+        if status[0] in "45" and (schema.get("$ref") == _PROBLEM or PROBLEM_MEDIA_TYPE in content):
+            content[PROBLEM_MEDIA_TYPE] = {"schema": _problem_schema(int(status))}
+            content.pop("application/json", None)
+        if schema.get("$ref") in _VERSIONED or status == "412":
+            headers["ETag"] = _header("ETag")
+        if status == "201":
+            headers["Location"] = _header("Location")
+        if status == "401":
+            headers["WWW-Authenticate"] = _header("WWW-Authenticate")
+        if status == "503":
+            headers["Retry-After"] = _header("Retry-After")
+        if not headers:
+            del response["headers"]
+    if any(parameter.get("name") == "Idempotency-Key" for parameter in operation.get("parameters", [])):
+        for status in ("200", "201"):
+            if status in operation["responses"]:
+                operation["responses"][status].setdefault("headers", {})["Idempotent-Replayed"] = _header(
+                    "Idempotent-Replayed"
+                )
+
+
+def _header(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def _problem_schema(status: int) -> dict[str, Any]:
+    """The problem schema, its `type` narrowed to the types a response of this status carries."""
+    types = [problem.uri for problem in types_with_status(status)]
+    narrowed: dict[str, Any] = {"type": "string", "format": "uri-reference"}
+    if types:
+        narrowed["enum"] = types
+    return {"allOf": [{"$ref": _PROBLEM}, {"type": "object", "properties": {"type": narrowed}}]}
+
+
+def _accept_merge_patch(operation: dict[str, Any]) -> None:
+    content = operation.get("requestBody", {}).get("content", {})
+    if "application/json" in content:
+        # The merge patch first: what the body is; plain JSON also accepted.
+        content[MERGE_PATCH_MEDIA_TYPE] = content["application/json"]
+        content["application/json"] = content.pop("application/json")
+
+
+_ITEM_PATH = re.compile(r"(?P<collection>.+)/\{(?P<key>[^/{}]+)\}")
+_PATH_PARAMETER = re.compile(r"\{([^/{}]+)\}")
+
+
+def _document_links(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add OpenAPI links from a resource in a response to what can be done with it next.
+
+    Derived from the path templates: for an item path `C/{key}` whose collection `C` has a
+    POST, every success response carrying a resource (one with an `id`) of that POST, of the
+    item's operations and of those under `C/{key}/` links to each of these operations, with
+    `key` taken from the response's `id` and the other path parameters from the request.
+    Clients (and schemathesis's stateful tests) learn that the `id` of a created task is the
+    `task_id` of its GET, PUT, PATCH, DELETE and complete.
+    """
+    paths: dict[str, dict[str, Any]] = openapi.get("paths", {})
+    schemas: dict[str, Any] = openapi.get("components", {}).get("schemas", {})
+    for item_path in paths:
+        matched = _ITEM_PATH.fullmatch(item_path)
+        if matched is None or "post" not in paths.get(matched["collection"], {}):
+            continue
+        names = _PATH_PARAMETER.findall(item_path)
+        key = matched["key"]
+        parameters = {name: "$response.body#/id" if name == key else f"$request.path.{name}" for name in names}
+        # Only paths with no parameter of their own: the request and the response name all of theirs.
+        item_operations = [
+            operation
+            for path, operations in paths.items()
+            if (path == item_path or path.startswith(f"{item_path}/")) and _PATH_PARAMETER.findall(path) == names
+            for operation in operations.values()
+        ]
+        for producer in [paths[matched["collection"]]["post"], *item_operations]:
+            for status, response in producer.get("responses", {}).items():
+                if status.startswith("2") and _carries_id(response, schemas):
+                    response.setdefault("links", {}).update(
+                        (target["operationId"], {"operationId": target["operationId"], "parameters": parameters})
+                        for target in item_operations
+                        if target is not producer
+                    )
+    return openapi
+
+
+def _carries_id(response: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    """Whether a response's JSON body is a resource with an `id`."""
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    reference = schema.get("$ref", "")
+    if reference.startswith("#/components/schemas/"):
+        schema = schemas.get(reference.removeprefix("#/components/schemas/"), {})
+    return "id" in schema.get("properties", {})
