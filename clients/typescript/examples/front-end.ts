@@ -3,7 +3,14 @@
  * types, so a change of the OpenAPI document that would break a front end breaks the build.
  * (Type-checked only: nothing here runs.)
  */
-import { createTodoClient, type ChangeFeedPage, type Problem, type Task, type TaskPatch } from "../src/index";
+import {
+  createTodoClient,
+  type ChangeFeedPage,
+  type Priority,
+  type Problem,
+  type Task,
+  type TaskPatch,
+} from "../src/index";
 
 // A Next.js app passes its Better Auth session's token getter; tokens expire after 15 minutes.
 declare function currentToken(): Promise<string>;
@@ -29,10 +36,10 @@ export async function openGardenTasks(userId: string): Promise<Task[]> {
 }
 
 /** Create a task; the key makes a retry of this very request (after a timeout) create nothing more. */
-export async function addTask(userId: string, title: string, dueAt: Date): Promise<Task> {
+export async function addTask(userId: string, title: string, dueAt: Date, priority: Priority): Promise<Task> {
   const { data, error, response } = await api.POST("/api/{user_id}/tasks", {
     params: { path: { user_id: userId }, header: { "Idempotency-Key": crypto.randomUUID() } },
-    body: { title, priority: "high", due_at: dueAt.toISOString(), tags: ["garden"] },
+    body: { title, priority, due_at: dueAt.toISOString(), tags: ["garden"] },
   });
   if (error) throw new Error(describe(error));
   const location: string | null = response.headers.get("Location");
@@ -42,11 +49,11 @@ export async function addTask(userId: string, title: string, dueAt: Date): Promi
 
 /** Change what the user edited, unless someone changed the task since it was shown (412). */
 export async function saveEdits(userId: string, shown: Task, edits: TaskPatch): Promise<Task | "changed elsewhere"> {
-  const { data, error, response } = await api.PATCH("/api/{user_id}/tasks/{task_id}", {
+  const { data, error } = await api.PATCH("/api/{user_id}/tasks/{task_id}", {
     params: { path: { user_id: userId, task_id: shown.id }, header: { "if-match": `"${shown.version}"` } },
     body: edits,
   });
-  if (response.status === 412) return "changed elsewhere";
+  if (error?.type === "/problems/precondition-failed") return "changed elsewhere";
   if (error) throw new Error(describe(error));
   return data;
 }
@@ -111,4 +118,9 @@ export async function misuses(userId: string, task: Task): Promise<void> {
   // @ts-expect-error: a version is a number
   const version: string = task.version;
   void version;
+  const { error } = await api.DELETE("/api/{user_id}/tasks/{task_id}", {
+    params: { path: { user_id: userId, task_id: task.id } },
+  });
+  // @ts-expect-error: deleting answers no such problem
+  if (error?.type === "/problems/sync-expired") return;
 }

@@ -21,7 +21,9 @@ export type ChangeFeedPage = Schemas["ChangeFeedPage"];
 export type TagCount = Schemas["TagCount"];
 export type Problem = Schemas["Problem"];
 export type FieldProblem = Schemas["FieldProblem"];
-export type Priority = Task["priority"];
+export type Priority = Schemas["Priority"];
+export type TaskStatus = Schemas["TaskStatus"];
+export type TaskSort = Schemas["TaskSort"];
 
 export type TodoClient = Client<paths>;
 

@@ -12,10 +12,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Healthz
+         * Get Health
          * @description The process is up.
          */
-        get: operations["healthz_healthz_get"];
+        get: operations["getHealth"];
         put?: never;
         post?: never;
         delete?: never;
@@ -32,10 +32,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readyz
+         * Get Readiness
          * @description The process can reach its database (a query of the tasks table answers).
          */
-        get: operations["readyz_readyz_get"];
+        get: operations["getReadiness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -55,13 +55,13 @@ export interface paths {
          * List Tasks
          * @description List the user's tasks, filtered, searched and sorted, one page at a time.
          */
-        get: operations["list_tasks_api__user_id__tasks_get"];
+        get: operations["listTasks"];
         put?: never;
         /**
          * Create Task
          * @description Create a task. With an `Idempotency-Key`, a retry creates nothing more.
          */
-        post: operations["create_task_api__user_id__tasks_post"];
+        post: operations["createTask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -79,25 +79,25 @@ export interface paths {
          * Get Task
          * @description Read one task. With `If-None-Match` set to its current ETag, the answer is 304.
          */
-        get: operations["get_task_api__user_id__tasks__task_id__get"];
+        get: operations["getTask"];
         /**
          * Replace Task
          * @description Replace every writable field of a task (an absent optional field takes its default).
          */
-        put: operations["replace_task_api__user_id__tasks__task_id__put"];
+        put: operations["replaceTask"];
         post?: never;
         /**
          * Delete Task
          * @description Delete a task.
          */
-        delete: operations["delete_task_api__user_id__tasks__task_id__delete"];
+        delete: operations["deleteTask"];
         options?: never;
         head?: never;
         /**
          * Patch Task
          * @description Change some fields of a task (JSON merge patch: absent is unchanged, null clears).
          */
-        patch: operations["patch_task_api__user_id__tasks__task_id__patch"];
+        patch: operations["patchTask"];
         trace?: never;
     };
     "/api/{user_id}/tasks/{task_id}/complete": {
@@ -118,7 +118,7 @@ export interface paths {
          * @description Set `completed` as given, or toggle it when there is no body. Completing a repeating task
          *     creates its next occurrence, named by `next_occurrence_id`.
          */
-        patch: operations["complete_task_api__user_id__tasks__task_id__complete_patch"];
+        patch: operations["completeTask"];
         trace?: never;
     };
     "/api/{user_id}/tags": {
@@ -132,7 +132,7 @@ export interface paths {
          * List Tags
          * @description The user's tags, each with how many tasks carry it, most used first.
          */
-        get: operations["list_tags_api__user_id__tags_get"];
+        get: operations["listTags"];
         put?: never;
         post?: never;
         delete?: never;
@@ -149,10 +149,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Due Reminders
+         * List Due Reminders
          * @description Open tasks whose reminder is due, soonest first: what a front end polls to notify.
          */
-        get: operations["due_reminders_api__user_id__reminders_get"];
+        get: operations["listDueReminders"];
         put?: never;
         post?: never;
         delete?: never;
@@ -172,14 +172,14 @@ export interface paths {
          * List Categories
          * @description The user's categories, by name.
          */
-        get: operations["list_categories_api__user_id__categories_get"];
+        get: operations["listCategories"];
         put?: never;
         /**
          * Create Category
          * @description Create a category; its name must be new to the user, in any letter case. With an
          *     `Idempotency-Key`, a retry creates nothing more.
          */
-        post: operations["create_category_api__user_id__categories_post"];
+        post: operations["createCategory"];
         delete?: never;
         options?: never;
         head?: never;
@@ -194,21 +194,21 @@ export interface paths {
             cookie?: never;
         };
         /** Get Category */
-        get: operations["get_category_api__user_id__categories__category_id__get"];
+        get: operations["getCategory"];
         put?: never;
         post?: never;
         /**
          * Delete Category
          * @description Delete a category; its tasks keep existing, without a category.
          */
-        delete: operations["delete_category_api__user_id__categories__category_id__delete"];
+        delete: operations["deleteCategory"];
         options?: never;
         head?: never;
         /**
          * Update Category
          * @description Rename or recolor a category (JSON merge patch; null clears the color).
          */
-        patch: operations["update_category_api__user_id__categories__category_id__patch"];
+        patch: operations["updateCategory"];
         trace?: never;
     };
     "/api/{user_id}/changes": {
@@ -225,7 +225,7 @@ export interface paths {
          *     the same way). A `since` too old to bring up to date (its deletions are forgotten) is 410:
          *     sync again from a snapshot.
          */
-        get: operations["list_changes_api__user_id__changes_get"];
+        get: operations["listChanges"];
         put?: never;
         post?: never;
         delete?: never;
@@ -242,10 +242,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Change Events
+         * Stream Change Events
          * @description Live change events: when to sync (see the 200 response).
          */
-        get: operations["change_events_api__user_id__events_get"];
+        get: operations["streamChangeEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -265,12 +265,20 @@ export interface components {
         };
         /**
          * CategoryPatch
-         * @description JSON merge patch of a category
+         * @description JSON merge patch of a category: an absent field is unchanged; null clears the color.
          */
         CategoryPatch: {
-            /** Name */
-            name?: string | null;
-            /** Color */
+            /**
+             * Name
+             * @description Unique among the user's categories in any letter case
+             * @example Work
+             */
+            name?: string;
+            /**
+             * Color
+             * @description `#rrggbb`
+             * @example #1e90ff
+             */
             color?: string | null;
         };
         /** CategoryRead */
@@ -301,11 +309,13 @@ export interface components {
         CategoryWrite: {
             /**
              * Name
+             * @description Unique among the user's categories in any letter case
              * @example Work
              */
             name: string;
             /**
              * Color
+             * @description `#rrggbb`
              * @example #1e90ff
              */
             color?: string | null;
@@ -371,19 +381,38 @@ export interface components {
             status: "ok" | "unavailable";
         };
         /**
+         * Priority
+         * @description How urgent a task is.
+         * @enum {string}
+         */
+        Priority: "none" | "low" | "medium" | "high";
+        /**
          * Problem
-         * @description An RFC 9457 problem detail.
+         * @description An RFC 9457 problem detail. Its `type` resolves to a page that explains it.
          */
         Problem: {
-            /** Type */
+            /**
+             * Type
+             * Format: uri-reference
+             * @example /problems/validation-error
+             */
             type: string;
-            /** Title */
+            /**
+             * Title
+             * @description The HTTP status's phrase
+             */
             title: string;
             /** Status */
             status: number;
-            /** Detail */
+            /**
+             * Detail
+             * @description What went wrong, for a person
+             */
             detail: string;
-            /** Errors */
+            /**
+             * Errors
+             * @description With `validation-error`: each broken rule
+             */
             errors?: components["schemas"]["FieldProblem"][] | null;
         };
         /** ReminderList */
@@ -391,11 +420,6 @@ export interface components {
             /** Items */
             items: components["schemas"]["TaskRead"][];
         };
-        /**
-         * Status
-         * @enum {string}
-         */
-        Status: "all" | "pending" | "completed";
         /** TagCount */
         TagCount: {
             /** Tag */
@@ -427,31 +451,37 @@ export interface components {
              * Title
              * @example Buy milk
              */
-            title?: string | null;
+            title?: string;
             /** Description */
             description?: string | null;
             /** Completed */
             completed?: boolean | null;
-            /** Priority */
-            priority?: ("none" | "low" | "medium" | "high") | null;
+            priority?: components["schemas"]["Priority"] | null;
             /**
              * Due At
              * @description RFC 3339 with an offset, e.g. 2026-12-01T09:00:00Z
              */
             due_at?: string | null;
-            /** Remind At */
+            /**
+             * Remind At
+             * @description RFC 3339 with an offset; when to remind the user
+             */
             remind_at?: string | null;
             /**
              * Recurrence
+             * @description An RFC 5545 RRULE (needs `due_at`): completing the task creates the next one
              * @example FREQ=WEEKLY;BYDAY=MO,WE
              */
             recurrence?: string | null;
             /**
              * Tags
-             * @description Up to 20 distinct tags (case-insensitively), each 1-50 characters
+             * @description Up to 20 tags, each 1-50 characters; repeats (in any letter case) are merged
              */
             tags?: string[] | null;
-            /** Category Id */
+            /**
+             * Category Id
+             * @description One of the user's categories
+             */
             category_id?: string | null;
         };
         /** TaskRead */
@@ -469,11 +499,7 @@ export interface components {
             completed: boolean;
             /** Completed At */
             completed_at: string | null;
-            /**
-             * Priority
-             * @enum {string}
-             */
-            priority: "none" | "low" | "medium" | "high";
+            priority: components["schemas"]["Priority"];
             /** Due At */
             due_at: string | null;
             /** Remind At */
@@ -503,6 +529,19 @@ export interface components {
             version: number;
         };
         /**
+         * TaskSort
+         * @description The order of a task list: a field, ascending, or descending with a leading `-`. A task
+         *     without a due date comes last either way.
+         * @enum {string}
+         */
+        TaskSort: "created_at" | "-created_at" | "updated_at" | "-updated_at" | "due_at" | "-due_at" | "priority" | "-priority" | "title" | "-title";
+        /**
+         * TaskStatus
+         * @description Which tasks a list shows: all of them, the open ones, or the completed ones.
+         * @enum {string}
+         */
+        TaskStatus: "all" | "pending" | "completed";
+        /**
          * TaskWrite
          * @description The writable fields of a task (POST creates, PUT replaces them all).
          */
@@ -522,42 +561,56 @@ export interface components {
              * @description Default: `false`.
              */
             completed?: boolean;
-            /**
-             * Priority
-             * @description Default: `"none"`.
-             * @enum {string}
-             */
-            priority?: "none" | "low" | "medium" | "high";
+            /** @description Default: `"none"`. */
+            priority?: components["schemas"]["Priority"];
             /**
              * Due At
              * @description RFC 3339 with an offset, e.g. 2026-12-01T09:00:00Z
              */
             due_at?: string | null;
-            /** Remind At */
+            /**
+             * Remind At
+             * @description RFC 3339 with an offset; when to remind the user
+             */
             remind_at?: string | null;
             /**
              * Recurrence
+             * @description An RFC 5545 RRULE (needs `due_at`): completing the task creates the next one
              * @example FREQ=WEEKLY;BYDAY=MO,WE
              */
             recurrence?: string | null;
             /**
              * Tags
-             * @description Up to 20 distinct tags (case-insensitively), each 1-50 characters
+             * @description Up to 20 tags, each 1-50 characters; repeats (in any letter case) are merged
              */
             tags?: string[];
-            /** Category Id */
+            /**
+             * Category Id
+             * @description One of the user's categories
+             */
             category_id?: string | null;
         };
     };
     responses: never;
     parameters: never;
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description The resource's current version, e.g. `"3"`: send it as `If-Match` to change only that version */
+        ETag: string;
+        /** @description The URL of the resource created */
+        Location: string;
+        /** @description The token scheme to use: `Bearer` */
+        "WWW-Authenticate": string;
+        /** @description Seconds to wait before retrying */
+        "Retry-After": number;
+        /** @description `true` on the answer to a retry with an `Idempotency-Key` already used: this is the first request's answer, and nothing changed */
+        "Idempotent-Replayed": "true";
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    healthz_healthz_get: {
+    getHealth: {
         parameters: {
             query?: never;
             header?: never;
@@ -577,7 +630,7 @@ export interface operations {
             };
         };
     };
-    readyz_readyz_get: {
+    getReadiness: {
         parameters: {
             query?: never;
             header?: never;
@@ -598,19 +651,21 @@ export interface operations {
             /** @description Database unreachable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Health"];
+                    "application/json": components["schemas"]["Health"];
                 };
             };
         };
     };
-    list_tasks_api__user_id__tasks_get: {
+    listTasks: {
         parameters: {
             query?: {
-                status?: components["schemas"]["Status"];
-                priority?: ("none" | "low" | "medium" | "high")[];
+                status?: components["schemas"]["TaskStatus"];
+                /** @description Repeatable; any of them matches */
+                priority?: components["schemas"]["Priority"][];
                 /** @description Repeatable; every tag must match */
                 tag?: string[];
                 category_id?: string | null;
@@ -620,7 +675,7 @@ export interface operations {
                 due_after?: string | null;
                 /** @description Search title and description */
                 q?: string | null;
-                sort?: "created_at" | "-created_at" | "updated_at" | "-updated_at" | "due_at" | "-due_at" | "priority" | "-priority" | "title" | "-title";
+                sort?: components["schemas"]["TaskSort"];
                 limit?: number;
                 cursor?: string | null;
             };
@@ -647,16 +702,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -665,7 +733,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -674,7 +748,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -683,21 +763,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    create_task_api__user_id__tasks_post: {
+    createTask: {
         parameters: {
             query?: never;
             header?: {
@@ -718,10 +811,9 @@ export interface operations {
             /** @description Successful Response */
             201: {
                 headers: {
-                    Location?: string;
-                    ETag?: string;
-                    /** @description A retry's replayed answer */
-                    "Idempotent-Replayed"?: "true";
+                    ETag: components["headers"]["ETag"];
+                    Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -734,16 +826,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -752,7 +857,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -761,7 +872,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unsupported-media-type";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -770,21 +902,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    get_task_api__user_id__tasks__task_id__get: {
+    getTask: {
         parameters: {
             query?: never;
             header?: {
@@ -801,6 +946,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -820,16 +966,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -838,7 +997,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Not Found */
@@ -847,7 +1012,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/not-found";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -856,7 +1027,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -865,21 +1042,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    replace_task_api__user_id__tasks__task_id__put: {
+    replaceTask: {
         parameters: {
             query?: never;
             header?: {
@@ -901,6 +1091,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -913,16 +1104,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -931,7 +1135,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Not Found */
@@ -940,16 +1150,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/not-found";
+                    };
                 };
             };
             /** @description Precondition Failed */
             412: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/precondition-failed";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -958,7 +1181,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unsupported-media-type";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -967,21 +1211,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    delete_task_api__user_id__tasks__task_id__delete: {
+    deleteTask: {
         parameters: {
             query?: never;
             header?: {
@@ -1009,16 +1266,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -1027,7 +1297,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Not Found */
@@ -1036,16 +1312,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/not-found";
+                    };
                 };
             };
             /** @description Precondition Failed */
             412: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/precondition-failed";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -1054,7 +1343,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -1063,21 +1358,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    patch_task_api__user_id__tasks__task_id__patch: {
+    patchTask: {
         parameters: {
             query?: never;
             header?: {
@@ -1092,6 +1400,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "application/merge-patch+json": components["schemas"]["TaskPatch"];
                 "application/json": components["schemas"]["TaskPatch"];
             };
         };
@@ -1099,6 +1408,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1111,16 +1421,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -1129,7 +1452,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Not Found */
@@ -1138,16 +1467,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/not-found";
+                    };
                 };
             };
             /** @description Precondition Failed */
             412: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/precondition-failed";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -1156,7 +1498,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unsupported-media-type";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -1165,24 +1528,40 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    complete_task_api__user_id__tasks__task_id__complete_patch: {
+    completeTask: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The task's ETag, e.g. "3": the change applies only to that version */
+                "if-match"?: string | null;
+            };
             path: {
                 task_id: string;
                 user_id: string;
@@ -1191,6 +1570,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
+                "application/merge-patch+json": components["schemas"]["CompletionWrite"] | null;
                 "application/json": components["schemas"]["CompletionWrite"] | null;
             };
         };
@@ -1198,6 +1578,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1210,16 +1591,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -1228,7 +1622,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Not Found */
@@ -1237,7 +1637,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/not-found";
+                    };
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/precondition-failed";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -1246,7 +1668,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unsupported-media-type";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -1255,21 +1698,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    list_tags_api__user_id__tags_get: {
+    listTags: {
         parameters: {
             query?: never;
             header?: never;
@@ -1295,16 +1751,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -1313,7 +1782,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -1322,7 +1797,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -1331,21 +1812,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    due_reminders_api__user_id__reminders_get: {
+    listDueReminders: {
         parameters: {
             query?: {
                 /** @description Reminders due by this instant; default now */
@@ -1375,16 +1869,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -1393,7 +1900,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -1402,7 +1915,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -1411,21 +1930,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    list_categories_api__user_id__categories_get: {
+    listCategories: {
         parameters: {
             query?: never;
             header?: never;
@@ -1451,16 +1983,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -1469,7 +2014,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -1478,7 +2029,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -1487,21 +2044,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    create_category_api__user_id__categories_post: {
+    createCategory: {
         parameters: {
             query?: never;
             header?: {
@@ -1522,10 +2092,9 @@ export interface operations {
             /** @description Successful Response */
             201: {
                 headers: {
-                    Location?: string;
-                    ETag?: string;
-                    /** @description A retry's replayed answer */
-                    "Idempotent-Replayed"?: "true";
+                    ETag: components["headers"]["ETag"];
+                    Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1538,16 +2107,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -1556,7 +2138,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Conflict */
@@ -1565,7 +2153,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/conflict";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -1574,7 +2168,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unsupported-media-type";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -1583,21 +2198,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    get_category_api__user_id__categories__category_id__get: {
+    getCategory: {
         parameters: {
             query?: never;
             header?: never;
@@ -1612,6 +2240,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1624,16 +2253,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -1642,7 +2284,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Not Found */
@@ -1651,7 +2299,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/not-found";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -1660,7 +2314,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -1669,21 +2329,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    delete_category_api__user_id__categories__category_id__delete: {
+    deleteCategory: {
         parameters: {
             query?: never;
             header?: never;
@@ -1708,16 +2381,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -1726,7 +2412,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Not Found */
@@ -1735,7 +2427,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/not-found";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -1744,7 +2442,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -1753,21 +2457,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    update_category_api__user_id__categories__category_id__patch: {
+    updateCategory: {
         parameters: {
             query?: never;
             header?: {
@@ -1781,6 +2498,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "application/merge-patch+json": components["schemas"]["CategoryPatch"];
                 "application/json": components["schemas"]["CategoryPatch"];
             };
         };
@@ -1788,6 +2506,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1800,16 +2519,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -1818,7 +2550,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Not Found */
@@ -1827,7 +2565,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/not-found";
+                    };
                 };
             };
             /** @description Conflict */
@@ -1836,16 +2580,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/conflict";
+                    };
                 };
             };
             /** @description Precondition Failed */
             412: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/precondition-failed";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -1854,7 +2611,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unsupported-media-type";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -1863,21 +2641,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    list_changes_api__user_id__changes_get: {
+    listChanges: {
         parameters: {
             query?: {
                 /** @description `next_since` of the last sync; absent: a snapshot of everything */
@@ -1907,16 +2698,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -1925,7 +2729,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Gone */
@@ -1934,7 +2744,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/sync-expired";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -1943,21 +2759,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/unavailable";
+                    };
                 };
             };
         };
     };
-    change_events_api__user_id__events_get: {
+    streamChangeEvents: {
         parameters: {
             query?: never;
             header?: never;
@@ -1998,10 +2827,17 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/invalid-token";
+                    };
                 };
             };
             /** @description Forbidden */
@@ -2010,7 +2846,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/forbidden";
+                    };
                 };
             };
             /** @description Request Entity Too Large */
@@ -2019,7 +2861,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/body-too-large";
+                    };
                 };
             };
             /** @description Unprocessable Entity */
@@ -2028,7 +2876,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
         };
