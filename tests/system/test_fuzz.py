@@ -79,7 +79,10 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_response(deployment: 
             # In tmp_path: schemathesis keeps its cache and examples database in the working directory.
             run = subprocess.run(
                 schemathesis_command(server.base_url, report),
-                env=clean_environment(TODO_FUZZ_TOKEN=token, TODO_FUZZ_USER=USER),
+                env={
+                    **clean_environment(TODO_FUZZ_TOKEN=token, TODO_FUZZ_USER=USER),
+                    "SCHEMATHESIS_HOOKS": str(PROJECT_ROOT / "scripts" / "fuzz_hooks.py"),
+                },
                 cwd=tmp_path,
                 capture_output=True,
                 timeout=FUZZ_SECONDS + OVERRUN_SECONDS,
