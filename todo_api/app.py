@@ -16,10 +16,11 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from todo_adapters.auth import JwksKeys
 from todo_api.container import Container
+from todo_api.docs import install_docs
 from todo_api.middleware import BearerAuthentication, BodySizeLimit
 from todo_api.openapi import DESCRIPTION, TAGS, operation_id, shaped
 from todo_api.problems import install_problem_handlers
-from todo_api.routes import categories, events, health, sync, tasks
+from todo_api.routes import categories, events, health, problems, sync, tasks
 from todo_api.settings import Settings
 from todo_core.use_cases.sync import purge_expired
 
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         openapi_tags=TAGS,
         generate_unique_id_function=operation_id,
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from the service's own files
+        redoc_url=None,
     )
     app.state.container = container
     install_problem_handlers(app)
@@ -89,6 +92,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(categories.router)
     app.include_router(sync.router)
     app.include_router(events.router)
+    app.include_router(problems.router)
+    install_docs(app)
 
     default_openapi = app.openapi
 

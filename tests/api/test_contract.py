@@ -201,6 +201,8 @@ async def test_every_header_sent_is_documented_where_it_is_sent(document: dict[s
 
 async def test_error_responses_list_the_problem_types_they_carry(document: dict[str, Any]) -> None:
     for operation_id, (_, _, operation) in operations(document).items():
+        if operation_id == "getReadiness":
+            continue  # its 503 is the probe's own answer, `{"status": "unavailable"}`
         for status, response in operation["responses"].items():
             if status[0] in "45":
                 assert set(response["content"]) == {"application/problem+json"}, (operation_id, status)

@@ -1,0 +1,166 @@
+"""The interactive documentation in a real browser: headless Chromium opens /docs and /redoc of
+a real `todo serve`, and both render every operation of the OpenAPI document from the service's
+own files, with no request to any other host.
+
+The service is opened as `http://todo.test:PORT`, a name only this browser knows (it maps it to
+loopback), as from an intranet host rather than from localhost, which browsers and scripts may
+treat specially. Chromium resolves no other name, so nothing leaves the machine; its network log
+shows every request a page started, told apart from the browser's own calls to its vendor's
+services (update checks, time, accounts) by the page's origin as their initiator.
+
+Chromium comes from the system packages (`make test` installs it when it can). Without it these
+tests skip, unless TODO_REQUIRE_POSTGRES=1 (CI), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_SECRET
+from tests.system.test_persistence import Deployment, Server, clean_environment
+from todo_api.docs import ASSETS_URL
+
+pytestmark = pytest.mark.slow
+
+HOST = "todo.test"
+#: Virtual time lets the page run its timers without waiting for them; network loads still
+#: take real time, bounded by the process's timeout.
+VIRTUAL_TIME_MS = 30_000
+BROWSER_SECONDS = 90.0
+_FLAGS = [
+    "--headless",
+    "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    f"--host-resolver-rules=MAP {HOST} 127.0.0.1, MAP * ~NOTFOUND",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        reason = "`chromium` is not on PATH (`apt-get install chromium`; `make test` does it when run as root)"
+        if os.environ.get("TODO_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"the browser test is required (TODO_REQUIRE_POSTGRES=1) but {reason}")
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("docs")
+    database_url = f"sqlite+aiosqlite:///{workdir / 'todo.db'}"
+    deployment = Deployment(clean_environment(TODO_DATABASE_URL=database_url, TODO_JWT_SECRET=TEST_SECRET), workdir)
+    deployment.migrate()
+    running = deployment.start(run=1)
+    try:
+        running.wait_until_healthy()
+        yield running
+    finally:
+        running.stop()
+
+
+@dataclass(frozen=True)
+class PageLoad:
+    """What Chromium made of a page: its DOM once rendered, and the URLs the page requested."""
+
+    dom: str
+    requested: list[str]
+
+
+def open_page(chromium: str, url: str, workdir: Path) -> PageLoad:
+    workdir.mkdir()
+    network_log = workdir / "netlog.json"
+    try:
+        result = subprocess.run(
+            [
+                chromium,
+                *_FLAGS,
+                f"--user-data-dir={workdir / 'profile'}",
+                f"--log-net-log={network_log}",
+                f"--virtual-time-budget={VIRTUAL_TIME_MS}",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            timeout=BROWSER_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"Chromium did not finish rendering {url} within {BROWSER_SECONDS} s")
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-3000:]
+    return PageLoad(result.stdout.decode(), _requested_by_pages(json.loads(network_log.read_text())))
+
+
+def _requested_by_pages(network_log: dict[str, Any]) -> list[str]:
+    """The URLs of the requests a page started (the browser's own have no initiating origin)."""
+    started = network_log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [
+        params["url"]
+        for event in network_log["events"]
+        if event["type"] == started
+        and (params := event.get("params", {})).get("initiator", "not an origin") != "not an origin"
+    ]
+
+
+def operations(server: Server) -> list[tuple[str, str]]:
+    """(first tag, operationId) of every operation in the served OpenAPI document."""
+    document = httpx.get(f"{server.base_url}/openapi.json", timeout=10.0).json()
+    return [
+        ((operation.get("tags") or ["default"])[0], operation["operationId"])
+        for item in document["paths"].values()
+        for operation in item.values()
+    ]
+
+
+def origin_of(server: Server) -> str:
+    return f"http://{HOST}:{server.base_url.rsplit(':', 1)[1]}"
+
+
+def assert_only_own_origin(page: PageLoad, origin: str, expected: set[str]) -> None:
+    elsewhere = [url for url in page.requested if not url.startswith(f"{origin}/")]
+    assert elsewhere == [], "the page asked other hosts"
+    # The log saw the page's own requests, so an empty `elsewhere` means something.
+    assert expected <= {url.removeprefix(origin) for url in page.requested}
+
+
+def test_swagger_ui_renders_every_operation_from_the_services_own_files(
+    chromium: str, server: Server, tmp_path: Path
+) -> None:
+    origin = origin_of(server)
+    page = open_page(chromium, f"{origin}/docs", tmp_path / "docs")
+
+    rendered = set(re.findall(r'class="opblock opblock-\w+[^"]*" id="operations-([^"]+)"', page.dom))
+    assert rendered == {f"{tag}-{operation_id}" for tag, operation_id in operations(server)}
+    assert re.search(r'<button class="btn authorize', page.dom), "no Authorize button"
+    assert_only_own_origin(
+        page, origin, {"/openapi.json", f"{ASSETS_URL}/swagger-ui-bundle.js", f"{ASSETS_URL}/swagger-ui.css"}
+    )
+
+
+def test_redoc_renders_every_operation_from_the_services_own_files(
+    chromium: str, server: Server, tmp_path: Path
+) -> None:
+    origin = origin_of(server)
+    page = open_page(chromium, f"{origin}/redoc", tmp_path / "redoc")
+
+    expected = {f"tag/{tag}/operation/{operation_id}" for tag, operation_id in operations(server)}
+    assert set(re.findall(r'<li [^>]*data-item-id="([^"]+/operation/[^"]+)"', page.dom)) == expected  # the menu
+    assert set(re.findall(r'data-section-id="([^"]+/operation/[^"]+)"', page.dom)) == expected  # the content
+    assert_only_own_origin(page, origin, {"/openapi.json", f"{ASSETS_URL}/redoc.standalone.js"})
