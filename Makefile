@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+CLIENT := clients/typescript
+NPM_CI := npm ci --prefer-offline --no-audit --no-fund
 
-.PHONY: install run migrate test browser lint format fuzz bench clean
+.PHONY: install run migrate test browser lint format client fuzz bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +47,17 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+## Regenerate the TypeScript client's types from the OpenAPI document the server serves, and type-check
+## the client and its example against them (`make test` fails while the types differ). Needs Node.js 20
+## and npm. Leaves the document in clients/typescript/openapi.json (not committed).
+client: install $(CLIENT)/node_modules/.package-lock.json
+	TODO_DEV_MODE=1 $(BIN)/todo openapi > $(CLIENT)/openapi.json
+	cd $(CLIENT) && npx openapi-typescript openapi.json -o src/schema.d.ts
+	cd $(CLIENT) && npx tsc -p .
+
+$(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package-lock.json
+	cd $(CLIENT) && $(NPM_CI)
+
 ## Fuzz the API from its OpenAPI document (schemathesis; TODO_FUZZ_SECONDS, default 300; `make test`
 ## runs the same for 60 s on PostgreSQL).
 fuzz: install
@@ -59,4 +72,4 @@ bench: install
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis todo.db todo.db-*
+	rm -rf $(VENV) $(CLIENT)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis todo.db todo.db-*

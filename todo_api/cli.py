@@ -1,8 +1,10 @@
-"""The `todo` command: serve the API, migrate the database, mint a development token."""
+"""The `todo` command: serve the API, migrate the database, mint a development token, print the
+OpenAPI document."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import sys
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="mint a development token with TODO_JWT_SECRET")
     token.add_argument("user_id")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    commands.add_parser("openapi", help="print the OpenAPI document the server serves at /openapi.json")
     arguments = parser.parse_args(argv)
 
     try:
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("todo: token needs TODO_JWT_SECRET (or TODO_DEV_MODE=1)", file=sys.stderr)
                 return 2
             print(_token(settings, arguments.user_id, arguments.ttl))
+            return 0
+        case "openapi":
+            print(openapi_document(settings))
             return 0
     return 2
 
@@ -114,3 +120,10 @@ def _serve(settings: Settings) -> int:
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
+
+
+def openapi_document(settings: Settings) -> str:
+    """The OpenAPI document `todo serve` serves with these settings, as JSON."""
+    from todo_api.app import create_app
+
+    return json.dumps(create_app(settings).openapi(), indent=2, ensure_ascii=False)

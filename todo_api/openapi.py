@@ -6,6 +6,8 @@ with what it cannot know.
   `WWW-Authenticate`, `Retry-After`, `Idempotent-Replayed`);
 - every error response is `application/problem+json` and lists the problem `type`s it can carry;
 - PATCH bodies are JSON merge patches (`application/merge-patch+json`, or `application/json`);
+- a request body's defaults are said in words, not as `default`, which generators read as
+  "always present" (openapi-typescript would make a client send every one of them);
 - the bearer token is required on every /api/ operation, and on no other (`security: []`);
 - links lead from a returned resource to the operations on it.
 
@@ -15,6 +17,7 @@ per route, so a new route is documented like the others.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -80,6 +83,7 @@ def shaped(document: dict[str, Any]) -> dict[str, Any]:
             _document_responses(operation)
             if method == "patch":
                 _accept_merge_patch(operation)
+            _describe_request_defaults(operation, document["components"].get("schemas", {}))
     return _document_links(_with_bearer_scheme(document))
 
 
@@ -123,6 +127,19 @@ def _document_responses(operation: dict[str, Any]) -> None:
                 operation["responses"][status].setdefault("headers", {})["Idempotent-Replayed"] = _header(
                     "Idempotent-Replayed"
                 )
+
+
+def _describe_request_defaults(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    # A new task's `description`, `completed` and `priority` have defaults: with `default` in
+    # the document, a front end's types would require them.
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        reference = media.get("schema", {}).get("$ref", "")
+        schema = schemas.get(reference.removeprefix("#/components/schemas/"), {})
+        for field in schema.get("properties", {}).values():
+            if "default" in field:
+                said = f"Default: `{json.dumps(field.pop('default'))}`."
+                described = field.get("description", "").rstrip(".")
+                field["description"] = f"{described}. {said}" if described else said
 
 
 def _header(name: str) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""A real Better Auth JWT issuer (Node, `issuer.mjs`) for tests that need genuine tokens."""
+"""Tests that need Node.js: a real Better Auth JWT issuer (`issuer.mjs`) for tests that need
+genuine tokens, and the TypeScript client (`clients/typescript`) with its tools."""
 
 from __future__ import annotations
 
@@ -15,11 +16,16 @@ from typing import IO, NoReturn
 import httpx
 import pytest
 
+from tests.conftest import settings_for
+from todo_api.cli import openapi_document
+
 INTEROP_DIR = Path(__file__).parent
+TYPESCRIPT_CLIENT_DIR = INTEROP_DIR.parent.parent / "clients" / "typescript"
 NPM_CI_TIMEOUT_SECONDS = 300
 READY_TIMEOUT_SECONDS = 30
 MINT_TIMEOUT_SECONDS = 10
 STOP_TIMEOUT_SECONDS = 5
+TOOL_TIMEOUT_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -44,12 +50,30 @@ class BetterAuthIssuer:
 def _unavailable(reason: str) -> NoReturn:
     # CI sets TODO_REQUIRE_INTEROP=1 so that a missing Node fails instead of passing quietly.
     if os.environ.get("TODO_REQUIRE_INTEROP") == "1":
-        pytest.fail(f"Better Auth interop required but unavailable: {reason}")
-    pytest.skip(f"Better Auth interop unavailable: {reason} (set TODO_REQUIRE_INTEROP=1 to fail)")
+        pytest.fail(f"Node.js interop required but unavailable: {reason}")
+    pytest.skip(f"Node.js interop unavailable: {reason} (set TODO_REQUIRE_INTEROP=1 to fail)")
 
 
-def _install_node_modules() -> None:
-    if (INTEROP_DIR / "node_modules" / "better-auth").is_dir():
+def node_executable() -> str:
+    """The path of `node`.
+
+    :raises pytest.skip.Exception: there is none (`pytest.fail.Exception` under TODO_REQUIRE_INTEROP=1).
+    """
+    node = shutil.which("node")
+    if node is None:
+        _unavailable("`node` is not on PATH")
+    return node
+
+
+def install_node_modules(directory: Path) -> None:
+    """Install the packages `directory`'s package-lock.json pins, unless `npm ci` has installed
+    them since the lock file last changed (`make client` goes by the same rule).
+
+    :raises pytest.skip.Exception: no npm, or `npm ci` failed (`pytest.fail.Exception` under
+        TODO_REQUIRE_INTEROP=1).
+    """
+    installed = directory / "node_modules" / ".package-lock.json"
+    if installed.is_file() and installed.stat().st_mtime >= (directory / "package-lock.json").stat().st_mtime:
         return
     npm = shutil.which("npm")
     if npm is None:
@@ -57,7 +81,7 @@ def _install_node_modules() -> None:
     try:
         result = subprocess.run(
             [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund"],
-            cwd=INTEROP_DIR,
+            cwd=directory,
             capture_output=True,
             text=True,
             timeout=NPM_CI_TIMEOUT_SECONDS,
@@ -104,10 +128,8 @@ def _stop(process: subprocess.Popen[str]) -> None:
 @pytest.fixture(scope="module")
 def better_auth_issuer() -> Iterator[BetterAuthIssuer]:
     """A fresh Better Auth issuer (memory adapter, JWT plugin, EdDSA keys) on 127.0.0.1."""
-    node = shutil.which("node")
-    if node is None:
-        _unavailable("`node` is not on PATH")
-    _install_node_modules()
+    node = node_executable()
+    install_node_modules(INTEROP_DIR)
     # stderr goes to the terminal: a crash explains itself without a pipe that could fill up.
     process = subprocess.Popen([node, "issuer.mjs", "0"], cwd=INTEROP_DIR, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
@@ -121,3 +143,31 @@ def better_auth_issuer() -> Iterator[BetterAuthIssuer]:
         _stop(process)
         reader.join(timeout=STOP_TIMEOUT_SECONDS)
         process.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def typescript_client() -> Path:
+    """`clients/typescript`, with the tools its package-lock.json pins installed."""
+    node_executable()
+    install_node_modules(TYPESCRIPT_CLIENT_DIR)
+    return TYPESCRIPT_CLIENT_DIR
+
+
+@pytest.fixture(scope="session")
+def served_openapi_document(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file with the OpenAPI document the server serves (what `todo openapi` prints)."""
+    path = tmp_path_factory.mktemp("openapi") / "openapi.json"
+    path.write_text(openapi_document(settings_for("sqlite+aiosqlite:///:memory:")))
+    return path
+
+
+def run_tool(client: Path, tool: str, *arguments: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run one of the client's npm tools (`node_modules/.bin`) in its directory, with its output."""
+    return subprocess.run(
+        [client / "node_modules" / ".bin" / tool, *arguments],
+        cwd=client,
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_SECONDS,
+        check=False,
+    )
