@@ -152,7 +152,7 @@ def _problem_schema(status: int) -> dict[str, Any]:
     narrowed: dict[str, Any] = {"type": "string", "format": "uri-reference"}
     if types:
         narrowed["enum"] = types
-    return {"allOf": [{"$ref": _PROBLEM}, {"type": "object", "properties": {"type": narrowed}}]}
+    return {"allOf": [{"$ref": _PROBLEM}, {"type": "object", "properties": {"type": narrowed}, "required": ["type"]}]}
 
 
 def _accept_merge_patch(operation: dict[str, Any]) -> None:

@@ -61,7 +61,10 @@ async def update_category(
     clock: CurrentClock,
     category_id: UUID,
     body: CategoryPatch,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: Annotated[
+        str | None,
+        Header(alias="If-Match", description='The category\'s ETag, e.g. "3": the change applies only to that version'),
+    ] = None,
 ) -> Response:
     """Rename or recolor a category (JSON merge patch; null clears the color)."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}

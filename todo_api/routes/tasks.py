@@ -38,7 +38,8 @@ router = APIRouter(
 )
 
 IfMatch = Annotated[
-    str | None, Header(description='The task\'s ETag, e.g. "3": the change applies only to that version')
+    str | None,
+    Header(alias="If-Match", description='The task\'s ETag, e.g. "3": the change applies only to that version'),
 ]
 
 
@@ -88,7 +89,9 @@ async def get_task(
     user_id: UserId,
     views: Views,
     task_id: UUID,
-    if_none_match: Annotated[str | None, Header()] = None,
+    if_none_match: Annotated[
+        str | None, Header(alias="If-None-Match", description="An ETag you hold: 304 if it is still current")
+    ] = None,
 ) -> Response:
     """Read one task. With `If-None-Match` set to its current ETag, the answer is 304."""
     found = await use_cases.get_task(views, user_id, task_id)

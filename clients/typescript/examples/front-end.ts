@@ -50,7 +50,7 @@ export async function addTask(userId: string, title: string, dueAt: Date, priori
 /** Change what the user edited, unless someone changed the task since it was shown (412). */
 export async function saveEdits(userId: string, shown: Task, edits: TaskPatch): Promise<Task | "changed elsewhere"> {
   const { data, error } = await api.PATCH("/api/{user_id}/tasks/{task_id}", {
-    params: { path: { user_id: userId, task_id: shown.id }, header: { "if-match": `"${shown.version}"` } },
+    params: { path: { user_id: userId, task_id: shown.id }, header: { "If-Match": `"${shown.version}"` } },
     body: edits,
   });
   if (error?.type === "/problems/precondition-failed") return "changed elsewhere";

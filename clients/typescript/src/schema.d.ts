@@ -707,7 +707,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -723,7 +723,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -738,7 +738,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -753,7 +753,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -768,7 +768,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -784,7 +784,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -831,7 +831,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -847,7 +847,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -862,7 +862,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -877,7 +877,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -892,7 +892,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unsupported-media-type";
+                        type: "/problems/unsupported-media-type";
                     };
                 };
             };
@@ -907,7 +907,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -923,7 +923,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -933,7 +933,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                "if-none-match"?: string | null;
+                /** @description An ETag you hold: 304 if it is still current */
+                "If-None-Match"?: string | null;
             };
             path: {
                 task_id: string;
@@ -971,7 +972,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -987,7 +988,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -1002,7 +1003,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -1017,7 +1018,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/not-found";
+                        type: "/problems/not-found";
                     };
                 };
             };
@@ -1032,7 +1033,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -1047,7 +1048,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -1063,7 +1064,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -1074,7 +1075,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description The task's ETag, e.g. "3": the change applies only to that version */
-                "if-match"?: string | null;
+                "If-Match"?: string | null;
             };
             path: {
                 task_id: string;
@@ -1109,7 +1110,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -1125,7 +1126,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -1140,7 +1141,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -1155,7 +1156,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/not-found";
+                        type: "/problems/not-found";
                     };
                 };
             };
@@ -1171,7 +1172,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/precondition-failed";
+                        type: "/problems/precondition-failed";
                     };
                 };
             };
@@ -1186,7 +1187,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -1201,7 +1202,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unsupported-media-type";
+                        type: "/problems/unsupported-media-type";
                     };
                 };
             };
@@ -1216,7 +1217,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -1232,7 +1233,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -1243,7 +1244,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description The task's ETag, e.g. "3": the change applies only to that version */
-                "if-match"?: string | null;
+                "If-Match"?: string | null;
             };
             path: {
                 task_id: string;
@@ -1271,7 +1272,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -1287,7 +1288,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -1302,7 +1303,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -1317,7 +1318,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/not-found";
+                        type: "/problems/not-found";
                     };
                 };
             };
@@ -1333,7 +1334,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/precondition-failed";
+                        type: "/problems/precondition-failed";
                     };
                 };
             };
@@ -1348,7 +1349,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -1363,7 +1364,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -1379,7 +1380,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -1390,7 +1391,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description The task's ETag, e.g. "3": the change applies only to that version */
-                "if-match"?: string | null;
+                "If-Match"?: string | null;
             };
             path: {
                 task_id: string;
@@ -1426,7 +1427,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -1442,7 +1443,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -1457,7 +1458,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -1472,7 +1473,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/not-found";
+                        type: "/problems/not-found";
                     };
                 };
             };
@@ -1488,7 +1489,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/precondition-failed";
+                        type: "/problems/precondition-failed";
                     };
                 };
             };
@@ -1503,7 +1504,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -1518,7 +1519,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unsupported-media-type";
+                        type: "/problems/unsupported-media-type";
                     };
                 };
             };
@@ -1533,7 +1534,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -1549,7 +1550,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -1560,7 +1561,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description The task's ETag, e.g. "3": the change applies only to that version */
-                "if-match"?: string | null;
+                "If-Match"?: string | null;
             };
             path: {
                 task_id: string;
@@ -1596,7 +1597,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -1612,7 +1613,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -1627,7 +1628,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -1642,7 +1643,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/not-found";
+                        type: "/problems/not-found";
                     };
                 };
             };
@@ -1658,7 +1659,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/precondition-failed";
+                        type: "/problems/precondition-failed";
                     };
                 };
             };
@@ -1673,7 +1674,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -1688,7 +1689,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unsupported-media-type";
+                        type: "/problems/unsupported-media-type";
                     };
                 };
             };
@@ -1703,7 +1704,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -1719,7 +1720,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -1756,7 +1757,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -1772,7 +1773,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -1787,7 +1788,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -1802,7 +1803,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -1817,7 +1818,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -1833,7 +1834,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -1874,7 +1875,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -1890,7 +1891,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -1905,7 +1906,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -1920,7 +1921,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -1935,7 +1936,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -1951,7 +1952,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -1988,7 +1989,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -2004,7 +2005,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -2019,7 +2020,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -2034,7 +2035,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -2049,7 +2050,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -2065,7 +2066,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -2112,7 +2113,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -2128,7 +2129,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -2143,7 +2144,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -2158,7 +2159,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/conflict";
+                        type: "/problems/conflict";
                     };
                 };
             };
@@ -2173,7 +2174,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -2188,7 +2189,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unsupported-media-type";
+                        type: "/problems/unsupported-media-type";
                     };
                 };
             };
@@ -2203,7 +2204,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -2219,7 +2220,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -2258,7 +2259,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -2274,7 +2275,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -2289,7 +2290,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -2304,7 +2305,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/not-found";
+                        type: "/problems/not-found";
                     };
                 };
             };
@@ -2319,7 +2320,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -2334,7 +2335,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -2350,7 +2351,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -2386,7 +2387,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -2402,7 +2403,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -2417,7 +2418,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -2432,7 +2433,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/not-found";
+                        type: "/problems/not-found";
                     };
                 };
             };
@@ -2447,7 +2448,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -2462,7 +2463,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -2478,7 +2479,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -2488,7 +2489,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                "if-match"?: string | null;
+                /** @description The category's ETag, e.g. "3": the change applies only to that version */
+                "If-Match"?: string | null;
             };
             path: {
                 category_id: string;
@@ -2524,7 +2526,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -2540,7 +2542,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -2555,7 +2557,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -2570,7 +2572,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/not-found";
+                        type: "/problems/not-found";
                     };
                 };
             };
@@ -2585,7 +2587,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/conflict";
+                        type: "/problems/conflict";
                     };
                 };
             };
@@ -2601,7 +2603,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/precondition-failed";
+                        type: "/problems/precondition-failed";
                     };
                 };
             };
@@ -2616,7 +2618,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -2631,7 +2633,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unsupported-media-type";
+                        type: "/problems/unsupported-media-type";
                     };
                 };
             };
@@ -2646,7 +2648,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -2662,7 +2664,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -2703,7 +2705,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
                     };
                 };
             };
@@ -2719,7 +2721,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -2734,7 +2736,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -2749,7 +2751,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/sync-expired";
+                        type: "/problems/sync-expired";
                     };
                 };
             };
@@ -2764,7 +2766,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
@@ -2780,7 +2782,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/unavailable";
+                        type: "/problems/unavailable";
                     };
                 };
             };
@@ -2836,7 +2838,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/invalid-token";
+                        type: "/problems/invalid-token";
                     };
                 };
             };
@@ -2851,7 +2853,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/forbidden";
+                        type: "/problems/forbidden";
                     };
                 };
             };
@@ -2866,7 +2868,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/body-too-large";
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -2881,7 +2883,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type?: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
                     };
                 };
             };
