@@ -30,7 +30,15 @@ from todo_adapters.sqlalchemy.tables import POSTGRES_ONLY_INDEXES, metadata
 from todo_api.cli import PROJECT_ROOT, migrate
 
 BACKENDS = ["sqlite", "postgres"]
-APPLICATION_TABLES = {"tasks", "task_tags", "categories", "user_changes", "tombstones", "idempotency_keys"}
+APPLICATION_TABLES = {
+    "tasks",
+    "task_tags",
+    "categories",
+    "user_changes",
+    "tombstones",
+    "idempotency_keys",
+    "user_settings",
+}
 SEEDED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
