@@ -75,6 +75,7 @@ async def test_a_task_reads_back_exactly_as_added(
         due_at=NOW + timedelta(days=1, microseconds=123),
         remind_at=NOW + timedelta(hours=20, microseconds=120_000),  # written ".12": no trailing zeros
         recurrence="FREQ=MONTHLY;BYMONTHDAY=1",
+        time_zone="America/Argentina/ComodRivadavia",  # the longest IANA name
         tags=("Home", "money"),
     )
     await add(uow_factory, task)
@@ -111,6 +112,19 @@ async def test_work_not_committed_is_rolled_back(uow_factory: UnitOfWorkFactory,
         await uow.tasks.add(task)
     async with uow_factory() as uow:
         assert await uow.tasks.get(user, task.id) is None
+
+
+async def test_work_not_committed_is_rolled_back_after_reading_in_it(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    task = make_task(user)
+    async with uow_factory() as uow:
+        await uow.tasks.add(task)
+        assert await uow.tasks.get(user, task.id) == task  # PostgreSQL: a result fetched in the pipeline
+    for _ in range(10):  # every connection of the pool
+        async with uow_factory() as uow:
+            assert await uow.tasks.get(user, task.id) is None
 
 
 async def test_update_replaces_the_task_read_for_update(

@@ -144,6 +144,7 @@ class PostgresUnitOfWork:
         self._stack: contextlib.AsyncExitStack | None = None
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self._pipeline: psycopg.AsyncPipeline | None = None
+        self._committed = False
 
     async def __aenter__(self) -> Self:
         stack = contextlib.AsyncExitStack()
@@ -157,6 +158,7 @@ class PostgresUnitOfWork:
             await stack.aclose()
             raise
         self._stack, self._connection, self._pipeline = stack, connection, pipeline
+        self._committed = False
         self._executor = executor = PsycopgExecutor(connection, pipeline)
         self._changes = ChangeNumbers(executor, taking=not self._read_only)
         self.tasks = SqlTaskRepository(executor, self._changes)
@@ -184,8 +186,11 @@ class PostgresUnitOfWork:
                 await stack.aclose()
             return
         try:
+            # Not `connection.info.transaction_status`: in pipeline mode it reads IDLE once a
+            # result has been fetched, inside the open transaction, which the pool would then
+            # hand on to the next unit of work with this one's writes in it.
             with contextlib.suppress(psycopg.Error):
-                if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                if not self._read_only and not self._committed:
                     await connection.execute("ROLLBACK")
             with contextlib.suppress(psycopg.Error):
                 await stack.aclose()  # leaves the pipeline (sending what is pending), returns the connection
@@ -203,3 +208,4 @@ class PostgresUnitOfWork:
             await self._executor.run(_ANNOUNCE, {"user_id": user_id})
         await self._connection.execute("COMMIT")
         await self._pipeline.sync()  # durable once this returns; a broken rule raises here
+        self._committed = True
