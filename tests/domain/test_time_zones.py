@@ -184,9 +184,7 @@ async def test_an_unknown_zone_setting_is_refused_and_nothing_is_saved(uow: Uow)
     assert (await get_settings(uow(), ALICE)).time_zone == "UTC"
 
 
-async def test_completing_a_daily_berlin_task_across_the_change_keeps_0900_local(
-    uow: Uow, clock: FixedClock
-) -> None:
+async def test_completing_a_daily_berlin_task_across_the_change_keeps_0900_local(uow: Uow, clock: FixedClock) -> None:
     await replace_settings(uow(), ALICE, UserSettings(time_zone=BERLIN))
     fields = TaskFields(title="Stretch", due_at=utc(2026, 3, 28, 8), recurrence="FREQ=DAILY")
     task = await create_task(uow(), clock, ALICE, fields)
