@@ -9,11 +9,15 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from dateutil.rrule import rrulestr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.domain.conftest import FixedClock
+from tests.domain.rule_strategies import rules
 from todo_adapters.memory import InMemoryUnitOfWork
 from todo_core import recurrence
-from todo_core.errors import ValidationFailed
+from todo_core.errors import FieldError, ValidationFailed
 from todo_core.recurrence import Recurrence
 from todo_core.task import Task, TaskFields
 from todo_core.use_cases.settings import get_settings, replace_settings
@@ -194,3 +198,32 @@ async def test_completing_a_daily_berlin_task_across_the_change_keeps_0900_local
         following = await reading.tasks.get(ALICE, done.next_occurrence_id)
     assert following is not None
     assert (following.fields.due_at, following.fields.time_zone) == (utc(2026, 3, 29, 7), BERLIN)
+
+
+# Any rule, any zone: the guard agrees with dateutil, and the wall clock time is kept
+
+
+@given(
+    text=rules(),
+    due_at=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 12, 31), timezones=st.just(UTC)),
+    zone_name=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Pacific/Apia", "UTC"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_every_accepted_rule_steps_on_the_local_wall_clock(text: str, due_at: datetime, zone_name: str) -> None:
+    parsed = recurrence.parse(text)
+    if isinstance(parsed, FieldError) or recurrence.check_with_start(parsed, due_at, zone_name) is not None:
+        return
+    following = recurrence.next_occurrence(parsed, due_at, zone_name)
+    assert following is not None, (text, due_at, zone_name)
+    zone = ZoneInfo(zone_name)
+    wall = due_at.astimezone(zone).replace(tzinfo=None)
+    expected_wall = rrulestr(parsed.text, dtstart=wall).after(wall)
+    assert expected_wall is not None
+    assert following[0] > due_at
+    # Shown on the wall clock, the occurrence is dateutil's; one the clocks skip moves forward
+    # by the gap (PEP 495: fold=0 has the offset from before it, fold=1 the one after).
+    before, after = (expected_wall.replace(tzinfo=zone, fold=fold).utcoffset() for fold in (0, 1))
+    assert before is not None and after is not None
+    gap = max(after - before, timedelta(0))
+    shown = following[0].astimezone(zone).replace(tzinfo=None)
+    assert shown == expected_wall.replace(microsecond=due_at.microsecond) + gap
