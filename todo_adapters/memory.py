@@ -26,6 +26,7 @@ from todo_core.idempotency import Outcome, Recorded
 from todo_core.query import TaskQuery
 from todo_core.sync import Change, ChangeKind, ChangeLog, ChangePage, ChangePosition, page_of
 from todo_core.task import Task
+from todo_core.user_settings import UserSettings
 from todo_core.views import VersionedView, ViewPage, category_view, task_view
 
 Key = tuple[str, UUID]  # (user_id, id)
@@ -60,6 +61,7 @@ class InMemoryStore:
     change_seqs: dict[tuple[ChangeKind, Key], int] = dataclasses.field(default_factory=dict)
     tombstones: dict[Key, _Tombstone] = dataclasses.field(default_factory=dict)
     keys: dict[tuple[str, str], _KeyRecord] = dataclasses.field(default_factory=dict)
+    settings: dict[str, UserSettings] = dataclasses.field(default_factory=dict)
     #: Where committed changes are announced.
     broker: ChangeBroker | None = None
 
@@ -108,6 +110,8 @@ class _View:
     categories: _Rows[Category]
     keys: dict[tuple[str, str], _KeyRecord] = dataclasses.field(default_factory=dict)
     deleted_at: dict[Key, datetime] = dataclasses.field(default_factory=dict)
+    #: The settings this unit of work saved.
+    settings: dict[str, UserSettings] = dataclasses.field(default_factory=dict)
 
 
 class _RowLocks:
@@ -250,6 +254,20 @@ class InMemoryIdempotencyKeys:
         self._view.keys[(user_id, key)] = dataclasses.replace(self._view.keys[(user_id, key)], outcome=outcome)
 
 
+class InMemorySettingsRepository:
+    def __init__(self, store: InMemoryStore, view: _View) -> None:
+        self._store = store
+        self._view = view
+
+    async def get(self, user_id: str) -> UserSettings:
+        if user_id in self._view.settings:
+            return self._view.settings[user_id]
+        return self._store.settings.get(user_id, UserSettings())
+
+    async def put(self, user_id: str, settings: UserSettings) -> None:
+        self._view.settings[user_id] = settings
+
+
 class InMemoryUnitOfWork:
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
@@ -260,6 +278,7 @@ class InMemoryUnitOfWork:
         self.tasks = InMemoryTaskRepository(self._view, self._locks)
         self.categories = InMemoryCategoryRepository(self._view, self._locks)
         self.idempotency = InMemoryIdempotencyKeys(self._store, self._view, self._locks)
+        self.settings = InMemorySettingsRepository(self._store, self._view)
         return self
 
     async def __aexit__(
@@ -279,6 +298,9 @@ class InMemoryUnitOfWork:
         self._view.categories.apply()
         self._store.keys.update(self._view.keys)
         self._view.keys = {}
+        # Settings are not synced data: no change number (see `SettingsRepository`).
+        self._store.settings.update(self._view.settings)
+        self._view.settings = {}
         if self._store.broker is not None:
             for user_id, seq in changed.items():
                 self._store.broker.publish(user_id, seq)

@@ -42,6 +42,10 @@ resolves to a page that says what to do (`/problems`).
 TAGS = [
     {"name": "tasks", "description": "A user's tasks: list, filter, page, create, change, complete, delete."},
     {"name": "categories", "description": "A user's categories (names unique per user in any letter case)."},
+    {
+        "name": "settings",
+        "description": "A user's settings: the time zone a new task takes when it names none (`UTC` until saved).",
+    },
     {"name": "sync", "description": "For clients that keep a copy: what changed since a token, and live events."},
     {"name": "health", "description": "Probes for load balancers and orchestrators (no token)."},
 ]

@@ -99,6 +99,15 @@ class TaskWrite(_Body):
         description="An RFC 5545 RRULE (needs `due_at`): completing the task creates the next one",
         json_schema_extra={"maxLength": 500},
     )
+    time_zone: str | None = Field(
+        None,
+        examples=["Europe/Berlin"],
+        description=(
+            "An IANA time zone name: the repeat rule steps on this zone's wall clock (a daily 09:00 stays"
+            " at 09:00 when the clocks change). Absent or null: the user's setting (`GET /settings`)"
+        ),
+        json_schema_extra={"maxLength": 64},
+    )
     tags: list[str] = Field(
         default_factory=list,
         description=f"Up to {TAGS_MAX} tags, each 1-{TAG_MAX} characters; repeats (in any letter case) are merged",
@@ -142,6 +151,7 @@ class TaskRead(BaseModel):
     due_at: datetime | None
     remind_at: datetime | None
     recurrence: str | None
+    time_zone: str = Field(description="The task's IANA time zone, e.g. Europe/Berlin")
     tags: list[str]
     category_id: UUID | None
     next_occurrence_id: UUID | None = Field(description="Set on a completed repeating task: the task that follows it")
@@ -209,6 +219,20 @@ class CategoryRead(BaseModel):
 
 class CategoryList(BaseModel):
     items: list[CategoryRead]
+
+
+class SettingsWrite(_Body):
+    """A user's settings, all of them (PUT replaces them)."""
+
+    time_zone: str = Field(
+        examples=["Europe/Berlin"],
+        description="An IANA time zone name: the zone of new tasks that name none (existing tasks keep theirs)",
+        json_schema_extra={"maxLength": 64},
+    )
+
+
+class SettingsRead(BaseModel):
+    time_zone: str = Field(description="An IANA time zone name; `UTC` until the user saves another")
 
 
 class Health(BaseModel):

@@ -20,7 +20,7 @@ from todo_core.clock import Clock
 from todo_core.errors import IdempotencyKeyReused, ValidationFailed
 
 if TYPE_CHECKING:  # the ports name this module's records
-    from todo_core.ports import CategoryRepository, IdempotencyKeys, TaskRepository, UnitOfWork
+    from todo_core.ports import CategoryRepository, IdempotencyKeys, SettingsRepository, TaskRepository, UnitOfWork
 
 KEY_MAX_LENGTH = 255
 
@@ -61,6 +61,10 @@ class Joined:
     @property
     def idempotency(self) -> IdempotencyKeys:
         return self._uow.idempotency
+
+    @property
+    def settings(self) -> SettingsRepository:
+        return self._uow.settings
 
     async def __aenter__(self) -> Self:
         return self

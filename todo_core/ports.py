@@ -20,6 +20,7 @@ from todo_core.identity import IdentityVerifier
 from todo_core.query import TaskQuery
 from todo_core.sync import ChangeLog, ChangePage, ChangePosition
 from todo_core.task import Task
+from todo_core.user_settings import UserSettings
 from todo_core.views import VersionedView, ViewPage
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "IdempotencyKeys",
     "IdentityVerifier",
     "Retention",
+    "SettingsRepository",
     "TaskRepository",
     "TaskViews",
     "UnitOfWork",
@@ -161,6 +163,25 @@ class CategoryRepository(Protocol):
         ...
 
 
+class SettingsRepository(Protocol):
+    """A user's settings (`UserSettings`). They are not synced data: saving them takes no
+    change number, and `/changes` does not carry them (each task carries its own zone)."""
+
+    async def get(self, user_id: str) -> UserSettings:
+        """Return the user's settings, or the defaults if the user never saved any.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def put(self, user_id: str, settings: UserSettings) -> None:
+        """Stage the user's (validated) settings, replacing any saved before.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
 class IdempotencyKeys(Protocol):
     async def claim(
         self, user_id: str, key: str, fingerprint: str, *, now: datetime, expired_before: datetime
@@ -230,6 +251,9 @@ class UnitOfWork(Protocol):
 
     @property
     def idempotency(self) -> IdempotencyKeys: ...
+
+    @property
+    def settings(self) -> SettingsRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -2,6 +2,11 @@
 
 Supported parts: FREQ (DAILY, WEEKLY, MONTHLY, YEARLY), INTERVAL, BYDAY, BYMONTHDAY, COUNT and
 UNTIL. The task's `due_at` is the rule's DTSTART: the first occurrence.
+
+A rule is stepped in the task's time zone, on the wall clock (RFC 5545's DTSTART with a TZID):
+dateutil steps the local date and time, and each occurrence is then read as the instant it is
+in that zone, so a daily 09:00 stays at 09:00 when the clocks change, and BYDAY and BYMONTHDAY
+name days of the local calendar. UNTIL is an instant (UTC), compared with each occurrence's.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from datetime import MAXYEAR, UTC, datetime, timedelta
 
 from dateutil.rrule import rrule, rrulestr
 
+from todo_core import time_zones
 from todo_core.errors import FieldError
 
 FIELD = "recurrence"
@@ -118,22 +124,28 @@ def _by_day(parts: dict[str, str]) -> list[tuple[int, int]]:
     return pairs
 
 
-def check_with_start(rule: Recurrence, due_at: datetime) -> FieldError | None:
-    """Check that dateutil accepts the rule from this first occurrence, and that the rule
-    (COUNT and UNTIL aside) repeats at all within `GUARD_PERIODS` of its periods."""
+def check_with_start(rule: Recurrence, due_at: datetime, time_zone: str = time_zones.DEFAULT) -> FieldError | None:
+    """Check that dateutil accepts the rule from this first occurrence (in a zone
+    `time_zones.zone_error` accepted), and that the rule (COUNT and UNTIL aside) repeats at all
+    within `GUARD_PERIODS` of its periods."""
     try:
-        _as_rrule(rule, due_at, with_count=True)
+        wall = time_zones.local_wall_time(due_at, time_zone)
+        _as_rrule(rule, wall, with_count=True)
+        _until(rule)
     except (ValueError, TypeError, OverflowError) as error:
         return FieldError(FIELD, f"is not a valid rule: {error}")
-    if not _repeats_soon(rule, due_at):
+    if not _repeats_soon(rule, wall):
         return FieldError(
             FIELD, f"never repeats within {GUARD_PERIODS} periods of due_at (e.g. the 31st of a month with 30 days)"
         )
     return None
 
 
-def next_occurrence(rule: Recurrence, due_at: datetime) -> tuple[datetime, Recurrence] | None:
-    """The occurrence after `due_at`, with the rule that the next task carries; None at the end.
+def next_occurrence(
+    rule: Recurrence, due_at: datetime, time_zone: str = time_zones.DEFAULT
+) -> tuple[datetime, Recurrence] | None:
+    """The occurrence after `due_at` (in UTC), stepped on the wall clock of `time_zone`, with
+    the rule that the next task carries; None at the end.
 
     COUNT counts the occurrences still to come, this one included, so the next task's rule has
     one less; UNTIL stays as it is and ends the series by itself.
@@ -141,22 +153,27 @@ def next_occurrence(rule: Recurrence, due_at: datetime) -> tuple[datetime, Recur
     remaining = int(rule.parts["COUNT"]) if "COUNT" in rule.parts else None
     if remaining is not None and remaining <= 1:
         return None
-    if not _repeats_soon(rule, due_at):
-        return None  # dateutil would look for one until the year 9999
     try:
-        following = _as_rrule(rule, due_at, with_count=False).after(due_at)
+        wall = time_zones.local_wall_time(due_at, time_zone)
+        if not _repeats_soon(rule, wall):
+            return None  # dateutil would look for one until the year 9999
+        following = _as_rrule(rule, wall, with_count=False).after(wall)
+        if following is None:
+            return None
+        # dateutil steps whole seconds; keep the due time's fraction of a second.
+        instant = time_zones.instant_of_wall_time(following.replace(microsecond=due_at.microsecond), time_zone)
+        until = _until(rule)
     except (ValueError, OverflowError):
         return None  # the series runs past the last representable date
-    if following is None:
+    if until is not None and instant > until:
         return None
     parts = dict(rule.parts)
     if remaining is not None:
         parts["COUNT"] = str(remaining - 1)
-    # dateutil steps whole seconds; keep the due time's fraction of a second.
-    return following.replace(microsecond=due_at.microsecond).astimezone(UTC), Recurrence(parts)
+    return instant, Recurrence(parts)
 
 
-def _repeats_soon(rule: Recurrence, due_at: datetime) -> bool:
+def _repeats_soon(rule: Recurrence, wall: datetime) -> bool:
     """Whether some period among the next `GUARD_PERIODS` holds a day the rule picks.
 
     dateutil walks period after period until it finds an occurrence, through the year 9999 for
@@ -168,7 +185,7 @@ def _repeats_soon(rule: Recurrence, due_at: datetime) -> bool:
     weekdays = {weekday for number, weekday in by_day if not number}
     numbered = [(number, weekday) for number, weekday in by_day if number]
     monthdays = [int(day) for day in rule.parts.get("BYMONTHDAY", "").split(",") if day]
-    start = due_at.date()
+    start = wall.date()
     if freq == "WEEKLY" or (weekdays and not monthdays and not numbered and freq != "DAILY"):
         return True  # every week holds every weekday
     for period in range(1, GUARD_PERIODS + 1):
@@ -229,8 +246,21 @@ def _datetime_max_year_passed(months: list[tuple[int, int]]) -> bool:
     return any(year > MAXYEAR for year, _ in months)
 
 
-def _as_rrule(rule: Recurrence, due_at: datetime, *, with_count: bool) -> rrule:
-    stepped = rule if with_count else Recurrence({k: v for k, v in rule.parts.items() if k != "COUNT"})
-    parsed = rrulestr(stepped.text, dtstart=due_at.astimezone(UTC))
+def _as_rrule(rule: Recurrence, wall: datetime, *, with_count: bool) -> rrule:
+    """The rule as dateutil steps it, from a local wall time (naive). Without UNTIL: it is an
+    instant, and dateutil compares a naive start only with a naive UNTIL (see `_until`)."""
+    left_out = {"UNTIL"} if with_count else {"UNTIL", "COUNT"}
+    stepped = Recurrence({key: value for key, value in rule.parts.items() if key not in left_out})
+    parsed = rrulestr(stepped.text, dtstart=wall)
     assert isinstance(parsed, rrule)
     return parsed
+
+
+def _until(rule: Recurrence) -> datetime | None:
+    """The rule's UNTIL, as the instant it names (parts already checked and normalised).
+
+    :raises ValueError: it is no date (20261340T000000Z).
+    """
+    if "UNTIL" not in rule.parts:
+        return None
+    return datetime.strptime(rule.parts["UNTIL"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)

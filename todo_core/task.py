@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from todo_core import recurrence
+from todo_core import recurrence, time_zones
 from todo_core.errors import FieldError, ValidationFailed
 from todo_core.ids import new_id
 from todo_core.text import comparison_key, text_error
@@ -50,6 +50,9 @@ class TaskFields:
     due_at: datetime | None = None
     remind_at: datetime | None = None
     recurrence: str | None = None
+    #: The IANA zone the task lives in: its repeat rule steps on that wall clock. None, until a
+    #: use case gives it the user's setting (`validated` alone gives it `time_zones.DEFAULT`).
+    time_zone: str | None = None
     tags: tuple[str, ...] = ()
     category_id: UUID | None = None
 
@@ -80,13 +83,17 @@ class TaskFields:
         due_at = keep(as_utc("due_at", self.due_at)) if self.due_at else None
         remind_at = keep(as_utc("remind_at", self.remind_at)) if self.remind_at else None
         tags = keep(normalise_tags(self.tags))
+        time_zone = time_zones.DEFAULT if self.time_zone is None else self.time_zone
+        zone_error = time_zones.zone_error("time_zone", time_zone)
+        if zone_error:
+            errors.append(zone_error)
         rule = None
         if self.recurrence is not None:
             rule = keep(recurrence.parse(self.recurrence))
             if rule and self.due_at is None:
                 errors.append(FieldError("recurrence", "needs due_at: a repeating task repeats from its due date"))
-            elif rule and due_at:
-                keep(recurrence.check_with_start(rule, due_at))
+            elif rule and due_at and not zone_error:
+                keep(recurrence.check_with_start(rule, due_at, time_zone))
         if errors:
             raise ValidationFailed(errors)
         return dataclasses.replace(
@@ -95,6 +102,7 @@ class TaskFields:
             due_at=due_at,
             remind_at=remind_at,
             recurrence=rule.text if rule else None,
+            time_zone=time_zone,
             tags=tags,
         )
 
@@ -116,7 +124,8 @@ class TaskFields:
         return dataclasses.replace(self, **values)
 
 
-#: What a merge patch's null sets a field to: its default ("", (), none, or None).
+#: What a merge patch's null sets a field to: its default ("", (), none, or None; for
+#: `time_zone`, None: the user's setting).
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(TaskFields)}
 #: Fields a merge patch cannot clear: a task always has a title and a completion state.
 _NOT_NULLABLE = frozenset({"title", "completed"})
@@ -205,7 +214,7 @@ class Task:
         rule = recurrence.parse(fields.recurrence)
         if isinstance(rule, FieldError):
             return None
-        following = recurrence.next_occurrence(rule, fields.due_at)
+        following = recurrence.next_occurrence(rule, fields.due_at, fields.time_zone or time_zones.DEFAULT)
         if following is None:
             return None
         due_at, next_rule = following

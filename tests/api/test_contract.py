@@ -164,6 +164,7 @@ async def test_every_operation_has_a_readable_stable_id(document: dict[str, Any]
         "listTasks", "createTask", "getTask", "replaceTask", "patchTask", "deleteTask", "completeTask",
         "listTags", "listDueReminders",
         "listCategories", "createCategory", "getCategory", "updateCategory", "deleteCategory",
+        "getSettings", "replaceSettings",
         "listChanges", "streamChangeEvents",
         "getHealth", "getReadiness",
     }  # fmt: skip

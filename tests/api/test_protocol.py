@@ -54,6 +54,7 @@ async def test_openapi_documents_every_route_with_problem_responses(client: http
         "/api/{user_id}/categories/{category_id}": {"get", "patch", "delete"},
         "/api/{user_id}/tags": {"get"},
         "/api/{user_id}/reminders": {"get"},
+        "/api/{user_id}/settings": {"get", "put"},
         "/api/{user_id}/changes": {"get"},
         "/api/{user_id}/events": {"get"},
         "/healthz": {"get"},

@@ -67,7 +67,7 @@ class _Held:
     async def __aenter__(self) -> _Held:
         await self._uow.__aenter__()
         self.tasks, self.categories = self._uow.tasks, self._uow.categories
-        self.idempotency = self._uow.idempotency
+        self.idempotency, self.settings = self._uow.idempotency, self._uow.settings
         if not self._at_commit:
             self.tasks = _StopsAfterRead(self._uow.tasks, self._gate)
             self.categories = _StopsAfterRead(self._uow.categories, self._gate)

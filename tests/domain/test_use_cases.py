@@ -150,7 +150,7 @@ async def test_replace_sets_every_field_and_bumps_the_version(uow: Uow, clock: F
     task = await new_task(uow, clock, description="old", tags=("x",), priority=Priority.HIGH)
     clock.advance(timedelta(minutes=5))
     replaced = await replace_task(uow(), clock, ALICE, task.id, TaskFields(title=" New "))
-    assert replaced.fields == TaskFields(title="New")
+    assert replaced.fields == TaskFields(title="New", time_zone="UTC")
     assert replaced.version == 2
     assert replaced.updated_at == clock.now() != replaced.created_at
     assert await stored_task(uow, ALICE, task.id) == replaced
@@ -160,7 +160,7 @@ async def test_patch_leaves_absent_fields_unchanged(uow: Uow, clock: FixedClock)
     task = await new_task(uow, clock, description="keep", tags=("keep",), priority=Priority.LOW, due_at=DUE)
     patched = await patch_task(uow(), clock, ALICE, task.id, {"title": "renamed"})
     assert patched.fields == TaskFields(
-        title="renamed", description="keep", tags=("keep",), priority=Priority.LOW, due_at=DUE
+        title="renamed", description="keep", tags=("keep",), priority=Priority.LOW, due_at=DUE, time_zone="UTC"
     )
 
 
@@ -317,6 +317,7 @@ async def test_completing_a_repeating_task_creates_the_next_occurrence(
         due_at=datetime(2026, 3, 31, 9, 0, tzinfo=UTC),
         remind_at=datetime(2026, 3, 31, 7, 0, tzinfo=UTC),
         recurrence="FREQ=MONTHLY",
+        time_zone=original.time_zone,
     )
     assert (following.version, following.created_at, following.completed_at) == (1, clock.now(), None)
     assert following.id != monthly_task.id

@@ -30,7 +30,15 @@ from todo_adapters.sqlalchemy.tables import POSTGRES_ONLY_INDEXES, metadata
 from todo_api.cli import PROJECT_ROOT, migrate
 
 BACKENDS = ["sqlite", "postgres"]
-APPLICATION_TABLES = {"tasks", "task_tags", "categories", "user_changes", "tombstones", "idempotency_keys"}
+APPLICATION_TABLES = {
+    "tasks",
+    "task_tags",
+    "categories",
+    "user_changes",
+    "tombstones",
+    "idempotency_keys",
+    "user_settings",
+}
 SEEDED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -206,6 +214,7 @@ def test_upgrading_from_the_first_revision_keeps_existing_tasks(empty_database_u
     row = asyncio.run(read_task())
     assert (row["id"], row["title"], row["version"], row["created_at"]) == (task_id, "Buy MILK Straße", 3, SEEDED_AT)
     assert (row["title_key"], row["priority"], row["tags"], row["due_at"]) == ("buy milk strasse", 0, [], None)
+    assert row["time_zone"] == "UTC"  # the zone its repeats were stepped in before time zones
 
 
 def test_todo_migrate_says_what_it_did(

@@ -24,6 +24,7 @@ from todo_adapters.sqlalchemy.repositories import (
     SqlCategoryRepository,
     SqlIdempotencyKeys,
     SqlRetentionRepository,
+    SqlSettingsRepository,
     SqlTaskRepository,
 )
 from todo_core.errors import Conflict, StorageUnavailable
@@ -134,6 +135,7 @@ class PostgresUnitOfWork:
     tasks: SqlTaskRepository
     categories: SqlCategoryRepository
     idempotency: SqlIdempotencyKeys
+    settings: SqlSettingsRepository
     retention: SqlRetentionRepository
 
     def __init__(self, pool: PostgresPool, *, read_only: bool = False) -> None:
@@ -162,6 +164,7 @@ class PostgresUnitOfWork:
         self.tasks = SqlTaskRepository(executor, self._changes)
         self.categories = SqlCategoryRepository(executor, self._changes)
         self.idempotency = SqlIdempotencyKeys(executor, self._changes)
+        self.settings = SqlSettingsRepository(executor, self._changes)
         self.retention = SqlRetentionRepository(executor)
         return self
 

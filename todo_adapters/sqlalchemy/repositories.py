@@ -8,6 +8,7 @@ statement costs more than running it).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -25,12 +26,14 @@ from todo_adapters.sqlalchemy.tables import (
     tasks,
     tombstones,
     user_changes,
+    user_settings,
 )
 from todo_core.category import Category
 from todo_core.errors import Conflict
 from todo_core.idempotency import Outcome, Recorded
 from todo_core.sync import ChangeKind
 from todo_core.task import Task
+from todo_core.user_settings import UserSettings
 
 #: Columns an update never changes: the key, and when the row was made.
 _FIXED = frozenset({"user_id", "id", "created_at"})
@@ -107,6 +110,16 @@ _UPDATE_CATEGORY = (
     .values(change_seq=_seq_of("b_user_id"))
 )
 _DELETE_CATEGORY = delete(categories).where(categories.c.user_id == _USER, categories.c.id == bindparam("category_id"))
+
+# The columns of a user's settings are named as `UserSettings`'s fields.
+_SETTING_NAMES = [field.name for field in dataclasses.fields(UserSettings)]
+_SETTINGS = select(*(user_settings.c[name] for name in _SETTING_NAMES)).where(user_settings.c.user_id == _USER)
+# The same text on PostgreSQL and SQLite.
+_PUT_SETTINGS = text(
+    f"INSERT INTO user_settings (user_id, {', '.join(_SETTING_NAMES)}) "
+    f"VALUES (:user_id, {', '.join(':' + name for name in _SETTING_NAMES)}) "
+    f"ON CONFLICT (user_id) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in _SETTING_NAMES)}"
+)
 
 # A key is claimed anew once it has expired; a claim holds the key's row until its
 # transaction ends, so a second claim of the same key waits and then sees what the first recorded.
@@ -286,6 +299,22 @@ class SqlCategoryRepository:
                 yield
         except DuplicateKey as error:
             raise Conflict(f"you already have a category named {category.fields.name!r}") from error
+
+
+class SqlSettingsRepository:
+    """A user's settings: not synced data, so saving them takes no change number."""
+
+    def __init__(self, executor: Executor, changes: ChangeNumbers) -> None:
+        self._sql = executor
+        self._changes = changes
+
+    async def get(self, user_id: str) -> UserSettings:
+        await self._changes.take(user_id)  # before any of the user's rows, as every repository
+        rows = await self._sql.rows(_SETTINGS, {"user_id": user_id})
+        return UserSettings(*rows[0]) if rows else UserSettings()
+
+    async def put(self, user_id: str, settings: UserSettings) -> None:
+        await self._sql.run(_PUT_SETTINGS, {"user_id": user_id, **dataclasses.asdict(settings)})
 
 
 class SqlIdempotencyKeys:

@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 USER_ID_MAX = 255
+#: Room for any IANA zone name (the longest is 32 characters) and more.
+TIME_ZONE_MAX = 64
 
 metadata = MetaData(
     naming_convention={
@@ -100,6 +102,7 @@ tasks = Table(
     Column("due_at", UTCDateTime, nullable=True),
     Column("remind_at", UTCDateTime, nullable=True),
     Column("recurrence", String(500), nullable=True),
+    Column("time_zone", String(TIME_ZONE_MAX), nullable=False),
     Column("tags", JSON, nullable=False),
     Column("category_id", Uuid, nullable=True),
     Column("next_occurrence_id", Uuid, nullable=True),
@@ -145,6 +148,15 @@ categories = Table(
 )
 Index(None, categories.c.user_id, categories.c.name_key, unique=True)
 Index(None, categories.c.user_id, categories.c.change_seq, categories.c.id)
+
+# A user's settings (`todo_core.user_settings.UserSettings`), one row per user who saved any.
+user_settings = Table(
+    "user_settings",
+    metadata,
+    _user_id(),
+    Column("time_zone", String(TIME_ZONE_MAX), nullable=False),
+    PrimaryKeyConstraint("user_id"),
+)
 
 # Each user's change sequence. A commit that changes the user's data increments `seq` first
 # (and so holds this row until it ends) and writes the new number on every row it writes.

@@ -18,6 +18,7 @@ from todo_adapters.sqlalchemy.repositories import (
     SqlCategoryRepository,
     SqlIdempotencyKeys,
     SqlRetentionRepository,
+    SqlSettingsRepository,
     SqlTaskRepository,
 )
 from todo_core.errors import Conflict, StorageUnavailable
@@ -34,6 +35,7 @@ class SqlAlchemyUnitOfWork:
     tasks: SqlTaskRepository
     categories: SqlCategoryRepository
     idempotency: SqlIdempotencyKeys
+    settings: SqlSettingsRepository
     retention: SqlRetentionRepository
 
     def __init__(self, engine: AsyncEngine, *, read_only: bool = False, broker: ChangeBroker | None = None) -> None:
@@ -67,6 +69,7 @@ class SqlAlchemyUnitOfWork:
         self.tasks = SqlTaskRepository(executor, self._changes)
         self.categories = SqlCategoryRepository(executor, self._changes)
         self.idempotency = SqlIdempotencyKeys(executor, self._changes)
+        self.settings = SqlSettingsRepository(executor, self._changes)
         self.retention = SqlRetentionRepository(executor)
         return self
 

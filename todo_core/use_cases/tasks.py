@@ -24,8 +24,8 @@ async def create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskF
 
     :raises ValidationFailed: a field breaks a rule, or the category is not one of the user's.
     """
-    fields = fields.validated()
     async with uow:
+        fields = (await _in_a_zone(uow, user_id, fields)).validated()
         await _check_category(uow, user_id, fields.category_id)
         task = Task.new(user_id, fields, clock.now())
         await uow.tasks.add(task)
@@ -55,7 +55,7 @@ async def replace_task(
     *,
     if_match: int | None = None,
 ) -> Task:
-    """Replace every writable field of the user's task.
+    """Replace every writable field of the user's task (a `time_zone` of None: the user's setting).
 
     :raises NotFound: the user has no task with this id.
     :raises PreconditionFailed: `if_match` is given and is not the current version.
@@ -73,7 +73,8 @@ async def patch_task(
     *,
     if_match: int | None = None,
 ) -> Task:
-    """Apply a JSON merge patch (absent: unchanged, None: cleared) to the user's task.
+    """Apply a JSON merge patch (absent: unchanged, None: cleared) to the user's task. A
+    `time_zone` of None is the user's setting, as for a new task.
 
     :raises NotFound, PreconditionFailed, ValidationFailed: as `replace_task`.
     """
@@ -151,7 +152,7 @@ async def _change(
             raise NotFound("task")
         if if_match is not None:
             _check_version(task, if_match)
-        fields = change(task.fields).validated()
+        fields = (await _in_a_zone(uow, user_id, change(task.fields))).validated()
         if fields == task.fields:
             return task  # nothing changes: no new version
         updated = await _stage(uow, clock, task, fields)
@@ -173,6 +174,14 @@ async def _stage(uow: UnitOfWork, clock: Clock, task: Task, fields: TaskFields) 
             updated = dataclasses.replace(updated, next_occurrence_id=following.id)
     await uow.tasks.update(updated)
     return updated
+
+
+async def _in_a_zone(uow: UnitOfWork, user_id: str, fields: TaskFields) -> TaskFields:
+    """The fields with the user's time zone setting where they name no zone."""
+    if fields.time_zone is not None:
+        return fields
+    settings = await uow.settings.get(user_id)
+    return dataclasses.replace(fields, time_zone=settings.time_zone)
 
 
 async def _existing(uow: UnitOfWork, user_id: str, task_id: UUID) -> Task:
