@@ -75,6 +75,7 @@ async def test_a_task_reads_back_exactly_as_added(
         due_at=NOW + timedelta(days=1, microseconds=123),
         remind_at=NOW + timedelta(hours=20, microseconds=120_000),  # written ".12": no trailing zeros
         recurrence="FREQ=MONTHLY;BYMONTHDAY=1",
+        time_zone="America/Argentina/ComodRivadavia",  # the longest IANA name
         tags=("Home", "money"),
     )
     await add(uow_factory, task)
