@@ -50,7 +50,7 @@ RULES = ["FREQ=DAILY", "FREQ=WEEKLY", "FREQ=MONTHLY", "FREQ=WEEKLY;INTERVAL=2"]
 TASK_COLUMNS = (
     "user_id", "id", "title", "title_key", "description", "completed", "completed_at", "priority", "due_at",
     "remind_at", "recurrence", "tags", "category_id", "next_occurrence_id", "created_at", "updated_at", "version",
-    "change_seq",
+    "change_seq", "time_zone",
 )  # fmt: skip
 CATEGORY_COLUMNS = ("user_id", "id", "name", "name_key", "color", "created_at", "updated_at", "version", "change_seq")
 CHANGE_COLUMNS = ("user_id", "seq", "horizon")
@@ -158,6 +158,7 @@ def _user(rows: _Rows, user_id: str, count: int, *, now: datetime, rng: random.R
                 updated,
                 version,
                 1,
+                "UTC",
             )
         )
         rows.tags.extend((user_id, task_id, tag.casefold(), tag) for tag in tags)
