@@ -17,10 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET, Caller
+from tests.conftest import Caller
 from tests.event_streams import EventStream, changed_token, latest_token, open_events
-from tests.migrations.test_schema import fresh_postgres_database
-from tests.system.test_persistence import Deployment, Server, clean_environment
+from tests.system.test_persistence import Server, postgres_deployment
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -40,9 +39,7 @@ def two_workers(postgres_server_url: str, tmp_path: Path) -> Iterator[Server]:
     """`todo serve` with two workers on a migrated database of the test's own."""
     workdir = tmp_path / "workdir"
     workdir.mkdir()
-    with fresh_postgres_database(postgres_server_url) as url:
-        deployment = Deployment(clean_environment(TODO_DATABASE_URL=url, TODO_JWT_SECRET=TEST_SECRET), workdir)
-        deployment.migrate()
+    with postgres_deployment(postgres_server_url, workdir) as deployment:
         server = deployment.start(run=1, TODO_WORKERS="2")
         try:
             server.wait_until_healthy()

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_SECRET
-from tests.migrations.test_schema import fresh_postgres_database
-from tests.system.test_persistence import Deployment, clean_environment, todo_command
+from tests.system.test_persistence import Deployment, clean_environment, postgres_deployment, todo_command
 from todo_api.cli import PROJECT_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -32,10 +30,8 @@ SERVER_LOG_TAIL = 6000
 @pytest.fixture
 def deployment(postgres_server_url: str, tmp_path: Path) -> Iterator[Deployment]:
     """A fresh, migrated PostgreSQL database of the test's own, and the settings that serve it."""
-    with fresh_postgres_database(postgres_server_url) as url:
-        deployed = Deployment(clean_environment(TODO_DATABASE_URL=url, TODO_JWT_SECRET=TEST_SECRET), tmp_path)
-        deployed.migrate()
-        yield deployed
+    with postgres_deployment(postgres_server_url, tmp_path) as deployment:
+        yield deployment
 
 
 def token_from_the_cli(deployment: Deployment, ttl_seconds: int) -> str:

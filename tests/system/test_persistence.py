@@ -6,6 +6,7 @@ every TODO_ variable except those the test sets.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -119,24 +120,30 @@ class Deployment:
         return Server(process, f"http://127.0.0.1:{port}", log)
 
 
+def deployed(database_url: str, workdir: Path) -> Deployment:
+    """The settings that serve a database (migrated here) from `workdir`."""
+    deployment = Deployment(clean_environment(TODO_DATABASE_URL=database_url, TODO_JWT_SECRET=TEST_SECRET), workdir)
+    deployment.migrate()
+    return deployment
+
+
+@contextlib.contextmanager
+def postgres_deployment(server_url: str, workdir: Path) -> Iterator[Deployment]:
+    """A fresh, migrated PostgreSQL database of the caller's own, and the settings that serve it."""
+    with fresh_postgres_database(server_url) as url:
+        yield deployed(url, workdir)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
     """A migrated database of the test's own, and the settings that serve it."""
     workdir = tmp_path / "workdir"
     workdir.mkdir()
-
-    def deploy(database_url: str) -> Deployment:
-        environment = clean_environment(TODO_DATABASE_URL=database_url, TODO_JWT_SECRET=TEST_SECRET)
-        deployed = Deployment(environment, workdir)
-        deployed.migrate()
-        return deployed
-
     if request.param == "sqlite":
-        yield deploy(f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}")
+        yield deployed(f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}", workdir)
         return
-    server_url: str = request.getfixturevalue("postgres_server_url")
-    with fresh_postgres_database(server_url) as url:
-        yield deploy(url)
+    with postgres_deployment(request.getfixturevalue("postgres_server_url"), workdir) as deployment:
+        yield deployment
 
 
 def create_task(base_url: str, **fields: Any) -> dict[str, Any]:

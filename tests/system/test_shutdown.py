@@ -19,9 +19,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import TEST_SECRET, bearer
-from tests.migrations.test_schema import fresh_postgres_database
-from tests.system.test_persistence import Deployment, Server, clean_environment
+from tests.conftest import bearer
+from tests.system.test_persistence import Deployment, Server, postgres_deployment
 
 pytestmark = pytest.mark.slow
 
@@ -34,10 +33,8 @@ CLIENT_TIMEOUT_SECONDS = 30.0
 
 @pytest.fixture
 def deployment(postgres_server_url: str, tmp_path: Path) -> Iterator[Deployment]:
-    with fresh_postgres_database(postgres_server_url) as url:
-        deployed = Deployment(clean_environment(TODO_DATABASE_URL=url, TODO_JWT_SECRET=TEST_SECRET), tmp_path)
-        deployed.migrate()
-        yield deployed
+    with postgres_deployment(postgres_server_url, tmp_path) as deployment:
+        yield deployment
 
 
 def connect(deployment: Deployment) -> psycopg.Connection[tuple[object, ...]]:
