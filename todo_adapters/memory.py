@@ -369,10 +369,7 @@ class InMemoryChangeFeed:
             for (owner, row_id), tombstone in store.tombstones.items():
                 if owner == user_id and ChangePosition(tombstone.seq, ChangeKind.DELETION, row_id) > after:
                     changed.append((tombstone.seq, ChangeKind.DELETION, row_id, tombstone.kind))
-        return page_of(await self.log(user_id), changed, after, limit)
-
-    async def log(self, user_id: str) -> ChangeLog:
-        return self._store.logs.get(user_id, ChangeLog(0, 0))
+        return page_of(store.logs.get(user_id, ChangeLog(0, 0)), changed, after, limit)
 
 
 class InMemoryRetention:

@@ -18,7 +18,7 @@ from todo_core.clock import Clock
 from todo_core.idempotency import Outcome, Recorded
 from todo_core.identity import IdentityVerifier
 from todo_core.query import TaskQuery
-from todo_core.sync import ChangeLog, ChangePage, ChangePosition
+from todo_core.sync import ChangePage, ChangePosition
 from todo_core.task import Task
 from todo_core.user_settings import UserSettings
 from todo_core.views import VersionedView, ViewPage
@@ -210,13 +210,6 @@ class ChangeFeed(Protocol):
         """Up to `limit` of the user's changes after the position, in order, and the user's
         change log, all read in one snapshot; and where the next page starts. Without
         `deletions`, deleted rows are left out (a snapshot for a client that holds nothing).
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-    async def log(self, user_id: str) -> ChangeLog:
-        """How far the user's change sequence goes now.
 
         :raises StorageUnavailable: the store cannot be reached.
         """

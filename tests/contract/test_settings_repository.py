@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.conftest import Backend, UnitOfWorkFactory
+from todo_core.sync import START
 from todo_core.user_settings import UserSettings
 
 
@@ -48,6 +49,6 @@ async def test_settings_not_committed_are_not_saved_but_seen_by_their_own_unit_o
 
 async def test_saving_settings_is_no_change_for_sync(backend: Backend, new_user: Callable[[], str]) -> None:
     user = new_user()
-    before = await backend.feed.log(user)
+    before = (await backend.feed.changes(user, START, 10)).log
     await saved(backend.uow_factory, user, UserSettings(time_zone="Asia/Tokyo"))
-    assert (await backend.feed.log(user)).seq == before.seq
+    assert (await backend.feed.changes(user, START, 10)).log.seq == before.seq

@@ -101,10 +101,6 @@ class _SqlChangeFeed:
             changed += [(seq, ChangeKind.DELETION, _uuid(row_id), ChangeKind(kind)) for kind, seq, row_id in results[3]]
         return page_of(log, changed, after, limit)
 
-    async def log(self, user_id: str) -> ChangeLog:
-        (rows,) = await self._snapshot([(self._log, {"user_id": user_id})])
-        return ChangeLog(*rows[0]) if rows else ChangeLog(0, 0)
-
     def _prepared(self, statement: Select[Any]) -> Any:
         return statement
 
