@@ -30,6 +30,8 @@ from todo_core.user_settings import UserSettings
 from todo_core.views import VersionedView, ViewPage, category_view, task_view
 
 Key = tuple[str, UUID]  # (user_id, id)
+#: Deeper than any tree the rules allow (`todo_core.subtasks`).
+_TREE_DEPTH_BOUND = 16
 Row = TypeVar("Row")
 
 
@@ -117,14 +119,24 @@ class _View:
 class _RowLocks:
     """The row locks one unit of work holds: taken when first needed, all released at its end."""
 
-    def __init__(self, locks: defaultdict[tuple[str, object], asyncio.Lock]) -> None:
+    def __init__(self, locks: defaultdict[tuple[str, object], asyncio.Lock], *, taking_users: bool = True) -> None:
         self._locks = locks
+        self._taking_users = taking_users
         self._held: set[tuple[str, object]] = set()
 
     async def take(self, table: str, key: object) -> None:
         if (table, key) not in self._held:
             await self._locks[(table, key)].acquire()
             self._held.add((table, key))
+
+    async def take_user(self, user_id: str) -> None:
+        """Take the user's turn until the unit of work ends, before any of the user's rows, as
+        the SQL adapters take the user's change counter: one user's units of work that touch
+        their data take turns (so one that reads the task tree to decide where a task goes
+        sees it as it will commit), and never wait for each other's rows in opposite orders.
+        A unit of work that only reads takes no turn."""
+        if self._taking_users:
+            await self.take("users", user_id)
 
     def release(self) -> None:
         for held in self._held:
@@ -138,17 +150,84 @@ class InMemoryTaskRepository:
         self._locks = locks
 
     async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
+        await self._locks.take_user(user_id)
         if for_update:
             await self._locks.take("tasks", (user_id, task_id))
         return self._store.tasks.get((user_id, task_id))
 
+    async def ancestors(self, user_id: str, task_id: UUID) -> Sequence[UUID]:
+        await self._locks.take_user(user_id)
+        found: list[UUID] = []
+        task = self._store.tasks.get((user_id, task_id))
+        while task is not None and task.fields.parent_id is not None and len(found) < _TREE_DEPTH_BOUND:
+            found.append(task.fields.parent_id)
+            task = self._store.tasks.get((user_id, task.fields.parent_id))
+        return found
+
+    async def descendants(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Sequence[Task]:
+        await self._locks.take_user(user_id)
+        found: list[Task] = []
+        level = [task_id]
+        for _ in range(_TREE_DEPTH_BOUND):
+            below = sorted(
+                (
+                    task
+                    for (owner, _), task in self._store.tasks.items()
+                    if owner == user_id and task.fields.parent_id in level
+                ),
+                key=lambda task: (task.position, task.id),
+            )
+            if not below:
+                break
+            found += below
+            level = [task.id for task in below]
+        if for_update:
+            for task in found:
+                await self._locks.take("tasks", (user_id, task.id))
+        return found
+
+    async def children(
+        self,
+        user_id: str,
+        parent_id: UUID | None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        for_update: bool = False,
+    ) -> Sequence[Task]:
+        await self._locks.take_user(user_id)
+        under = sorted(
+            (
+                task
+                for (owner, _), task in self._store.tasks.items()
+                if owner == user_id and task.fields.parent_id == parent_id and (after is None or task.position > after)
+            ),
+            key=lambda task: (task.position, task.id),
+        )[:limit]
+        if for_update:
+            for task in under:
+                await self._locks.take("tasks", (user_id, task.id))
+        return under
+
+    async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
+        await self._locks.take_user(user_id)
+        positions = [
+            task.position
+            for (owner, _), task in self._store.tasks.items()
+            if owner == user_id and task.fields.parent_id == parent_id
+        ]
+        return max(positions, default=None)
+
     async def add(self, task: Task) -> None:
+        await self._locks.take_user(task.user_id)
         self._store.tasks[(task.user_id, task.id)] = task
 
     async def update(self, task: Task) -> None:
+        await self._locks.take_user(task.user_id)
         self._store.tasks[(task.user_id, task.id)] = task
 
     async def remove(self, user_id: str, task_id: UUID, now: datetime, *, version: int | None = None) -> bool:
+        await self._locks.take_user(user_id)
         await self._locks.take("tasks", (user_id, task_id))
         stored = self._store.tasks.get((user_id, task_id))
         if stored is None or (version is not None and stored.version != version):
@@ -158,6 +237,7 @@ class InMemoryTaskRepository:
         return True
 
     async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
+        await self._locks.take_user(user_id)
         for key, task in list(self._store.tasks.items()):
             if key[0] == user_id and task.fields.category_id == category_id:
                 # As PostgreSQL's UPDATE: wait for the row, then change it as it is now, if it
@@ -169,6 +249,7 @@ class InMemoryTaskRepository:
                     self._store.tasks[key] = current.with_fields(fields, now)
 
     async def tag_counts(self, user_id: str) -> Sequence[tuple[str, int]]:
+        await self._locks.take_user(user_id)
         # Spellings differ in case only; each tag shows as its least spelling, as SQL's min().
         counts: Counter[str] = Counter()
         shown: dict[str, str] = {}
@@ -180,6 +261,7 @@ class InMemoryTaskRepository:
         return [(shown[key], n) for key, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
 
     async def due_reminders(self, user_id: str, until: datetime, limit: int) -> Sequence[Task]:
+        await self._locks.take_user(user_id)
         due = [
             task
             for (owner, _), task in self._store.tasks.items()
@@ -199,23 +281,28 @@ class InMemoryCategoryRepository:
     async def get(
         self, user_id: str, category_id: UUID, *, for_update: bool = False, for_share: bool = False
     ) -> Category | None:
+        await self._locks.take_user(user_id)
         if for_update or for_share:
             await self._locks.take("categories", (user_id, category_id))
         return self._store.categories.get((user_id, category_id))
 
     async def list_for_user(self, user_id: str) -> Sequence[Category]:
+        await self._locks.take_user(user_id)
         owned = [category for (owner, _), category in self._store.categories.items() if owner == user_id]
         return sorted(owned, key=lambda category: (category.name_key, category.id))
 
     async def add(self, category: Category) -> None:
+        await self._locks.take_user(category.user_id)
         self._check_name_free(category)
         self._store.categories[(category.user_id, category.id)] = category
 
     async def update(self, category: Category) -> None:
+        await self._locks.take_user(category.user_id)
         self._check_name_free(category)
         self._store.categories[(category.user_id, category.id)] = category
 
     async def remove(self, user_id: str, category_id: UUID, now: datetime) -> bool:
+        await self._locks.take_user(user_id)
         await self._locks.take("categories", (user_id, category_id))
         if self._store.categories.pop((user_id, category_id), None) is None:
             return False
@@ -243,6 +330,7 @@ class InMemoryIdempotencyKeys:
     async def claim(
         self, user_id: str, key: str, fingerprint: str, *, now: datetime, expired_before: datetime
     ) -> Recorded | None:
+        await self._locks.take_user(user_id)
         await self._locks.take("idempotency_keys", (user_id, key))  # as the SQL row of the key
         found = self._store.keys.get((user_id, key))
         if found is not None and found.outcome is not None and found.recorded_at >= expired_before:
@@ -269,12 +357,15 @@ class InMemorySettingsRepository:
 
 
 class InMemoryUnitOfWork:
-    def __init__(self, store: InMemoryStore) -> None:
+    """With `read_only`, it waits for no writer (as the SQL adapters' read-only units of work)."""
+
+    def __init__(self, store: InMemoryStore, *, read_only: bool = False) -> None:
         self._store = store
+        self._read_only = read_only
 
     async def __aenter__(self) -> Self:
         self._view = _View(_Rows(self._store.tasks), _Rows(self._store.categories))
-        self._locks = _RowLocks(self._store.row_locks)
+        self._locks = _RowLocks(self._store.row_locks, taking_users=not self._read_only)
         self.tasks = InMemoryTaskRepository(self._view, self._locks)
         self.categories = InMemoryCategoryRepository(self._view, self._locks)
         self.idempotency = InMemoryIdempotencyKeys(self._store, self._view, self._locks)

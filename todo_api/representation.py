@@ -7,7 +7,7 @@ documents it, and the API tests compare real responses with those documented sch
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +37,8 @@ def json_bytes(body: Any) -> bytes:
 def _instant(value: Any) -> str:
     if isinstance(value, datetime):
         return instant_text(value)
+    if isinstance(value, date):  # an all-day due date: YYYY-MM-DD, as the databases write it
+        return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 

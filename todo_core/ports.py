@@ -47,6 +47,47 @@ class TaskRepository(Protocol):
         """
         ...
 
+    async def ancestors(self, user_id: str, task_id: UUID) -> Sequence[UUID]:
+        """Return the ids of the user's task's parent, its parent's parent and so on, nearest
+        first (empty for a top-level task or one the user does not have).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def descendants(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Sequence[Task]:
+        """Return every task below the user's task (its steps, their steps, ...), each parent
+        before its children and siblings by position. `for_update` locks them as `get` does.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def children(
+        self,
+        user_id: str,
+        parent_id: UUID | None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        for_update: bool = False,
+    ) -> Sequence[Task]:
+        """Return the user's tasks directly under `parent_id` (None: the top-level tasks) by
+        position, only those after the position `after` when given, at most `limit`.
+        `for_update` locks them as `get` does.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
+        """Return the greatest position among the user's tasks under `parent_id` (None: the
+        top-level tasks), or None if there is none.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
     async def add(self, task: Task) -> None:
         """Stage a new task.
 

@@ -161,7 +161,7 @@ def operations(document: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, 
 
 async def test_every_operation_has_a_readable_stable_id(document: dict[str, Any]) -> None:
     assert set(operations(document)) == {
-        "listTasks", "createTask", "getTask", "replaceTask", "patchTask", "deleteTask", "completeTask",
+        "listTasks", "createTask", "getTask", "replaceTask", "patchTask", "deleteTask", "completeTask", "moveTask",
         "listTags", "listDueReminders",
         "listCategories", "createCategory", "getCategory", "updateCategory", "deleteCategory",
         "getSettings", "replaceSettings",

@@ -9,12 +9,27 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BindParameter, ScalarSelect, bindparam, case, delete, func, insert, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 
 from todo_adapters.sqlalchemy.execution import DuplicateKey, Executor
 from todo_adapters.sqlalchemy.mapping import CATEGORIES, TASKS
@@ -56,6 +71,61 @@ _CHANGE_NUMBER = select(user_changes.c.seq).where(user_changes.c.user_id == _USE
 _TASK = select(*TASKS.columns).where(tasks.c.user_id == _USER, tasks.c.id == bindparam("task_id"))
 _TASK_FOR_UPDATE = _TASK.with_for_update()  # SQLite ignores it: its write transactions are serial
 _INSERT_TASK = insert(tasks).values(change_seq=_seq_of("b_user_id"))
+
+
+def _tree_walk(*, down: bool) -> Any:
+    """The ids of a user's tasks below (`down`: from the task `task_id`'s children, which need
+    no longer find the task itself) or above (from the task itself) the task `task_id`, with
+    how many levels away each is; bounded, so a cycle the rules forbid could never loop."""
+    task_id = bindparam("task_id", type_=tasks.c.id.type)
+    start = select(tasks.c.id, tasks.c.parent_id, literal(1 if down else 0).label("depth")).where(
+        tasks.c.user_id == _USER, (tasks.c.parent_id if down else tasks.c.id) == task_id
+    )
+    walk = start.cte("walk", recursive=True)
+    link = tasks.c.parent_id == walk.c.id if down else tasks.c.id == walk.c.parent_id
+    step = (
+        select(tasks.c.id, tasks.c.parent_id, (walk.c.depth + 1).label("depth"))
+        .join_from(tasks, walk, link)
+        .where(tasks.c.user_id == _USER, walk.c.depth < _TREE_DEPTH_BOUND)
+    )
+    return walk.union_all(step)
+
+
+#: Deeper than any tree the rules allow (`todo_core.subtasks`).
+_TREE_DEPTH_BOUND = 16
+_ABOVE = _tree_walk(down=False)
+_ANCESTORS = select(_ABOVE.c.id).where(_ABOVE.c.depth > 0).order_by(_ABOVE.c.depth)
+_BELOW = _tree_walk(down=True)
+_DESCENDANTS = (
+    select(*TASKS.columns)
+    .join_from(tasks, _BELOW, tasks.c.id == _BELOW.c.id)
+    .where(tasks.c.user_id == _USER, _BELOW.c.depth > 0)
+    .order_by(_BELOW.c.depth, tasks.c.position, tasks.c.id)
+)
+_DESCENDANTS_FOR_UPDATE = _DESCENDANTS.with_for_update(of=tasks)
+
+
+def _under(top_level: bool) -> tuple[ColumnElement[bool], ...]:
+    """The user's tasks at the top level, or under the task `parent_id` (two statements: `=`
+    uses the index on the parent, and `IS NOT DISTINCT FROM` would not)."""
+    parent = tasks.c.parent_id.is_(None) if top_level else tasks.c.parent_id == bindparam("parent_id")
+    return tasks.c.user_id == _USER, parent
+
+
+def _children(top_level: bool, after: bool, limited: bool, for_update: bool) -> Select[Any]:
+    statement = select(*TASKS.columns).where(*_under(top_level)).order_by(tasks.c.position, tasks.c.id)
+    if after:
+        statement = statement.where(tasks.c.position > bindparam("after", type_=tasks.c.position.type))
+    if limited:
+        statement = statement.limit(bindparam("limit"))
+    return statement.with_for_update() if for_update else statement
+
+
+# Every variant built once (the executors compile each statement once).
+_CHILDREN = {flags: _children(*flags) for flags in itertools.product((False, True), repeat=4)}
+_LAST_POSITION = {
+    top_level: select(func.max(tasks.c.position)).where(*_under(top_level)) for top_level in (False, True)
+}
 # Where-clause values are named apart from the columns an update sets.
 _UPDATE_TASK = (
     update(tasks)
@@ -205,6 +275,41 @@ class SqlTaskRepository:
         self._tags_read[(user_id, task_id)] = task.fields.tags
         return task
 
+    async def ancestors(self, user_id: str, task_id: UUID) -> Sequence[UUID]:
+        await self._changes.take(user_id)
+        return [row[0] for row in await self._sql.rows(_ANCESTORS, {"user_id": user_id, "task_id": task_id})]
+
+    async def descendants(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Sequence[Task]:
+        await self._changes.take(user_id)
+        statement = _DESCENDANTS_FOR_UPDATE if for_update else _DESCENDANTS
+        return self._loaded(user_id, await self._sql.rows(statement, {"user_id": user_id, "task_id": task_id}))
+
+    async def children(
+        self,
+        user_id: str,
+        parent_id: UUID | None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        for_update: bool = False,
+    ) -> Sequence[Task]:
+        await self._changes.take(user_id)
+        statement = _CHILDREN[(parent_id is None, after is not None, limit is not None, for_update)]
+        values = {"user_id": user_id, "parent_id": parent_id, "after": after, "limit": limit}
+        return self._loaded(user_id, await self._sql.rows(statement, _present(values)))
+
+    async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
+        await self._changes.take(user_id)
+        values = _present({"user_id": user_id, "parent_id": parent_id})
+        rows = await self._sql.rows(_LAST_POSITION[parent_id is None], values)
+        return rows[0][0] if rows else None
+
+    def _loaded(self, user_id: str, rows: Sequence[Sequence[Any]]) -> list[Task]:
+        loaded = [TASKS.from_row(row) for row in rows]
+        for task in loaded:
+            self._tags_read[(user_id, task.id)] = task.fields.tags
+        return loaded
+
     async def add(self, task: Task) -> None:
         await self._changes.write(task.user_id)
         await self._sql.run(_INSERT_TASK, {**TASKS.to_row(task), "b_user_id": task.user_id})
@@ -350,6 +455,11 @@ class SqlRetentionRepository:
         buried = await self._sql.count(_PURGE_TOMBSTONES, {"deleted_before": deleted_before})
         keys = await self._sql.count(_PURGE_KEYS, {"recorded_before": recorded_before})
         return buried, keys
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    """The values a statement variant binds: those that are not None."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 async def _bury(
