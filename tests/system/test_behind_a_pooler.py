@@ -157,8 +157,10 @@ def cluster(postgres_server_url: str, tmp_path: Path) -> Iterator[Cluster]:
     pgbouncer, nginx = _tool("pgbouncer"), _tool("nginx")
     workdir = tmp_path / "workdir"
     workdir.mkdir()
-    # PgBouncer runs as `postgres` when we are root: its folder must be that user's.
+    # PgBouncer runs as `postgres` when we are root, and nginx's workers as `nobody`: the folder
+    # is outside pytest's private one and open to both, PgBouncer's own folder is its user's.
     folder = Path(tempfile.mkdtemp(prefix="todo-pooler-"))
+    folder.chmod(0o755)
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, folder, ignore_errors=True)
         deployment = stack.enter_context(postgres_deployment(postgres_server_url, workdir))
@@ -174,7 +176,6 @@ def cluster(postgres_server_url: str, tmp_path: Path) -> Iterator[Cluster]:
         ini = pgbouncer_config(direct_url, bouncer_port, bouncer_folder)
         argv = [pgbouncer, ini]
         if os.geteuid() == 0:
-            shutil.chown(folder, "postgres")
             for path in [bouncer_folder, *bouncer_folder.iterdir()]:
                 shutil.chown(path, "postgres")
             argv = ["runuser", "-u", "postgres", "--", *argv]
@@ -322,9 +323,7 @@ async def test_a_replica_stopped_under_load_behind_nginx_and_pgbouncer_loses_not
         callers = [Caller(through_nginx, USER) for _ in range(CLIENTS)]
         async with asyncio.timeout(LOAD_SECONDS):
             stopping = asyncio.create_task(_stop_when_asked(load, stopped))
-            await asyncio.gather(
-                *(_client_load(load, caller, rng, OPERATIONS // CLIENTS) for caller in callers)
-            )
+            await asyncio.gather(*(_client_load(load, caller, rng, OPERATIONS // CLIENTS) for caller in callers))
             sent, exited, status = await stopping
         # Uvicorn re-raises the SIGTERM it handled once shutdown is complete.
         assert status in {0, -signal.SIGTERM}, f"the stopped replica did not exit cleanly:\n{stopped.output()}"
