@@ -28,11 +28,13 @@ class CalendarTasks:
     category_names: dict[UUID, str]
 
 
-async def calendar_tasks(views: TaskViews, reader: UnitOfWork, user_id: str, status: Status) -> CalendarTasks:
-    """The user's tasks of this status, read page by page in the order they were made, and the
-    user's category names."""
+async def calendar_tasks(
+    views: TaskViews, reader: UnitOfWork, user_id: str, status: Status, *, page_size: int = CALENDAR_PAGE
+) -> CalendarTasks:
+    """The user's tasks of this status, read `page_size` at a time in the order they were made,
+    and the user's category names."""
     tasks: list[object] = []
-    query = TaskQuery(status=status, limit=CALENDAR_PAGE)
+    query = TaskQuery(status=status, limit=page_size)
     while True:  # each page starts after the last: as many rounds as pages, then the last has no next
         page = await views.list_for_user(user_id, query)
         tasks.extend(page.items)
