@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,11 +13,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import icalendar
-import pytest
 from dateutil.rrule import rrulestr
 
 from tests.api.assertions import problem
-from tests.conftest import SQL_BACKENDS, Caller, api_client
+from tests.conftest import Caller, SqlStore, api_client
 from todo_api.ical import MEDIA_TYPE
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -190,10 +190,9 @@ async def test_a_revoked_feed_and_one_that_never_existed_get_the_same_404_in_the
 
 
 async def test_the_feed_url_follows_the_public_url_setting_or_the_request(
-    request: pytest.FixtureRequest, new_user: Any
+    sqlite_store: SqlStore, new_user: Callable[[], str]
 ) -> None:
-    store = request.getfixturevalue(f"{SQL_BACKENDS[0]}_store")
-    user = new_user()
+    store, user = sqlite_store, new_user()
     async with api_client(store, public_url="https://todo.example/api-root/") as http:
         made = await Caller(http, user).request("POST", "/calendar-feeds")
         assert made.json()["url"].startswith("https://todo.example/api-root/feeds/")
