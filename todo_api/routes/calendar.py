@@ -39,7 +39,7 @@ IfNoneMatch = Annotated[
 ]
 
 router = APIRouter(prefix="/api/{user_id}", tags=["calendar"], responses=problem_responses(401, 403, 422, 503))
-feeds_router = APIRouter(tags=["calendar"], responses=problem_responses(503))
+feeds_router = APIRouter(tags=["calendar"], responses=problem_responses(422, 503))
 
 
 @router.get("/calendar.ics", response_class=Response, responses=_CALENDAR_RESPONSES)
