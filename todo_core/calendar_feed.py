@@ -75,9 +75,11 @@ def owner_of(secret: str) -> str:
     if not dot or not user_part or not random_part:
         return NO_OWNER
     try:
-        return _decode(user_part).decode("utf-8")
+        owner = _decode(user_part).decode("utf-8")
     except (binascii.Error, ValueError):
         return NO_OWNER
+    # No user id holds NUL, and PostgreSQL refuses it in text: a lookup would fail, not miss.
+    return NO_OWNER if "\x00" in owner else owner
 
 
 def matches(feed: CalendarFeed | None, secret: str) -> bool:

@@ -47,7 +47,8 @@ async def test_a_revoked_feed_is_not_found_like_one_that_never_existed(
     revoked = await create_feed(backend.uow_factory(), FixedClock(), user)
     await revoke_feed(backend.uow_factory(), user, revoked.feed.id)
     never = calendar_feed.issue(user, FixedClock().now()).secret
-    for secret in (revoked.secret, never, "", ".", "not-base64!.x", kept.secret + "x", kept.secret[:-1]):
+    strange = ("", ".", "not-base64!.x", "AA.x", "_w.x", kept.secret + "x", kept.secret[:-1])  # AA: NUL; _w: not UTF-8
+    for secret in (revoked.secret, never, *strange):
         with pytest.raises(NotFound):
             await feed_owner(backend.reader_factory(), secret)
     assert [feed.id for feed in await list_feeds(backend.reader_factory(), user)] == [kept.feed.id]
