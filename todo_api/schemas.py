@@ -303,3 +303,21 @@ class ChangeFeedPage(BaseModel):
     deleted: DeletedIds
     next_since: str = Field(description="Pass as `since` next time: the position right after this page")
     has_more: bool = Field(description="More changes follow: ask again at once with `next_since`")
+
+
+class CalendarFeedRead(BaseModel):
+    """A calendar subscription link, without its secret (only its hash is kept)."""
+
+    id: UUID
+    created_at: datetime
+
+
+class CalendarFeedCreated(CalendarFeedRead):
+    url: str = Field(
+        description="The absolute URL to subscribe to (`…/feeds/<secret>.ics`). Shown only in this "
+        "response: the service keeps a hash of the secret, never the secret itself"
+    )
+
+
+class CalendarFeedList(BaseModel):
+    items: list[CalendarFeedRead]
