@@ -384,10 +384,12 @@ class InMemoryCalendarFeedRepository:
 
 
 class InMemoryAccountEraser:
-    def __init__(self, view: _View) -> None:
+    def __init__(self, view: _View, locks: _RowLocks) -> None:
         self._view = view
+        self._locks = locks
 
     async def erase(self, user_id: str) -> None:
+        await self._locks.take_user(user_id)  # no other unit of work writes the user's data meanwhile
         self._view.erased.add(user_id)  # done at commit, on everything then committed
 
 
@@ -407,7 +409,7 @@ class InMemoryUnitOfWork:
         self.settings = InMemorySettingsRepository(self._store, self._view)
         self._view.feeds = _Rows(self._store.feeds)
         self.feeds = InMemoryCalendarFeedRepository(self._view)
-        self.account = InMemoryAccountEraser(self._view)
+        self.account = InMemoryAccountEraser(self._view, self._locks)
         return self
 
     async def __aexit__(

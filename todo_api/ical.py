@@ -61,7 +61,11 @@ def _todo(view: dict[str, Any], category_names: dict[UUID, str]) -> Todo:
         if view["recurrence"]:
             # A repeat rule steps from DTSTART (RFC 5545 §3.8.5.3): the task's due date is its first.
             todo.add("dtstart", due)
-            todo.add("rrule", vRecur.from_ical(view["recurrence"]))
+            rule = vRecur.from_ical(view["recurrence"])
+            if not isinstance(due, datetime) and "UNTIL" in rule:
+                # UNTIL takes DTSTART's value type: a date, for an all-day task.
+                rule["UNTIL"] = [until.date() for until in rule["UNTIL"]]
+            todo.add("rrule", rule)
     if view["priority"] in _PRIORITY:
         todo.add("priority", _PRIORITY[view["priority"]])
     categories = list(view["tags"])
@@ -72,8 +76,8 @@ def _todo(view: dict[str, Any], category_names: dict[UUID, str]) -> Todo:
     todo.add("status", "COMPLETED" if view["completed"] else "NEEDS-ACTION")
     if view["completed_at"] is not None:
         todo.add("completed", _instant(view["completed_at"]))
-    # MERGE(0005, parent_id) adds one line here:
-    #   if view["parent_id"]: todo.add("related-to", view["parent_id"])
+    if view["parent_id"] is not None:
+        todo.add("related-to", view["parent_id"])
     if view["remind_at"] is not None:
         todo.add_component(_alarm(view["title"], _instant(view["remind_at"])))
     return todo
@@ -81,8 +85,8 @@ def _todo(view: dict[str, Any], category_names: dict[UUID, str]) -> Todo:
 
 def _due(view: dict[str, Any]) -> date | datetime | None:
     """DUE: a date-time in the task's own time zone (TZID); for an all-day task, a date."""
-    # MERGE(0005, due_date) adds one line here:
-    #   if view["due_date"]: return date.fromisoformat(view["due_date"])
+    if view["due_date"] is not None:
+        return date.fromisoformat(view["due_date"])
     if view["due_at"] is None:
         return None
     return _instant(view["due_at"]).astimezone(ZoneInfo(view["time_zone"]))

@@ -1,7 +1,7 @@
 """Calendar subscription links: `calendar_feeds`, keyed (user_id, id), the secret only as a hash.
 
 Revision ID: 0006
-Revises: 0004 (to be re-pointed at 0005 when the task hierarchy's migration is merged)
+Revises: 0005
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -88,6 +88,23 @@ async def test_every_field_of_a_task_is_in_its_vtodo(alice: Caller) -> None:
     completed = (await alice.request("PATCH", f"/tasks/{task['id']}/complete", json={"completed": True})).json()
     following = (await alice.request("GET", f"/tasks/{completed['next_occurrence_id']}")).json()
     assert datetime.fromisoformat(following["due_at"]) == list(rule)[1]
+
+
+async def test_an_all_day_step_is_due_on_a_date_and_related_to_its_parent(alice: Caller) -> None:
+    review = await alice.create_task(
+        title="Weekly review", due_date="2026-12-04", recurrence="FREQ=WEEKLY;UNTIL=20261231"
+    )
+    step = await alice.create_task(title="Empty the inbox", parent_id=review["id"])
+    todos = todos_by_uid(await calendar_of(alice))
+    parent, child = todos[review["id"]], todos[step["id"]]
+    assert parent.decoded("DUE") == date(2026, 12, 4) and not isinstance(parent.decoded("DUE"), datetime)
+    assert parent["DUE"].params.get("VALUE") == "DATE"
+    assert str(child["RELATED-TO"]) == review["id"]
+    assert "RELATED-TO" not in parent
+    rule = parent.decoded("RRULE")
+    assert rule["UNTIL"] == [date(2026, 12, 31)]  # a date, as DTSTART is
+    expanded = rrulestr(parent["RRULE"].to_ical().decode(), dtstart=datetime(2026, 12, 4))
+    assert [day.date() for day in expanded] == [date(2026, 12, day) for day in (4, 11, 18, 25)]
 
 
 async def test_a_completed_task_and_the_priorities_of_others(alice: Caller) -> None:
