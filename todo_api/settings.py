@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         15, gt=0, le=300, description="A comment is sent on idle event streams this often, so proxies keep them open"
     )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413")
+    max_import_bytes: int = Field(
+        20_000_000,
+        ge=1024,
+        description="Larger import documents (POST /api/{user_id}/import) get 413: about 40,000 tasks per 20 MB. "
+        "An import is parsed and checked whole, in memory, before it is written in one transaction",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description='Browser origins allowed to call the API, as JSON: ["https://app.example"]',
