@@ -63,7 +63,8 @@ async def import_account(uow: UnitOfWork, clock: Clock, user_id: str, document: 
     """Add everything of the document to the user's account, with new ids, in one unit of work
     (so one change number): the tasks' structure, their order among siblings and their
     categories are kept; the top-level tasks go after the user's own, in the document's order.
-    A category named as one the user has (in any case) is merged into it: its tasks go there,
+    The new ids sort as the document's did. A category named as one the user has (in any case)
+    is merged into it: its tasks go there,
     and the user's category keeps its color. The document's settings, if any, replace the
     user's, and a task without a `time_zone` gets the zone they name (else the user's).
 
@@ -93,7 +94,10 @@ async def import_account(uow: UnitOfWork, clock: Clock, user_id: str, document: 
             category_ids[written.id] = category.id
             created += 1
 
-        task_ids = {task.id: new_id() for task in checked.tasks}
+        # New ids in the order of the document's: lists that break ties by id, and an export's
+        # order of each level's groups of siblings (by parent id), stay as they were.
+        fresh = sorted(new_id() for _ in checked.tasks)
+        task_ids = dict(zip(sorted(task.id for task in checked.tasks), fresh, strict=True))
         positions: dict[UUID, str] = {}
         for parent, group in siblings(checked.tasks).items():
             last = await uow.tasks.last_position(user_id, None) if parent is None else None
