@@ -64,9 +64,9 @@ async def import_account(uow: UnitOfWork, clock: Clock, user_id: str, document: 
     (so one change number): the tasks' structure, their order among siblings and their
     categories are kept; the top-level tasks go after the user's own, in the document's order.
     The new ids sort as the document's did. A category named as one the user has (in any case)
-    is merged into it: its tasks go there,
-    and the user's category keeps its color. The document's settings, if any, replace the
-    user's, and a task without a `time_zone` gets the zone they name (else the user's).
+    is merged into it: its tasks go there, and the user's category keeps its color. The
+    document's settings, if any, replace the user's, and a task without a `time_zone` gets the
+    zone they name (else the user's).
 
     :raises ValidationFailed: the document breaks a rule (see `todo_core.portability.check`);
         nothing is imported.
