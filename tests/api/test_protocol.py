@@ -58,6 +58,8 @@ async def test_openapi_documents_every_route_with_problem_responses(client: http
         "/api/{user_id}/settings": {"get", "put"},
         "/api/{user_id}/changes": {"get"},
         "/api/{user_id}/events": {"get"},
+        "/api/{user_id}/export": {"get"},
+        "/api/{user_id}/import": {"post"},
         "/healthz": {"get"},
         "/readyz": {"get"},
     }
