@@ -32,7 +32,6 @@ from todo_core.portability import LEVELS, ExportPage, StructurePosition
 from todo_core.task import Task
 from todo_core.user_settings import UserSettings
 
-
 _USER: Any = bindparam("user_id")
 
 
