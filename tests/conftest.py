@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from todo_adapters.auth import JwksKeys, mint_token
 from todo_adapters.memory import (
     InMemoryChangeFeed,
+    InMemoryExportReader,
     InMemoryRetention,
     InMemoryStore,
     InMemoryTaskViews,
@@ -32,6 +33,7 @@ from todo_adapters.memory import (
 )
 from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFeed, SqlRetention
 from todo_adapters.sqlalchemy.engine import create_engine
+from todo_adapters.sqlalchemy.exports import PostgresExportReader, SqliteExportReader
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
@@ -40,7 +42,7 @@ from todo_api.cli import migrate
 from todo_api.container import Container
 from todo_api.settings import Settings
 from todo_core.errors import NotFound
-from todo_core.ports import ChangeFeed, Retention, TaskViews, UnitOfWork
+from todo_core.ports import ChangeFeed, ExportReader, Retention, TaskViews, UnitOfWork
 from todo_core.task import Task
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-signing"
@@ -151,6 +153,8 @@ class Backend:
     #: The read side of sync, and the purge of what sync keeps for a while.
     feed: ChangeFeed
     retention: Retention
+    #: The read side of export.
+    exports: ExportReader
 
 
 @pytest.fixture(params=["memory", *SQL_BACKENDS])
@@ -164,6 +168,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
             lambda: InMemoryUnitOfWork(store, read_only=True),
             InMemoryChangeFeed(store),
             InMemoryRetention(store),
+            InMemoryExportReader(store),
         )
     views: TaskViews = request.getfixturevalue(f"{request.param}_views")
     if request.param == "postgres":
@@ -174,6 +179,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
             lambda: PostgresUnitOfWork(pool, read_only=True),
             PostgresChangeFeed(pool),
             SqlRetention(lambda: PostgresUnitOfWork(pool)),
+            PostgresExportReader(pool),
         )
     engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
     return Backend(
@@ -182,6 +188,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
         lambda: SqlAlchemyUnitOfWork(engine, read_only=True),
         SqliteChangeFeed(engine),
         SqlRetention(lambda: SqlAlchemyUnitOfWork(engine)),
+        SqliteExportReader(engine),
     )
 
 

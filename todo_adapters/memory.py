@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -24,6 +25,7 @@ from todo_core.calendar_feed import CalendarFeed
 from todo_core.category import Category
 from todo_core.errors import Conflict
 from todo_core.idempotency import Outcome, Recorded
+from todo_core.portability import LEVELS, ExportPage, StructurePosition
 from todo_core.query import TaskQuery
 from todo_core.sync import Change, ChangeKind, ChangeLog, ChangePage, ChangePosition, page_of
 from todo_core.task import Task
@@ -539,3 +541,47 @@ class InMemoryRetention:
         for name in expired:
             del store.keys[name]
         return len(buried), len(expired)
+
+
+class InMemoryAccountSnapshot:
+    """A user's data as committed when the snapshot was taken (a copy of the user's rows)."""
+
+    def __init__(self, store: InMemoryStore, user_id: str) -> None:
+        self._settings = store.settings.get(user_id, UserSettings())
+        self._categories = [category for (owner, _), category in store.categories.items() if owner == user_id]
+        tasks = {task.id: task for (owner, _), task in store.tasks.items() if owner == user_id}
+        self._ordered: list[tuple[tuple[object, ...], StructurePosition, Task]] = []
+        for task in tasks.values():
+            level, parent = 0, task.fields.parent_id
+            while parent is not None and parent in tasks and level < _TREE_DEPTH_BOUND:
+                level, parent = level + 1, tasks[parent].fields.parent_id
+            if parent is None and level < LEVELS:
+                position = StructurePosition.of(level, task)
+                self._ordered.append((_structure_key(position), position, task))
+        self._ordered.sort(key=lambda entry: entry[0])
+
+    async def settings(self) -> UserSettings:
+        return self._settings
+
+    async def categories(self) -> Sequence[Category]:
+        return sorted(self._categories, key=lambda category: (category.name_key, category.id))
+
+    async def tasks(self, after: StructurePosition | None, limit: int) -> ExportPage:
+        key = None if after is None else _structure_key(after)
+        later = [entry for entry in self._ordered if key is None or entry[0] > key]
+        page = later[:limit]
+        return ExportPage([task for _, _, task in page], page[-1][1] if len(later) > limit else None)
+
+
+def _structure_key(position: StructurePosition) -> tuple[object, ...]:
+    parent = position.parent_id.int if position.parent_id is not None else -1
+    return (position.level, parent, position.position, position.id.int)
+
+
+class InMemoryExportReader:
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    @asynccontextmanager
+    async def snapshot(self, user_id: str) -> AsyncIterator[InMemoryAccountSnapshot]:
+        yield InMemoryAccountSnapshot(self._store, user_id)

@@ -20,7 +20,18 @@ from todo_api.docs import install_docs
 from todo_api.middleware import BearerAuthentication, BodySizeLimit
 from todo_api.openapi import DESCRIPTION, TAGS, operation_id, shaped
 from todo_api.problems import install_problem_handlers
-from todo_api.routes import account, calendar, categories, events, health, problems, sync, tasks, user_settings
+from todo_api.routes import (
+    account,
+    calendar,
+    categories,
+    events,
+    health,
+    portability,
+    problems,
+    sync,
+    tasks,
+    user_settings,
+)
 from todo_api.settings import Settings
 from todo_core.use_cases.sync import purge_expired
 
@@ -74,7 +85,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     app.state.container = container
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes, max_import_bytes=resolved.max_import_bytes)
     app.add_middleware(BearerAuthentication, verifier=container.identity_verifier)
     if resolved.cors_origins:
         # Outermost: a browser's preflight carries no token and must be answered before
@@ -92,6 +103,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(categories.router)
     app.include_router(user_settings.router)
     app.include_router(sync.router)
+    app.include_router(portability.router)
     app.include_router(events.router)
     app.include_router(calendar.router)
     app.include_router(calendar.feeds_router)

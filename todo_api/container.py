@@ -19,6 +19,7 @@ from todo_adapters.clock import SystemClock
 from todo_adapters.sqlalchemy.change_listener import PostgresChangeListener
 from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFeed, SqlRetention
 from todo_adapters.sqlalchemy.engine import create_engine, normalise_url
+from todo_adapters.sqlalchemy.exports import PostgresExportReader, SqliteExportReader
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
@@ -102,6 +103,12 @@ class Container(containers.DeclarativeContainer):
         backend,
         postgresql=providers.Singleton(PostgresChangeFeed, postgres_pool),
         sqlite=providers.Singleton(SqliteChangeFeed, engine),
+    )
+    #: Export: a user's whole account, read from one snapshot.
+    export_reader = providers.Selector(
+        backend,
+        postgresql=providers.Singleton(PostgresExportReader, postgres_pool),
+        sqlite=providers.Singleton(SqliteExportReader, engine),
     )
     #: What every user keeps only for a while, purged in a transaction of its own.
     retention = providers.Singleton(SqlRetention, unit_of_work.provider)

@@ -13,7 +13,7 @@ from todo_api.settings import Settings
 from todo_api.sync_tokens import SyncTokenCodec
 from todo_core.clock import Clock
 from todo_core.errors import AuthenticationFailed
-from todo_core.ports import ChangeFeed, TaskViews, UnitOfWork
+from todo_core.ports import ChangeFeed, ExportReader, TaskViews, UnitOfWork
 
 
 def _container(request: Request) -> Container:
@@ -53,6 +53,11 @@ async def cursor_codec(request: Request) -> CursorCodec:
 async def change_feed(request: Request) -> ChangeFeed:
     feed: ChangeFeed = _container(request).change_feed()
     return feed
+
+
+async def export_reader(request: Request) -> ExportReader:
+    reader: ExportReader = _container(request).export_reader()
+    return reader
 
 
 async def sync_tokens(request: Request) -> SyncTokenCodec:
@@ -101,6 +106,7 @@ Views = Annotated[TaskViews, Depends(task_views)]
 CurrentClock = Annotated[Clock, Depends(clock)]
 Cursors = Annotated[CursorCodec, Depends(cursor_codec)]
 Feed = Annotated[ChangeFeed, Depends(change_feed)]
+Exports = Annotated[ExportReader, Depends(export_reader)]
 SyncTokens = Annotated[SyncTokenCodec, Depends(sync_tokens)]
 Broker = Annotated[ChangeBroker, Depends(broker)]
 CurrentSettings = Annotated[Settings, Depends(settings)]

@@ -11,6 +11,7 @@ from todo_core.errors import AuthenticationFailed, DomainError, Forbidden
 from todo_core.identity import Identity, IdentityVerifier
 
 API_PREFIX = "/api/"
+IMPORT_SUFFIX = "/import"
 
 
 class BearerAuthentication:
@@ -66,18 +67,21 @@ def _header(scope: Scope, name: bytes) -> str:
 
 
 class BodySizeLimit:
-    """Refuse bodies over `max_bytes` with 413, by `Content-Length` up front or while streaming."""
+    """Refuse bodies over `max_bytes` with 413, by `Content-Length` up front or while streaming;
+    an import (`POST /api/{user_id}/import`) may be up to `max_import_bytes`."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_import_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_import_bytes = max_bytes if max_import_bytes is None else max_import_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.max_import_bytes if _is_import(scope) else self.max_bytes
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
             await body_too_large()(scope, receive, send)
             return
         received = 0
@@ -87,8 +91,14 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise BodyTooLarge()
             return message
 
         await self.app(scope, counted_receive, send)
+
+
+def _is_import(scope: Scope) -> bool:
+    """Whether the request is an import: `/api/{user_id}/import` (a user id holds no `/`)."""
+    path = _route_path(scope)
+    return path.startswith(API_PREFIX) and path.endswith(IMPORT_SUFFIX) and path.count("/") == 3

@@ -46,6 +46,11 @@ TAGS = [
         "name": "settings",
         "description": "A user's settings: the time zone a new task takes when it names none (`UTC` until saved).",
     },
+    {
+        "name": "portability",
+        "description": "All of a user's data as one JSON document (`GET /export`), and back into any "
+        "account (`POST /import`).",
+    },
     {"name": "sync", "description": "For clients that keep a copy: what changed since a token, and live events."},
     {
         "name": "calendar",
@@ -122,7 +127,7 @@ def _document_responses(operation: dict[str, Any]) -> None:
             content.pop("application/json", None)
         if schema.get("$ref") in _VERSIONED or status == "412":
             headers["ETag"] = _header("ETag")
-        if status == "201":
+        if status == "201" and schema.get("$ref") in _VERSIONED:  # one resource made (an import makes many)
             headers["Location"] = _header("Location")
         if status == "401":
             headers["WWW-Authenticate"] = _header("WWW-Authenticate")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -126,13 +127,18 @@ def _request_validation_error(_: Request, error: Exception) -> Response:
     if any(problem.get("type") == "json_invalid" for problem in problems):
         return _malformed_json()
     errors = [
-        {
-            "field": ".".join(str(part) for part in problem["loc"][1:]) or str(problem["loc"][0]),
-            "message": _without_prefix(problem["msg"]),
-        }
+        {"field": _field_path(problem["loc"][1:]) or str(problem["loc"][0]), "message": _without_prefix(problem["msg"])}
         for problem in problems
     ]
     return problem_response(422, "validation-error", "The request does not have the expected shape.", errors=errors)
+
+
+def _field_path(location: Sequence[int | str]) -> str:
+    """Where in a body a value is, as the domain names it: `tasks[17].title`, `tags[0]`."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
 
 
 def _malformed_json() -> Response:

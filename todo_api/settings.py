@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         description="The URL clients reach this service at, e.g. https://todo.example/api-root: calendar "
         "feed links start with it. Unset: the request's scheme, Host and root_path",
     )
+    max_import_bytes: int = Field(
+        20_000_000,
+        ge=1024,
+        description="Larger import documents (POST /api/{user_id}/import) get 413: about 40,000 tasks per 20 MB. "
+        "An import is parsed and checked whole, in memory, before it is written in one transaction",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description='Browser origins allowed to call the API, as JSON: ["https://app.example"]',

@@ -43,3 +43,12 @@ def spread(count: int) -> Sequence[str]:
     """`count` short keys in order, as far apart as short keys go: a rebalance."""
     keys: list[str] = fractional_indexing.generate_n_keys_between(None, None, count)
     return keys
+
+
+def appended(last: str | None, count: int) -> Sequence[str]:
+    """The keys of `count` tasks placed, in order, after every sibling (`last` is the greatest
+    key, if any): as `after` applied `count` times, computed at once."""
+    if count == 0:
+        return []
+    keys: list[str] = fractional_indexing.generate_n_keys_between(last, None, count)
+    return keys

@@ -8,6 +8,7 @@ caller, a row that does not exist.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -18,6 +19,7 @@ from todo_core.category import Category
 from todo_core.clock import Clock
 from todo_core.idempotency import Outcome, Recorded
 from todo_core.identity import IdentityVerifier
+from todo_core.portability import ExportPage, StructurePosition
 from todo_core.query import TaskQuery
 from todo_core.sync import ChangePage, ChangePosition
 from todo_core.task import Task
@@ -26,10 +28,12 @@ from todo_core.views import VersionedView, ViewPage
 
 __all__ = [
     "AccountEraser",
+    "AccountSnapshot",
     "CalendarFeedRepository",
     "CategoryRepository",
     "ChangeFeed",
     "Clock",
+    "ExportReader",
     "IdempotencyKeys",
     "IdentityVerifier",
     "Retention",
@@ -302,6 +306,47 @@ class ChangeFeed(Protocol):
         """Up to `limit` of the user's changes after the position, in order, and the user's
         change log, all read in one snapshot; and where the next page starts. Without
         `deletions`, deleted rows are left out (a snapshot for a client that holds nothing).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
+class AccountSnapshot(Protocol):
+    """One user's data as it was at one instant: every read sees the same commits."""
+
+    async def settings(self) -> UserSettings:
+        """Return the user's settings (the defaults if the user never saved any).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def categories(self) -> Sequence[Category]:
+        """Return all of the user's categories, by name (case-insensitive).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def tasks(self, after: StructurePosition | None, limit: int) -> ExportPage:
+        """Return up to `limit` of the user's tasks in structure order (see
+        `todo_core.portability`), those after `after` (None: from the first), and where the next
+        page starts. Each task comes exactly once over the pages, after its parent. The cost of a
+        page does not grow with how many came before it.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
+class ExportReader(Protocol):
+    """The read side of export: a user's whole account, read in pages from one snapshot."""
+
+    def snapshot(self, user_id: str) -> AbstractAsyncContextManager[AccountSnapshot]:
+        """A snapshot of the user's data for the block: no commit made meanwhile is seen, and
+        no writer waits for it. Hold it only as long as the reading takes (it holds a
+        connection).
 
         :raises StorageUnavailable: the store cannot be reached.
         """

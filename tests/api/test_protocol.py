@@ -63,6 +63,8 @@ async def test_openapi_documents_every_route_with_problem_responses(client: http
         "/api/{user_id}/calendar-feeds/{feed_id}": {"delete"},
         "/feeds/{secret}.ics": {"get"},
         "/api/{user_id}": {"delete"},
+        "/api/{user_id}/export": {"get"},
+        "/api/{user_id}/import": {"post"},
         "/healthz": {"get"},
         "/readyz": {"get"},
     }

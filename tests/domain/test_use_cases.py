@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -14,6 +14,7 @@ from tests.domain.conftest import FixedClock
 from todo_adapters.memory import InMemoryStore, InMemoryTaskViews, InMemoryUnitOfWork
 from todo_core.category import Category, CategoryFields
 from todo_core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from todo_core.portability import ERRORS_MAX, AccountDocument, PortableTask
 from todo_core.query import Sort, SortField, TaskQuery
 from todo_core.task import Priority, Task, TaskFields
 from todo_core.use_cases.categories import (
@@ -23,6 +24,7 @@ from todo_core.use_cases.categories import (
     list_categories,
     update_category,
 )
+from todo_core.use_cases.portability import import_account
 from todo_core.use_cases.tasks import (
     complete_task,
     create_task,
@@ -527,3 +529,12 @@ async def test_a_category_change_that_changes_nothing_keeps_the_version(uow: Uow
     clock.advance(timedelta(minutes=1))
     same = await update_category(uow(), clock, ALICE, category.id, {"name": "Work"})
     assert same == category
+
+
+async def test_a_refused_import_lists_at_most_a_hundred_broken_rules(
+    uow: Callable[[], InMemoryUnitOfWork], clock: FixedClock
+) -> None:
+    tasks = [PortableTask(UUID(int=n + 1), TaskFields(" ")) for n in range(ERRORS_MAX + 50)]
+    with pytest.raises(ValidationFailed) as refused:
+        await import_account(uow(), clock, "alice", AccountDocument(tasks=tasks))
+    assert [error.field for error in refused.value.errors] == [f"tasks[{n}].title" for n in range(ERRORS_MAX)]

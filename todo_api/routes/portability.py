@@ -1,0 +1,128 @@
+"""Routes that take all of a user's data out as one JSON document, and put a document in."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import StreamingResponse
+
+from todo_api.dependencies import CurrentClock, Exports, Uow, UserId
+from todo_api.idempotency import Idempotent
+from todo_api.problems import problem_responses
+from todo_api.representation import json_bytes, json_response
+from todo_api.routing import JsonBodyRoute
+from todo_api.schemas import AccountDocument, ImportResult
+from todo_core.category import CategoryFields
+from todo_core.clock import Clock
+from todo_core.portability import (
+    FORMAT,
+    VERSION,
+    PortableCategory,
+    PortableTask,
+    category_record,
+    task_record,
+)
+from todo_core.portability import AccountDocument as Document
+from todo_core.ports import ExportReader, UnitOfWork
+from todo_core.task import TaskFields
+from todo_core.use_cases import portability as use_cases
+from todo_core.user_settings import UserSettings
+
+router = APIRouter(
+    route_class=JsonBodyRoute,
+    prefix="/api/{user_id}",
+    tags=["portability"],
+    responses=problem_responses(400, 401, 403, 422, 503),
+)
+
+#: The fields of a task in a document that are what a user writes on it (`TaskFields`).
+_TASK_FIELDS = {field.name for field in dataclasses.fields(TaskFields)}
+
+
+@router.get("/export", response_model=AccountDocument)
+async def export_account(user_id: UserId, reader: Exports, clock: CurrentClock) -> Response:
+    """Everything of the user's as one JSON document (`format` `todo-export`, `version` 1):
+    settings, categories, and tasks with their steps, order, categories and repeat rules.
+    `POST /import` takes it back, into this account or another. Streamed: the tasks are read
+    and written a page at a time, from one snapshot of the account."""
+    document = _document(reader, clock, user_id)
+    # The snapshot is taken and the start read here, so that a database that cannot be
+    # reached is a 503 and not a 200 cut short.
+    first = await anext(document)
+    return StreamingResponse(_from(first, document), media_type="application/json")
+
+
+async def _document(reader: ExportReader, clock: Clock, user_id: str) -> AsyncIterator[bytes]:
+    """The document's JSON in parts: each part one page of tasks (orjson per page), so the
+    whole is never held."""
+    async with use_cases.export_account(reader, user_id) as export:
+        start: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "exported_at": clock.now(),
+            "settings": dataclasses.asdict(export.settings),
+            "categories": [category_record(category) for category in export.categories],
+        }
+        yield json_bytes(start)[:-1] + b',"tasks":['
+        separator = b""
+        async for page in export.task_pages:
+            yield separator + b",".join(json_bytes(task_record(task)) for task in page)
+            separator = b","
+        yield b"]}"
+
+
+async def _from(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for part in rest:
+        yield part
+
+
+@router.post("/import", response_model=ImportResult, status_code=201, responses=problem_responses(409, 413))
+async def import_account(
+    user_id: UserId, uow: Uow, clock: CurrentClock, body: AccountDocument, idempotency: Idempotent
+) -> Response:
+    """Add a document of `GET /export` (this user's or another's) to the account, all or
+    nothing: new ids, the tasks' structure, order and categories kept, the top-level tasks
+    after the user's own. A category named as one of the user's is merged into it. A document
+    that breaks a rule is a 422 naming where (`tasks[17].title`), and nothing is imported. With
+    an `Idempotency-Key`, a retry imports nothing more."""
+    document = _portable(body)
+
+    async def run(uow: UnitOfWork) -> Response:
+        imported = await use_cases.import_account(uow, clock, user_id, document)
+        ids = {
+            "categories": {str(old): new for old, new in imported.category_ids.items()},
+            "tasks": {str(old): new for old, new in imported.task_ids.items()},
+        }
+        result = {
+            "categories": imported.categories,
+            "merged_categories": imported.merged_categories,
+            "tasks": imported.tasks,
+            "ids": ids,
+        }
+        return json_response(result, status_code=201)
+
+    return await idempotency.run(uow, user_id, run)
+
+
+def _portable(body: AccountDocument) -> Document:
+    """The domain's document from the wire's."""
+    categories = [
+        PortableCategory(category.id, CategoryFields(category.name, category.color), category.created_at)
+        for category in body.categories
+    ]
+    tasks = [
+        PortableTask(
+            task.id,
+            TaskFields.of(task.model_dump(include=_TASK_FIELDS)),
+            completed_at=task.completed_at,
+            created_at=task.created_at,
+            next_occurrence_id=task.next_occurrence_id,
+        )
+        for task in body.tasks
+    ]
+    settings = UserSettings(**body.settings.model_dump()) if body.settings is not None else None
+    return Document(categories, tasks, settings)

@@ -1,0 +1,130 @@
+"""Use cases of portability: a user's whole account out as one document, and a document in.
+
+The repositories are used directly (not the task use cases): an import makes many tasks in
+one unit of work, with positions and links decided for the whole document at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from todo_core import ordering
+from todo_core.category import Category
+from todo_core.clock import Clock
+from todo_core.ids import new_id
+from todo_core.portability import EXPORT_PAGE_SIZE, AccountDocument, Imported, StructurePosition, check, siblings
+from todo_core.ports import AccountSnapshot, ExportReader, UnitOfWork
+from todo_core.task import Task
+from todo_core.text import comparison_key
+from todo_core.user_settings import UserSettings
+
+
+@dataclass(frozen=True, slots=True)
+class AccountExport:
+    """A user's account as one snapshot shows it: the settings and categories, read at once,
+    and the tasks, read a page at a time as `task_pages` is iterated."""
+
+    settings: UserSettings
+    categories: Sequence[Category]
+    task_pages: AsyncIterator[Sequence[Task]]
+
+
+@contextlib.asynccontextmanager
+async def export_account(
+    reader: ExportReader, user_id: str, *, page_size: int = EXPORT_PAGE_SIZE
+) -> AsyncIterator[AccountExport]:
+    """Everything of the user's, read from one snapshot held for the block: at most
+    `page_size` tasks are held at a time, whatever the user has.
+
+    :raises StorageUnavailable: the store cannot be reached.
+    """
+    async with reader.snapshot(user_id) as snapshot:
+        settings = await snapshot.settings()
+        categories = await snapshot.categories()
+        yield AccountExport(settings, categories, _task_pages(snapshot, page_size))
+
+
+async def _task_pages(snapshot: AccountSnapshot, page_size: int) -> AsyncIterator[Sequence[Task]]:
+    after: StructurePosition | None = None
+    while True:
+        page = await snapshot.tasks(after, page_size)
+        if page.tasks:
+            yield page.tasks
+        if page.next is None:
+            return
+        after = page.next
+
+
+async def import_account(uow: UnitOfWork, clock: Clock, user_id: str, document: AccountDocument) -> Imported:
+    """Add everything of the document to the user's account, with new ids, in one unit of work
+    (so one change number): the tasks' structure, their order among siblings and their
+    categories are kept; the top-level tasks go after the user's own, in the document's order.
+    The new ids sort as the document's did. A category named as one the user has (in any case)
+    is merged into it: its tasks go there, and the user's category keeps its color. The
+    document's settings, if any, replace the user's, and a task without a `time_zone` gets the
+    zone they name (else the user's).
+
+    :raises ValidationFailed: the document breaks a rule (see `todo_core.portability.check`);
+        nothing is imported.
+    :raises Conflict: a category of the same name was created meanwhile; nothing is imported.
+    """
+    async with uow:
+        settings = document.settings or await uow.settings.get(user_id)
+        checked = check(document, settings.time_zone)
+        now = clock.now()
+        if checked.settings is not None:
+            await uow.settings.put(user_id, checked.settings)
+
+        existing = {category.name_key: category.id for category in await uow.categories.list_for_user(user_id)}
+        category_ids: dict[UUID, UUID] = {}
+        created = 0
+        for written in checked.categories:
+            merged_into = existing.get(comparison_key(written.fields.name))
+            if merged_into is not None:
+                category_ids[written.id] = merged_into
+                continue
+            category = Category.new(user_id, written.fields, now)
+            if written.created_at is not None:
+                category = dataclasses.replace(category, created_at=written.created_at)
+            await uow.categories.add(category)
+            category_ids[written.id] = category.id
+            created += 1
+
+        # New ids in the order of the document's: lists that break ties by id, and an export's
+        # order of each level's groups of siblings (by parent id), stay as they were.
+        fresh = sorted(new_id() for _ in checked.tasks)
+        task_ids = dict(zip(sorted(task.id for task in checked.tasks), fresh, strict=True))
+        positions: dict[UUID, str] = {}
+        for parent, group in siblings(checked.tasks).items():
+            last = await uow.tasks.last_position(user_id, None) if parent is None else None
+            keys = ordering.appended(last, len(group))
+            positions.update((task.id, key) for task, key in zip(group, keys, strict=True))
+        for portable in checked.tasks:  # parents first
+            fields = portable.fields
+            fields = dataclasses.replace(
+                fields,
+                parent_id=task_ids[fields.parent_id] if fields.parent_id is not None else None,
+                category_id=category_ids[fields.category_id] if fields.category_id is not None else None,
+            )
+            task = Task.new(user_id, fields, now, positions[portable.id])
+            following = portable.next_occurrence_id
+            task = dataclasses.replace(
+                task,
+                id=task_ids[portable.id],
+                created_at=portable.created_at or now,
+                completed_at=(portable.completed_at or now) if fields.completed else None,
+                next_occurrence_id=task_ids[following] if following is not None else None,
+            )
+            await uow.tasks.add(task)
+        await uow.commit()
+    return Imported(
+        categories=created,
+        merged_categories=len(checked.categories) - created,
+        tasks=len(checked.tasks),
+        category_ids=category_ids,
+        task_ids=task_ids,
+    )
