@@ -1,0 +1,118 @@
+"""The check that every statement the service sends goes to one shard of a database distributed
+by `user_id` (`tests/shard_routing.py`, run over the whole API suite by `tests/sent_statements.py`)
+can fail, and sees what the service really sends."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import Caller, SqlStore, api_client
+from tests.sent_statements import SentStatements
+from tests.shard_routing import CROSS_USER_STATEMENTS, unrouted
+from todo_adapters.sqlalchemy import repositories
+from todo_adapters.sqlalchemy.execution import compiled_for_postgresql
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("sql", "parameters"),
+    [
+        ("SELECT * FROM tasks WHERE id = %(id)s", {"id": 1}),
+        ("SELECT * FROM tasks WHERE tasks.user_id = %(user_id)s OR tasks.id = %(id)s", {"user_id": "a", "id": 1}),
+        ("UPDATE tasks SET title = %(title)s WHERE tasks.id = %(id)s", {"title": "x", "id": 1}),
+        ("DELETE FROM task_tags WHERE task_tags.user_id IN (%(a)s, %(b)s)", {"a": "a", "b": "b"}),
+        ("INSERT INTO categories (id, name) VALUES (%(id)s, %(name)s)", {"id": 1, "name": "x"}),
+        (
+            "INSERT INTO task_tags (user_id, tag_key) VALUES (%(user_id_0)s, %(k0)s), (%(user_id_1)s, %(k1)s)",
+            {"user_id_0": "alice", "user_id_1": "bob", "k0": "a", "k1": "b"},
+        ),
+        ("SELECT t.id FROM tasks t JOIN task_tags g ON g.task_id = t.id WHERE g.user_id = t.user_id", {}),
+        ("SELECT * FROM tasks WHERE tasks.user_id = %s", ["alice"]),
+    ],
+    ids=["no user", "or", "update", "two users in", "insert without user", "insert of two users", "join", "positional"],
+)
+def test_the_check_names_a_statement_that_does_not_go_to_one_shard(sql: str, parameters: Any) -> None:
+    assert unrouted(sql, parameters) is not None
+
+
+def _sql(statement: Any, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return compiled_for_postgresql(statement, values).sql, values
+
+
+@pytest.mark.parametrize(
+    ("sql", "parameters"),
+    [
+        _sql(repositories._TASK_FOR_UPDATE, {"user_id": "alice", "task_id": uuid.uuid4()}),
+        _sql(repositories._CLEAR_CATEGORY, {"b_user_id": "alice", "b_category_id": uuid.uuid4(), "b_now": None}),
+        _sql(repositories._TAG_COUNTS, {"user_id": "alice"}),
+        (repositories._NEXT_CHANGE.text.replace(":user_id", "%(user_id)s"), {"user_id": "alice"}),
+        (
+            "INSERT INTO task_tags (user_id, tag_key) VALUES (%(user_id_0)s, %(k0)s), (%(user_id_1)s, %(k1)s)",
+            {"user_id_0": "alice", "user_id_1": "alice", "k0": "a", "k1": "b"},
+        ),
+        ("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", None),
+        ("LISTEN todo_changes", None),
+    ],
+    ids=["get for update", "clear category", "tag counts", "next change", "insert of one user", "begin", "listen"],
+)
+def test_the_check_passes_a_statement_of_one_user_or_of_no_table(sql: str, parameters: Any) -> None:
+    assert unrouted(sql, parameters) is None
+
+
+@pytest.mark.parametrize("sql", sorted(CROSS_USER_STATEMENTS))
+def test_each_statement_allowed_to_cross_users_does_and_says_why(sql: str) -> None:
+    assert unrouted(sql, {}, allowed={}) is not None  # the allowance is needed
+    assert len(CROSS_USER_STATEMENTS[sql]) > 40
+
+
+async def test_what_a_request_sends_to_postgresql_is_checked(
+    postgres_store: SqlStore, sent_statements: SentStatements
+) -> None:
+    async with api_client(postgres_store) as http:
+        user = Caller(http, f"user-{uuid.uuid4().hex[:16]}")
+        await user.create_task(title="Recorded", tags=["a", "b"])
+        assert (await user.request("GET", "/tasks", params={"tag": "a"})).status_code == 200
+
+    seen = {" ".join(sql.split()) for sql in sent_statements.seen}
+    assert any(sql.startswith("INSERT INTO tasks ") for sql in seen)
+    assert any(sql.startswith("INSERT INTO task_tags ") for sql in seen)
+    assert any("row_to_json" in sql and "task_tags.tag_key = ANY" in sql for sql in seen)
+
+
+def test_a_session_that_sends_a_statement_of_no_single_user_fails_and_names_it(
+    pytester: pytest.Pytester, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    libpq = make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    pytester.makeconftest('pytest_plugins = ["tests.sent_statements"]')
+    pytester.makepyfile(
+        test_inner=f"""
+        import asyncio, uuid
+        import psycopg
+        from tests.sent_statements import STATEMENTS
+
+        def test_sends_two_statements():
+            async def send():
+                async with await psycopg.AsyncConnection.connect({libpq!r}) as connection:
+                    with STATEMENTS.recording("the inner test"):
+                        await connection.execute("SELECT * FROM tasks WHERE id = %(id)s", {{"id": uuid.uuid4()}})
+                        await connection.execute("SELECT * FROM tasks WHERE user_id = %(user_id)s", {{"user_id": "a"}})
+            asyncio.run(send())
+        """
+    )
+    monkeypatch.setenv("PYTHONPATH", str(REPOSITORY))
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    output = result.stdout.str()
+    assert "1 statement(s) would not go to one shard" in output
+    assert "SELECT * FROM tasks WHERE id = %(id)s" in output
+    assert "first sent in: the inner test" in output
+    assert "WHERE user_id = %(user_id)s" not in output
