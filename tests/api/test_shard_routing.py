@@ -4,18 +4,28 @@ can fail, and sees what the service really sends."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from dependency_injector import providers
 from sqlalchemy.engine import make_url
 
-from tests.conftest import Caller, SqlStore, api_client
+from tests.conftest import Caller, SqlStore, api_client, settings_for
+from tests.domain.conftest import FixedClock
+from tests.migrations.test_schema import fresh_postgres_database
 from tests.sent_statements import SentStatements
 from tests.shard_routing import CROSS_USER_STATEMENTS, unrouted
 from todo_adapters.sqlalchemy import repositories
 from todo_adapters.sqlalchemy.execution import compiled_for_postgresql
+from todo_api.app import create_app
+from todo_api.cli import migrate
+from todo_api.container import Container
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -116,3 +126,41 @@ def test_a_session_that_sends_a_statement_of_no_single_user_fails_and_names_it(
     assert "SELECT * FROM tasks WHERE id = %(id)s" in output
     assert "first sent in: the inner test" in output
     assert "WHERE user_id = %(user_id)s" not in output
+
+
+@pytest.fixture
+def own_postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A migrated database of the test's own (its purge sweeps every user's rows)."""
+    with fresh_postgres_database(postgres_server_url) as url:
+        migrate(url)  # while recording: what Alembic sends is not the service's
+        yield url
+
+
+async def test_the_purge_on_postgresql_sends_only_statements_allowed_to_cross_users(
+    own_postgres_url: str, sent_statements: SentStatements
+) -> None:
+    container = Container(settings=settings_for(own_postgres_url, purge_interval_seconds=0.05))
+    clock = FixedClock(datetime.now(UTC))
+    container.clock.override(providers.Object(clock))
+    app = create_app(container=container)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http,
+    ):
+        await container.change_listener().listening(timeout=5)
+        alice = Caller(http, "alice")
+        token = (await alice.request("GET", "/changes")).json()["next_since"]
+        task = await alice.create_task()
+        await alice.request("DELETE", f"/tasks/{task['id']}")
+        clock.advance(timedelta(days=31))
+        for _ in range(100):  # the first purge runs after one interval
+            response = await alice.request("GET", "/changes", params={"since": token})
+            if response.status_code == 410:
+                break
+            await asyncio.sleep(0.05)
+    assert response.status_code == 410
+
+    seen = {" ".join(sql.split()) for sql in sent_statements.seen}
+    purge = {sql for sql, why in CROSS_USER_STATEMENTS.items() if "purge" in why}
+    assert len(purge) == 3 and purge <= seen
+    assert "LISTEN todo_changes" in seen  # the lifespan's listener is recorded too
