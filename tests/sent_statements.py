@@ -16,6 +16,9 @@ future, runs on PostgreSQL (the `app` fixture is parametrised over both database
 route another engineer adds is covered by the tests that come with it, with no list of routes
 to keep. The end of the session is the one point that has seen them all; the check runs there
 and turns the session's exit status into a failure. `test_shard_routing.py` shows that it does.
+So that a route tested on SQLite alone cannot slip by, the routes each PostgreSQL app served
+are recorded too: when the whole API suite ran and passed, every operation of those apps'
+OpenAPI document must have been requested on PostgreSQL at least once.
 """
 
 from __future__ import annotations
@@ -26,15 +29,18 @@ import functools
 import sys
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from fastapi.routing import APIRoute
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from tests.shard_routing import unrouted
 
+_VERBS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 #: Listed on failure: enough to recognise each statement, not a whole page per statement.
 _SHOWN = 400
 
@@ -48,6 +54,11 @@ class SentStatements:
     unrouted: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
     #: Every distinct statement recorded.
     seen: set[str] = dataclasses.field(default_factory=set)
+    #: The documented operations (method, path) of the PostgreSQL apps that served a request,
+    #: and those requested.
+    operations: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+    requested: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+    _apps: weakref.WeakSet[Any] = dataclasses.field(default_factory=weakref.WeakSet)
 
     @contextlib.contextmanager
     def recording(self, test: str) -> Iterator[None]:
@@ -65,6 +76,16 @@ class SentStatements:
         reason = unrouted(sql, parameters)
         if reason is not None:
             self.unrouted.setdefault((sql, reason), self.recording_for)
+
+    def served(self, app: Any, method: str, path: str) -> None:
+        container = getattr(getattr(app, "state", None), "container", None)
+        if self.recording_for is None or container is None or container.backend() != "postgresql":
+            return
+        self.requested.add((method, path))
+        if app not in self._apps:
+            self._apps.add(app)
+            paths = app.openapi()["paths"]
+            self.operations |= {(verb.upper(), path) for path, item in paths.items() for verb in item if verb in _VERBS}
 
     def report(self) -> list[str]:
         return [
@@ -108,6 +129,16 @@ def _recording(method: Callable[..., Any], *, many: bool = False) -> Callable[..
     return wrapper
 
 
+def _serving(handle: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(handle)
+    def wrapper(route: APIRoute, scope: Any, receive: Any, send: Any) -> Any:
+        if scope["type"] == "http" and scope["method"] in route.methods:
+            STATEMENTS.served(scope.get("app"), scope["method"], route.path)
+        return handle(route, scope, receive, send)
+
+    return wrapper
+
+
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     driver = getattr(dbapi_connection, "driver_connection", None)
     if isinstance(driver, psycopg.AsyncConnection):
@@ -131,9 +162,11 @@ def pytest_configure(config: pytest.Config) -> None:
         setattr(psycopg.AsyncCursor, name, _recording(getattr(psycopg.AsyncCursor, name), many=many))
     event.listen(Engine, "connect", _on_connect)
     event.listen(Engine, "before_cursor_execute", _before_cursor_execute)
+    APIRoute.handle = _serving(APIRoute.handle)  # type: ignore[method-assign]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    APIRoute.handle = APIRoute.handle.__wrapped__  # type: ignore[attr-defined, method-assign]
     event.remove(Engine, "before_cursor_execute", _before_cursor_execute)
     event.remove(Engine, "connect", _on_connect)
     for name in _PATCHED:
@@ -146,18 +179,49 @@ def sent_statements() -> SentStatements:
     return STATEMENTS
 
 
+_partial = False
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("api_tests", "the folder of the API tests, from the root folder", default="tests/api")
+
+
+def _api_tests(config: pytest.Config) -> Path:
+    return Path(config.rootpath) / str(config.getini("api_tests"))
+
+
+def pytest_deselected(items: Sequence[pytest.Item]) -> None:
+    global _partial
+    _partial = _partial or any(_api_tests(item.config) in item.path.parents for item in items)
+
+
+def _whole_api_suite_passed(session: pytest.Session) -> bool:
+    """Every API test was selected, ran and passed (not `-k`, a test id, or a stop at a failure)."""
+    ran = {item.path for item in session.items}
+    every = set(_api_tests(session.config).glob("test_*.py"))
+    selected = not _partial and not any("::" in argument for argument in session.config.args)
+    return selected and every <= ran and session.testsfailed == 0 and not session.shouldstop
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    found = STATEMENTS.report()
+    unrouted = STATEMENTS.report()
+    untested = sorted(STATEMENTS.operations - STATEMENTS.requested) if _whole_api_suite_passed(session) else []
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if not found:
-        if STATEMENTS.seen and reporter is not None:
-            reporter.ensure_newline()
+    if reporter is not None:
+        reporter.ensure_newline()
+        if unrouted:
+            reporter.write_sep(
+                "=", f"{len(unrouted)} statement(s) would not go to one shard of a Citus cluster", red=True
+            )
+            for line in unrouted:
+                reporter.write_line(line)
+        if untested:
+            reporter.write_sep("=", f"{len(untested)} operation(s) no API test requested on PostgreSQL", red=True)
+            for method, path in untested:
+                reporter.write_line(f"{method} {path}")
+        if STATEMENTS.seen and not (unrouted or untested):
             reporter.write_line(
                 f"{len(STATEMENTS.seen)} distinct statements sent to PostgreSQL: each goes to one shard"
             )
-        return
-    if reporter is not None:
-        reporter.write_sep("=", f"{len(found)} statement(s) would not go to one shard of a Citus cluster", red=True)
-        for line in found:
-            reporter.write_line(line)
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if unrouted or untested:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

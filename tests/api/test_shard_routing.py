@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from dependency_injector import providers
 from sqlalchemy.engine import make_url
 
 from tests.conftest import Caller, SqlStore, api_client, settings_for
 from tests.domain.conftest import FixedClock
+from tests.event_streams import StreamingASGITransport, changed_token, latest_token, open_events
 from tests.migrations.test_schema import fresh_postgres_database
 from tests.sent_statements import SentStatements
 from tests.shard_routing import CROSS_USER_STATEMENTS, unrouted
@@ -98,7 +100,7 @@ async def test_what_a_request_sends_to_postgresql_is_checked(
 def test_a_session_that_sends_a_statement_of_no_single_user_fails_and_names_it(
     pytester: pytest.Pytester, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    libpq = make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    libpq = _libpq(postgres_url)
     pytester.makeconftest('pytest_plugins = ["tests.sent_statements"]')
     pytester.makepyfile(
         test_inner=f"""
@@ -128,6 +130,10 @@ def test_a_session_that_sends_a_statement_of_no_single_user_fails_and_names_it(
     assert "WHERE user_id = %(user_id)s" not in output
 
 
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 @pytest.fixture
 def own_postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A migrated database of the test's own (its purge sweeps every user's rows)."""
@@ -136,7 +142,7 @@ def own_postgres_url(postgres_server_url: str) -> Iterator[str]:
         yield url
 
 
-async def test_the_purge_on_postgresql_sends_only_statements_allowed_to_cross_users(
+async def test_on_postgresql_events_the_listener_and_the_purge_work_and_cross_users_only_where_allowed(
     own_postgres_url: str, sent_statements: SentStatements
 ) -> None:
     container = Container(settings=settings_for(own_postgres_url, purge_interval_seconds=0.05))
@@ -146,11 +152,19 @@ async def test_the_purge_on_postgresql_sends_only_statements_allowed_to_cross_us
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http,
+        httpx.AsyncClient(transport=StreamingASGITransport(app), base_url="http://testserver") as streams,
     ):
-        await container.change_listener().listening(timeout=5)
+        listener = await container.change_listener().listening(timeout=5)
         alice = Caller(http, "alice")
-        token = (await alice.request("GET", "/changes")).json()["next_since"]
-        task = await alice.create_task()
+        token = await latest_token(alice)
+        async with open_events(streams, alice.url("/events"), alice.headers) as stream:
+            task = await alice.create_task()
+            assert await changed_token(stream) == await latest_token(alice)
+            # The listener loses its connection: reconnected, it catches up on the open stream's user.
+            with psycopg.connect(_libpq(own_postgres_url), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [listener])
+            caught_up = await stream.next_event(timeout=5)
+            assert caught_up is not None and caught_up.name == "changed"
         await alice.request("DELETE", f"/tasks/{task['id']}")
         clock.advance(timedelta(days=31))
         for _ in range(100):  # the first purge runs after one interval
@@ -161,6 +175,45 @@ async def test_the_purge_on_postgresql_sends_only_statements_allowed_to_cross_us
     assert response.status_code == 410
 
     seen = {" ".join(sql.split()) for sql in sent_statements.seen}
-    purge = {sql for sql, why in CROSS_USER_STATEMENTS.items() if "purge" in why}
-    assert len(purge) == 3 and purge <= seen
-    assert "LISTEN todo_changes" in seen  # the lifespan's listener is recorded too
+    assert set(CROSS_USER_STATEMENTS) <= seen  # each was sent, recorded and allowed
+    assert "LISTEN todo_changes" in seen
+
+
+def test_a_whole_api_suite_that_never_requests_an_operation_on_postgresql_fails_and_names_it(
+    pytester: pytest.Pytester, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\napi_tests = .\n")
+    pytester.makeconftest('pytest_plugins = ["tests.sent_statements"]')
+    pytester.makepyfile(
+        test_inner=f"""
+        import asyncio
+        import httpx
+        from tests.conftest import settings_for
+        from tests.sent_statements import STATEMENTS
+        from todo_api.app import create_app
+        from todo_api.container import Container
+
+        def test_asks_for_health_alone():
+            app = create_app(container=Container(settings=settings_for({postgres_url!r})))
+
+            async def ask():
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                    with STATEMENTS.recording("the inner test"):
+                        assert (await http.get("/healthz")).status_code == 200
+            asyncio.run(ask())
+        """
+    )
+    monkeypatch.setenv("PYTHONPATH", str(REPOSITORY))
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    output = result.stdout.str()
+    assert "operation(s) no API test requested on PostgreSQL" in output
+    assert "POST /api/{user_id}/tasks" in output.splitlines()
+    assert "GET /healthz" not in output.splitlines()
+    # Run one test alone: the rest of the suite did not run, so nothing is missing.
+    alone = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_inner.py::test_asks_for_health_alone")
+    assert alone.ret == pytest.ExitCode.OK
