@@ -15,6 +15,7 @@ for a request.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -68,6 +69,21 @@ def unrouted(
     not go to one shard; None when it would, or when it is one of `allowed`."""
     if not _NAMED.search(sql) or _normalised(sql) in allowed:
         return None
+    pins = _pins(sql)
+    if isinstance(pins, str):
+        return pins
+    users = {_value(value, parameters) for value in pins}
+    if _UNSET in users:
+        return "a user_id value is not among the parameters"
+    if len(users) != 1:
+        return f"it names {len(users)} users: {sorted(map(repr, users))}"
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _pins(sql: str) -> str | tuple[exp.Expression, ...]:
+    """What gives `user_id` its values in the statement; or why some table has none. (The
+    service sends the same few hundred texts again and again: each is read once.)"""
     try:
         tree = sqlglot.parse_one(sql, dialect="postgres")
     except sqlglot.errors.ParseError as error:
@@ -87,12 +103,7 @@ def unrouted(
             seen.add(name)
         if name in links:
             return f"{' and '.join(sorted(seen))} are filtered on each other's user_id, not on a user"
-    users = {_value(value, parameters) for value in values}
-    if _UNSET in users:
-        return "a user_id value is not among the parameters"
-    if len(users) != 1:
-        return f"it names {len(users)} users: {sorted(map(repr, users))}"
-    return None
+    return tuple(values)
 
 
 def _pin(table: exp.Table, values: list[exp.Expression], links: dict[str, str]) -> str | None:
