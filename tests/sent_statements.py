@@ -3,8 +3,9 @@ recorded, and the run fails, listing them, if any would not go to one shard (`sh
 
 Where statements leave the service for PostgreSQL, and how each is seen here:
 - psycopg, directly (`PostgresPool`: units of work, task views, the change feed; the change
-  listener's own connection): every `AsyncCursor.execute`, `executemany` and `stream`, which
-  `AsyncConnection.execute` goes through too, is recorded with its parameters.
+  listener's own connection): every `AsyncCursor.execute`, `executemany`, `stream` and `copy`,
+  which `AsyncConnection.execute` goes through too, is recorded with its parameters. (A COPY
+  into a distributed table is reported: its text cannot show that its rows are one user's.)
 - SQLAlchemy's engines (`create_engine`; on PostgreSQL only Alembic uses one today): its
   `before_cursor_execute` event, on every engine. Their psycopg cursors are left to it.
 What is not recorded: transaction control that psycopg sends itself (`connection.transaction()`,
@@ -154,7 +155,7 @@ def _before_cursor_execute(
         STATEMENTS.sent(statement, one)
 
 
-_PATCHED = {"execute": False, "executemany": True, "stream": False}
+_PATCHED = {"execute": False, "executemany": True, "stream": False, "copy": False}
 
 
 def pytest_configure(config: pytest.Config) -> None:

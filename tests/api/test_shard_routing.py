@@ -46,8 +46,19 @@ REPOSITORY = Path(__file__).resolve().parents[2]
         ),
         ("SELECT t.id FROM tasks t JOIN task_tags g ON g.task_id = t.id WHERE g.user_id = t.user_id", {}),
         ("SELECT * FROM tasks WHERE tasks.user_id = %s", ["alice"]),
+        ("COPY tasks (user_id, id) FROM STDIN", None),
     ],
-    ids=["no user", "or", "update", "two users in", "insert without user", "insert of two users", "join", "positional"],
+    ids=[
+        "no user",
+        "or",
+        "update",
+        "two users in",
+        "insert without user",
+        "insert of two users",
+        "join",
+        "positional",
+        "copy",
+    ],
 )
 def test_the_check_names_a_statement_that_does_not_go_to_one_shard(sql: str, parameters: Any) -> None:
     assert unrouted(sql, parameters) is not None
