@@ -45,6 +45,8 @@ from todo_core.errors import NotFound
 from todo_core.ports import ChangeFeed, ExportReader, Retention, TaskViews, UnitOfWork
 from todo_core.task import Task
 
+pytest_plugins = ["pytester", "tests.sent_statements"]
+
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-signing"
 SQL_BACKENDS = ["sqlite", "postgres"]
 
