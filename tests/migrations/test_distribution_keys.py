@@ -4,6 +4,7 @@ index starts with `user_id`, every foreign key pairs it (see `tests/shard_keys.p
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from tests.migrations.test_schema import APPLICATION_TABLES, fresh_postgres_database
-from tests.shard_keys import distribution_key_violations
+from tests.shard_keys import NOT_DISTRIBUTED, distribution_key_violations
 from todo_adapters.sqlalchemy.engine import create_engine as create_async_engine
 from todo_api.cli import migrate
 
@@ -64,6 +65,14 @@ def test_every_key_of_the_migrated_schema_starts_with_the_user(migrated_database
 
     assert tables >= APPLICATION_TABLES | {"alembic_version"}  # the check saw the real schema
     assert violations == []
+
+
+def test_the_citus_statements_distribute_every_table_of_the_migrated_schema(migrated_database_url: str) -> None:
+    tables, _ = _read(migrated_database_url)
+    statements = (Path(__file__).parents[2] / "deploy" / "citus" / "distribute.sql").read_text()
+    distributed = set(re.findall(r"create_distributed_table\('(\w+)', 'user_id'", statements))
+    assert distributed == tables - NOT_DISTRIBUTED
+    assert statements.count("colocate_with => 'tasks'") == len(distributed) - 1  # one shard holds a user's rows
 
 
 def _violations_of(metadata: MetaData) -> list[str]:
