@@ -21,11 +21,11 @@ from todo_core.views import VersionedView, ViewPage
 REMINDERS_MAX = 200
 
 
-class _Keep:
+class KeepParent:
     """The parent a move keeps when it names none."""
 
 
-KEEP_PARENT = _Keep()
+KEEP_PARENT = KeepParent()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,7 +146,7 @@ async def move_task(
     user_id: str,
     task_id: UUID,
     *,
-    parent_id: UUID | _Keep | None = KEEP_PARENT,
+    parent_id: UUID | KeepParent | None = KEEP_PARENT,
     after: UUID | None = None,
     if_match: int | None = None,
 ) -> Task:
@@ -171,7 +171,7 @@ async def stage_move_task(
     user_id: str,
     task_id: UUID,
     *,
-    parent_id: UUID | _Keep | None = KEEP_PARENT,
+    parent_id: UUID | KeepParent | None = KEEP_PARENT,
     after: UUID | None = None,
     if_match: int | None = None,
 ) -> Staged:
@@ -181,7 +181,7 @@ async def stage_move_task(
         raise NotFound("task")
     if if_match is not None:
         _check_version(task, if_match)
-    parent = task.fields.parent_id if isinstance(parent_id, _Keep) else parent_id
+    parent = task.fields.parent_id if isinstance(parent_id, KeepParent) else parent_id
     if parent != task.fields.parent_id and parent is not None:
         await _check_parent(uow, user_id, task_id, parent)
     previous = await _previous_sibling(uow, user_id, task_id, parent, after)
