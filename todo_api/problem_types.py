@@ -16,6 +16,8 @@ class ProblemType:
     remedy: str
     #: Other statuses a problem of this type can come with (a failed batch has its operation's).
     other_statuses: tuple[int, ...] = ()
+    #: The only operations (by `operationId`) that answer with it; empty: any operation.
+    only_in: tuple[str, ...] = ()
 
     @property
     def uri(self) -> str:
@@ -116,6 +118,7 @@ _TYPES = (
         "Correct or drop the operation named by `operation` (see its `problem`) and send the batch again: "
         "nothing of it was applied.",
         other_statuses=(404, 412),
+        only_in=("runBatch",),
     ),
     ProblemType(
         "idempotency-key-reused",
@@ -140,6 +143,11 @@ _TYPES = (
 PROBLEM_TYPES: dict[str, ProblemType] = {problem.name: problem for problem in _TYPES}
 
 
-def types_with_status(status: int) -> list[ProblemType]:
-    """The problem types a response of this status can carry."""
-    return [problem for problem in _TYPES if status == problem.status or status in problem.other_statuses]
+def types_with_status(status: int, operation_id: str | None = None) -> list[ProblemType]:
+    """The problem types a response of this status (of this operation, when named) can carry."""
+    return [
+        problem
+        for problem in _TYPES
+        if (status == problem.status or status in problem.other_statuses)
+        and (operation_id is None or not problem.only_in or operation_id in problem.only_in)
+    ]

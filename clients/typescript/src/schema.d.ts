@@ -185,6 +185,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/{user_id}/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Batch
+         * @description Apply 1-100 task operations (`create`, `update`, `patch`, `complete`, `move`, `delete`) in
+         *     order, in one transaction: all of them, or, when one fails, none. A create may name its task
+         *     (`"ref": "groceries"`) for later operations to use as `"$ref:groceries"` wherever a task id
+         *     goes. The first operation that fails answers for the batch: a `batch-failed` problem with the
+         *     operation's status, its index (`operation`) and its own problem (`problem`). With an
+         *     `Idempotency-Key`, a retry applies nothing more.
+         */
+        post: operations["runBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/{user_id}/categories": {
         parameters: {
             query?: never;
@@ -307,6 +332,69 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * BatchOperation
+         * @description One operation of a batch, with the rules of its single route. Wherever a task id goes (`id`;
+         *     `parent_id` in a body; `after` in a move), `"$ref:<name>"` means the task that an earlier
+         *     create of the same batch made with `"ref": "<name>"`.
+         */
+        BatchOperation: {
+            op: components["schemas"]["BatchOperationName"];
+            /**
+             * Id
+             * @description The task (all but `create`): its id, or `"$ref:<name>"`
+             */
+            id?: string | null;
+            /**
+             * Ref
+             * @description With `create`: a name for the task it makes, for later operations of the batch to use as `"$ref:<name>"`; unique in the batch
+             * @example groceries
+             */
+            ref?: string | null;
+            /**
+             * Body
+             * @description The single route's body: `TaskWrite` for `create` and `update`, `TaskPatch` (a JSON merge patch) for `patch`, `CompletionWrite` or none (toggles) for `complete`, `MoveWrite` for `move`, none for `delete`. Its `parent_id` (and a move's `after`) may be `"$ref:<name>"`
+             */
+            body?: components["schemas"]["TaskWrite"] | components["schemas"]["TaskPatch"] | components["schemas"]["CompletionWrite"] | components["schemas"]["MoveWrite"] | null;
+            /**
+             * If Match
+             * @description As the `If-Match` header of the single route: the task's ETag; a stale one fails the batch with 412
+             * @example "3"
+             */
+            if_match?: string | null;
+        };
+        /**
+         * BatchOperationName
+         * @description What an operation of a batch does: what the single route of that name does.
+         * @enum {string}
+         */
+        BatchOperationName: "create" | "update" | "patch" | "complete" | "move" | "delete";
+        /** BatchRead */
+        BatchRead: {
+            /**
+             * Results
+             * @description One result per operation, in the order of the operations
+             */
+            results: components["schemas"]["BatchResult"][];
+        };
+        /** BatchResult */
+        BatchResult: {
+            /**
+             * Status
+             * @description What the single route answers: 201 for `create`, 204 for `delete`, else 200
+             */
+            status: number;
+            /** @description The task as the single route returns it; null for `delete` */
+            body: components["schemas"]["TaskRead"] | null;
+        };
+        /**
+         * BatchWrite
+         * @description Operations applied in order, all in one transaction: all of them or none.
+         */
+        BatchWrite: {
+            /** Operations */
+            operations: components["schemas"]["BatchOperation"][];
+        };
         /** CategoryList */
         CategoryList: {
             /** Items */
@@ -476,9 +564,16 @@ export interface components {
             detail: string;
             /**
              * Errors
-             * @description With `validation-error`: each broken rule
+             * @description With `validation-error` and `batch-failed`: each broken rule, by the path of its field
              */
             errors?: components["schemas"]["FieldProblem"][] | null;
+            /**
+             * Operation
+             * @description With `batch-failed`: the index (from 0) of the operation that failed
+             */
+            operation?: number | null;
+            /** @description With `batch-failed`: the problem the failed operation alone would have answered with */
+            problem?: components["schemas"]["Problem"] | null;
         };
         /** ReminderList */
         ReminderList: {
@@ -2250,6 +2345,174 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unavailable";
+                    };
+                };
+            };
+        };
+    };
+    runBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID will do) that makes a retry of this request safe: a retry with the same key and body gets the first answer (with `Idempotent-Replayed: true`) and changes nothing. Remembered for 24 hours (TODO_IDEMPOTENCY_KEY_HOURS). */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchWrite"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/invalid-token";
+                    };
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/forbidden";
+                    };
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/not-found" | "/problems/batch-failed";
+                    };
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/precondition-failed" | "/problems/batch-failed";
+                    };
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/body-too-large";
+                    };
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unsupported-media-type";
+                    };
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/validation-error" | "/problems/batch-failed" | "/problems/idempotency-key-reused";
                     };
                 };
             };
