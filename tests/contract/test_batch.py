@@ -24,7 +24,7 @@ from todo_core.use_cases.batch import (
     run_batch,
 )
 from todo_core.use_cases.sync import changes_since
-from todo_core.use_cases.tasks import create_task
+from todo_core.use_cases.tasks import complete_task, create_task, move_task, patch_task
 
 
 @pytest.fixture
@@ -177,3 +177,17 @@ async def test_a_batch_holds_1_to_batch_max_operations(
         with pytest.raises(ValidationFailed):
             await run_batch(backend.uow_factory(), clock, user, [CreateTask(TaskFields(title="T"))] * count)
     assert (await server_state(backend, user)).tasks == {}
+
+
+async def test_a_single_command_that_changes_nothing_takes_no_change_number_either(
+    backend: Backend, new_user: Callable[[], str], clock: FixedClock
+) -> None:
+    user = new_user()
+    task = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Done", completed=True))
+    number = await change_number(backend, user)
+
+    assert await complete_task(backend.uow_factory(), clock, user, task.id, True) == task
+    assert await patch_task(backend.uow_factory(), clock, user, task.id, {"title": "Done"}) == task
+    assert await move_task(backend.uow_factory(), clock, user, task.id, after=None) == task
+
+    assert await change_number(backend, user) == number
