@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter, defaultdict
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
 from todo_adapters.broker import ChangeBroker
+from todo_core.calendar_feed import CalendarFeed
 from todo_core.category import Category
 from todo_core.errors import Conflict
 from todo_core.idempotency import Outcome, Recorded
@@ -64,6 +65,7 @@ class InMemoryStore:
     tombstones: dict[Key, _Tombstone] = dataclasses.field(default_factory=dict)
     keys: dict[tuple[str, str], _KeyRecord] = dataclasses.field(default_factory=dict)
     settings: dict[str, UserSettings] = dataclasses.field(default_factory=dict)
+    feeds: dict[Key, CalendarFeed] = dataclasses.field(default_factory=dict)
     #: Where committed changes are announced.
     broker: ChangeBroker | None = None
 
@@ -114,6 +116,9 @@ class _View:
     deleted_at: dict[Key, datetime] = dataclasses.field(default_factory=dict)
     #: The settings this unit of work saved.
     settings: dict[str, UserSettings] = dataclasses.field(default_factory=dict)
+    feeds: _Rows[CalendarFeed] = dataclasses.field(default_factory=lambda: _Rows({}))
+    #: The users this unit of work erases, at its commit.
+    erased: set[str] = dataclasses.field(default_factory=set)
 
 
 class _RowLocks:
@@ -356,6 +361,38 @@ class InMemorySettingsRepository:
         self._view.settings[user_id] = settings
 
 
+class InMemoryCalendarFeedRepository:
+    def __init__(self, view: _View) -> None:
+        self._view = view
+
+    async def add(self, feed: CalendarFeed) -> None:
+        self._view.feeds[(feed.user_id, feed.id)] = feed
+
+    async def list_for_user(self, user_id: str) -> Sequence[CalendarFeed]:
+        owned = [feed for (owner, _), feed in self._view.feeds.items() if owner == user_id]
+        return sorted(owned, key=lambda feed: (feed.created_at, feed.id))
+
+    async def find(self, user_id: str, secret_hash: bytes) -> CalendarFeed | None:
+        found = (f for (owner, _), f in self._view.feeds.items() if owner == user_id and f.secret_hash == secret_hash)
+        return next(found, None)
+
+    async def remove(self, user_id: str, feed_id: UUID) -> bool:
+        if (user_id, feed_id) not in self._view.feeds:
+            return False
+        del self._view.feeds[(user_id, feed_id)]
+        return True
+
+
+class InMemoryAccountEraser:
+    def __init__(self, view: _View, locks: _RowLocks) -> None:
+        self._view = view
+        self._locks = locks
+
+    async def erase(self, user_id: str) -> None:
+        await self._locks.take_user(user_id)  # no other unit of work writes the user's data meanwhile
+        self._view.erased.add(user_id)  # done at commit, on everything then committed
+
+
 class InMemoryUnitOfWork:
     """With `read_only`, it waits for no writer (as the SQL adapters' read-only units of work)."""
 
@@ -370,6 +407,9 @@ class InMemoryUnitOfWork:
         self.categories = InMemoryCategoryRepository(self._view, self._locks)
         self.idempotency = InMemoryIdempotencyKeys(self._store, self._view, self._locks)
         self.settings = InMemorySettingsRepository(self._store, self._view)
+        self._view.feeds = _Rows(self._store.feeds)
+        self.feeds = InMemoryCalendarFeedRepository(self._view)
+        self.account = InMemoryAccountEraser(self._view, self._locks)
         return self
 
     async def __aexit__(
@@ -392,9 +432,25 @@ class InMemoryUnitOfWork:
         # Settings are not synced data: no change number (see `SettingsRepository`).
         self._store.settings.update(self._view.settings)
         self._view.settings = {}
+        self._view.feeds.apply()
+        for user_id in self._view.erased:
+            changed[user_id] = self._erase(user_id)
+        self._view.erased = set()
         if self._store.broker is not None:
             for user_id, seq in changed.items():
                 self._store.broker.publish(user_id, seq)
+
+    def _erase(self, user_id: str) -> int:
+        """Forget every row of the user's, but for the change log: moved on by one, with its
+        horizon there, so that every sync token issued before is refused. Return its number."""
+        store = self._store
+        for rows in (store.tasks, store.categories, store.tombstones, store.feeds, store.keys):
+            _drop_user(rows, lambda key: key[0], user_id)
+        _drop_user(store.change_seqs, lambda key: key[1][0], user_id)
+        store.settings.pop(user_id, None)
+        seq = store.logs.get(user_id, ChangeLog(0, 0)).seq + 1
+        store.logs[user_id] = ChangeLog(seq, seq)
+        return seq
 
     def _stamp(self) -> dict[str, int]:
         """Give each user whose data this unit of work changed their next change number, on
@@ -418,6 +474,11 @@ class InMemoryUnitOfWork:
             else:
                 store.change_seqs[(kind, key)] = seq
         return numbers
+
+
+def _drop_user(rows: dict[Any, Any], owner: Callable[[Any], str], user_id: str) -> None:
+    for key in [key for key in rows if owner(key) == user_id]:
+        del rows[key]
 
 
 class InMemoryTaskViews:

@@ -65,5 +65,10 @@ def if_match_version(header: str | None) -> int | None:
 
 def etag_listed(if_none_match: str, version: int) -> bool:
     """Whether an `If-None-Match` header lists this version (or `*`)."""
+    return tag_listed(if_none_match, etag(version))
+
+
+def tag_listed(if_none_match: str, tag: str) -> bool:
+    """Whether an `If-None-Match` header lists this entity tag (or `*`), compared weakly (RFC 9110, 13.1.2)."""
     listed = {part.strip().removeprefix("W/") for part in if_none_match.split(",")}
-    return "*" in listed or etag(version) in listed
+    return "*" in listed or tag in listed

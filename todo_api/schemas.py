@@ -380,3 +380,21 @@ class BatchResult(BaseModel):
 
 class BatchRead(BaseModel):
     results: list[BatchResult] = Field(description="One result per operation, in the order of the operations")
+
+
+class CalendarFeedRead(BaseModel):
+    """A calendar subscription link, without its secret (only its hash is kept)."""
+
+    id: UUID
+    created_at: datetime
+
+
+class CalendarFeedCreated(CalendarFeedRead):
+    url: str = Field(
+        description="The absolute URL to subscribe to (`…/feeds/<secret>.ics`). Shown only in this "
+        "response: the service keeps a hash of the secret, never the secret itself"
+    )
+
+
+class CalendarFeedList(BaseModel):
+    items: list[CalendarFeedRead]

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         15, gt=0, le=300, description="A comment is sent on idle event streams this often, so proxies keep them open"
     )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413")
+    public_url: str | None = Field(
+        None,
+        description="The URL clients reach this service at, e.g. https://todo.example/api-root: calendar "
+        "feed links start with it. Unset: the request's scheme, Host and root_path",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description='Browser origins allowed to call the API, as JSON: ["https://app.example"]',

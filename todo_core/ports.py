@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
+from todo_core.calendar_feed import CalendarFeed
 from todo_core.category import Category
 from todo_core.clock import Clock
 from todo_core.idempotency import Outcome, Recorded
@@ -24,6 +25,8 @@ from todo_core.user_settings import UserSettings
 from todo_core.views import VersionedView, ViewPage
 
 __all__ = [
+    "AccountEraser",
+    "CalendarFeedRepository",
     "CategoryRepository",
     "ChangeFeed",
     "Clock",
@@ -223,6 +226,54 @@ class SettingsRepository(Protocol):
         ...
 
 
+class CalendarFeedRepository(Protocol):
+    """A user's calendar subscription links (`CalendarFeed`). Not synced data: saving or
+    revoking one takes no change number."""
+
+    async def add(self, feed: CalendarFeed) -> None:
+        """Stage a new feed.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def list_for_user(self, user_id: str) -> Sequence[CalendarFeed]:
+        """Return the user's feeds, oldest first.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def find(self, user_id: str, secret_hash: bytes) -> CalendarFeed | None:
+        """Return the user's feed whose secret has this hash, or None (also for a revoked one).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def remove(self, user_id: str, feed_id: UUID) -> bool:
+        """Stage the revocation (deletion) of the user's feed; False if the user has no such feed.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
+class AccountEraser(Protocol):
+    """Forgetting a user altogether."""
+
+    async def erase(self, user_id: str) -> None:
+        """Stage the deletion of every row the store holds for the user: tasks and their tags,
+        categories, settings, calendar feeds, idempotency keys, tombstones. The user's change
+        counter stays, moved on by one with its horizon at the new number, so that every sync
+        token issued before is refused (410) rather than answered from the empty account.
+        Like any change, it waits for the user's units of work that change data to end.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
 class IdempotencyKeys(Protocol):
     async def claim(
         self, user_id: str, key: str, fingerprint: str, *, now: datetime, expired_before: datetime
@@ -288,6 +339,12 @@ class UnitOfWork(Protocol):
 
     @property
     def settings(self) -> SettingsRepository: ...
+
+    @property
+    def feeds(self) -> CalendarFeedRepository: ...
+
+    @property
+    def account(self) -> AccountEraser: ...
 
     async def __aenter__(self) -> Self: ...
 

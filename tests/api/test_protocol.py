@@ -59,6 +59,11 @@ async def test_openapi_documents_every_route_with_problem_responses(client: http
         "/api/{user_id}/settings": {"get", "put"},
         "/api/{user_id}/changes": {"get"},
         "/api/{user_id}/events": {"get"},
+        "/api/{user_id}/calendar.ics": {"get"},
+        "/api/{user_id}/calendar-feeds": {"get", "post"},
+        "/api/{user_id}/calendar-feeds/{feed_id}": {"delete"},
+        "/feeds/{secret}.ics": {"get"},
+        "/api/{user_id}": {"delete"},
         "/healthz": {"get"},
         "/readyz": {"get"},
     }

@@ -21,6 +21,8 @@ from todo_adapters.sqlalchemy.engine import SESSION_TIMEZONE
 from todo_adapters.sqlalchemy.execution import PsycopgExecutor
 from todo_adapters.sqlalchemy.repositories import (
     ChangeNumbers,
+    SqlAccountEraser,
+    SqlCalendarFeedRepository,
     SqlCategoryRepository,
     SqlIdempotencyKeys,
     SqlRetentionRepository,
@@ -159,6 +161,8 @@ class PostgresUnitOfWork:
     categories: SqlCategoryRepository
     idempotency: SqlIdempotencyKeys
     settings: SqlSettingsRepository
+    feeds: SqlCalendarFeedRepository
+    account: SqlAccountEraser
     retention: SqlRetentionRepository
 
     def __init__(self, pool: PostgresPool, *, read_only: bool = False) -> None:
@@ -188,6 +192,8 @@ class PostgresUnitOfWork:
         self.categories = SqlCategoryRepository(executor, self._changes)
         self.idempotency = SqlIdempotencyKeys(executor, self._changes)
         self.settings = SqlSettingsRepository(executor, self._changes)
+        self.feeds = SqlCalendarFeedRepository(executor)
+        self.account = SqlAccountEraser(executor, self._changes)
         self.retention = SqlRetentionRepository(executor)
         return self
 

@@ -35,14 +35,17 @@ from todo_adapters.sqlalchemy.execution import DuplicateKey, Executor
 from todo_adapters.sqlalchemy.mapping import CATEGORIES, TASKS
 from todo_adapters.sqlalchemy.tables import (
     UTCDateTime,
+    calendar_feeds,
     categories,
     idempotency_keys,
+    metadata,
     task_tags,
     tasks,
     tombstones,
     user_changes,
     user_settings,
 )
+from todo_core.calendar_feed import CalendarFeed
 from todo_core.category import Category
 from todo_core.errors import Conflict
 from todo_core.idempotency import Outcome, Recorded
@@ -205,6 +208,33 @@ _KEY = select(
 ).where(idempotency_keys.c.user_id == _USER, idempotency_keys.c.key == bindparam("key"))
 _RECORD_KEY = update(idempotency_keys).where(
     idempotency_keys.c.user_id == bindparam("b_user_id"), idempotency_keys.c.key == bindparam("b_key")
+)
+
+# A feed's columns are named as `CalendarFeed`'s fields.
+_FEED_COLUMNS = [calendar_feeds.c[field.name] for field in dataclasses.fields(CalendarFeed)]
+_INSERT_FEED = insert(calendar_feeds)
+_FEEDS = (
+    select(*_FEED_COLUMNS)
+    .where(calendar_feeds.c.user_id == _USER)
+    .order_by(calendar_feeds.c.created_at, calendar_feeds.c.id)
+)
+_FEED_BY_HASH = select(*_FEED_COLUMNS).where(
+    calendar_feeds.c.user_id == _USER, calendar_feeds.c.secret_hash == bindparam("secret_hash")
+)
+_DELETE_FEED = delete(calendar_feeds).where(
+    calendar_feeds.c.user_id == _USER, calendar_feeds.c.id == bindparam("feed_id")
+)
+
+#: What erasing a user deletes: every table with a `user_id`, so a table added later is erased
+#: too, but the change counter, which outlives the user's data to refuse old sync tokens.
+#: Children first (a distributed database may add foreign keys).
+ERASED_TABLES = tuple(
+    table for table in reversed(metadata.sorted_tables) if "user_id" in table.c and table is not user_changes
+)
+_ERASE = [delete(table).where(table.c.user_id == _USER) for table in ERASED_TABLES]
+# Every token issued before the erasure names a number below the new horizon: 410.
+_FORGET_HISTORY = (
+    update(user_changes).where(user_changes.c.user_id == bindparam("b_user_id")).values(horizon=user_changes.c.seq)
 )
 
 # Every user's expired rows. The horizon moves to the newest change number purged (never back).
@@ -420,6 +450,40 @@ class SqlSettingsRepository:
 
     async def put(self, user_id: str, settings: UserSettings) -> None:
         await self._sql.run(_PUT_SETTINGS, {"user_id": user_id, **dataclasses.asdict(settings)})
+
+
+class SqlCalendarFeedRepository:
+    """A user's calendar feeds: not synced data, so saving one takes no change number."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._sql = executor
+
+    async def add(self, feed: CalendarFeed) -> None:
+        await self._sql.run(_INSERT_FEED, dataclasses.asdict(feed))
+
+    async def list_for_user(self, user_id: str) -> Sequence[CalendarFeed]:
+        return [CalendarFeed(*row) for row in await self._sql.rows(_FEEDS, {"user_id": user_id})]
+
+    async def find(self, user_id: str, secret_hash: bytes) -> CalendarFeed | None:
+        rows = await self._sql.rows(_FEED_BY_HASH, {"user_id": user_id, "secret_hash": secret_hash})
+        return CalendarFeed(*rows[0]) if rows else None
+
+    async def remove(self, user_id: str, feed_id: UUID) -> bool:
+        return await self._sql.count(_DELETE_FEED, {"user_id": user_id, "feed_id": feed_id}) == 1
+
+
+class SqlAccountEraser:
+    def __init__(self, executor: Executor, changes: ChangeNumbers) -> None:
+        self._sql = executor
+        self._changes = changes
+
+    async def erase(self, user_id: str) -> None:
+        # First the user's next change number: it waits for the user's other writers, and its
+        # announcement tells open streams to sync (and so learn that their token is void).
+        await self._changes.write(user_id)
+        for statement in _ERASE:
+            await self._sql.run(statement, {"user_id": user_id})
+        await self._sql.run(_FORGET_HISTORY, {"b_user_id": user_id})
 
 
 class SqlIdempotencyKeys:

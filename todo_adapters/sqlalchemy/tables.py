@@ -208,6 +208,19 @@ idempotency_keys = Table(
 )
 Index(None, idempotency_keys.c.recorded_at)
 
+# A user's calendar subscription links: only a hash of each secret (`todo_core.calendar_feed`).
+# A feed URL names its owner, so the lookup by hash is within one user's rows too.
+calendar_feeds = Table(
+    "calendar_feeds",
+    metadata,
+    _user_id(),
+    Column("id", Uuid, nullable=False),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("user_id", "id"),
+)
+Index(None, calendar_feeds.c.user_id, calendar_feeds.c.secret_hash, unique=True)
+
 # PostgreSQL-only trigram indexes behind `q` search; made by the migrations, not declared
 # here, because SQLite has no such index. The schema test knows to expect them.
 POSTGRES_ONLY_INDEXES = frozenset({"ix_tasks_title_trgm", "ix_tasks_description_trgm"})
