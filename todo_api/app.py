@@ -22,6 +22,7 @@ from todo_api.openapi import DESCRIPTION, TAGS, operation_id, shaped
 from todo_api.problems import install_problem_handlers
 from todo_api.routes import (
     account,
+    batch,
     calendar,
     categories,
     events,
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         )
     app.include_router(health.router)
     app.include_router(tasks.router)
+    app.include_router(batch.router)
     app.include_router(categories.router)
     app.include_router(user_settings.router)
     app.include_router(sync.router)

@@ -123,7 +123,7 @@ def _document_responses(operation: dict[str, Any]) -> None:
         content = response.get("content", {})
         schema = content.get("application/json", {}).get("schema", {})
         if status[0] in "45" and (schema.get("$ref") == _PROBLEM or PROBLEM_MEDIA_TYPE in content):
-            content[PROBLEM_MEDIA_TYPE] = {"schema": _problem_schema(int(status))}
+            content[PROBLEM_MEDIA_TYPE] = {"schema": _problem_schema(int(status), operation.get("operationId"))}
             content.pop("application/json", None)
         if schema.get("$ref") in _VERSIONED or status == "412":
             headers["ETag"] = _header("ETag")
@@ -160,9 +160,10 @@ def _header(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/headers/{name}"}
 
 
-def _problem_schema(status: int) -> dict[str, Any]:
-    """The problem schema, its `type` narrowed to the types a response of this status carries."""
-    types = [problem.uri for problem in types_with_status(status)]
+def _problem_schema(status: int, operation_id: str | None) -> dict[str, Any]:
+    """The problem schema, its `type` narrowed to the types a response of this status (of this
+    operation) carries."""
+    types = [problem.uri for problem in types_with_status(status, operation_id)]
     narrowed: dict[str, Any] = {"type": "string", "format": "uri-reference"}
     if types:
         narrowed["enum"] = types

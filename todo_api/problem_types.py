@@ -14,6 +14,10 @@ class ProblemType:
     status: int
     meaning: str
     remedy: str
+    #: Other statuses a problem of this type can come with (a failed batch has its operation's).
+    other_statuses: tuple[int, ...] = ()
+    #: The only operations (by `operationId`) that answer with it; empty: any operation.
+    only_in: tuple[str, ...] = ()
 
     @property
     def uri(self) -> str:
@@ -105,6 +109,18 @@ _TYPES = (
         "Correct the fields listed in `errors`. Do not repeat the request unchanged.",
     ),
     ProblemType(
+        "batch-failed",
+        422,
+        "An operation of a batch failed, so no operation of it was applied. `operation` is its index (from 0), "
+        "`problem` is the problem the operation alone would have answered with, and the status is that "
+        "problem's (404, 412 or 422); `errors` names each broken rule by its path in the batch "
+        "(`operations[3].body.title`).",
+        "Correct or drop the operation named by `operation` (see its `problem`) and send the batch again: "
+        "nothing of it was applied.",
+        other_statuses=(404, 412),
+        only_in=("runBatch",),
+    ),
+    ProblemType(
         "idempotency-key-reused",
         422,
         "This `Idempotency-Key` came before with a different request (method, path or body).",
@@ -127,6 +143,11 @@ _TYPES = (
 PROBLEM_TYPES: dict[str, ProblemType] = {problem.name: problem for problem in _TYPES}
 
 
-def types_with_status(status: int) -> list[ProblemType]:
-    """The problem types a response of this status can carry."""
-    return [problem for problem in _TYPES if problem.status == status]
+def types_with_status(status: int, operation_id: str | None = None) -> list[ProblemType]:
+    """The problem types a response of this status (of this operation, when named) can carry."""
+    return [
+        problem
+        for problem in _TYPES
+        if (status == problem.status or status in problem.other_statuses)
+        and (operation_id is None or not problem.only_in or operation_id in problem.only_in)
+    ]

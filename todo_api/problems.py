@@ -10,13 +10,15 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from todo_core.errors import (
     AuthenticationFailed,
+    BatchOperationFailed,
     Conflict,
     DomainError,
+    FieldError,
     Forbidden,
     IdempotencyKeyReused,
     InvalidCursor,
@@ -44,7 +46,15 @@ class Problem(BaseModel):
     title: str = Field(description="The HTTP status's phrase")
     status: int
     detail: str = Field(description="What went wrong, for a person")
-    errors: list[FieldProblem] | None = Field(None, description="With `validation-error`: each broken rule")
+    errors: list[FieldProblem] | None = Field(
+        None, description="With `validation-error` and `batch-failed`: each broken rule, by the path of its field"
+    )
+    operation: int | None = Field(
+        None, description="With `batch-failed`: the index (from 0) of the operation that failed"
+    )
+    problem: Problem | None = Field(
+        None, description="With `batch-failed`: the problem the failed operation alone would have answered with"
+    )
 
 
 # Domain error → (status, problem type). Looked up along the exception's class hierarchy.
@@ -88,6 +98,11 @@ def problem_response(
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    body = _problem_body(status, slug, detail, errors)
+    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _problem_body(status: int, slug: str, detail: str, errors: list[dict[str, str]] | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"/problems/{slug}",
         "title": HTTPStatus(status).phrase,
@@ -96,7 +111,7 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = errors
-    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return body
 
 
 def _domain_error(_: Request, error: Exception) -> Response:
@@ -106,6 +121,8 @@ def _domain_error(_: Request, error: Exception) -> Response:
 
 def domain_problem(error: DomainError) -> Response:
     """The problem response for a domain error."""
+    if isinstance(error, BatchOperationFailed):
+        return _batch_problem(error)
     status, slug = next(_DOMAIN_STATUSES[kind] for kind in type(error).__mro__ if kind in _DOMAIN_STATUSES)
     headers: dict[str, str] = {}
     errors = None
@@ -121,24 +138,53 @@ def domain_problem(error: DomainError) -> Response:
     return problem_response(status, slug, detail, errors=errors, headers=headers)
 
 
+# The fields of a batch operation itself; any other field a failed operation names is in its body.
+BATCH_OPERATION_FIELDS = frozenset({"op", "id", "ref", "body", "if_match"})
+
+
+def _batch_problem(failed: BatchOperationFailed) -> Response:
+    """`batch-failed`, with the status of the operation's own problem, which it carries whole
+    (`problem`), and that problem's field errors again by their paths in the batch."""
+    own = orjson.loads(domain_problem(failed.error).body)
+    status: int = own["status"]
+    index = failed.index
+    detail = f"Operation {index} failed ({own['detail']}), so no operation of the batch was applied."
+    errors = None
+    if "errors" in own:
+        errors = [{"field": _batch_path(index, e["field"]), "message": e["message"]} for e in own["errors"]]
+    body = {**_problem_body(status, "batch-failed", detail, errors), "operation": index, "problem": own}
+    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE)
+
+
+def _batch_path(index: int, field: str) -> str:
+    """The path in a batch of a field that a failed operation names as the single route would."""
+    name = re.split(r"[.\[]", field, maxsplit=1)[0]
+    return f"operations[{index}].{field}" if name in BATCH_OPERATION_FIELDS else f"operations[{index}].body.{field}"
+
+
 def _request_validation_error(_: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     problems = error.errors()
     if any(problem.get("type") == "json_invalid" for problem in problems):
         return _malformed_json()
     errors = [
-        {"field": _field_path(problem["loc"][1:]) or str(problem["loc"][0]), "message": _without_prefix(problem["msg"])}
+        {"field": field_path(problem["loc"][1:]) or str(problem["loc"][0]), "message": _without_prefix(problem["msg"])}
         for problem in problems
     ]
     return problem_response(422, "validation-error", "The request does not have the expected shape.", errors=errors)
 
 
-def _field_path(location: Sequence[int | str]) -> str:
-    """Where in a body a value is, as the domain names it: `tasks[17].title`, `tags[0]`."""
+def field_path(location: Sequence[int | str]) -> str:
+    """A field's path as a client writes it: `operations[3].body.tags[0]`."""
     path = ""
     for part in location:
         path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
     return path
+
+
+def field_errors(error: ValidationError) -> list[FieldError]:
+    """pydantic's errors, each named and worded as a 422 names and words it."""
+    return [FieldError(field_path(problem["loc"]), _without_prefix(problem["msg"])) for problem in error.errors()]
 
 
 def _malformed_json() -> Response:

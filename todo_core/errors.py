@@ -75,3 +75,13 @@ class SyncExpired(DomainError):
 
 class IdempotencyKeyReused(DomainError):
     """An idempotency key sent again with a different request than the one it first came with."""
+
+
+class BatchOperationFailed(DomainError):
+    """One operation of a batch failed, so none of them was applied. Carries the operation's
+    index (from 0) and its own error, as the operation alone would have raised it."""
+
+    def __init__(self, index: int, error: DomainError) -> None:
+        self.index = index
+        self.error = error
+        super().__init__(f"operation {index}: {error}")

@@ -163,6 +163,7 @@ def operations(document: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, 
 async def test_every_operation_has_a_readable_stable_id(document: dict[str, Any]) -> None:
     assert set(operations(document)) == {
         "listTasks", "createTask", "getTask", "replaceTask", "patchTask", "deleteTask", "completeTask", "moveTask",
+        "runBatch",
         "listTags", "listDueReminders",
         "listCategories", "createCategory", "getCategory", "updateCategory", "deleteCategory",
         "getSettings", "replaceSettings",
@@ -216,9 +217,41 @@ async def test_error_responses_list_the_problem_types_they_carry(document: dict[
                 assert set(response["content"]) == {"application/problem+json"}, (operation_id, status)
                 narrowed = response["content"]["application/problem+json"]["schema"]["allOf"][1]
                 types = narrowed["properties"]["type"].get("enum", [])
-                assert types == [p.uri for p in PROBLEM_TYPES.values() if p.status == int(status)], status
+                carried = [
+                    p
+                    for p in PROBLEM_TYPES.values()
+                    if int(status) in (p.status, *p.other_statuses) and (not p.only_in or operation_id in p.only_in)
+                ]
+                assert types == [p.uri for p in carried], (operation_id, status)
     problem_422 = operations(document)["createTask"][2]["responses"]["422"]["content"]["application/problem+json"]
     assert "/problems/idempotency-key-reused" in problem_422["schema"]["allOf"][1]["properties"]["type"]["enum"]
+
+
+async def test_a_batch_is_documented_with_the_single_routes_bodies(document: dict[str, Any]) -> None:
+    components = document["components"]["schemas"]
+    _, path, operation = operations(document)["runBatch"]
+    assert path == "/api/{user_id}/batch"
+    request = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert request == {"$ref": "#/components/schemas/BatchWrite"}
+    listed = components["BatchWrite"]["properties"]["operations"]
+    assert (listed["minItems"], listed["maxItems"]) == (1, 100)
+    one = components["BatchOperation"]["properties"]
+    assert one["op"] == {"$ref": "#/components/schemas/BatchOperationName"}
+    assert components["BatchOperationName"]["enum"] == ["create", "update", "patch", "complete", "move", "delete"]
+    bodies = [schema.get("$ref", "").rsplit("/", 1)[-1] for schema in one["body"]["anyOf"]]
+    assert bodies == ["TaskWrite", "TaskPatch", "CompletionWrite", "MoveWrite", ""]
+    assert {"type": "string", "format": "uuid"} in one["id"]["anyOf"]
+    result = components["BatchRead"]["properties"]["results"]["items"]
+    assert components[result["$ref"].rsplit("/", 1)[-1]]["properties"]["body"]["anyOf"][0] == {
+        "$ref": "#/components/schemas/TaskRead"
+    }
+    assert "Idempotency-Key" in {parameter["name"] for parameter in operation["parameters"]}
+    for status in ("404", "412", "422"):
+        problem = operation["responses"][status]["content"]["application/problem+json"]["schema"]
+        assert "/problems/batch-failed" in problem["allOf"][1]["properties"]["type"]["enum"], status
+        single = operations(document)["moveTask"][2]["responses"][status]["content"]["application/problem+json"]
+        assert "/problems/batch-failed" not in single["schema"]["allOf"][1]["properties"]["type"]["enum"], status
+    assert components["Problem"]["properties"]["problem"]["anyOf"][0] == {"$ref": "#/components/schemas/Problem"}
 
 
 async def test_patch_bodies_are_merge_patches_with_the_write_limits(document: dict[str, Any]) -> None:

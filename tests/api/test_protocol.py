@@ -51,6 +51,7 @@ async def test_openapi_documents_every_route_with_problem_responses(client: http
         "/api/{user_id}/tasks/{task_id}": {"get", "put", "patch", "delete"},
         "/api/{user_id}/tasks/{task_id}/complete": {"patch"},
         "/api/{user_id}/tasks/{task_id}/move": {"post"},
+        "/api/{user_id}/batch": {"post"},
         "/api/{user_id}/categories": {"get", "post"},
         "/api/{user_id}/categories/{category_id}": {"get", "patch", "delete"},
         "/api/{user_id}/tags": {"get"},

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -20,11 +21,25 @@ from todo_core.views import VersionedView, ViewPage
 REMINDERS_MAX = 200
 
 
-class _Keep:
+class KeepParent:
     """The parent a move keeps when it names none."""
 
 
-KEEP_PARENT = _Keep()
+KEEP_PARENT = KeepParent()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Staged:
+    """What a command staged in an open unit of work: the task as it will commit, and whether
+    anything was written (a change that changes nothing writes nothing, and takes no version)."""
+
+    task: Task
+    written: bool
+
+
+# Each command comes twice: `stage_<command>` works inside a unit of work its caller has
+# entered and commits nothing (a batch runs several in one transaction); `<command>` is the
+# use case on its own: enter, stage, commit.
 
 
 async def create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskFields) -> Task:
@@ -34,15 +49,21 @@ async def create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskF
         the user's, or the parent is too deep.
     """
     async with uow:
-        fields = (await _in_a_zone(uow, user_id, fields)).validated()
-        await _check_category(uow, user_id, fields.category_id)
-        if fields.parent_id is not None:
-            await _check_parent(uow, user_id, None, fields.parent_id)
-        position = ordering.after(await uow.tasks.last_position(user_id, fields.parent_id))
-        task = Task.new(user_id, fields, clock.now(), position)
-        await uow.tasks.add(task)
+        staged = await stage_create_task(uow, clock, user_id, fields)
         await uow.commit()
-    return task
+    return staged.task
+
+
+async def stage_create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskFields) -> Staged:
+    """`create_task` inside an entered unit of work, uncommitted."""
+    fields = (await _in_a_zone(uow, user_id, fields)).validated()
+    await _check_category(uow, user_id, fields.category_id)
+    if fields.parent_id is not None:
+        await _check_parent(uow, user_id, None, fields.parent_id)
+    position = ordering.after(await uow.tasks.last_position(user_id, fields.parent_id))
+    task = Task.new(user_id, fields, clock.now(), position)
+    await uow.tasks.add(task)
+    return Staged(task, written=True)
 
 
 async def get_task(views: TaskViews, user_id: str, task_id: UUID) -> VersionedView:
@@ -73,6 +94,19 @@ async def replace_task(
     :raises PreconditionFailed: `if_match` is given and is not the current version.
     :raises ValidationFailed: a field breaks a rule.
     """
+    return await _committed(uow, partial(stage_replace_task, uow, clock, user_id, task_id, fields, if_match=if_match))
+
+
+async def stage_replace_task(
+    uow: UnitOfWork,
+    clock: Clock,
+    user_id: str,
+    task_id: UUID,
+    fields: TaskFields,
+    *,
+    if_match: int | None = None,
+) -> Staged:
+    """`replace_task` inside an entered unit of work, uncommitted."""
     return await _change(uow, clock, user_id, task_id, lambda _: fields, if_match)
 
 
@@ -90,6 +124,19 @@ async def patch_task(
 
     :raises NotFound, PreconditionFailed, ValidationFailed: as `replace_task`.
     """
+    return await _committed(uow, partial(stage_patch_task, uow, clock, user_id, task_id, changes, if_match=if_match))
+
+
+async def stage_patch_task(
+    uow: UnitOfWork,
+    clock: Clock,
+    user_id: str,
+    task_id: UUID,
+    changes: Mapping[str, Any],
+    *,
+    if_match: int | None = None,
+) -> Staged:
+    """`patch_task` inside an entered unit of work, uncommitted."""
     return await _change(uow, clock, user_id, task_id, lambda current: current.merged(changes), if_match)
 
 
@@ -99,7 +146,7 @@ async def move_task(
     user_id: str,
     task_id: UUID,
     *,
-    parent_id: UUID | _Keep | None = KEEP_PARENT,
+    parent_id: UUID | KeepParent | None = KEEP_PARENT,
     after: UUID | None = None,
     if_match: int | None = None,
 ) -> Task:
@@ -112,35 +159,50 @@ async def move_task(
     :raises ValidationFailed: `parent_id` breaks a rule of subtasks, or `after` is the task
         itself or no task under that parent.
     """
-    async with uow:
-        task = await uow.tasks.get(user_id, task_id, for_update=True)
-        if task is None:
-            raise NotFound("task")
-        if if_match is not None:
-            _check_version(task, if_match)
-        parent = task.fields.parent_id if isinstance(parent_id, _Keep) else parent_id
-        if parent != task.fields.parent_id and parent is not None:
-            await _check_parent(uow, user_id, task_id, parent)
-        previous = await _previous_sibling(uow, user_id, task_id, parent, after)
-        following = await uow.tasks.children(user_id, parent, after=previous, limit=2)
-        following_positions = [sibling.position for sibling in following if sibling.id != task_id]
-        following_position = following_positions[0] if following_positions else None
-        stays = parent == task.fields.parent_id and _sits_between(task.position, previous, following_position)
-        if stays:
-            return task  # already there: no new version
-        now = clock.now()
-        position = ordering.between(previous, following_position)
-        if position is None:
-            position = await _rebalance(uow, user_id, task_id, parent, after, now)
-        if parent == task.fields.parent_id:
-            moved = task.moved(position, now)
-        else:
-            moved = dataclasses.replace(
-                task.with_fields(dataclasses.replace(task.fields, parent_id=parent), now), position=position
-            )
-        await uow.tasks.update(moved)
-        await uow.commit()
-    return moved
+    staging = partial(
+        stage_move_task, uow, clock, user_id, task_id, parent_id=parent_id, after=after, if_match=if_match
+    )
+    return await _committed(uow, staging)
+
+
+async def stage_move_task(
+    uow: UnitOfWork,
+    clock: Clock,
+    user_id: str,
+    task_id: UUID,
+    *,
+    parent_id: UUID | KeepParent | None = KEEP_PARENT,
+    after: UUID | None = None,
+    if_match: int | None = None,
+) -> Staged:
+    """`move_task` inside an entered unit of work, uncommitted."""
+    task = await uow.tasks.get(user_id, task_id, for_update=True)
+    if task is None:
+        raise NotFound("task")
+    if if_match is not None:
+        _check_version(task, if_match)
+    parent = task.fields.parent_id if isinstance(parent_id, KeepParent) else parent_id
+    if parent != task.fields.parent_id and parent is not None:
+        await _check_parent(uow, user_id, task_id, parent)
+    previous = await _previous_sibling(uow, user_id, task_id, parent, after)
+    following = await uow.tasks.children(user_id, parent, after=previous, limit=2)
+    following_positions = [sibling.position for sibling in following if sibling.id != task_id]
+    following_position = following_positions[0] if following_positions else None
+    stays = parent == task.fields.parent_id and _sits_between(task.position, previous, following_position)
+    if stays:
+        return Staged(task, written=False)  # already there: no new version
+    now = clock.now()
+    position = ordering.between(previous, following_position)
+    if position is None:
+        position = await _rebalance(uow, user_id, task_id, parent, after, now)
+    if parent == task.fields.parent_id:
+        moved = task.moved(position, now)
+    else:
+        moved = dataclasses.replace(
+            task.with_fields(dataclasses.replace(task.fields, parent_id=parent), now), position=position
+        )
+    await uow.tasks.update(moved)
+    return Staged(moved, written=True)
 
 
 async def complete_task(
@@ -158,6 +220,21 @@ async def complete_task(
     :raises NotFound: the user has no task with this id.
     :raises PreconditionFailed: `if_match` is given and is not the current version.
     """
+    return await _committed(
+        uow, partial(stage_complete_task, uow, clock, user_id, task_id, completed, if_match=if_match)
+    )
+
+
+async def stage_complete_task(
+    uow: UnitOfWork,
+    clock: Clock,
+    user_id: str,
+    task_id: UUID,
+    completed: bool | None = None,
+    *,
+    if_match: int | None = None,
+) -> Staged:
+    """`complete_task` inside an entered unit of work, uncommitted."""
 
     def completion(current: TaskFields) -> TaskFields:
         done = not current.completed if completed is None else completed
@@ -174,13 +251,20 @@ async def delete_task(
     :raises NotFound: the user has no task with this id.
     :raises PreconditionFailed: `if_match` is given and is not the current version."""
     async with uow:
-        now = clock.now()
-        if not await uow.tasks.remove(user_id, task_id, now, version=if_match):
-            current = await _existing(uow, user_id, task_id)
-            raise PreconditionFailed(current.version)  # it exists, so the version did not match
-        for step in await uow.tasks.descendants(user_id, task_id, for_update=True):
-            await uow.tasks.remove(user_id, step.id, now)
+        await stage_delete_task(uow, clock, user_id, task_id, if_match=if_match)
         await uow.commit()
+
+
+async def stage_delete_task(
+    uow: UnitOfWork, clock: Clock, user_id: str, task_id: UUID, *, if_match: int | None = None
+) -> None:
+    """`delete_task` inside an entered unit of work, uncommitted."""
+    now = clock.now()
+    if not await uow.tasks.remove(user_id, task_id, now, version=if_match):
+        current = await _existing(uow, user_id, task_id)
+        raise PreconditionFailed(current.version)  # it exists, so the version did not match
+    for step in await uow.tasks.descendants(user_id, task_id, for_update=True):
+        await uow.tasks.remove(user_id, step.id, now)
 
 
 async def tag_counts(uow: UnitOfWork, user_id: str) -> Sequence[tuple[str, int]]:
@@ -210,21 +294,28 @@ async def _change(
     task_id: UUID,
     change: Callable[[TaskFields], TaskFields],
     if_match: int | None,
-) -> Task:
+) -> Staged:
     # `for_update`: a concurrent change of this task waits until this one is committed, then
     # reads what it committed; no change is made from a version that is no longer current.
+    task = await uow.tasks.get(user_id, task_id, for_update=True)
+    if task is None:
+        raise NotFound("task")
+    if if_match is not None:
+        _check_version(task, if_match)
+    fields = (await _in_a_zone(uow, user_id, change(task.fields))).validated()
+    if fields == task.fields:
+        return Staged(task, written=False)  # nothing changes: no new version
+    return Staged(await _stage(uow, clock, task, fields), written=True)
+
+
+async def _committed(uow: UnitOfWork, staging: Callable[[], Awaitable[Staged]]) -> Task:
+    """Enter the unit of work, stage the command in it, and commit what it wrote (a command that
+    writes nothing commits nothing: it takes no change number)."""
     async with uow:
-        task = await uow.tasks.get(user_id, task_id, for_update=True)
-        if task is None:
-            raise NotFound("task")
-        if if_match is not None:
-            _check_version(task, if_match)
-        fields = (await _in_a_zone(uow, user_id, change(task.fields))).validated()
-        if fields == task.fields:
-            return task  # nothing changes: no new version
-        updated = await _stage(uow, clock, task, fields)
-        await uow.commit()
-    return updated
+        staged = await staging()
+        if staged.written:
+            await uow.commit()
+    return staged.task
 
 
 async def _stage(uow: UnitOfWork, clock: Clock, task: Task, fields: TaskFields) -> Task:

@@ -75,6 +75,24 @@ export async function remove(userId: string, task: Task): Promise<void> {
   if (error) throw new Error(describe(error));
 }
 
+/** "Clear completed": delete every task shown as done in one batch, all or none (a task changed
+ * since it was shown fails the whole batch with 412, and the problem names which one). */
+export async function clearCompleted(userId: string, shown: Task[]): Promise<number | "changed elsewhere"> {
+  const done = shown.filter((task) => task.completed);
+  if (done.length === 0) return 0; // a batch holds 1 to 100 operations
+  const { data, error } = await api.POST("/api/{user_id}/batch", {
+    params: { path: { user_id: userId }, header: { "Idempotency-Key": crypto.randomUUID() } },
+    body: {
+      operations: done.map((task) => ({ op: "delete" as const, id: task.id, if_match: `"${task.version}"` })),
+    },
+  });
+  if (error?.type === "/problems/batch-failed" && error.problem?.type === "/problems/precondition-failed") {
+    return "changed elsewhere";
+  }
+  if (error) throw new Error(describe(error));
+  return data.results.length;
+}
+
 /** Bring a local copy up to date: upsert what changed, drop what was deleted. */
 export async function sync(
   userId: string,
