@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import logging
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 from todo_api.settings import Settings
 
@@ -27,13 +30,29 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:=+/@-]{1,128}")
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+#: New request ids: a random prefix per process and a counter, unique across processes and
+#: replicas like a random UUID, without a system call for randomness per request.
+_PROCESS_PREFIX = secrets.token_hex(8)
+_NEXT_NUMBER = itertools.count(1)
+
+
 def request_id(given: bytes | None) -> str:
     """The client's `X-Request-ID` if it is safe to carry, else a new one (32 hex digits)."""
     if given is not None:
         text = given.decode("latin-1")
         if _SAFE_REQUEST_ID.fullmatch(text):
             return text
-    return uuid.uuid4().hex
+    return f"{_PROCESS_PREFIX}{next(_NEXT_NUMBER):016x}"
+
+
+def lighten_log_records() -> None:
+    """Stop every log record from looking up what no line shows: the calling frame (file, line,
+    function), thread and process names. A record costs about a third less (the "Optimization"
+    section of Python's logging HOWTO names these switches)."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 class UserIdHasher:
@@ -73,6 +92,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "()": "pythonjsonlogger.orjson.OrjsonFormatter",
             "fmt": ["levelname", "name", "message", "request_id"],
             "rename_fields": {"levelname": "level", "name": "logger"},
+            # uvicorn adds a copy of some messages with terminal colours: not for a log collector.
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
             "timestamp": "time",
         }
         if json

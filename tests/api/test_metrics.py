@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.conftest import SQL_BACKENDS, Caller, SqlStore, api_client, build_app
 from tests.event_streams import APP_EXIT_SECONDS, StreamingASGITransport, open_events
@@ -179,3 +180,15 @@ async def test_without_a_metrics_token_metrics_are_public_and_undocumented(clien
     assert (await client.get("/metrics")).status_code == 200
     document = (await client.get("/openapi.json")).json()
     assert "/metrics" not in document["paths"]
+
+
+async def test_a_request_that_fails_in_the_app_is_counted_as_the_500_it_gets(app: FastAPI) -> None:
+    async def fails() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/fails", fails)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        assert (await client.get("/fails")).status_code == 500
+        scraped = await scrape(client)
+    assert value(scraped, REQUESTS, method="GET", route="/fails", status="500") == 1
