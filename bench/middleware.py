@@ -4,7 +4,8 @@
 `todo serve` (2 workers, real JWT check), alternating them in each round, and lists 50 tasks with
 wrk (`-t2 -c64`):
 
-- `baseline`: the code of BENCH_BASELINE_REF (default `main`), exported with `git archive`;
+- `baseline`: the code of BENCH_BASELINE_REF (default: where this branch left `main`, so that both
+  need the same packages), exported with `git archive`;
 - `metrics`: this checkout with TODO_ACCESS_LOG=0 (metrics and request id, no log line);
 - `metrics+log`: this checkout as configured by default (a JSON line per request, to a file).
 
@@ -40,7 +41,7 @@ def main() -> int:
     seconds = float(os.environ.get("BENCH_SECONDS", "8"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     server_url = os.environ.get("TODO_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    reference = os.environ.get("BENCH_BASELINE_REF", "main")
+    reference = os.environ.get("BENCH_BASELINE_REF") or _fork_point()
     database = f"todo_bench_mw_{uuid.uuid4().hex[:8]}"
     with (
         tempfile.TemporaryDirectory(prefix="todo-bench-mw-") as scratch_name,
@@ -53,6 +54,11 @@ def main() -> int:
             return _run(Stack(scratch), _with_database(server_url, database), baseline, seconds, rounds)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _fork_point() -> str:
+    found = subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=REPO, capture_output=True, text=True, check=True)
+    return found.stdout.strip()
 
 
 def _export(reference: str, target: Path) -> Path:
