@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 CLIENT := clients/typescript
 NPM_CI := npm ci --prefer-offline --no-audit --no-fund
 
-.PHONY: install run migrate test browser lint format client fuzz bench clean
+.PHONY: install run migrate test browser proxies lint format client fuzz bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ migrate: install
 	TODO_DEV_MODE=1 $(BIN)/todo migrate
 
 ## Lint, architecture contracts, types, and the whole test suite.
-test: lint browser
+test: lint browser proxies
 	$(BIN)/python -m pytest
 
 ## Chromium, for the test that renders /docs and /redoc (tests/system/test_docs_in_a_browser.py), from the
@@ -36,6 +36,15 @@ browser:
 	@command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
 		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
 		|| echo "chromium could not be installed: the browser test will skip (or fail in CI)"
+
+## PgBouncer and nginx, for the test that runs two replicas behind both (tests/system/test_behind_a_pooler.py),
+## from the system packages when missing (their services are not started). Where they cannot be installed
+## (not root) that test skips, unless TODO_REQUIRE_POSTGRES=1 (CI) makes it fail.
+proxies:
+	@(command -v pgbouncer && command -v nginx) >/dev/null \
+		|| DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer nginx \
+		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer nginx) \
+		|| echo "pgbouncer or nginx could not be installed: the pooler test will skip (or fail in CI)"
 
 lint: install
 	$(BIN)/ruff check .
