@@ -7,13 +7,16 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from todo_adapters.auth import mint_token
-from todo_api.settings import DEVELOPMENT_SECRET, Settings
+from todo_api.logs import logging_config
+from todo_api.settings import DEVELOPMENT_SECRET, MULTIPROCESS_DIRECTORY, Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_USER = "demo-user"
@@ -88,6 +91,22 @@ def _token(settings: Settings, user_id: str, ttl: int) -> str:
 
 
 def _serve(settings: Settings) -> int:
+    if settings.workers == 1:
+        os.environ.pop(MULTIPROCESS_DIRECTORY, None)
+        return _run_uvicorn(settings)
+    # The workers count into files of a directory of their own (prometheus-client's
+    # multiprocess mode, chosen when it is imported: the workers are started after this), so
+    # that a scrape answered by any worker reports the whole server. A fresh directory per
+    # start: values of an earlier run must not be added in.
+    directory = tempfile.mkdtemp(prefix="todo-metrics-")
+    os.environ[MULTIPROCESS_DIRECTORY] = directory
+    try:
+        return _run_uvicorn(settings)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run_uvicorn(settings: Settings) -> int:
     import uvicorn
 
     if settings.cursor_secret is None and settings.jwt_secret is None:
@@ -113,8 +132,9 @@ def _serve(settings: Settings) -> int:
         port=settings.port,
         workers=settings.workers,
         proxy_headers=False,
-        # A text line per request costs about a twentieth of a list request's CPU time.
-        access_log=settings.dev_mode if settings.access_log is None else settings.access_log,
+        # The line per request is the app's own (todo_api/logs.py), with its route and request id.
+        access_log=False,
+        log_config=logging_config(settings),
         # On SIGTERM uvicorn stops accepting connections and waits for the open ones to finish
         # their responses (streams included); past this it cancels what still runs and exits.
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,

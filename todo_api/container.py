@@ -18,12 +18,14 @@ from todo_adapters.broker import ChangeBroker
 from todo_adapters.clock import SystemClock
 from todo_adapters.sqlalchemy.change_listener import PostgresChangeListener
 from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFeed, SqlRetention
-from todo_adapters.sqlalchemy.engine import create_engine, normalise_url
+from todo_adapters.sqlalchemy.engine import create_engine, engine_pool_usage, normalise_url
 from todo_adapters.sqlalchemy.exports import PostgresExportReader, SqliteExportReader
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
 from todo_api.cursor import CursorCodec
+from todo_api.logs import UserIdHasher
+from todo_api.metrics import Metrics, multiprocess_directory
 from todo_api.settings import Settings
 from todo_api.sync_tokens import SyncTokenCodec
 
@@ -64,6 +66,11 @@ def _token_secret(settings: Settings) -> bytes:
         return hmac.new(settings.jwt_secret.get_secret_value().encode(), b"todo token signing", hashlib.sha256).digest()
     # Nothing shared to derive from (JWKS): tokens are valid for this process's lifetime only.
     return secrets.token_bytes(32)
+
+
+def _log_key(token_secret: bytes) -> bytes:
+    """The key that hashes user ids in logs: derived, so that it signs nothing."""
+    return hmac.new(token_secret, b"todo log user ids", hashlib.sha256).digest()
 
 
 class Container(containers.DeclarativeContainer):
@@ -124,5 +131,14 @@ class Container(containers.DeclarativeContainer):
         leeway_seconds=settings.provided.jwt_leeway_seconds,
     )
     token_secret = providers.Singleton(_token_secret, settings)
+    user_id_hasher = providers.Singleton(UserIdHasher, providers.Callable(_log_key, token_secret))
+
+    #: How many pooled database connections are in use, and how many requests wait for one.
+    pool_usage = providers.Selector(
+        backend,
+        postgresql=providers.Callable(PostgresPool.usage, postgres_pool),
+        sqlite=providers.Callable(engine_pool_usage, engine),
+    )
+    metrics = providers.Singleton(Metrics, pool_usage.provider, providers.Callable(multiprocess_directory))
     cursor_codec = providers.Singleton(CursorCodec, token_secret)
     sync_tokens = providers.Singleton(SyncTokenCodec, token_secret)

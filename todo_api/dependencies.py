@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from todo_adapters.broker import ChangeBroker
 from todo_api.container import Container
 from todo_api.cursor import CursorCodec
+from todo_api.metrics import Metrics
 from todo_api.settings import Settings
 from todo_api.sync_tokens import SyncTokenCodec
 from todo_core.clock import Clock
@@ -70,6 +71,11 @@ async def broker(request: Request) -> ChangeBroker:
     return found
 
 
+async def metrics(request: Request) -> Metrics:
+    found: Metrics = _container(request).metrics()
+    return found
+
+
 async def settings(request: Request) -> Settings:
     resolved: Settings = _container(request).settings()
     return resolved
@@ -110,4 +116,5 @@ Exports = Annotated[ExportReader, Depends(export_reader)]
 SyncTokens = Annotated[SyncTokenCodec, Depends(sync_tokens)]
 Broker = Annotated[ChangeBroker, Depends(broker)]
 CurrentSettings = Annotated[Settings, Depends(settings)]
+AppMetrics = Annotated[Metrics, Depends(metrics)]
 TokenValidUntil = Annotated[float, Depends(token_valid_until)]

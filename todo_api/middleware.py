@@ -1,17 +1,139 @@
-"""ASGI middleware: authentication of /api/ requests, and a cap on request body size."""
+"""ASGI middleware: a request's id, metrics and log line; authentication of /api/ requests; a cap
+on request body size."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
 
+from starlette.routing import BaseRoute, Mount, Route, Router, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from todo_api.logs import ACCESS_LOGGER, REQUEST_ID, UserIdHasher, request_id
+from todo_api.metrics import UNMATCHED_ROUTE, Metrics
 from todo_api.problems import BodyTooLarge, body_too_large, domain_problem
 from todo_core.errors import AuthenticationFailed, DomainError, Forbidden
 from todo_core.identity import Identity, IdentityVerifier
 
 API_PREFIX = "/api/"
 IMPORT_SUFFIX = "/import"
+
+
+#: Said for a request whose client went away before it was answered (nginx's number).
+CLIENT_CLOSED_REQUEST = 499
+
+
+class RequestTelemetry:
+    """Every HTTP request gets an id, `X-Request-ID`: the client's when it sent a safe one, else a
+    new one. It is sent back in the response and stamped on every log record made while the
+    request runs. The request is counted and timed by route template (`/api/{user_id}/tasks`,
+    never the path itself, which holds user ids) and status, and, with `access_log`, logged in
+    one line with the user's id hashed (never the token).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        router: Router,
+        metrics: Callable[[], Metrics],
+        user_id_hasher: Callable[[], UserIdHasher],
+        access_log: bool,
+    ) -> None:
+        self.app = app
+        self.router = router
+        self.metrics = metrics
+        self.user_id_hasher = user_id_hasher
+        self.access_log = access_log
+        self._templates: list[tuple[re.Pattern[str], str]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                given = value
+                break
+        identifier = request_id(given)
+        echoed = (b"x-request-id", identifier.encode())
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), echoed]}
+            await send(message)
+
+        context = REQUEST_ID.set(identifier)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            status = status or CLIENT_CLOSED_REQUEST
+            raise
+        except Exception:
+            status = status or 500  # what ServerErrorMiddleware, outside this one, answers
+            raise
+        finally:
+            try:
+                self._record(scope, status, time.perf_counter() - started)
+            finally:
+                REQUEST_ID.reset(context)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        method: str = scope["method"]
+        route = self._route_template(scope)
+        self.metrics().observe_request(method, route, status, seconds)
+        if self.access_log and ACCESS_LOGGER.isEnabledFor(logging.INFO):
+            user_id = scope.get("state", {}).get("user_id")
+            ACCESS_LOGGER.info(
+                "%s %s %d %.1f ms",
+                method,
+                route,
+                status,
+                seconds * 1000,
+                extra={
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "user": None if user_id is None else self.user_id_hasher()(user_id),
+                },
+            )
+
+    def _route_template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        template = getattr(route, "path_format", None)
+        if isinstance(template, str):
+            return template
+        # Answered before routing (no token: 401; too large: 413) or by no route (404): match the
+        # templates as the router would, which only such requests pay for.
+        if self._templates is None:
+            self._templates = _templates(self.router.routes, "")
+        path = _route_path(scope)
+        return next((template for pattern, template in self._templates if pattern.match(path)), UNMATCHED_ROUTE)
+
+
+def _templates(routes: Iterable[BaseRoute], prefix: str) -> list[tuple[re.Pattern[str], str]]:
+    """The path patterns and templates of every route, in the router's order, routers included by
+    FastAPI (which match lazily, through private state) opened up."""
+    found: list[tuple[re.Pattern[str], str]] = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            found += _templates(included.routes, prefix + route.include_context.prefix)  # type: ignore[attr-defined]
+        elif isinstance(route, Mount):
+            pattern, template, _ = compile_path(prefix + route.path + "/{path:path}")
+            found.append((pattern, template))
+        elif isinstance(route, Route):
+            pattern, template, _ = compile_path(prefix + route.path)
+            found.append((pattern, template))
+    return found
 
 
 class BearerAuthentication:

@@ -3,7 +3,7 @@ with what it cannot know.
 
 - every operation has a stable, readable `operationId` (`listTasks`, `completeTask`);
 - every header the service sends is documented where it is sent (`ETag`, `Location`,
-  `WWW-Authenticate`, `Retry-After`, `Idempotent-Replayed`);
+  `WWW-Authenticate`, `Retry-After`, `Idempotent-Replayed`, and `X-Request-ID` on every response);
 - every error response is `application/problem+json` and lists the problem `type`s it can carry;
 - PATCH bodies are JSON merge patches (`application/merge-patch+json`, or `application/json`);
 - a request body's defaults are said in words, not as `default`, which generators read as
@@ -37,6 +37,10 @@ nobody else sees, changes or learns of them.
 Every `/api/{user_id}/…` request carries `Authorization: Bearer <JWT>` for that very user
 (Better Auth's JWT plugin, or your own). Errors are RFC 9457 problem details: their `type`
 resolves to a page that says what to do (`/problems`).
+
+Every response carries `X-Request-ID`: the request's own `X-Request-ID` when it sent one of 1 to
+128 letters, digits or `._:=+/@-`, else a new one. The server's log lines name it: quote it when
+reporting a problem.
 """
 
 TAGS = [
@@ -68,6 +72,11 @@ _HEADERS: dict[str, dict[str, Any]] = {
     "Location": {"description": "The URL of the resource created", "schema": {"type": "string"}},
     "WWW-Authenticate": {"description": "The token scheme to use: `Bearer`", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}},
+    "X-Request-ID": {
+        "description": "The request's id in the server's logs: the request's own `X-Request-ID` "
+        "(1 to 128 of `A-Za-z0-9._:=+/@-`), else a new one",
+        "schema": {"type": "string"},
+    },
     "Idempotent-Replayed": {
         "description": "`true` on the answer to a retry with an `Idempotency-Key` already used: "
         "this is the first request's answer, and nothing changed",
@@ -120,6 +129,7 @@ def _with_bearer_scheme(document: dict[str, Any]) -> dict[str, Any]:
 def _document_responses(operation: dict[str, Any]) -> None:
     for status, response in operation.get("responses", {}).items():
         headers = response.setdefault("headers", {})
+        headers["X-Request-ID"] = _header("X-Request-ID")
         content = response.get("content", {})
         schema = content.get("application/json", {}).get("schema", {})
         if status[0] in "45" and (schema.get("$ref") == _PROBLEM or PROBLEM_MEDIA_TYPE in content):
@@ -133,8 +143,6 @@ def _document_responses(operation: dict[str, Any]) -> None:
             headers["WWW-Authenticate"] = _header("WWW-Authenticate")
         if status == "503":
             headers["Retry-After"] = _header("Retry-After")
-        if not headers:
-            del response["headers"]
     if any(parameter.get("name") == "Idempotency-Key" for parameter in operation.get("parameters", [])):
         for status in ("200", "201"):
             if status in operation["responses"]:

@@ -9,6 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Never valid outside development mode: `make run` uses it so that a fresh clone just works.
 DEVELOPMENT_SECRET = "development-only-secret-not-for-production-use"
+#: Not a setting: the directory `todo serve` gives its workers to share their metrics in. Named
+#: by prometheus-client, which reads it when it is imported.
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Settings(BaseSettings):
@@ -47,8 +50,13 @@ class Settings(BaseSettings):
         description="On SIGTERM, how long requests in flight may take to finish before they are cancelled "
         "and the process exits",
     )
-    access_log: bool | None = Field(
-        None, description="uvicorn's plain-text line per request; default: on in development mode only"
+    access_log: bool = Field(True, description="One log line per request (method, route, status, duration)")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="The least severe level logged")
+    log_format: Literal["json", "text"] | None = Field(
+        None, description="One JSON object per line, or text; default: text in development mode, JSON otherwise"
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, GET /metrics requires `Authorization: Bearer <this>`; unset, it is public"
     )
     dev_mode: bool = Field(False, description="Development mode: the built-in secret is allowed")
     jwt_secret: SecretStr | None = Field(None, description="HS256 shared secret (at least 32 bytes)")

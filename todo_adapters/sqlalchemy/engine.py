@@ -6,12 +6,14 @@ import asyncio
 import fcntl
 import os
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 POOL_TIMEOUT_SECONDS = 10
 #: How long a SQLite write waits for the file's write lock (and for its turn in this process).
@@ -67,6 +69,22 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
         json_deserializer=orjson.loads,
         connect_args={"options": f"-c timezone={SESSION_TIMEZONE}"},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """A process's pooled database connections at one instant: how many are lent out, and how
+    many requests wait for one."""
+
+    in_use: int
+    waiting: int
+
+
+def engine_pool_usage(engine: AsyncEngine) -> PoolUsage:
+    """The usage of SQLAlchemy's pool (SQLite). That pool does not count the requests waiting for
+    a connection: `waiting` is 0 (on SQLite, writers wait for their turn in `SqliteWriters`)."""
+    pool = engine.sync_engine.pool
+    return PoolUsage(in_use=pool.checkedout() if isinstance(pool, QueuePool) else 0, waiting=0)
 
 
 class SqliteWriters:

@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from todo_adapters.sqlalchemy.engine import SESSION_TIMEZONE
+from todo_adapters.sqlalchemy.engine import SESSION_TIMEZONE, PoolUsage
 from todo_adapters.sqlalchemy.execution import PsycopgExecutor
 from todo_adapters.sqlalchemy.repositories import (
     ChangeNumbers,
@@ -118,6 +118,12 @@ class PostgresPool:
                         self._check_idle_connections()
         except UNREACHABLE as error:
             raise StorageUnavailable("the database cannot be reached") from error
+
+    def usage(self) -> PoolUsage:
+        """How many connections are lent out (opened ones not idle in the pool), and how many
+        requests wait for one. Reads psycopg's counters: no round trip."""
+        stats = self._pool.get_stats()
+        return PoolUsage(in_use=stats["pool_size"] - stats["pool_available"], waiting=stats.get("requests_waiting", 0))
 
     def _check_idle_connections(self) -> None:
         """A connection broke, most likely because the database restarted, and the idle ones

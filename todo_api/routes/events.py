@@ -13,7 +13,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
 from todo_adapters.broker import ChangeBroker, Subscription
-from todo_api.dependencies import Broker, CurrentSettings, SyncTokens, TokenValidUntil, UserId
+from todo_api.dependencies import AppMetrics, Broker, CurrentSettings, SyncTokens, TokenValidUntil, UserId
+from todo_api.metrics import Metrics
 from todo_api.problems import problem_responses
 from todo_api.sync_tokens import SyncTokenCodec
 
@@ -61,10 +62,16 @@ async def stream_change_events(
     tokens: SyncTokens,
     valid_until: TokenValidUntil,
     settings: CurrentSettings,
+    metrics: AppMetrics,
 ) -> EventSourceResponse:
     """Live change events: when to sync (see the 200 response)."""
     return ChangeEventStream(
-        broker, tokens, user_id, valid_until=valid_until, heartbeat_seconds=settings.events_heartbeat_seconds
+        broker,
+        tokens,
+        user_id,
+        valid_until=valid_until,
+        heartbeat_seconds=settings.events_heartbeat_seconds,
+        metrics=metrics,
     )
 
 
@@ -86,8 +93,10 @@ class ChangeEventStream(EventSourceResponse):
         *,
         valid_until: float,
         heartbeat_seconds: float,
+        metrics: Metrics,
     ) -> None:
         self._broker = broker
+        self._metrics = metrics
         self._tokens = tokens
         self._user_id = user_id
         self._valid_until = valid_until
@@ -103,8 +112,13 @@ class ChangeEventStream(EventSourceResponse):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        open_streams = self._metrics.event_streams
         with self._broker.subscribe(self._user_id) as self._subscription:
-            await super().__call__(scope, receive, send)
+            open_streams.inc()
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                open_streams.dec()
 
     async def _events(self) -> AsyncIterator[ServerSentEvent]:
         subscription = self._subscription
