@@ -86,12 +86,27 @@ def test_nginx_serves_its_config_from_deploy_nginx(services: dict[str, Any]) -> 
     assert nginx["ports"], "nginx publishes no port"
 
 
+def nginx_config() -> str:
+    path = ROOT / "deploy" / "nginx" / "nginx.conf"
+    if not path.exists():
+        pytest.skip("deploy/nginx/nginx.conf comes from another branch (the pooler's)")
+    return path.read_text()
+
+
 def test_nginx_proxies_to_both_replicas_by_their_service_names() -> None:
-    config = ROOT / "deploy" / "nginx" / "nginx.conf"
-    if not config.exists():
-        pytest.skip("deploy/nginx/nginx.conf is written on another branch")
-    servers = set(re.findall(r"^\s*server\s+([\w.-]+):(\d+)", config.read_text(), re.MULTILINE))
+    servers = set(re.findall(r"^\s*server\s+([\w.-]+):(\d+)", nginx_config(), re.MULTILINE))
     assert servers == {(replica, str(API_PORT)) for replica in REPLICAS}
+
+
+def test_the_published_port_is_the_one_nginx_listens_on(services: dict[str, Any]) -> None:
+    (listen,) = re.findall(r"^\s*listen\s+(\d+)\s*;", nginx_config(), re.MULTILINE)
+    assert [interpolated(port).rsplit(":", 1)[1] for port in services["nginx"]["ports"]] == [listen]
+
+
+def test_nginx_can_write_its_pid_file(services: dict[str, Any]) -> None:
+    (pid_file,) = re.findall(r"^\s*pid\s+(\S+)\s*;", nginx_config(), re.MULTILINE)
+    # The nginx image has no such directory: the service mounts one.
+    assert str(Path(pid_file).parent) in services["nginx"]["tmpfs"]
 
 
 def test_the_citus_profile_distributes_the_tables_after_migrating_and_before_the_replicas(
