@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from todo_core import ordering
+
 TAGS = [
     "work", "home", "urgent", "errands", "health", "finance", "family", "Shopping", "reading", "travel",
     "garden", "car", "kids", "school", "fitness", "music", "admin", "later", "waiting", "Ideas",
@@ -50,7 +52,7 @@ RULES = ["FREQ=DAILY", "FREQ=WEEKLY", "FREQ=MONTHLY", "FREQ=WEEKLY;INTERVAL=2"]
 TASK_COLUMNS = (
     "user_id", "id", "title", "title_key", "description", "completed", "completed_at", "priority", "due_at",
     "remind_at", "recurrence", "tags", "category_id", "next_occurrence_id", "created_at", "updated_at", "version",
-    "change_seq", "time_zone",
+    "change_seq", "time_zone", "due_key", "position",
 )  # fmt: skip
 CATEGORY_COLUMNS = ("user_id", "id", "name", "name_key", "color", "created_at", "updated_at", "version", "change_seq")
 CHANGE_COLUMNS = ("user_id", "seq", "horizon")
@@ -121,7 +123,9 @@ def _user(rows: _Rows, user_id: str, count: int, *, now: datetime, rng: random.R
 
     # Created over the last year, oldest first, so the ids are time-ordered like the app's.
     offsets = sorted(rng.random() * 365 for _ in range(count))
+    position = None
     for offset in offsets:
+        position = ordering.after(position)  # each one last among the user's top-level tasks
         created = first_day + offset * DAY
         title = f"{rng.choice(VERBS)} {rng.choice(OBJECTS)}"
         if rng.random() < 0.3:
@@ -159,6 +163,8 @@ def _user(rows: _Rows, user_id: str, count: int, *, now: datetime, rng: random.R
                 version,
                 1,
                 "UTC",
+                due_at,
+                position,
             )
         )
         rows.tags.extend((user_id, task_id, tag.casefold(), tag) for tag in tags)

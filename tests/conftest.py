@@ -161,7 +161,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
         return Backend(
             lambda: InMemoryUnitOfWork(store),
             InMemoryTaskViews(store),
-            lambda: InMemoryUnitOfWork(store),
+            lambda: InMemoryUnitOfWork(store, read_only=True),
             InMemoryChangeFeed(store),
             InMemoryRetention(store),
         )

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter, defaultdict
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
 from todo_adapters.broker import ChangeBroker
+from todo_core.calendar_feed import CalendarFeed
 from todo_core.category import Category
 from todo_core.errors import Conflict
 from todo_core.idempotency import Outcome, Recorded
@@ -30,6 +31,8 @@ from todo_core.user_settings import UserSettings
 from todo_core.views import VersionedView, ViewPage, category_view, task_view
 
 Key = tuple[str, UUID]  # (user_id, id)
+#: Deeper than any tree the rules allow (`todo_core.subtasks`).
+_TREE_DEPTH_BOUND = 16
 Row = TypeVar("Row")
 
 
@@ -62,6 +65,7 @@ class InMemoryStore:
     tombstones: dict[Key, _Tombstone] = dataclasses.field(default_factory=dict)
     keys: dict[tuple[str, str], _KeyRecord] = dataclasses.field(default_factory=dict)
     settings: dict[str, UserSettings] = dataclasses.field(default_factory=dict)
+    feeds: dict[Key, CalendarFeed] = dataclasses.field(default_factory=dict)
     #: Where committed changes are announced.
     broker: ChangeBroker | None = None
 
@@ -112,19 +116,32 @@ class _View:
     deleted_at: dict[Key, datetime] = dataclasses.field(default_factory=dict)
     #: The settings this unit of work saved.
     settings: dict[str, UserSettings] = dataclasses.field(default_factory=dict)
+    feeds: _Rows[CalendarFeed] = dataclasses.field(default_factory=lambda: _Rows({}))
+    #: The users this unit of work erases, at its commit.
+    erased: set[str] = dataclasses.field(default_factory=set)
 
 
 class _RowLocks:
     """The row locks one unit of work holds: taken when first needed, all released at its end."""
 
-    def __init__(self, locks: defaultdict[tuple[str, object], asyncio.Lock]) -> None:
+    def __init__(self, locks: defaultdict[tuple[str, object], asyncio.Lock], *, taking_users: bool = True) -> None:
         self._locks = locks
+        self._taking_users = taking_users
         self._held: set[tuple[str, object]] = set()
 
     async def take(self, table: str, key: object) -> None:
         if (table, key) not in self._held:
             await self._locks[(table, key)].acquire()
             self._held.add((table, key))
+
+    async def take_user(self, user_id: str) -> None:
+        """Take the user's turn until the unit of work ends, before any of the user's rows, as
+        the SQL adapters take the user's change counter: one user's units of work that touch
+        their data take turns (so one that reads the task tree to decide where a task goes
+        sees it as it will commit), and never wait for each other's rows in opposite orders.
+        A unit of work that only reads takes no turn."""
+        if self._taking_users:
+            await self.take("users", user_id)
 
     def release(self) -> None:
         for held in self._held:
@@ -138,17 +155,84 @@ class InMemoryTaskRepository:
         self._locks = locks
 
     async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
+        await self._locks.take_user(user_id)
         if for_update:
             await self._locks.take("tasks", (user_id, task_id))
         return self._store.tasks.get((user_id, task_id))
 
+    async def ancestors(self, user_id: str, task_id: UUID) -> Sequence[UUID]:
+        await self._locks.take_user(user_id)
+        found: list[UUID] = []
+        task = self._store.tasks.get((user_id, task_id))
+        while task is not None and task.fields.parent_id is not None and len(found) < _TREE_DEPTH_BOUND:
+            found.append(task.fields.parent_id)
+            task = self._store.tasks.get((user_id, task.fields.parent_id))
+        return found
+
+    async def descendants(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Sequence[Task]:
+        await self._locks.take_user(user_id)
+        found: list[Task] = []
+        level = [task_id]
+        for _ in range(_TREE_DEPTH_BOUND):
+            below = sorted(
+                (
+                    task
+                    for (owner, _), task in self._store.tasks.items()
+                    if owner == user_id and task.fields.parent_id in level
+                ),
+                key=lambda task: (task.position, task.id),
+            )
+            if not below:
+                break
+            found += below
+            level = [task.id for task in below]
+        if for_update:
+            for task in found:
+                await self._locks.take("tasks", (user_id, task.id))
+        return found
+
+    async def children(
+        self,
+        user_id: str,
+        parent_id: UUID | None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        for_update: bool = False,
+    ) -> Sequence[Task]:
+        await self._locks.take_user(user_id)
+        under = sorted(
+            (
+                task
+                for (owner, _), task in self._store.tasks.items()
+                if owner == user_id and task.fields.parent_id == parent_id and (after is None or task.position > after)
+            ),
+            key=lambda task: (task.position, task.id),
+        )[:limit]
+        if for_update:
+            for task in under:
+                await self._locks.take("tasks", (user_id, task.id))
+        return under
+
+    async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
+        await self._locks.take_user(user_id)
+        positions = [
+            task.position
+            for (owner, _), task in self._store.tasks.items()
+            if owner == user_id and task.fields.parent_id == parent_id
+        ]
+        return max(positions, default=None)
+
     async def add(self, task: Task) -> None:
+        await self._locks.take_user(task.user_id)
         self._store.tasks[(task.user_id, task.id)] = task
 
     async def update(self, task: Task) -> None:
+        await self._locks.take_user(task.user_id)
         self._store.tasks[(task.user_id, task.id)] = task
 
     async def remove(self, user_id: str, task_id: UUID, now: datetime, *, version: int | None = None) -> bool:
+        await self._locks.take_user(user_id)
         await self._locks.take("tasks", (user_id, task_id))
         stored = self._store.tasks.get((user_id, task_id))
         if stored is None or (version is not None and stored.version != version):
@@ -158,6 +242,7 @@ class InMemoryTaskRepository:
         return True
 
     async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
+        await self._locks.take_user(user_id)
         for key, task in list(self._store.tasks.items()):
             if key[0] == user_id and task.fields.category_id == category_id:
                 # As PostgreSQL's UPDATE: wait for the row, then change it as it is now, if it
@@ -169,6 +254,7 @@ class InMemoryTaskRepository:
                     self._store.tasks[key] = current.with_fields(fields, now)
 
     async def tag_counts(self, user_id: str) -> Sequence[tuple[str, int]]:
+        await self._locks.take_user(user_id)
         # Spellings differ in case only; each tag shows as its least spelling, as SQL's min().
         counts: Counter[str] = Counter()
         shown: dict[str, str] = {}
@@ -180,6 +266,7 @@ class InMemoryTaskRepository:
         return [(shown[key], n) for key, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
 
     async def due_reminders(self, user_id: str, until: datetime, limit: int) -> Sequence[Task]:
+        await self._locks.take_user(user_id)
         due = [
             task
             for (owner, _), task in self._store.tasks.items()
@@ -199,23 +286,28 @@ class InMemoryCategoryRepository:
     async def get(
         self, user_id: str, category_id: UUID, *, for_update: bool = False, for_share: bool = False
     ) -> Category | None:
+        await self._locks.take_user(user_id)
         if for_update or for_share:
             await self._locks.take("categories", (user_id, category_id))
         return self._store.categories.get((user_id, category_id))
 
     async def list_for_user(self, user_id: str) -> Sequence[Category]:
+        await self._locks.take_user(user_id)
         owned = [category for (owner, _), category in self._store.categories.items() if owner == user_id]
         return sorted(owned, key=lambda category: (category.name_key, category.id))
 
     async def add(self, category: Category) -> None:
+        await self._locks.take_user(category.user_id)
         self._check_name_free(category)
         self._store.categories[(category.user_id, category.id)] = category
 
     async def update(self, category: Category) -> None:
+        await self._locks.take_user(category.user_id)
         self._check_name_free(category)
         self._store.categories[(category.user_id, category.id)] = category
 
     async def remove(self, user_id: str, category_id: UUID, now: datetime) -> bool:
+        await self._locks.take_user(user_id)
         await self._locks.take("categories", (user_id, category_id))
         if self._store.categories.pop((user_id, category_id), None) is None:
             return False
@@ -243,6 +335,7 @@ class InMemoryIdempotencyKeys:
     async def claim(
         self, user_id: str, key: str, fingerprint: str, *, now: datetime, expired_before: datetime
     ) -> Recorded | None:
+        await self._locks.take_user(user_id)
         await self._locks.take("idempotency_keys", (user_id, key))  # as the SQL row of the key
         found = self._store.keys.get((user_id, key))
         if found is not None and found.outcome is not None and found.recorded_at >= expired_before:
@@ -268,17 +361,55 @@ class InMemorySettingsRepository:
         self._view.settings[user_id] = settings
 
 
+class InMemoryCalendarFeedRepository:
+    def __init__(self, view: _View) -> None:
+        self._view = view
+
+    async def add(self, feed: CalendarFeed) -> None:
+        self._view.feeds[(feed.user_id, feed.id)] = feed
+
+    async def list_for_user(self, user_id: str) -> Sequence[CalendarFeed]:
+        owned = [feed for (owner, _), feed in self._view.feeds.items() if owner == user_id]
+        return sorted(owned, key=lambda feed: (feed.created_at, feed.id))
+
+    async def find(self, user_id: str, secret_hash: bytes) -> CalendarFeed | None:
+        found = (f for (owner, _), f in self._view.feeds.items() if owner == user_id and f.secret_hash == secret_hash)
+        return next(found, None)
+
+    async def remove(self, user_id: str, feed_id: UUID) -> bool:
+        if (user_id, feed_id) not in self._view.feeds:
+            return False
+        del self._view.feeds[(user_id, feed_id)]
+        return True
+
+
+class InMemoryAccountEraser:
+    def __init__(self, view: _View, locks: _RowLocks) -> None:
+        self._view = view
+        self._locks = locks
+
+    async def erase(self, user_id: str) -> None:
+        await self._locks.take_user(user_id)  # no other unit of work writes the user's data meanwhile
+        self._view.erased.add(user_id)  # done at commit, on everything then committed
+
+
 class InMemoryUnitOfWork:
-    def __init__(self, store: InMemoryStore) -> None:
+    """With `read_only`, it waits for no writer (as the SQL adapters' read-only units of work)."""
+
+    def __init__(self, store: InMemoryStore, *, read_only: bool = False) -> None:
         self._store = store
+        self._read_only = read_only
 
     async def __aenter__(self) -> Self:
         self._view = _View(_Rows(self._store.tasks), _Rows(self._store.categories))
-        self._locks = _RowLocks(self._store.row_locks)
+        self._locks = _RowLocks(self._store.row_locks, taking_users=not self._read_only)
         self.tasks = InMemoryTaskRepository(self._view, self._locks)
         self.categories = InMemoryCategoryRepository(self._view, self._locks)
         self.idempotency = InMemoryIdempotencyKeys(self._store, self._view, self._locks)
         self.settings = InMemorySettingsRepository(self._store, self._view)
+        self._view.feeds = _Rows(self._store.feeds)
+        self.feeds = InMemoryCalendarFeedRepository(self._view)
+        self.account = InMemoryAccountEraser(self._view, self._locks)
         return self
 
     async def __aexit__(
@@ -301,9 +432,25 @@ class InMemoryUnitOfWork:
         # Settings are not synced data: no change number (see `SettingsRepository`).
         self._store.settings.update(self._view.settings)
         self._view.settings = {}
+        self._view.feeds.apply()
+        for user_id in self._view.erased:
+            changed[user_id] = self._erase(user_id)
+        self._view.erased = set()
         if self._store.broker is not None:
             for user_id, seq in changed.items():
                 self._store.broker.publish(user_id, seq)
+
+    def _erase(self, user_id: str) -> int:
+        """Forget every row of the user's, but for the change log: moved on by one, with its
+        horizon there, so that every sync token issued before is refused. Return its number."""
+        store = self._store
+        for rows in (store.tasks, store.categories, store.tombstones, store.feeds, store.keys):
+            _drop_user(rows, lambda key: key[0], user_id)
+        _drop_user(store.change_seqs, lambda key: key[1][0], user_id)
+        store.settings.pop(user_id, None)
+        seq = store.logs.get(user_id, ChangeLog(0, 0)).seq + 1
+        store.logs[user_id] = ChangeLog(seq, seq)
+        return seq
 
     def _stamp(self) -> dict[str, int]:
         """Give each user whose data this unit of work changed their next change number, on
@@ -327,6 +474,11 @@ class InMemoryUnitOfWork:
             else:
                 store.change_seqs[(kind, key)] = seq
         return numbers
+
+
+def _drop_user(rows: dict[Any, Any], owner: Callable[[Any], str], user_id: str) -> None:
+    for key in [key for key in rows if owner(key) == user_id]:
+        del rows[key]
 
 
 class InMemoryTaskViews:

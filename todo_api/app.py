@@ -20,7 +20,7 @@ from todo_api.docs import install_docs
 from todo_api.middleware import BearerAuthentication, BodySizeLimit
 from todo_api.openapi import DESCRIPTION, TAGS, operation_id, shaped
 from todo_api.problems import install_problem_handlers
-from todo_api.routes import categories, events, health, problems, sync, tasks, user_settings
+from todo_api.routes import account, calendar, categories, events, health, problems, sync, tasks, user_settings
 from todo_api.settings import Settings
 from todo_core.use_cases.sync import purge_expired
 
@@ -93,6 +93,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(user_settings.router)
     app.include_router(sync.router)
     app.include_router(events.router)
+    app.include_router(calendar.router)
+    app.include_router(calendar.feeds_router)
+    app.include_router(account.router)
     app.include_router(problems.router)
     install_docs(app)
 

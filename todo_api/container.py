@@ -41,12 +41,17 @@ def _backend(settings: Settings) -> str:
 
 def _postgres_pool(settings: Settings) -> PostgresPool:
     return PostgresPool(
-        normalise_url(settings.database_url), size=settings.db_pool_size, timeout=settings.db_timeout_seconds
+        normalise_url(settings.database_url),
+        size=settings.db_pool_size,
+        timeout=settings.db_timeout_seconds,
+        transaction_pooler=settings.database_pooler == "transaction",
     )
 
 
 def _change_listener(settings: Settings, broker: ChangeBroker) -> PostgresChangeListener:
-    return PostgresChangeListener(normalise_url(settings.database_url), broker)
+    # LISTEN holds a server session for as long as it listens: through a transaction pooler it
+    # would hear nothing, so it may take a direct URL of its own.
+    return PostgresChangeListener(normalise_url(settings.listen_database_url or settings.database_url), broker)
 
 
 def _token_secret(settings: Settings) -> bytes:

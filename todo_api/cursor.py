@@ -67,6 +67,8 @@ class CursorCodec:
                 query.due_after.isoformat() if query.due_after else None,
                 query.search,
                 str(query.sort),
+                str(query.parent_id),
+                query.top_level,
             ]
         )
         return hmac.new(self._secret, scope + b"\x00" + payload, hashlib.sha256).digest()[:_MAC_BYTES]

@@ -47,6 +47,11 @@ TAGS = [
         "description": "A user's settings: the time zone a new task takes when it names none (`UTC` until saved).",
     },
     {"name": "sync", "description": "For clients that keep a copy: what changed since a token, and live events."},
+    {
+        "name": "calendar",
+        "description": "The tasks as an RFC 5545 calendar, and secret subscription links for calendar apps.",
+    },
+    {"name": "account", "description": "Everything the service holds for a user: erasing it."},
     {"name": "health", "description": "Probes for load balancers and orchestrators (no token)."},
 ]
 

@@ -7,7 +7,7 @@ documents it, and the API tests compare real responses with those documented sch
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +37,8 @@ def json_bytes(body: Any) -> bytes:
 def _instant(value: Any) -> str:
     if isinstance(value, datetime):
         return instant_text(value)
+    if isinstance(value, date):  # an all-day due date: YYYY-MM-DD, as the databases write it
+        return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
@@ -63,5 +65,10 @@ def if_match_version(header: str | None) -> int | None:
 
 def etag_listed(if_none_match: str, version: int) -> bool:
     """Whether an `If-None-Match` header lists this version (or `*`)."""
+    return tag_listed(if_none_match, etag(version))
+
+
+def tag_listed(if_none_match: str, tag: str) -> bool:
+    """Whether an `If-None-Match` header lists this entity tag (or `*`), compared weakly (RFC 9110, 13.1.2)."""
     listed = {part.strip().removeprefix("W/") for part in if_none_match.split(",")}
-    return "*" in listed or etag(version) in listed
+    return "*" in listed or tag in listed

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -42,7 +42,8 @@ class TaskStatus(enum.StrEnum):
 
 class TaskSort(enum.StrEnum):
     """The order of a task list: a field, ascending, or descending with a leading `-`. A task
-    without a due date comes last either way."""
+    without a due date comes last either way; an all-day task is due at the start of its day in
+    its time zone. `position` is the user's own order of siblings (see `/move`)."""
 
     CREATED_AT = "created_at"
     CREATED_AT_DESC = "-created_at"
@@ -54,6 +55,8 @@ class TaskSort(enum.StrEnum):
     PRIORITY_DESC = "-priority"
     TITLE = "title"
     TITLE_DESC = "-title"
+    POSITION = "position"
+    POSITION_DESC = "-position"
 
 
 # An offset such as +02:00 that arrived unencoded in a query string: `+` reads as a space.
@@ -69,6 +72,19 @@ def _rfc3339_text(value: object) -> object:
     if not isinstance(value, str) or value.strip().lstrip("-").replace(".", "", 1).isdigit():
         raise PydanticCustomError("rfc3339", "must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T09:00:00Z")
     return value
+
+
+_CALENDAR_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _calendar_date_text(value: object) -> object:
+    # pydantic would also read a date-time at midnight, or a Unix time, as a date.
+    if not isinstance(value, str) or not _CALENDAR_DATE.fullmatch(value):
+        raise PydanticCustomError("calendar_date", "must be a calendar date like 2026-12-04 (YYYY-MM-DD)")
+    return value
+
+
+CalendarDate = Annotated[date, BeforeValidator(_calendar_date_text)]
 
 
 class _Body(BaseModel):
@@ -92,11 +108,19 @@ class TaskWrite(_Body):
     completed: StrictBool = False
     priority: Priority = Priority.NONE
     due_at: Rfc3339 | None = Field(None, description="RFC 3339 with an offset, e.g. 2026-12-01T09:00:00Z")
+    due_date: CalendarDate | None = Field(
+        None,
+        examples=["2026-12-04"],
+        description="An all-day due date (`YYYY-MM-DD`, in the task's time zone); not with `due_at`",
+    )
     remind_at: Rfc3339 | None = Field(None, description="RFC 3339 with an offset; when to remind the user")
     recurrence: str | None = Field(
         None,
         examples=["FREQ=WEEKLY;BYDAY=MO,WE"],
-        description="An RFC 5545 RRULE (needs `due_at`): completing the task creates the next one",
+        description=(
+            "An RFC 5545 RRULE (needs `due_at` or `due_date`): completing the task creates the next one, with"
+            " fresh open copies of its steps"
+        ),
         json_schema_extra={"maxLength": 500},
     )
     time_zone: str | None = Field(
@@ -114,6 +138,13 @@ class TaskWrite(_Body):
         json_schema_extra={"maxItems": TAGS_MAX, "items": {"type": "string", "minLength": 1, "maxLength": TAG_MAX}},
     )
     category_id: UUID | None = Field(None, description="One of the user's categories")
+    parent_id: UUID | None = Field(
+        None,
+        description=(
+            "Makes the task a step of another of the user's tasks (not itself or one of its own steps; at most 4"
+            " ancestors). A new parent puts it last among its new siblings"
+        ),
+    )
 
 
 def merge_patch_of(model: type[BaseModel]) -> type[BaseModel]:
@@ -141,6 +172,17 @@ class CompletionWrite(_Body):
     completed: StrictBool
 
 
+class MoveWrite(_Body):
+    """Where a task goes: right after a sibling, or first, under a parent."""
+
+    parent_id: UUID | None = Field(
+        None, description="The new parent (null: the top level). Absent: the task keeps its parent"
+    )
+    after: UUID | None = Field(
+        None, description="The sibling to place the task right after (a task under the new parent); null: first"
+    )
+
+
 class TaskRead(BaseModel):
     id: UUID
     title: str
@@ -149,12 +191,17 @@ class TaskRead(BaseModel):
     completed_at: datetime | None
     priority: Priority
     due_at: datetime | None
+    due_date: date | None = Field(description="An all-day task's due date, `YYYY-MM-DD`")
     remind_at: datetime | None
     recurrence: str | None
     time_zone: str = Field(description="The task's IANA time zone, e.g. Europe/Berlin")
     tags: list[str]
     category_id: UUID | None
+    parent_id: UUID | None = Field(description="The task this one is a step of; null for a top-level task")
     next_occurrence_id: UUID | None = Field(description="Set on a completed repeating task: the task that follows it")
+    position: str = Field(
+        description="Opaque; orders the task among its siblings (compare as strings, or list with `sort=position`)"
+    )
     created_at: datetime
     updated_at: datetime
     version: int
@@ -167,9 +214,13 @@ class TaskListParams(BaseModel):
     priority: list[Priority] = Field([], description="Repeatable; any of them matches")
     tag: list[str] = Field([], description="Repeatable; every tag must match")
     category_id: UUID | None = None
-    due_before: Rfc3339 | None = Field(None, description="Due strictly before this instant")
-    due_after: Rfc3339 | None = Field(None, description="Due at or after this instant")
+    due_before: Rfc3339 | None = Field(
+        None, description="Due strictly before this instant (an all-day task: the start of its day)"
+    )
+    due_after: Rfc3339 | None = Field(None, description="Due at or after this instant (an all-day task: its start)")
     q: str | None = Field(None, max_length=SEARCH_MAX, description="Search title and description")
+    parent_id: UUID | None = Field(None, description="Only the direct steps of this task")
+    top_level: bool | None = Field(None, description="true: only tasks without a parent; false: only steps")
     sort: TaskSort = TaskSort.CREATED_AT
     limit: int = Field(LIMIT_DEFAULT, ge=1, le=LIMIT_MAX)
     cursor: str | None = Field(None, max_length=1024)
@@ -252,3 +303,21 @@ class ChangeFeedPage(BaseModel):
     deleted: DeletedIds
     next_since: str = Field(description="Pass as `since` next time: the position right after this page")
     has_more: bool = Field(description="More changes follow: ask again at once with `next_since`")
+
+
+class CalendarFeedRead(BaseModel):
+    """A calendar subscription link, without its secret (only its hash is kept)."""
+
+    id: UUID
+    created_at: datetime
+
+
+class CalendarFeedCreated(CalendarFeedRead):
+    url: str = Field(
+        description="The absolute URL to subscribe to (`…/feeds/<secret>.ics`). Shown only in this "
+        "response: the service keeps a hash of the secret, never the secret itself"
+    )
+
+
+class CalendarFeedList(BaseModel):
+    items: list[CalendarFeedRead]

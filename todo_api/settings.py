@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +17,17 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "sqlite+aiosqlite:///./todo.db",
         description="postgresql://, postgresql+psycopg://, sqlite:/// or sqlite+aiosqlite:/// URL",
+    )
+    database_pooler: Literal["none", "transaction"] = Field(
+        "none",
+        description="PostgreSQL: `transaction` when TODO_DATABASE_URL names a pooler in transaction mode "
+        "(PgBouncer's pool_mode = transaction): no prepared statements, no session settings in the startup "
+        "packet (see the README, 'Behind a pooler and a load balancer')",
+    )
+    listen_database_url: str | None = Field(
+        None,
+        description="PostgreSQL: where the change listener connects (LISTEN needs a session of its own, "
+        "which a transaction pooler does not give); default TODO_DATABASE_URL",
     )
     db_pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connections kept per worker")
     db_timeout_seconds: float = Field(
@@ -62,6 +73,11 @@ class Settings(BaseSettings):
         15, gt=0, le=300, description="A comment is sent on idle event streams this often, so proxies keep them open"
     )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413")
+    public_url: str | None = Field(
+        None,
+        description="The URL clients reach this service at, e.g. https://todo.example/api-root: calendar "
+        "feed links start with it. Unset: the request's scheme, Host and root_path",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description='Browser origins allowed to call the API, as JSON: ["https://app.example"]',

@@ -20,7 +20,15 @@ from todo_core.clock import Clock
 from todo_core.errors import IdempotencyKeyReused, ValidationFailed
 
 if TYPE_CHECKING:  # the ports name this module's records
-    from todo_core.ports import CategoryRepository, IdempotencyKeys, SettingsRepository, TaskRepository, UnitOfWork
+    from todo_core.ports import (
+        AccountEraser,
+        CalendarFeedRepository,
+        CategoryRepository,
+        IdempotencyKeys,
+        SettingsRepository,
+        TaskRepository,
+        UnitOfWork,
+    )
 
 KEY_MAX_LENGTH = 255
 
@@ -65,6 +73,14 @@ class Joined:
     @property
     def settings(self) -> SettingsRepository:
         return self._uow.settings
+
+    @property
+    def feeds(self) -> CalendarFeedRepository:
+        return self._uow.feeds
+
+    @property
+    def account(self) -> AccountEraser:
+        return self._uow.account
 
     async def __aenter__(self) -> Self:
         return self

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
+from todo_core.calendar_feed import CalendarFeed
 from todo_core.category import Category
 from todo_core.clock import Clock
 from todo_core.idempotency import Outcome, Recorded
@@ -24,6 +25,8 @@ from todo_core.user_settings import UserSettings
 from todo_core.views import VersionedView, ViewPage
 
 __all__ = [
+    "AccountEraser",
+    "CalendarFeedRepository",
     "CategoryRepository",
     "ChangeFeed",
     "Clock",
@@ -42,6 +45,47 @@ class TaskRepository(Protocol):
         """Return the user's task with this id, or None if the user has none. With
         `for_update`, lock it until this unit of work ends: another that reads it `for_update`,
         removes it or clears its category waits, then sees what this one committed.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def ancestors(self, user_id: str, task_id: UUID) -> Sequence[UUID]:
+        """Return the ids of the user's task's parent, its parent's parent and so on, nearest
+        first (empty for a top-level task or one the user does not have).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def descendants(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Sequence[Task]:
+        """Return every task below the user's task (its steps, their steps, ...), each parent
+        before its children and siblings by position. `for_update` locks them as `get` does.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def children(
+        self,
+        user_id: str,
+        parent_id: UUID | None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        for_update: bool = False,
+    ) -> Sequence[Task]:
+        """Return the user's tasks directly under `parent_id` (None: the top-level tasks) by
+        position, only those after the position `after` when given, at most `limit`.
+        `for_update` locks them as `get` does.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
+        """Return the greatest position among the user's tasks under `parent_id` (None: the
+        top-level tasks), or None if there is none.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -182,6 +226,54 @@ class SettingsRepository(Protocol):
         ...
 
 
+class CalendarFeedRepository(Protocol):
+    """A user's calendar subscription links (`CalendarFeed`). Not synced data: saving or
+    revoking one takes no change number."""
+
+    async def add(self, feed: CalendarFeed) -> None:
+        """Stage a new feed.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def list_for_user(self, user_id: str) -> Sequence[CalendarFeed]:
+        """Return the user's feeds, oldest first.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def find(self, user_id: str, secret_hash: bytes) -> CalendarFeed | None:
+        """Return the user's feed whose secret has this hash, or None (also for a revoked one).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def remove(self, user_id: str, feed_id: UUID) -> bool:
+        """Stage the revocation (deletion) of the user's feed; False if the user has no such feed.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
+class AccountEraser(Protocol):
+    """Forgetting a user altogether."""
+
+    async def erase(self, user_id: str) -> None:
+        """Stage the deletion of every row the store holds for the user: tasks and their tags,
+        categories, settings, calendar feeds, idempotency keys, tombstones. The user's change
+        counter stays, moved on by one with its horizon at the new number, so that every sync
+        token issued before is refused (410) rather than answered from the empty account.
+        Like any change, it waits for the user's units of work that change data to end.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
 class IdempotencyKeys(Protocol):
     async def claim(
         self, user_id: str, key: str, fingerprint: str, *, now: datetime, expired_before: datetime
@@ -247,6 +339,12 @@ class UnitOfWork(Protocol):
 
     @property
     def settings(self) -> SettingsRepository: ...
+
+    @property
+    def feeds(self) -> CalendarFeedRepository: ...
+
+    @property
+    def account(self) -> AccountEraser: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -35,6 +35,8 @@ class SortField(enum.StrEnum):
     DUE_AT = "due_at"
     PRIORITY = "priority"
     TITLE = "title"
+    #: The user's own order among siblings (`Task.position`).
+    POSITION = "position"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,10 @@ class TaskQuery:
     due_before: datetime | None = None
     due_after: datetime | None = None
     search: str | None = None
+    #: Only the direct steps of this task.
+    parent_id: UUID | None = None
+    #: True: only tasks without a parent; False: only steps of another task.
+    top_level: bool | None = None
     sort: Sort = field(default_factory=Sort)
     limit: int = LIMIT_DEFAULT
     after: Position | None = None
@@ -94,6 +100,8 @@ class TaskQuery:
         errors += [error for error in text_errors if error]
         if len(self.tags) > TAGS_MAX:
             errors.append(FieldError("tag", f"at most {TAGS_MAX} tags can be asked for at once"))
+        if self.top_level and self.parent_id is not None:
+            errors.append(FieldError("top_level", "cannot be true with parent_id: the steps of a task have a parent"))
         if errors:
             raise ValidationFailed(errors)
         return dataclasses.replace(self, search=search, due_before=due_before, due_after=due_after)
@@ -111,9 +119,14 @@ class TaskQuery:
             return False
         if not set(self.tag_keys) <= set(task.tag_keys):
             return False
-        if self.due_before is not None and (fields.due_at is None or fields.due_at >= self.due_before):
+        if self.parent_id is not None and fields.parent_id != self.parent_id:
             return False
-        if self.due_after is not None and (fields.due_at is None or fields.due_at < self.due_after):
+        if self.top_level is not None and (fields.parent_id is None) != self.top_level:
+            return False
+        due = task.due_key
+        if self.due_before is not None and (due is None or due >= self.due_before):
+            return False
+        if self.due_after is not None and (due is None or due < self.due_after):
             return False
         if self.search:
             needle = self.search.lower()
@@ -152,8 +165,10 @@ def sort_value(task: Task, sort_field: SortField) -> Any:
         case SortField.UPDATED_AT:
             return task.updated_at
         case SortField.DUE_AT:
-            return fields.due_at
+            return task.due_key
         case SortField.PRIORITY:
             return int(fields.priority)
         case SortField.TITLE:
             return task.title_key
+        case SortField.POSITION:
+            return task.position

@@ -1,12 +1,14 @@
 """Repeating tasks: a subset of RFC 5545 RRULE, stepped by python-dateutil.
 
 Supported parts: FREQ (DAILY, WEEKLY, MONTHLY, YEARLY), INTERVAL, BYDAY, BYMONTHDAY, COUNT and
-UNTIL. The task's `due_at` is the rule's DTSTART: the first occurrence.
+UNTIL. The task's `due_at` (or, for an all-day task, its `due_date`) is the rule's DTSTART: the
+first occurrence. An all-day task's rule steps dates: each occurrence is a day.
 
 A rule is stepped in the task's time zone, on the wall clock (RFC 5545's DTSTART with a TZID):
 dateutil steps the local date and time, and each occurrence is then read as the instant it is
 in that zone, so a daily 09:00 stays at 09:00 when the clocks change, and BYDAY and BYMONTHDAY
-name days of the local calendar. UNTIL is an instant (UTC), compared with each occurrence's.
+name days of the local calendar. UNTIL is an instant (UTC), compared with each occurrence's
+(an all-day occurrence's is the start of its day in the zone).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import MAXYEAR, UTC, datetime, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 
 from dateutil.rrule import rrule, rrulestr
 
@@ -124,28 +126,31 @@ def _by_day(parts: dict[str, str]) -> list[tuple[int, int]]:
     return pairs
 
 
-def check_with_start(rule: Recurrence, due_at: datetime, time_zone: str = time_zones.DEFAULT) -> FieldError | None:
+#: When a task is due: an instant (aware, UTC), or a day (a `date` that is no `datetime`).
+Due = datetime | date
+
+
+def check_with_start(rule: Recurrence, due: Due, time_zone: str = time_zones.DEFAULT) -> FieldError | None:
     """Check that dateutil accepts the rule from this first occurrence (in a zone
     `time_zones.zone_error` accepted), and that the rule (COUNT and UNTIL aside) repeats at all
     within `GUARD_PERIODS` of its periods."""
     try:
-        wall = time_zones.local_wall_time(due_at, time_zone)
+        wall = _wall(due, time_zone)
         _as_rrule(rule, wall, with_count=True)
         _until(rule)
     except (ValueError, TypeError, OverflowError) as error:
         return FieldError(FIELD, f"is not a valid rule: {error}")
     if not _repeats_soon(rule, wall):
         return FieldError(
-            FIELD, f"never repeats within {GUARD_PERIODS} periods of due_at (e.g. the 31st of a month with 30 days)"
+            FIELD,
+            f"never repeats within {GUARD_PERIODS} periods of the due date (e.g. the 31st of a month with 30 days)",
         )
     return None
 
 
-def next_occurrence(
-    rule: Recurrence, due_at: datetime, time_zone: str = time_zones.DEFAULT
-) -> tuple[datetime, Recurrence] | None:
-    """The occurrence after `due_at` (in UTC), stepped on the wall clock of `time_zone`, with
-    the rule that the next task carries; None at the end.
+def next_occurrence(rule: Recurrence, due: Due, time_zone: str = time_zones.DEFAULT) -> tuple[Due, Recurrence] | None:
+    """The occurrence after `due` (an instant, in UTC, or a day), stepped on the wall clock of
+    `time_zone`, with the rule that the next task carries; None at the end.
 
     COUNT counts the occurrences still to come, this one included, so the next task's rule has
     one less; UNTIL stays as it is and ends the series by itself.
@@ -154,14 +159,15 @@ def next_occurrence(
     if remaining is not None and remaining <= 1:
         return None
     try:
-        wall = time_zones.local_wall_time(due_at, time_zone)
+        wall = _wall(due, time_zone)
         if not _repeats_soon(rule, wall):
             return None  # dateutil would look for one until the year 9999
         following = _as_rrule(rule, wall, with_count=False).after(wall)
         if following is None:
             return None
         # dateutil steps whole seconds; keep the due time's fraction of a second.
-        instant = time_zones.instant_of_wall_time(following.replace(microsecond=due_at.microsecond), time_zone)
+        following = following.replace(microsecond=wall.microsecond)
+        instant = time_zones.instant_of_wall_time(following, time_zone)
         until = _until(rule)
     except (ValueError, OverflowError):
         return None  # the series runs past the last representable date
@@ -170,7 +176,15 @@ def next_occurrence(
     parts = dict(rule.parts)
     if remaining is not None:
         parts["COUNT"] = str(remaining - 1)
-    return instant, Recurrence(parts)
+    return (instant if isinstance(due, datetime) else following.date()), Recurrence(parts)
+
+
+def _wall(due: Due, time_zone: str) -> datetime:
+    """Where the rule starts on the zone's wall clock: an instant's local reading, or a day's
+    midnight."""
+    if isinstance(due, datetime):
+        return time_zones.local_wall_time(due, time_zone)
+    return datetime.combine(due, time())
 
 
 def _repeats_soon(rule: Recurrence, wall: datetime) -> bool:

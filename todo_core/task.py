@@ -6,11 +6,11 @@ import dataclasses
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from todo_core import recurrence, time_zones
+from todo_core import ordering, recurrence, time_zones
 from todo_core.errors import FieldError, ValidationFailed
 from todo_core.ids import new_id
 from todo_core.text import comparison_key, text_error
@@ -48,6 +48,8 @@ class TaskFields:
     completed: bool = False
     priority: Priority = Priority.NONE
     due_at: datetime | None = None
+    #: The day an all-day task is due (in its time zone): a task has `due_at`, this or neither.
+    due_date: date | None = None
     remind_at: datetime | None = None
     recurrence: str | None = None
     #: The IANA zone the task lives in: its repeat rule steps on that wall clock. None, until a
@@ -55,6 +57,8 @@ class TaskFields:
     time_zone: str | None = None
     tags: tuple[str, ...] = ()
     category_id: UUID | None = None
+    #: The task this one is a step of (one of the same user's; see `todo_core.subtasks`).
+    parent_id: UUID | None = None
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> TaskFields:
@@ -87,13 +91,25 @@ class TaskFields:
         zone_error = time_zones.zone_error("time_zone", time_zone)
         if zone_error:
             errors.append(zone_error)
+        if self.due_date is not None and self.due_at is not None:
+            errors.append(
+                FieldError("due_date", "cannot be given with due_at: a task is due on a day or at an instant")
+            )
+        elif self.due_date is not None and not zone_error:
+            try:
+                time_zones.start_of_day(self.due_date, time_zone)
+            except OverflowError:
+                errors.append(FieldError("due_date", "is out of range"))
+        due = due_at or self.due_date
         rule = None
         if self.recurrence is not None:
             rule = keep(recurrence.parse(self.recurrence))
-            if rule and self.due_at is None:
-                errors.append(FieldError("recurrence", "needs due_at: a repeating task repeats from its due date"))
-            elif rule and due_at and not zone_error:
-                keep(recurrence.check_with_start(rule, due_at, time_zone))
+            if rule and self.due_at is None and self.due_date is None:
+                errors.append(
+                    FieldError("recurrence", "needs due_at or due_date: a repeating task repeats from its due date")
+                )
+            elif rule and due and not zone_error:
+                keep(recurrence.check_with_start(rule, due, time_zone))
         if errors:
             raise ValidationFailed(errors)
         return dataclasses.replace(
@@ -165,6 +181,14 @@ class Task:
     updated_at: datetime
     version: int
     next_occurrence_id: UUID | None = None
+    #: Where the task stands among its siblings (see `todo_core.ordering`).
+    position: str = ordering.FIRST
+
+    @property
+    def due_key(self) -> datetime | None:
+        """When the task is due, as lists filter and sort it: `due_at`, or the start of the
+        `due_date` in the task's zone."""
+        return _due_key(self.fields)
 
     @property
     def tag_keys(self) -> tuple[str, ...]:
@@ -175,8 +199,8 @@ class Task:
         return comparison_key(self.fields.title)
 
     @classmethod
-    def new(cls, user_id: str, fields: TaskFields, now: datetime) -> Task:
-        """A new task, version 1, with fields already validated."""
+    def new(cls, user_id: str, fields: TaskFields, now: datetime, position: str = ordering.FIRST) -> Task:
+        """A new task, version 1, with fields already validated, at `position` among its siblings."""
         return cls(
             id=new_id(),
             user_id=user_id,
@@ -185,7 +209,12 @@ class Task:
             created_at=now,
             updated_at=now,
             version=1,
+            position=position,
         )
+
+    def moved(self, position: str, now: datetime) -> Task:
+        """This task at another position among its siblings, as the next version."""
+        return dataclasses.replace(self, position=position, updated_at=now, version=self.version + 1)
 
     def with_fields(self, fields: TaskFields, now: datetime) -> Task:
         """This task with new (validated) fields, as the next version.
@@ -206,23 +235,37 @@ class Task:
             version=self.version + 1,
         )
 
-    def next_occurrence(self, now: datetime) -> Task | None:
-        """The open task that follows this one in its series, or None when the series ends."""
+    def next_occurrence(self, now: datetime, position: str = ordering.FIRST) -> Task | None:
+        """The open task that follows this one in its series (at `position` among its
+        siblings), or None when the series ends. The reminder keeps its distance from the due
+        time (an all-day task's: the start of its day)."""
         fields = self.fields
-        if fields.recurrence is None or fields.due_at is None:
+        due = fields.due_at or fields.due_date
+        if fields.recurrence is None or due is None:
             return None
         rule = recurrence.parse(fields.recurrence)
         if isinstance(rule, FieldError):
             return None
-        following = recurrence.next_occurrence(rule, fields.due_at, fields.time_zone or time_zones.DEFAULT)
+        zone = fields.time_zone or time_zones.DEFAULT
+        following = recurrence.next_occurrence(rule, due, zone)
         if following is None:
             return None
-        due_at, next_rule = following
-        try:
-            remind_at = due_at + (fields.remind_at - fields.due_at) if fields.remind_at else None
-        except OverflowError:  # the reminder would fall after the year 9999
-            remind_at = None
-        next_fields = dataclasses.replace(
-            fields, completed=False, due_at=due_at, remind_at=remind_at, recurrence=next_rule.text
-        )
-        return Task.new(self.user_id, next_fields, now)
+        next_due, next_rule = following
+        next_fields = dataclasses.replace(fields, completed=False, recurrence=next_rule.text)
+        if isinstance(next_due, datetime):
+            next_fields = dataclasses.replace(next_fields, due_at=next_due)
+        else:
+            next_fields = dataclasses.replace(next_fields, due_date=next_due)
+        due_key, next_due_key = _due_key(fields), _due_key(next_fields)
+        if fields.remind_at is not None and due_key is not None and next_due_key is not None:
+            try:
+                next_fields = dataclasses.replace(next_fields, remind_at=next_due_key + (fields.remind_at - due_key))
+            except OverflowError:  # the reminder would fall after the year 9999
+                next_fields = dataclasses.replace(next_fields, remind_at=None)
+        return Task.new(self.user_id, next_fields, now, position)
+
+
+def _due_key(fields: TaskFields) -> datetime | None:
+    if fields.due_date is not None:
+        return time_zones.start_of_day(fields.due_date, fields.time_zone or time_zones.DEFAULT)
+    return fields.due_at

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 
 from todo_core.errors import FieldError
 
@@ -48,3 +48,9 @@ def instant_of_wall_time(wall: datetime, name: str) -> datetime:
     (when they go back) is the first. `fold=0` in Python's `zoneinfo` is exactly that (PEP 495).
     """
     return wall.replace(tzinfo=zone(name), fold=0).astimezone(UTC)
+
+
+def start_of_day(day: date, name: str) -> datetime:
+    """The UTC instant a day begins in that zone: its midnight, or the first instant after it
+    where the clocks skip midnight (as `instant_of_wall_time` reads a skipped reading)."""
+    return instant_of_wall_time(datetime.combine(day, time()), name)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+from todo_core import time_zones
 from todo_core.category import Category, CategoryFields
 from todo_core.query import Position, SortField, TaskQuery
 from todo_core.task import Priority, Task, TaskFields
@@ -79,7 +80,9 @@ def position_of_json(query: TaskQuery, view: Mapping[str, Any]) -> Position:
         value = int(Priority.from_label(value))
     elif query.sort.field is SortField.TITLE:
         value = comparison_key(value)
-    elif value is not None:  # an instant; a missing due date stays None
+    elif query.sort.field is SortField.DUE_AT and value is None and view["due_date"] is not None:
+        value = time_zones.start_of_day(date.fromisoformat(view["due_date"]), view["time_zone"])
+    elif query.sort.field is not SortField.POSITION and value is not None:  # an instant; no due date stays None
         value = datetime.fromisoformat(value)
     return value, UUID(view["id"])
 

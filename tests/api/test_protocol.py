@@ -50,6 +50,7 @@ async def test_openapi_documents_every_route_with_problem_responses(client: http
         "/api/{user_id}/tasks": {"get", "post"},
         "/api/{user_id}/tasks/{task_id}": {"get", "put", "patch", "delete"},
         "/api/{user_id}/tasks/{task_id}/complete": {"patch"},
+        "/api/{user_id}/tasks/{task_id}/move": {"post"},
         "/api/{user_id}/categories": {"get", "post"},
         "/api/{user_id}/categories/{category_id}": {"get", "patch", "delete"},
         "/api/{user_id}/tags": {"get"},
@@ -57,6 +58,11 @@ async def test_openapi_documents_every_route_with_problem_responses(client: http
         "/api/{user_id}/settings": {"get", "put"},
         "/api/{user_id}/changes": {"get"},
         "/api/{user_id}/events": {"get"},
+        "/api/{user_id}/calendar.ics": {"get"},
+        "/api/{user_id}/calendar-feeds": {"get", "post"},
+        "/api/{user_id}/calendar-feeds/{feed_id}": {"delete"},
+        "/feeds/{secret}.ics": {"get"},
+        "/api/{user_id}": {"delete"},
         "/healthz": {"get"},
         "/readyz": {"get"},
     }
@@ -104,6 +110,7 @@ async def test_every_response_matches_its_documented_schema(alice: Caller) -> No
     created = await alice.request("POST", "/tasks", json=full)
     bare = await alice.request("POST", "/tasks", json={"title": "Bare"})
     task_id = created.json()["id"]
+    step = await alice.request("POST", "/tasks", json={"title": "Step", "parent_id": task_id, "due_date": "2026-12-04"})
     completed = await alice.request("PATCH", f"/tasks/{task_id}/complete", json={"completed": True})
     responses: list[tuple[type[BaseModel], httpx.Response]] = [
         (CategoryRead, category),
@@ -117,6 +124,8 @@ async def test_every_response_matches_its_documented_schema(alice: Caller) -> No
         (TaskRead, await alice.request("GET", f"/tasks/{bare.json()['id']}")),
         (TaskRead, await alice.request("PUT", f"/tasks/{bare.json()['id']}", json={"title": "Still bare"})),
         (TaskRead, await alice.request("PATCH", f"/tasks/{task_id}", json={"description": None})),
+        (TaskRead, step),
+        (TaskRead, await alice.request("POST", f"/tasks/{step.json()['id']}/move", json={"parent_id": None})),
         (TaskPage, await alice.request("GET", "/tasks", params={"limit": 1})),
         (TaskPage, await alice.request("GET", "/tasks", params={"sort": "-due_at"})),
         (ReminderList, await alice.request("GET", "/reminders", params={"until": "2030-01-01T00:00:00Z"})),
@@ -193,7 +202,10 @@ async def test_openapi_links_lead_from_a_returned_resource_to_the_operations_on_
         return {operations[link["operationId"]] for link in links.values()}
 
     task = "/api/{user_id}/tasks/{task_id}"
-    on_a_task = {("get", task), ("put", task), ("patch", task), ("delete", task), ("patch", f"{task}/complete")}
+    on_a_task = {
+        ("get", task), ("put", task), ("patch", task), ("delete", task),
+        ("patch", f"{task}/complete"), ("post", f"{task}/move"),
+    }  # fmt: skip
     category = "/api/{user_id}/categories/{category_id}"
     on_a_category = {("get", category), ("patch", category), ("delete", category)}
     assert targets("post", "/api/{user_id}/tasks", "201") == on_a_task
@@ -210,6 +222,7 @@ async def test_openapi_links_lead_from_a_returned_resource_to_the_operations_on_
         method, path = operations[link["operationId"]]
         url = path.format(**{name: known[expression] for name, expression in link["parameters"].items()})
         body = {"title": "Linked"} if path == task and method in {"put", "patch"} else None
+        body = {"after": None} if path.endswith("/move") else body
         response = await alice.client.request(method, url, headers=alice.headers, json=body)
         assert response.status_code in {200, 204}, (method, path, response.text)
         if response.status_code == 200:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -38,9 +38,16 @@ async def add(uow_factory: UnitOfWorkFactory, *tasks: Task) -> None:
 def as_json(views: Sequence[object]) -> list[dict[str, Any]]:
     """Views as a client receives them: whatever form an adapter returns, serialized (instants
     as responses write them) and parsed."""
-    text = orjson.dumps(list(views), default=instant_text, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    text = orjson.dumps(list(views), default=_wire_value, option=orjson.OPT_PASSTHROUGH_DATETIME)
     loaded: list[dict[str, Any]] = orjson.loads(text)
     return loaded
+
+
+def _wire_value(value: object) -> str:
+    if isinstance(value, datetime):
+        return instant_text(value)
+    assert isinstance(value, date), value
+    return value.isoformat()
 
 
 async def page(task_views: TaskViews, user_id: str, query: TaskQuery) -> ViewPage:
@@ -359,6 +366,8 @@ async def test_category_filter(
 # --- Sorting and keyset paging --------------------------------------------------------------
 
 PRIORITIES = list(Priority)
+ZONES = ["UTC", "Europe/Berlin", "Pacific/Kiritimati", "America/Los_Angeles"]
+POSITIONS = ["a0", "a0V", "a1", "Zz", "a1"]  # repeats: siblings of different parents share positions
 TITLES = ["apple", "Banana", "banana", "cherry", "Äpfel", "zebra", "10", "9"]
 
 
@@ -369,9 +378,17 @@ def task_specs(draw: st.DrawFn) -> list[dict[str, object]]:
         {
             "title": draw(st.sampled_from(TITLES)),
             "priority": draw(st.sampled_from(PRIORITIES)),
-            "due_at": draw(st.none() | st.sampled_from([NOW, NOW + timedelta(days=1), NOW - timedelta(days=1)])),
+            # Instants, and all-day dates (due at the start of their day in the task's zone).
+            "due": draw(
+                st.none()
+                | st.sampled_from([NOW, NOW + timedelta(days=1), NOW - timedelta(days=1)])
+                | st.sampled_from([date(2026, 3, 1), date(2026, 3, 2)])
+            ),
+            "time_zone": draw(st.sampled_from(ZONES)),
             "completed": draw(st.booleans()),
             "created": draw(st.integers(min_value=0, max_value=3)),
+            "position": draw(st.sampled_from(POSITIONS)),
+            "is_step": draw(st.booleans()),
         }
         for _ in range(count)
     ]
@@ -382,6 +399,7 @@ def task_specs(draw: st.DrawFn) -> list[dict[str, object]]:
     sort=st.sampled_from([str(Sort(field, d)) for field in SortField for d in (False, True)]),
     limit=st.integers(min_value=1, max_value=5),
     status=st.sampled_from(list(Status)),
+    top_level=st.sampled_from([None, True, False]),
 )
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 async def test_paging_returns_the_filtered_sorted_set_exactly_once(
@@ -392,21 +410,27 @@ async def test_paging_returns_the_filtered_sorted_set_exactly_once(
     sort: str,
     limit: int,
     status: Status,
+    top_level: bool | None,
 ) -> None:
     user = new_user()
-    tasks = [
-        make_task(
+    parent = make_task(user, "Parent", at=NOW - timedelta(days=1))
+    tasks = [parent]
+    for spec in specs:
+        due = spec["due"]
+        task = make_task(
             user,
             str(spec["title"]),
             at=NOW + timedelta(seconds=int(spec["created"])),  # type: ignore[call-overload]
             priority=spec["priority"],
-            due_at=spec["due_at"],
+            due_at=due if isinstance(due, datetime) else None,
+            due_date=due if not isinstance(due, datetime) else None,
+            time_zone=spec["time_zone"],
             completed=spec["completed"],
+            parent_id=parent.id if spec["is_step"] else None,
         )
-        for spec in specs
-    ]
+        tasks.append(dataclasses.replace(task, position=str(spec["position"])))
     await add(uow_factory, *tasks)
-    query = TaskQuery(status=status, sort=Sort.parse(sort), limit=limit)
+    query = TaskQuery(status=status, sort=Sort.parse(sort), limit=limit, top_level=top_level)
     expected = sorted((t for t in tasks if query.matches(t)), key=query.sort_key, reverse=query.sort.descending)
     assert ids(await all_pages(task_views, user, query)) == ids(expected)
 

@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +215,47 @@ def test_upgrading_from_the_first_revision_keeps_existing_tasks(empty_database_u
     assert (row["id"], row["title"], row["version"], row["created_at"]) == (task_id, "Buy MILK Straße", 3, SEEDED_AT)
     assert (row["title_key"], row["priority"], row["tags"], row["due_at"]) == ("buy milk strasse", 0, [], None)
     assert row["time_zone"] == "UTC"  # the zone its repeats were stepped in before time zones
+
+
+def test_the_structure_revision_orders_existing_tasks_as_they_were_created(empty_database_url: str) -> None:
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "0004")
+    tasks = metadata.tables["tasks"]
+    # (user, seconds after SEEDED_AT): inserted out of creation order, two users interleaved.
+    seeds = [("ann", 30), ("bo", 5), ("ann", 10), ("ann", 20), ("bo", 1)]
+    ids = [uuid.uuid4() for _ in seeds]
+
+    async def insert_tasks() -> None:
+        engine = create_engine(empty_database_url)
+        try:
+            async with engine.begin() as connection:
+                for task_id, (user, seconds) in zip(ids, seeds, strict=True):
+                    at = SEEDED_AT + timedelta(seconds=seconds)
+                    values = {
+                        "user_id": user, "id": task_id, "title": f"{user} {seconds}", "title_key": f"{user} {seconds}",
+                        "description": "", "completed": False, "priority": 0, "tags": [], "time_zone": "UTC",
+                        "due_at": at, "created_at": at, "updated_at": at, "version": 1, "change_seq": 1,
+                    }  # fmt: skip
+                    await connection.execute(tasks.insert().values(**values))
+        finally:
+            await engine.dispose()
+
+    async def read_tasks() -> list[dict[str, Any]]:
+        engine = create_engine(empty_database_url)
+        try:
+            async with engine.connect() as connection:
+                query = tasks.select().order_by(tasks.c.user_id, tasks.c.position)
+                return [dict(row) for row in (await connection.execute(query)).mappings()]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(insert_tasks())
+    command.upgrade(config, "head")
+    rows = asyncio.run(read_tasks())
+    assert [row["title"] for row in rows] == ["ann 10", "ann 20", "ann 30", "bo 1", "bo 5"]
+    assert [row["position"] for row in rows] == ["a0", "a1", "a2", "a0", "a1"]
+    assert all(row["parent_id"] is None and row["due_date"] is None for row in rows)
+    assert all(row["due_key"] == row["due_at"] for row in rows)  # lists sort them as before
 
 
 def test_todo_migrate_says_what_it_did(

@@ -36,9 +36,11 @@ from todo_core.query import SortField, Status, TaskQuery
 SORT_COLUMNS = {
     SortField.CREATED_AT: tasks.c.created_at,
     SortField.UPDATED_AT: tasks.c.updated_at,
-    SortField.DUE_AT: tasks.c.due_at,
+    # When a task is due as lists see it: `due_at`, or the start of an all-day task's day.
+    SortField.DUE_AT: tasks.c.due_key,
     SortField.PRIORITY: tasks.c.priority,
     SortField.TITLE: tasks.c.title_key,
+    SortField.POSITION: tasks.c.position,
 }
 
 
@@ -47,6 +49,8 @@ class Shape(NamedTuple):
     priorities: bool
     tags: bool
     category: bool
+    parent: bool
+    top_level: bool | None
     due_before: bool
     due_after: bool
     search: bool
@@ -62,6 +66,8 @@ class Shape(NamedTuple):
             bool(query.priorities),
             bool(query.tags),
             query.category_id is not None,
+            query.parent_id is not None,
+            query.top_level,
             query.due_before is not None,
             query.due_after is not None,
             bool(query.search),
@@ -81,6 +87,8 @@ def parameters(user_id: str, query: TaskQuery) -> dict[str, Any]:
         values["tag_count"] = len(query.tag_keys)
     if query.category_id is not None:
         values["category_id"] = query.category_id
+    if query.parent_id is not None:
+        values["parent_id"] = query.parent_id
     if query.due_before is not None:
         values["due_before"] = query.due_before
     if query.due_after is not None:
@@ -105,28 +113,29 @@ def page_statement(shape: Shape, dialect: str) -> Select[Any]:
     # Dated tasks after the position, then undated ones: each an index range of one page.
     parts = []
     if shape.after_missing is not True:
-        dated = _selected(shape, dialect, column.is_not(None), _after(shape, column))
+        dated = _selected(shape, dialect, column.is_not(None), _after(shape, column)).add_columns(tasks.c.due_key)
         parts.append(_ordered(dated, shape.descending, column))
-    undated = _selected(shape, dialect, column.is_(None), _after(shape, tasks.c.id) if shape.after_missing else None)
-    parts.append(_ordered(undated, shape.descending, column))  # by (due_at, id): the index's order
+    after_undated = _after(shape, tasks.c.id) if shape.after_missing else None
+    undated = _selected(shape, dialect, column.is_(None), after_undated).add_columns(tasks.c.due_key)
+    parts.append(_ordered(undated, shape.descending, column))  # by (due_key, id): the index's order
     merged = union_all(*(select(part.subquery()) for part in parts)).subquery("merged")
-    order = merged.c.due_at.desc() if shape.descending else merged.c.due_at.asc()
+    order = merged.c.due_key.desc() if shape.descending else merged.c.due_key.asc()
     ids = merged.c.id.desc() if shape.descending else merged.c.id.asc()
-    return select(merged).order_by(order.nulls_last(), ids).limit(bindparam("limit"))
+    shown = [merged.c[column.name] for column in TASK_VIEW_COLUMNS]
+    return select(*shown).order_by(order.nulls_last(), ids).limit(bindparam("limit"))
 
 
 def _undated_last(shape: Shape) -> Any:
-    due = tasks.c.due_at
-    return (due.desc() if shape.descending else due.asc()).nulls_last()
+    return (tasks.c.due_key.desc() if shape.descending else tasks.c.due_key.asc()).nulls_last()
 
 
 def _after_undated_last(shape: Shape) -> ColumnElement[bool] | None:
     """`_after` for the due-date order in one statement: undated tasks come last."""
     if shape.after_missing is None:
         return None
-    later = _after(shape, tasks.c.id if shape.after_missing else tasks.c.due_at)
+    later = _after(shape, tasks.c.id if shape.after_missing else tasks.c.due_key)
     assert later is not None
-    return and_(tasks.c.due_at.is_(None), later) if shape.after_missing else or_(later, tasks.c.due_at.is_(None))
+    return and_(tasks.c.due_key.is_(None), later) if shape.after_missing else or_(later, tasks.c.due_key.is_(None))
 
 
 def _selected(shape: Shape, dialect: str, *extra: ColumnElement[bool] | None) -> Select[Any]:
@@ -151,6 +160,10 @@ def _filters(shape: Shape, dialect: str) -> list[ColumnElement[bool]]:
         conditions.append(_one_of(tasks.c.priority, "priorities", dialect))
     if shape.category:
         conditions.append(tasks.c.category_id == bindparam("category_id"))
+    if shape.parent:
+        conditions.append(tasks.c.parent_id == bindparam("parent_id", type_=tasks.c.parent_id.type))
+    if shape.top_level is not None:
+        conditions.append(tasks.c.parent_id.is_(None) if shape.top_level else tasks.c.parent_id.is_not(None))
     if shape.tags:
         tagged = (
             select(task_tags.c.task_id)
@@ -160,9 +173,9 @@ def _filters(shape: Shape, dialect: str) -> list[ColumnElement[bool]]:
         )
         conditions.append(tasks.c.id.in_(tagged))
     if shape.due_before:
-        conditions.append(tasks.c.due_at < bindparam("due_before", type_=tasks.c.due_at.type))
+        conditions.append(tasks.c.due_key < bindparam("due_before", type_=tasks.c.due_key.type))
     if shape.due_after:
-        conditions.append(tasks.c.due_at >= bindparam("due_after", type_=tasks.c.due_at.type))
+        conditions.append(tasks.c.due_key >= bindparam("due_after", type_=tasks.c.due_key.type))
     if shape.search:
         pattern: Any = bindparam("pattern")
         matches = [column.ilike(pattern, escape="\\") for column in (tasks.c.title, tasks.c.description)]

@@ -77,7 +77,7 @@ TASKS = RowMapping(
     tasks,
     stored={"priority": int, "tags": list},
     loaded={"priority": Priority, "tags": tuple},
-    computed={"title_key": lambda task: task.title_key},
+    computed={"title_key": lambda task: task.title_key, "due_key": lambda task: task.due_key},
 )
 
 CATEGORIES = RowMapping(Category, CategoryFields, categories, computed={"name_key": lambda category: category.name_key})

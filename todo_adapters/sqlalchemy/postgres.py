@@ -21,6 +21,8 @@ from todo_adapters.sqlalchemy.engine import SESSION_TIMEZONE
 from todo_adapters.sqlalchemy.execution import PsycopgExecutor
 from todo_adapters.sqlalchemy.repositories import (
     ChangeNumbers,
+    SqlAccountEraser,
+    SqlCalendarFeedRepository,
     SqlCategoryRepository,
     SqlIdempotencyKeys,
     SqlRetentionRepository,
@@ -50,9 +52,24 @@ class PostgresPool:
     `timeout` bounds a request's wait for a connection and each statement's run (PostgreSQL's
     `statement_timeout`), so that a request answers, or fails with `StorageUnavailable`, in
     bounded time whatever the database does.
+
+    `transaction_pooler`: the URL names a pooler in transaction mode (PgBouncer's `pool_mode =
+    transaction`), which hands each transaction, and each statement outside one, to whichever
+    server connection is free. So no prepared statements (they live in one server session;
+    PgBouncer 1.18 does not carry them over, and the next session answers "prepared statement
+    does not exist" or "already exists"), and no `options` in the startup packet (PgBouncer
+    refuses the connection: "unsupported startup parameter"). The time zone is set with `SET`
+    instead: `TimeZone` is one of the parameters PgBouncer tracks per client and sets again on
+    every server connection it lends that client. `statement_timeout` is not: in this mode it
+    is the database role's (`ALTER ROLE … SET statement_timeout`), see the README.
     """
 
-    def __init__(self, url: URL, *, size: int, timeout: float) -> None:
+    def __init__(self, url: URL, *, size: int, timeout: float, transaction_pooler: bool = False) -> None:
+        session: dict[str, Any] = (
+            {"prepare_threshold": None}
+            if transaction_pooler
+            else {"options": f"-c timezone={SESSION_TIMEZONE} -c statement_timeout={round(timeout * 1000)}"}
+        )
         self._pool = AsyncConnectionPool(
             url.set(drivername="postgresql").render_as_string(hide_password=False),
             # Opened up front and kept: a pool that grows under load makes the requests that
@@ -68,11 +85,11 @@ class PostgresPool:
             reconnect_timeout=RECONNECT_SECONDS,
             kwargs={
                 "autocommit": True,
-                "options": f"-c timezone={SESSION_TIMEZONE} -c statement_timeout={round(timeout * 1000)}",
+                **session,
                 # A host that does not answer holds up an attempt this long (libpq: 2 s or more).
                 "connect_timeout": max(2, math.ceil(timeout)),
             },
-            configure=_configure,
+            configure=_configure_behind_pooler if transaction_pooler else _configure,
             open=False,
         )
         self._opened = False
@@ -128,6 +145,14 @@ async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
     set_json_loads(orjson.loads, connection)
 
 
+async def _configure_behind_pooler(connection: psycopg.AsyncConnection[Any]) -> None:
+    await _configure(connection)
+    await connection.execute(_SET_TIME_ZONE)
+
+
+_SET_TIME_ZONE = f"SET TIME ZONE '{SESSION_TIMEZONE}'"
+
+
 class PostgresUnitOfWork:
     """One transaction on a pooled connection, its statements pipelined; rolled back unless
     committed. With `read_only`, no transaction at all (see `SqlAlchemyUnitOfWork`)."""
@@ -136,6 +161,8 @@ class PostgresUnitOfWork:
     categories: SqlCategoryRepository
     idempotency: SqlIdempotencyKeys
     settings: SqlSettingsRepository
+    feeds: SqlCalendarFeedRepository
+    account: SqlAccountEraser
     retention: SqlRetentionRepository
 
     def __init__(self, pool: PostgresPool, *, read_only: bool = False) -> None:
@@ -165,6 +192,8 @@ class PostgresUnitOfWork:
         self.categories = SqlCategoryRepository(executor, self._changes)
         self.idempotency = SqlIdempotencyKeys(executor, self._changes)
         self.settings = SqlSettingsRepository(executor, self._changes)
+        self.feeds = SqlCalendarFeedRepository(executor)
+        self.account = SqlAccountEraser(executor, self._changes)
         self.retention = SqlRetentionRepository(executor)
         return self
 

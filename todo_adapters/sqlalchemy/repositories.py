@@ -9,25 +9,43 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BindParameter, ScalarSelect, bindparam, case, delete, func, insert, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 
 from todo_adapters.sqlalchemy.execution import DuplicateKey, Executor
 from todo_adapters.sqlalchemy.mapping import CATEGORIES, TASKS
 from todo_adapters.sqlalchemy.tables import (
     UTCDateTime,
+    calendar_feeds,
     categories,
     idempotency_keys,
+    metadata,
     task_tags,
     tasks,
     tombstones,
     user_changes,
     user_settings,
 )
+from todo_core.calendar_feed import CalendarFeed
 from todo_core.category import Category
 from todo_core.errors import Conflict
 from todo_core.idempotency import Outcome, Recorded
@@ -56,6 +74,61 @@ _CHANGE_NUMBER = select(user_changes.c.seq).where(user_changes.c.user_id == _USE
 _TASK = select(*TASKS.columns).where(tasks.c.user_id == _USER, tasks.c.id == bindparam("task_id"))
 _TASK_FOR_UPDATE = _TASK.with_for_update()  # SQLite ignores it: its write transactions are serial
 _INSERT_TASK = insert(tasks).values(change_seq=_seq_of("b_user_id"))
+
+
+def _tree_walk(*, down: bool) -> Any:
+    """The ids of a user's tasks below (`down`: from the task `task_id`'s children, which need
+    no longer find the task itself) or above (from the task itself) the task `task_id`, with
+    how many levels away each is; bounded, so a cycle the rules forbid could never loop."""
+    task_id = bindparam("task_id", type_=tasks.c.id.type)
+    start = select(tasks.c.id, tasks.c.parent_id, literal(1 if down else 0).label("depth")).where(
+        tasks.c.user_id == _USER, (tasks.c.parent_id if down else tasks.c.id) == task_id
+    )
+    walk = start.cte("walk", recursive=True)
+    link = tasks.c.parent_id == walk.c.id if down else tasks.c.id == walk.c.parent_id
+    step = (
+        select(tasks.c.id, tasks.c.parent_id, (walk.c.depth + 1).label("depth"))
+        .join_from(tasks, walk, link)
+        .where(tasks.c.user_id == _USER, walk.c.depth < _TREE_DEPTH_BOUND)
+    )
+    return walk.union_all(step)
+
+
+#: Deeper than any tree the rules allow (`todo_core.subtasks`).
+_TREE_DEPTH_BOUND = 16
+_ABOVE = _tree_walk(down=False)
+_ANCESTORS = select(_ABOVE.c.id).where(_ABOVE.c.depth > 0).order_by(_ABOVE.c.depth)
+_BELOW = _tree_walk(down=True)
+_DESCENDANTS = (
+    select(*TASKS.columns)
+    .join_from(tasks, _BELOW, tasks.c.id == _BELOW.c.id)
+    .where(tasks.c.user_id == _USER, _BELOW.c.depth > 0)
+    .order_by(_BELOW.c.depth, tasks.c.position, tasks.c.id)
+)
+_DESCENDANTS_FOR_UPDATE = _DESCENDANTS.with_for_update(of=tasks)
+
+
+def _under(top_level: bool) -> tuple[ColumnElement[bool], ...]:
+    """The user's tasks at the top level, or under the task `parent_id` (two statements: `=`
+    uses the index on the parent, and `IS NOT DISTINCT FROM` would not)."""
+    parent = tasks.c.parent_id.is_(None) if top_level else tasks.c.parent_id == bindparam("parent_id")
+    return tasks.c.user_id == _USER, parent
+
+
+def _children(top_level: bool, after: bool, limited: bool, for_update: bool) -> Select[Any]:
+    statement = select(*TASKS.columns).where(*_under(top_level)).order_by(tasks.c.position, tasks.c.id)
+    if after:
+        statement = statement.where(tasks.c.position > bindparam("after", type_=tasks.c.position.type))
+    if limited:
+        statement = statement.limit(bindparam("limit"))
+    return statement.with_for_update() if for_update else statement
+
+
+# Every variant built once (the executors compile each statement once).
+_CHILDREN = {flags: _children(*flags) for flags in itertools.product((False, True), repeat=4)}
+_LAST_POSITION = {
+    top_level: select(func.max(tasks.c.position)).where(*_under(top_level)) for top_level in (False, True)
+}
 # Where-clause values are named apart from the columns an update sets.
 _UPDATE_TASK = (
     update(tasks)
@@ -137,6 +210,33 @@ _RECORD_KEY = update(idempotency_keys).where(
     idempotency_keys.c.user_id == bindparam("b_user_id"), idempotency_keys.c.key == bindparam("b_key")
 )
 
+# A feed's columns are named as `CalendarFeed`'s fields.
+_FEED_COLUMNS = [calendar_feeds.c[field.name] for field in dataclasses.fields(CalendarFeed)]
+_INSERT_FEED = insert(calendar_feeds)
+_FEEDS = (
+    select(*_FEED_COLUMNS)
+    .where(calendar_feeds.c.user_id == _USER)
+    .order_by(calendar_feeds.c.created_at, calendar_feeds.c.id)
+)
+_FEED_BY_HASH = select(*_FEED_COLUMNS).where(
+    calendar_feeds.c.user_id == _USER, calendar_feeds.c.secret_hash == bindparam("secret_hash")
+)
+_DELETE_FEED = delete(calendar_feeds).where(
+    calendar_feeds.c.user_id == _USER, calendar_feeds.c.id == bindparam("feed_id")
+)
+
+#: What erasing a user deletes: every table with a `user_id`, so a table added later is erased
+#: too, but the change counter, which outlives the user's data to refuse old sync tokens.
+#: Children first (a distributed database may add foreign keys).
+ERASED_TABLES = tuple(
+    table for table in reversed(metadata.sorted_tables) if "user_id" in table.c and table is not user_changes
+)
+_ERASE = [delete(table).where(table.c.user_id == _USER) for table in ERASED_TABLES]
+# Every token issued before the erasure names a number below the new horizon: 410.
+_FORGET_HISTORY = (
+    update(user_changes).where(user_changes.c.user_id == bindparam("b_user_id")).values(horizon=user_changes.c.seq)
+)
+
 # Every user's expired rows. The horizon moves to the newest change number purged (never back).
 _PURGED_SEQ = (
     select(func.max(tombstones.c.change_seq))
@@ -204,6 +304,41 @@ class SqlTaskRepository:
         task = TASKS.from_row(rows[0])
         self._tags_read[(user_id, task_id)] = task.fields.tags
         return task
+
+    async def ancestors(self, user_id: str, task_id: UUID) -> Sequence[UUID]:
+        await self._changes.take(user_id)
+        return [row[0] for row in await self._sql.rows(_ANCESTORS, {"user_id": user_id, "task_id": task_id})]
+
+    async def descendants(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Sequence[Task]:
+        await self._changes.take(user_id)
+        statement = _DESCENDANTS_FOR_UPDATE if for_update else _DESCENDANTS
+        return self._loaded(user_id, await self._sql.rows(statement, {"user_id": user_id, "task_id": task_id}))
+
+    async def children(
+        self,
+        user_id: str,
+        parent_id: UUID | None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        for_update: bool = False,
+    ) -> Sequence[Task]:
+        await self._changes.take(user_id)
+        statement = _CHILDREN[(parent_id is None, after is not None, limit is not None, for_update)]
+        values = {"user_id": user_id, "parent_id": parent_id, "after": after, "limit": limit}
+        return self._loaded(user_id, await self._sql.rows(statement, _present(values)))
+
+    async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
+        await self._changes.take(user_id)
+        values = _present({"user_id": user_id, "parent_id": parent_id})
+        rows = await self._sql.rows(_LAST_POSITION[parent_id is None], values)
+        return rows[0][0] if rows else None
+
+    def _loaded(self, user_id: str, rows: Sequence[Sequence[Any]]) -> list[Task]:
+        loaded = [TASKS.from_row(row) for row in rows]
+        for task in loaded:
+            self._tags_read[(user_id, task.id)] = task.fields.tags
+        return loaded
 
     async def add(self, task: Task) -> None:
         await self._changes.write(task.user_id)
@@ -317,6 +452,40 @@ class SqlSettingsRepository:
         await self._sql.run(_PUT_SETTINGS, {"user_id": user_id, **dataclasses.asdict(settings)})
 
 
+class SqlCalendarFeedRepository:
+    """A user's calendar feeds: not synced data, so saving one takes no change number."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._sql = executor
+
+    async def add(self, feed: CalendarFeed) -> None:
+        await self._sql.run(_INSERT_FEED, dataclasses.asdict(feed))
+
+    async def list_for_user(self, user_id: str) -> Sequence[CalendarFeed]:
+        return [CalendarFeed(*row) for row in await self._sql.rows(_FEEDS, {"user_id": user_id})]
+
+    async def find(self, user_id: str, secret_hash: bytes) -> CalendarFeed | None:
+        rows = await self._sql.rows(_FEED_BY_HASH, {"user_id": user_id, "secret_hash": secret_hash})
+        return CalendarFeed(*rows[0]) if rows else None
+
+    async def remove(self, user_id: str, feed_id: UUID) -> bool:
+        return await self._sql.count(_DELETE_FEED, {"user_id": user_id, "feed_id": feed_id}) == 1
+
+
+class SqlAccountEraser:
+    def __init__(self, executor: Executor, changes: ChangeNumbers) -> None:
+        self._sql = executor
+        self._changes = changes
+
+    async def erase(self, user_id: str) -> None:
+        # First the user's next change number: it waits for the user's other writers, and its
+        # announcement tells open streams to sync (and so learn that their token is void).
+        await self._changes.write(user_id)
+        for statement in _ERASE:
+            await self._sql.run(statement, {"user_id": user_id})
+        await self._sql.run(_FORGET_HISTORY, {"b_user_id": user_id})
+
+
 class SqlIdempotencyKeys:
     def __init__(self, executor: Executor, changes: ChangeNumbers) -> None:
         self._sql = executor
@@ -350,6 +519,11 @@ class SqlRetentionRepository:
         buried = await self._sql.count(_PURGE_TOMBSTONES, {"deleted_before": deleted_before})
         keys = await self._sql.count(_PURGE_KEYS, {"recorded_before": recorded_before})
         return buried, keys
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    """The values a statement variant binds: those that are not None."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 async def _bury(

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Index,
@@ -100,12 +101,18 @@ tasks = Table(
     Column("completed_at", UTCDateTime, nullable=True),
     Column("priority", SmallInteger, nullable=False),
     Column("due_at", UTCDateTime, nullable=True),
+    Column("due_date", Date, nullable=True),
+    # When lists see the task due: `due_at`, or the start of `due_date` in the task's zone.
+    Column("due_key", UTCDateTime, nullable=True),
     Column("remind_at", UTCDateTime, nullable=True),
     Column("recurrence", String(500), nullable=True),
     Column("time_zone", String(TIME_ZONE_MAX), nullable=False),
     Column("tags", JSON, nullable=False),
     Column("category_id", Uuid, nullable=True),
+    Column("parent_id", Uuid, nullable=True),
     Column("next_occurrence_id", Uuid, nullable=True),
+    # A fractional index key (todo_core.ordering): compared by code point, as Python does.
+    Column("position", _binary_text(), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
@@ -114,8 +121,10 @@ tasks = Table(
 )
 # One index per sort order, each ending in the id that breaks ties, so a keyset page is a
 # range scan within one user's rows.
-for _sort_column in ("created_at", "updated_at", "due_at", "priority", "title_key"):
+for _sort_column in ("created_at", "updated_at", "due_key", "priority", "title_key", "position"):
     Index(None, tasks.c.user_id, tasks.c[_sort_column], tasks.c.id)
+# A task's steps in their order; the top-level tasks (no parent) in theirs.
+Index(None, tasks.c.user_id, tasks.c.parent_id, tasks.c.position, tasks.c.id)
 Index(None, tasks.c.user_id, tasks.c.remind_at)
 Index(None, tasks.c.user_id, tasks.c.category_id)
 Index(None, tasks.c.user_id, tasks.c.change_seq, tasks.c.id)
@@ -198,6 +207,19 @@ idempotency_keys = Table(
     PrimaryKeyConstraint("user_id", "key"),
 )
 Index(None, idempotency_keys.c.recorded_at)
+
+# A user's calendar subscription links: only a hash of each secret (`todo_core.calendar_feed`).
+# A feed URL names its owner, so the lookup by hash is within one user's rows too.
+calendar_feeds = Table(
+    "calendar_feeds",
+    metadata,
+    _user_id(),
+    Column("id", Uuid, nullable=False),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("user_id", "id"),
+)
+Index(None, calendar_feeds.c.user_id, calendar_feeds.c.secret_hash, unique=True)
 
 # PostgreSQL-only trigram indexes behind `q` search; made by the migrations, not declared
 # here, because SQLite has no such index. The schema test knows to expect them.

@@ -15,6 +15,8 @@ from todo_adapters.sqlalchemy.engine import SQLITE_BUSY_SECONDS, sqlite_writers
 from todo_adapters.sqlalchemy.execution import SqlAlchemyExecutor
 from todo_adapters.sqlalchemy.repositories import (
     ChangeNumbers,
+    SqlAccountEraser,
+    SqlCalendarFeedRepository,
     SqlCategoryRepository,
     SqlIdempotencyKeys,
     SqlRetentionRepository,
@@ -36,6 +38,8 @@ class SqlAlchemyUnitOfWork:
     categories: SqlCategoryRepository
     idempotency: SqlIdempotencyKeys
     settings: SqlSettingsRepository
+    feeds: SqlCalendarFeedRepository
+    account: SqlAccountEraser
     retention: SqlRetentionRepository
 
     def __init__(self, engine: AsyncEngine, *, read_only: bool = False, broker: ChangeBroker | None = None) -> None:
@@ -70,6 +74,8 @@ class SqlAlchemyUnitOfWork:
         self.categories = SqlCategoryRepository(executor, self._changes)
         self.idempotency = SqlIdempotencyKeys(executor, self._changes)
         self.settings = SqlSettingsRepository(executor, self._changes)
+        self.feeds = SqlCalendarFeedRepository(executor)
+        self.account = SqlAccountEraser(executor, self._changes)
         self.retention = SqlRetentionRepository(executor)
         return self
 

@@ -15,6 +15,7 @@ from todo_api.representation import etag, etag_listed, if_match_version, json_re
 from todo_api.routing import JsonBodyRoute
 from todo_api.schemas import (
     CompletionWrite,
+    MoveWrite,
     ReminderList,
     Rfc3339,
     TagList,
@@ -56,6 +57,8 @@ async def list_tasks(
         due_before=params.due_before,
         due_after=params.due_after,
         search=params.q,
+        parent_id=params.parent_id,
+        top_level=params.top_level,
         sort=Sort.parse(params.sort),
         limit=params.limit,
     ).validated()
@@ -124,7 +127,7 @@ async def patch_task(
 async def delete_task(
     user_id: UserId, uow: Uow, clock: CurrentClock, task_id: UUID, if_match: IfMatch = None
 ) -> Response:
-    """Delete a task."""
+    """Delete a task and its steps (and theirs), all at once."""
     await use_cases.delete_task(uow, clock, user_id, task_id, if_match=if_match_version(if_match))
     return Response(status_code=204)
 
@@ -138,11 +141,28 @@ async def complete_task(
     body: Annotated[CompletionWrite | None, Body()] = None,
     if_match: IfMatch = None,
 ) -> Response:
-    """Set `completed` as given, or toggle it when there is no body. Completing a repeating task
-    creates its next occurrence, named by `next_occurrence_id`."""
+    """Set `completed` as given, or toggle it when there is no body. Completing a task completes
+    its open steps; completing a repeating task creates its next occurrence, named by
+    `next_occurrence_id`, with fresh open copies of its steps. Re-opening leaves the steps as
+    they are."""
     completed = body.completed if body else None
     version = if_match_version(if_match)
     task = await use_cases.complete_task(uow, clock, user_id, task_id, completed, if_match=version)
+    return _task_response(task)
+
+
+@router.post("/tasks/{task_id}/move", response_model=TaskRead, responses=problem_responses(404, 412))
+async def move_task(
+    user_id: UserId, uow: Uow, clock: CurrentClock, task_id: UUID, body: MoveWrite, if_match: IfMatch = None
+) -> Response:
+    """Put a task right after a sibling (`after`), or first (`after` null), under a parent
+    (`parent_id`; null: the top level; absent: where it is). Only the moved task changes: its
+    `position` and, when it moves to another parent, its `parent_id`. Its steps move with it."""
+    parent_id = body.parent_id if "parent_id" in body.model_fields_set else use_cases.KEEP_PARENT
+    version = if_match_version(if_match)
+    task = await use_cases.move_task(
+        uow, clock, user_id, task_id, parent_id=parent_id, after=body.after, if_match=version
+    )
     return _task_response(task)
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from todo_core import ordering, subtasks
 from todo_core.clock import Clock
 from todo_core.errors import FieldError, NotFound, PreconditionFailed, ValidationFailed
 from todo_core.ports import TaskViews, UnitOfWork
@@ -19,15 +20,26 @@ from todo_core.views import VersionedView, ViewPage
 REMINDERS_MAX = 200
 
 
-async def create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskFields) -> Task:
-    """Create a task for the user.
+class _Keep:
+    """The parent a move keeps when it names none."""
 
-    :raises ValidationFailed: a field breaks a rule, or the category is not one of the user's.
+
+KEEP_PARENT = _Keep()
+
+
+async def create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskFields) -> Task:
+    """Create a task for the user, last among its siblings.
+
+    :raises ValidationFailed: a field breaks a rule, or the category or the parent is not one of
+        the user's, or the parent is too deep.
     """
     async with uow:
         fields = (await _in_a_zone(uow, user_id, fields)).validated()
         await _check_category(uow, user_id, fields.category_id)
-        task = Task.new(user_id, fields, clock.now())
+        if fields.parent_id is not None:
+            await _check_parent(uow, user_id, None, fields.parent_id)
+        position = ordering.after(await uow.tasks.last_position(user_id, fields.parent_id))
+        task = Task.new(user_id, fields, clock.now(), position)
         await uow.tasks.add(task)
         await uow.commit()
     return task
@@ -81,6 +93,56 @@ async def patch_task(
     return await _change(uow, clock, user_id, task_id, lambda current: current.merged(changes), if_match)
 
 
+async def move_task(
+    uow: UnitOfWork,
+    clock: Clock,
+    user_id: str,
+    task_id: UUID,
+    *,
+    parent_id: UUID | _Keep | None = KEEP_PARENT,
+    after: UUID | None = None,
+    if_match: int | None = None,
+) -> Task:
+    """Put the task right after its sibling `after` (None: first) under `parent_id` (None: at
+    the top level; `KEEP_PARENT`: where it is). Only the task is written, unless the siblings'
+    positions have grown too long, when they are spread out again (a rebalance).
+
+    :raises NotFound: the user has no task with this id.
+    :raises PreconditionFailed: `if_match` is given and is not the current version.
+    :raises ValidationFailed: `parent_id` breaks a rule of subtasks, or `after` is the task
+        itself or no task under that parent.
+    """
+    async with uow:
+        task = await uow.tasks.get(user_id, task_id, for_update=True)
+        if task is None:
+            raise NotFound("task")
+        if if_match is not None:
+            _check_version(task, if_match)
+        parent = task.fields.parent_id if isinstance(parent_id, _Keep) else parent_id
+        if parent != task.fields.parent_id and parent is not None:
+            await _check_parent(uow, user_id, task_id, parent)
+        previous = await _previous_sibling(uow, user_id, task_id, parent, after)
+        following = await uow.tasks.children(user_id, parent, after=previous, limit=2)
+        following_positions = [sibling.position for sibling in following if sibling.id != task_id]
+        following_position = following_positions[0] if following_positions else None
+        stays = parent == task.fields.parent_id and _sits_between(task.position, previous, following_position)
+        if stays:
+            return task  # already there: no new version
+        now = clock.now()
+        position = ordering.between(previous, following_position)
+        if position is None:
+            position = await _rebalance(uow, user_id, task_id, parent, after, now)
+        if parent == task.fields.parent_id:
+            moved = task.moved(position, now)
+        else:
+            moved = dataclasses.replace(
+                task.with_fields(dataclasses.replace(task.fields, parent_id=parent), now), position=position
+            )
+        await uow.tasks.update(moved)
+        await uow.commit()
+    return moved
+
+
 async def complete_task(
     uow: UnitOfWork,
     clock: Clock,
@@ -107,12 +169,17 @@ async def complete_task(
 async def delete_task(
     uow: UnitOfWork, clock: Clock, user_id: str, task_id: UUID, *, if_match: int | None = None
 ) -> None:
-    """:raises NotFound: the user has no task with this id.
+    """Delete the task and its whole subtree (its steps, their steps, ...) at once.
+
+    :raises NotFound: the user has no task with this id.
     :raises PreconditionFailed: `if_match` is given and is not the current version."""
     async with uow:
-        if not await uow.tasks.remove(user_id, task_id, clock.now(), version=if_match):
+        now = clock.now()
+        if not await uow.tasks.remove(user_id, task_id, now, version=if_match):
             current = await _existing(uow, user_id, task_id)
             raise PreconditionFailed(current.version)  # it exists, so the version did not match
+        for step in await uow.tasks.descendants(user_id, task_id, for_update=True):
+            await uow.tasks.remove(user_id, step.id, now)
         await uow.commit()
 
 
@@ -161,19 +228,93 @@ async def _change(
 
 
 async def _stage(uow: UnitOfWork, clock: Clock, task: Task, fields: TaskFields) -> Task:
-    """Stage the task's next version with these (validated) fields, and the next occurrence
-    of its series when this change completes it."""
+    """Stage the task's next version with these (validated) fields. A new parent puts it last
+    among its new siblings. Completing it completes its open steps, and gives its series its
+    next occurrence, with fresh open copies of its steps."""
+    user_id = task.user_id
     if fields.category_id != task.fields.category_id:
-        await _check_category(uow, task.user_id, fields.category_id)
+        await _check_category(uow, user_id, fields.category_id)
     now = clock.now()
     updated = task.with_fields(fields, now)
-    if fields.completed and not task.fields.completed and task.next_occurrence_id is None:
-        following = updated.next_occurrence(now)
-        if following is not None:
-            await uow.tasks.add(following)
-            updated = dataclasses.replace(updated, next_occurrence_id=following.id)
+    if fields.parent_id != task.fields.parent_id:
+        if fields.parent_id is not None:
+            await _check_parent(uow, user_id, task.id, fields.parent_id)
+        position = ordering.after(await uow.tasks.last_position(user_id, fields.parent_id))
+        updated = dataclasses.replace(updated, position=position)
+    if fields.completed and not task.fields.completed:
+        steps = await uow.tasks.descendants(user_id, task.id, for_update=True)
+        for step in steps:
+            if not step.fields.completed:
+                await uow.tasks.update(step.with_fields(dataclasses.replace(step.fields, completed=True), now))
+        if task.next_occurrence_id is None:
+            last = await uow.tasks.last_position(user_id, fields.parent_id)
+            following = updated.next_occurrence(now, ordering.after(max(last or "", updated.position)))
+            if following is not None:
+                await uow.tasks.add(following)
+                await _copy_steps(uow, task.id, following.id, steps, now)
+                updated = dataclasses.replace(updated, next_occurrence_id=following.id)
     await uow.tasks.update(updated)
     return updated
+
+
+async def _copy_steps(uow: UnitOfWork, task_id: UUID, copy_id: UUID, steps: Sequence[Task], now: datetime) -> None:
+    """Give the copy of a task open copies of its steps, in the same structure and order."""
+    copies = {task_id: copy_id}
+    for step in steps:  # each parent before its children
+        parent = copies[step.fields.parent_id] if step.fields.parent_id is not None else None
+        fields = dataclasses.replace(step.fields, completed=False, parent_id=parent)
+        copy = Task.new(step.user_id, fields, now, step.position)
+        copies[step.id] = copy.id
+        await uow.tasks.add(copy)
+
+
+async def _check_parent(uow: UnitOfWork, user_id: str, task_id: UUID | None, parent_id: UUID) -> None:
+    """:raises ValidationFailed: as `subtasks.check_parent`, or the parent is not the user's."""
+    if await uow.tasks.get(user_id, parent_id) is None:
+        raise subtasks.not_yours()
+    levels_below = 0
+    if task_id is not None:
+        levels_below = subtasks.height(task_id, await uow.tasks.descendants(user_id, task_id))
+    ancestors = await uow.tasks.ancestors(user_id, parent_id)
+    subtasks.check_parent(task_id, parent_id, ancestors, levels_below=levels_below)
+
+
+async def _previous_sibling(
+    uow: UnitOfWork, user_id: str, task_id: UUID, parent: UUID | None, after: UUID | None
+) -> str | None:
+    """The position of the sibling a move puts the task after (None: first).
+
+    :raises ValidationFailed: `after` is the task itself, or no task under `parent`."""
+    if after is None:
+        return None
+    if after == task_id:
+        raise ValidationFailed(FieldError("after", "cannot be the task itself"))
+    sibling = await uow.tasks.get(user_id, after)
+    if sibling is None or sibling.fields.parent_id != parent:
+        raise ValidationFailed(FieldError("after", "is not one of your tasks under the parent it moves to"))
+    return sibling.position
+
+
+def _sits_between(position: str, previous: str | None, following: str | None) -> bool:
+    return (previous is None or previous < position) and (following is None or position < following)
+
+
+async def _rebalance(
+    uow: UnitOfWork, user_id: str, task_id: UUID, parent: UUID | None, after: UUID | None, now: datetime
+) -> str:
+    """Spread the positions of the siblings under `parent` evenly, with the task in its new
+    place (right after `after`, or first), and return the task's new position. Every sibling
+    whose position changes is written."""
+    siblings = [
+        sibling for sibling in await uow.tasks.children(user_id, parent, for_update=True) if sibling.id != task_id
+    ]
+    place = 0 if after is None else next(i for i, sibling in enumerate(siblings) if sibling.id == after) + 1
+    positions = list(ordering.spread(len(siblings) + 1))
+    mine = positions.pop(place)
+    for sibling, position in zip(siblings, positions, strict=True):
+        if sibling.position != position:
+            await uow.tasks.update(sibling.moved(position, now))
+    return mine
 
 
 async def _in_a_zone(uow: UnitOfWork, user_id: str, fields: TaskFields) -> TaskFields:

@@ -88,7 +88,7 @@ export interface paths {
         post?: never;
         /**
          * Delete Task
-         * @description Delete a task.
+         * @description Delete a task and its steps (and theirs), all at once.
          */
         delete: operations["deleteTask"];
         options?: never;
@@ -115,10 +115,34 @@ export interface paths {
         head?: never;
         /**
          * Complete Task
-         * @description Set `completed` as given, or toggle it when there is no body. Completing a repeating task
-         *     creates its next occurrence, named by `next_occurrence_id`.
+         * @description Set `completed` as given, or toggle it when there is no body. Completing a task completes
+         *     its open steps; completing a repeating task creates its next occurrence, named by
+         *     `next_occurrence_id`, with fresh open copies of its steps. Re-opening leaves the steps as
+         *     they are.
          */
         patch: operations["completeTask"];
+        trace?: never;
+    };
+    "/api/{user_id}/tasks/{task_id}/move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move Task
+         * @description Put a task right after a sibling (`after`), or first (`after` null), under a parent
+         *     (`parent_id`; null: the top level; absent: where it is). Only the moved task changes: its
+         *     `position` and, when it moves to another parent, its `parent_id`. Its steps move with it.
+         */
+        post: operations["moveTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/{user_id}/tags": {
@@ -279,10 +303,160 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/{user_id}/calendar.ics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Calendar
+         * @description The user's tasks as an RFC 5545 calendar (`text/calendar`): open tasks unless `status`
+         *     says otherwise. Calendar apps that cannot send a token subscribe to a feed instead.
+         */
+        get: operations["getCalendar"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/calendar-feeds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Calendar Feeds
+         * @description The user's subscription links, oldest first, without their secrets (which are not kept).
+         */
+        get: operations["listCalendarFeeds"];
+        put?: never;
+        /**
+         * Create Calendar Feed
+         * @description Make a subscription link to the user's calendar. Its `url` (with the secret) is in this
+         *     response only; keep it, or revoke the feed and make another.
+         */
+        post: operations["createCalendarFeed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/calendar-feeds/{feed_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke Calendar Feed
+         * @description Revoke a subscription link: from now on its URL is a 404.
+         */
+        delete: operations["revokeCalendarFeed"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/feeds/{secret}.ics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Calendar Feed
+         * @description A subscription link: the open tasks of the feed's owner, as `GET /api/{user_id}/calendar.ics`
+         *     gives them, with no token (the secret is the credential). A revoked feed is a 404, exactly
+         *     like a secret that never existed.
+         */
+        get: operations["getCalendarFeed"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Erase Account
+         * @description Erase every row the service holds for the user, in one transaction: tasks, categories,
+         *     settings, calendar feeds, idempotency keys and sync history. Afterwards the user's lists are
+         *     empty, their feed URLs are 404, and a sync token from before is 410 (sync again from a
+         *     snapshot). Irreversible.
+         */
+        delete: operations["eraseAccount"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** CalendarFeedCreated */
+        CalendarFeedCreated: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Url
+             * @description The absolute URL to subscribe to (`…/feeds/<secret>.ics`). Shown only in this response: the service keeps a hash of the secret, never the secret itself
+             */
+            url: string;
+        };
+        /** CalendarFeedList */
+        CalendarFeedList: {
+            /** Items */
+            items: components["schemas"]["CalendarFeedRead"][];
+        };
+        /**
+         * CalendarFeedRead
+         * @description A calendar subscription link, without its secret (only its hash is kept).
+         */
+        CalendarFeedRead: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
         /** CategoryList */
         CategoryList: {
             /** Items */
@@ -406,6 +580,22 @@ export interface components {
             status: "ok" | "unavailable";
         };
         /**
+         * MoveWrite
+         * @description Where a task goes: right after a sibling, or first, under a parent.
+         */
+        MoveWrite: {
+            /**
+             * Parent Id
+             * @description The new parent (null: the top level). Absent: the task keeps its parent
+             */
+            parent_id?: string | null;
+            /**
+             * After
+             * @description The sibling to place the task right after (a task under the new parent); null: first
+             */
+            after?: string | null;
+        };
+        /**
          * Priority
          * @description How urgent a task is.
          * @enum {string}
@@ -508,13 +698,19 @@ export interface components {
              */
             due_at?: string | null;
             /**
+             * Due Date
+             * @description An all-day due date (`YYYY-MM-DD`, in the task's time zone); not with `due_at`
+             * @example 2026-12-04
+             */
+            due_date?: string | null;
+            /**
              * Remind At
              * @description RFC 3339 with an offset; when to remind the user
              */
             remind_at?: string | null;
             /**
              * Recurrence
-             * @description An RFC 5545 RRULE (needs `due_at`): completing the task creates the next one
+             * @description An RFC 5545 RRULE (needs `due_at` or `due_date`): completing the task creates the next one, with fresh open copies of its steps
              * @example FREQ=WEEKLY;BYDAY=MO,WE
              */
             recurrence?: string | null;
@@ -534,6 +730,11 @@ export interface components {
              * @description One of the user's categories
              */
             category_id?: string | null;
+            /**
+             * Parent Id
+             * @description Makes the task a step of another of the user's tasks (not itself or one of its own steps; at most 4 ancestors). A new parent puts it last among its new siblings
+             */
+            parent_id?: string | null;
         };
         /** TaskRead */
         TaskRead: {
@@ -553,6 +754,11 @@ export interface components {
             priority: components["schemas"]["Priority"];
             /** Due At */
             due_at: string | null;
+            /**
+             * Due Date
+             * @description An all-day task's due date, `YYYY-MM-DD`
+             */
+            due_date: string | null;
             /** Remind At */
             remind_at: string | null;
             /** Recurrence */
@@ -567,10 +773,20 @@ export interface components {
             /** Category Id */
             category_id: string | null;
             /**
+             * Parent Id
+             * @description The task this one is a step of; null for a top-level task
+             */
+            parent_id: string | null;
+            /**
              * Next Occurrence Id
              * @description Set on a completed repeating task: the task that follows it
              */
             next_occurrence_id: string | null;
+            /**
+             * Position
+             * @description Opaque; orders the task among its siblings (compare as strings, or list with `sort=position`)
+             */
+            position: string;
             /**
              * Created At
              * Format: date-time
@@ -587,10 +803,11 @@ export interface components {
         /**
          * TaskSort
          * @description The order of a task list: a field, ascending, or descending with a leading `-`. A task
-         *     without a due date comes last either way.
+         *     without a due date comes last either way; an all-day task is due at the start of its day in
+         *     its time zone. `position` is the user's own order of siblings (see `/move`).
          * @enum {string}
          */
-        TaskSort: "created_at" | "-created_at" | "updated_at" | "-updated_at" | "due_at" | "-due_at" | "priority" | "-priority" | "title" | "-title";
+        TaskSort: "created_at" | "-created_at" | "updated_at" | "-updated_at" | "due_at" | "-due_at" | "priority" | "-priority" | "title" | "-title" | "position" | "-position";
         /**
          * TaskStatus
          * @description Which tasks a list shows: all of them, the open ones, or the completed ones.
@@ -625,13 +842,19 @@ export interface components {
              */
             due_at?: string | null;
             /**
+             * Due Date
+             * @description An all-day due date (`YYYY-MM-DD`, in the task's time zone); not with `due_at`
+             * @example 2026-12-04
+             */
+            due_date?: string | null;
+            /**
              * Remind At
              * @description RFC 3339 with an offset; when to remind the user
              */
             remind_at?: string | null;
             /**
              * Recurrence
-             * @description An RFC 5545 RRULE (needs `due_at`): completing the task creates the next one
+             * @description An RFC 5545 RRULE (needs `due_at` or `due_date`): completing the task creates the next one, with fresh open copies of its steps
              * @example FREQ=WEEKLY;BYDAY=MO,WE
              */
             recurrence?: string | null;
@@ -651,6 +874,11 @@ export interface components {
              * @description One of the user's categories
              */
             category_id?: string | null;
+            /**
+             * Parent Id
+             * @description Makes the task a step of another of the user's tasks (not itself or one of its own steps; at most 4 ancestors). A new parent puts it last among its new siblings
+             */
+            parent_id?: string | null;
         };
     };
     responses: never;
@@ -731,12 +959,16 @@ export interface operations {
                 /** @description Repeatable; every tag must match */
                 tag?: string[];
                 category_id?: string | null;
-                /** @description Due strictly before this instant */
+                /** @description Due strictly before this instant (an all-day task: the start of its day) */
                 due_before?: string | null;
-                /** @description Due at or after this instant */
+                /** @description Due at or after this instant (an all-day task: its start) */
                 due_after?: string | null;
                 /** @description Search title and description */
                 q?: string | null;
+                /** @description Only the direct steps of this task */
+                parent_id?: string | null;
+                /** @description true: only tasks without a parent; false: only steps */
+                top_level?: boolean | null;
                 sort?: components["schemas"]["TaskSort"];
                 limit?: number;
                 cursor?: string | null;
@@ -1635,6 +1867,175 @@ export interface operations {
             content: {
                 "application/merge-patch+json": components["schemas"]["CompletionWrite"] | null;
                 "application/json": components["schemas"]["CompletionWrite"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/invalid-token";
+                    };
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/forbidden";
+                    };
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/not-found";
+                    };
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/precondition-failed";
+                    };
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/body-too-large";
+                    };
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unsupported-media-type";
+                    };
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unavailable";
+                    };
+                };
+            };
+        };
+    };
+    moveTask: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The task's ETag, e.g. "3": the change applies only to that version */
+                "If-Match"?: string | null;
+            };
+            path: {
+                task_id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MoveWrite"];
             };
         };
         responses: {
@@ -3193,6 +3594,539 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+        };
+    };
+    getCalendar: {
+        parameters: {
+            query?: {
+                /** @description `pending` (open tasks) or `all`; or `completed` */
+                status?: components["schemas"]["TaskStatus"];
+            };
+            header?: {
+                /** @description A calendar's ETag you hold: 304 if it is still current */
+                "If-None-Match"?: string | null;
+            };
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tasks as an RFC 5545 calendar, one VTODO each */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    /** @description How long the copy may be used */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/calendar": string;
+                };
+            };
+            /** @description Not modified: the calendar is still the one whose ETag was sent */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/invalid-token";
+                    };
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/forbidden";
+                    };
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listCalendarFeeds: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarFeedList"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/invalid-token";
+                    };
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/forbidden";
+                    };
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unavailable";
+                    };
+                };
+            };
+        };
+    };
+    createCalendarFeed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarFeedCreated"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/invalid-token";
+                    };
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/forbidden";
+                    };
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unavailable";
+                    };
+                };
+            };
+        };
+    };
+    revokeCalendarFeed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                feed_id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/invalid-token";
+                    };
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/forbidden";
+                    };
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/not-found";
+                    };
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unavailable";
+                    };
+                };
+            };
+        };
+    };
+    getCalendarFeed: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A calendar's ETag you hold: 304 if it is still current */
+                "If-None-Match"?: string | null;
+            };
+            path: {
+                secret: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tasks as an RFC 5545 calendar, one VTODO each */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    /** @description How long the copy may be used */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/calendar": string;
+                };
+            };
+            /** @description Not modified: the calendar is still the one whose ETag was sent */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/not-found";
+                    };
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unavailable";
+                    };
+                };
+            };
+        };
+    };
+    eraseAccount: {
+        parameters: {
+            query: {
+                /** @description The user id again: nothing is erased without it */
+                confirm: string;
+            };
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/invalid-token";
+                    };
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/forbidden";
+                    };
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unavailable";
                     };
                 };
             };
