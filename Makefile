@@ -6,15 +6,24 @@ INSTALLED := $(VENV)/.installed
 CLIENT := clients/typescript
 NPM_CI := npm ci --prefer-offline --no-audit --no-fund
 
-.PHONY: install run migrate test browser proxies lint format client fuzz bench clean
+.PHONY: install lock run migrate test browser proxies lint format client fuzz bench clean
 
-$(INSTALLED): pyproject.toml
+## Install exactly what requirements/dev.txt locks, every file checked against its hash, then the
+## project itself (editable, no dependencies of its own); `pip check` fails when pyproject.toml
+## needs a package the lock lacks (run `make lock`).
+$(INSTALLED): pyproject.toml requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check || (echo "pyproject.toml asks for a package requirements/dev.txt lacks: make lock" >&2; false)
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+## Regenerate requirements/*.txt from pyproject.toml's pins after a dependency changes (uv, from
+## PyPI; seconds). Keeps locked versions pyproject.toml still allows; see scripts/lock.
+lock:
+	scripts/lock
 
 ## Serve on http://127.0.0.1:8000 with the embedded SQLite database and a development secret.
 run: install
@@ -25,9 +34,10 @@ run: install
 migrate: install
 	TODO_DEV_MODE=1 $(BIN)/todo migrate
 
-## Lint, architecture contracts, types, and the whole test suite.
+## Lint, architecture contracts, types, and the whole test suite with branch coverage of the three
+## packages: below the floor in pyproject.toml ([tool.coverage.report] fail_under), it fails.
 test: lint browser proxies
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
 ## Chromium, for the test that renders /docs and /redoc (tests/system/test_docs_in_a_browser.py), from the
 ## system packages when missing. Where it cannot be installed (not root) that test skips, unless
@@ -76,9 +86,9 @@ fuzz: install
 ## bench/results/). Needs PostgreSQL (TODO_BENCH_DATABASE_URL, default the local server as postgres) and
 ## wrk (installed from the system packages when missing). BENCH_SECONDS=3 BENCH_ROUNDS=1 for a quick run.
 bench: install
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/bench.txt
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) $(CLIENT)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis todo.db todo.db-*
+	rm -rf $(VENV) $(CLIENT)/node_modules .coverage .coverage.* htmlcov .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis todo.db todo.db-*

@@ -176,11 +176,7 @@ async def stage_move_task(
     if_match: int | None = None,
 ) -> Staged:
     """`move_task` inside an entered unit of work, uncommitted."""
-    task = await uow.tasks.get(user_id, task_id, for_update=True)
-    if task is None:
-        raise NotFound("task")
-    if if_match is not None:
-        _check_version(task, if_match)
+    task = await _held(uow, user_id, task_id, if_match)
     parent = task.fields.parent_id if isinstance(parent_id, KeepParent) else parent_id
     if parent != task.fields.parent_id and parent is not None:
         await _check_parent(uow, user_id, task_id, parent)
@@ -295,13 +291,7 @@ async def _change(
     change: Callable[[TaskFields], TaskFields],
     if_match: int | None,
 ) -> Staged:
-    # `for_update`: a concurrent change of this task waits until this one is committed, then
-    # reads what it committed; no change is made from a version that is no longer current.
-    task = await uow.tasks.get(user_id, task_id, for_update=True)
-    if task is None:
-        raise NotFound("task")
-    if if_match is not None:
-        _check_version(task, if_match)
+    task = await _held(uow, user_id, task_id, if_match)
     fields = (await _in_a_zone(uow, user_id, change(task.fields))).validated()
     if fields == task.fields:
         return Staged(task, written=False)  # nothing changes: no new version
@@ -414,6 +404,22 @@ async def _in_a_zone(uow: UnitOfWork, user_id: str, fields: TaskFields) -> TaskF
         return fields
     settings = await uow.settings.get(user_id)
     return dataclasses.replace(fields, time_zone=settings.time_zone)
+
+
+async def _held(uow: UnitOfWork, user_id: str, task_id: UUID, if_match: int | None) -> Task:
+    """The user's task, locked until the unit of work ends (`for_update`: a concurrent change
+    of it waits until this one is committed, then reads what it committed), at version
+    `if_match` when given: no change is made from a version that is no longer current.
+
+    :raises NotFound: the user has no task with this id.
+    :raises PreconditionFailed: it is not at version `if_match`.
+    """
+    task = await uow.tasks.get(user_id, task_id, for_update=True)
+    if task is None:
+        raise NotFound("task")
+    if if_match is not None:
+        _check_version(task, if_match)
+    return task
 
 
 async def _existing(uow: UnitOfWork, user_id: str, task_id: UUID) -> Task:

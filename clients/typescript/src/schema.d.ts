@@ -308,6 +308,53 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/{user_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Account
+         * @description Everything of the user's as one JSON document (`format` `todo-export`, `version` 1):
+         *     settings, categories, and tasks with their steps, order, categories and repeat rules.
+         *     `POST /import` takes it back, into this account or another. Streamed: the tasks are read
+         *     and written a page at a time, from one snapshot of the account.
+         */
+        get: operations["exportAccount"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Account
+         * @description Add a document of `GET /export` (this user's or another's) to the account, all or
+         *     nothing: new ids, the tasks' structure, order and categories kept, the top-level tasks
+         *     after the user's own. A category named as one of the user's is merged into it. A document
+         *     that breaks a rule is a 422 naming where (`tasks[17].title`), and nothing is imported. With
+         *     an `Idempotency-Key`, a retry imports nothing more.
+         */
+        post: operations["importAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/{user_id}/events": {
         parameters: {
             query?: never;
@@ -443,6 +490,40 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AccountDocument
+         * @description All of a user's data: `GET /export` writes it, `POST /import` reads it. Tasks come in
+         *     structure order: the top-level tasks, then their steps, and so on (a parent always before
+         *     its steps), siblings in the user's order.
+         */
+        AccountDocument: {
+            /**
+             * Format
+             * @description Always `todo-export`
+             * @constant
+             */
+            format: "todo-export";
+            /**
+             * Version
+             * @description The version of the format: 1
+             * @constant
+             */
+            version: 1;
+            /**
+             * Exported At
+             * @description When it was exported; not imported
+             */
+            exported_at?: string | null;
+            /** @description On import, replace the account's; absent: kept */
+            settings?: components["schemas"]["SettingsWrite"] | null;
+            /**
+             * Categories
+             * @description On import, one named as one of the account's (in any case) is merged into it
+             */
+            categories?: components["schemas"]["ExportedCategory"][];
+            /** Tasks */
+            tasks?: components["schemas"]["ExportedTask"][];
+        };
         /**
          * BatchOperation
          * @description One operation of a batch, with the rules of its single route. Wherever a task id goes (`id`;
@@ -652,6 +733,132 @@ export interface components {
              */
             categories: string[];
         };
+        /**
+         * ExportedCategory
+         * @description A category in an export document.
+         */
+        ExportedCategory: {
+            /**
+             * Name
+             * @description Unique among the user's categories in any letter case
+             * @example Work
+             */
+            name: string;
+            /**
+             * Color
+             * @description `#rrggbb`
+             * @example #1e90ff
+             */
+            color?: string | null;
+            /**
+             * Id
+             * Format: uuid
+             * @description Its id in the exporting account; what tasks' `category_id` name
+             */
+            id: string;
+            /**
+             * Created At
+             * @description Kept on import; absent: the time of the import
+             */
+            created_at?: string | null;
+            /**
+             * Updated At
+             * @description Not imported (an import is a change)
+             */
+            updated_at?: string | null;
+        };
+        /**
+         * ExportedTask
+         * @description A task in an export document: what a user writes on it, its completion, its links.
+         */
+        ExportedTask: {
+            /**
+             * Title
+             * @example Buy milk
+             */
+            title: string;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /**
+             * Completed
+             * @default false
+             */
+            completed: boolean;
+            /** @default none */
+            priority: components["schemas"]["Priority"];
+            /**
+             * Due At
+             * @description RFC 3339 with an offset, e.g. 2026-12-01T09:00:00Z
+             */
+            due_at?: string | null;
+            /**
+             * Due Date
+             * @description An all-day due date (`YYYY-MM-DD`, in the task's time zone); not with `due_at`
+             * @example 2026-12-04
+             */
+            due_date?: string | null;
+            /**
+             * Remind At
+             * @description RFC 3339 with an offset; when to remind the user
+             */
+            remind_at?: string | null;
+            /**
+             * Recurrence
+             * @description An RFC 5545 RRULE (needs `due_at` or `due_date`): completing the task creates the next one, with fresh open copies of its steps
+             * @example FREQ=WEEKLY;BYDAY=MO,WE
+             */
+            recurrence?: string | null;
+            /**
+             * Time Zone
+             * @description An IANA time zone name: the repeat rule steps on this zone's wall clock (a daily 09:00 stays at 09:00 when the clocks change). Absent or null: the user's setting (`GET /settings`)
+             * @example Europe/Berlin
+             */
+            time_zone?: string | null;
+            /**
+             * Tags
+             * @description Up to 20 tags, each 1-50 characters; repeats (in any letter case) are merged
+             */
+            tags?: string[];
+            /**
+             * Category Id
+             * @description The id of one of the document's categories in this document (an import gives everything new ids)
+             */
+            category_id?: string | null;
+            /**
+             * Parent Id
+             * @description The id of the task this one is a step of in this document (an import gives everything new ids); at most 4 ancestors. The order of siblings in the document is their order
+             */
+            parent_id?: string | null;
+            /**
+             * Id
+             * Format: uuid
+             * @description Its id in the exporting account; what other tasks' links name
+             */
+            id: string;
+            /**
+             * Completed At
+             * @description When it was completed (kept on import); null on an open task; absent: the time of the import
+             */
+            completed_at?: string | null;
+            /**
+             * Created At
+             * @description Kept on import; absent: the time of the import
+             */
+            created_at?: string | null;
+            /**
+             * Updated At
+             * @description Not imported (an import is a change)
+             */
+            updated_at?: string | null;
+            /**
+             * Next Occurrence Id
+             * @description The id of the task that follows this completed repeating task in this document (an import gives everything new ids): completing it again makes no second one
+             */
+            next_occurrence_id?: string | null;
+        };
         /** FieldProblem */
         FieldProblem: {
             /** Field */
@@ -666,6 +873,45 @@ export interface components {
              * @enum {string}
              */
             status: "ok" | "unavailable";
+        };
+        /**
+         * ImportResult
+         * @description What an import made.
+         */
+        ImportResult: {
+            /**
+             * Categories
+             * @description Categories created
+             */
+            categories: number;
+            /**
+             * Merged Categories
+             * @description Categories of the document merged into the account's of that name
+             */
+            merged_categories: number;
+            /**
+             * Tasks
+             * @description Tasks created
+             */
+            tasks: number;
+            ids: components["schemas"]["ImportedIds"];
+        };
+        /** ImportedIds */
+        ImportedIds: {
+            /**
+             * Categories
+             * @description Each category id of the document, and the account's id for it
+             */
+            categories: {
+                [key: string]: string;
+            };
+            /**
+             * Tasks
+             * @description Each task id of the document, and the new task's id
+             */
+            tasks: {
+                [key: string]: string;
+            };
         };
         /**
          * MoveWrite
@@ -2629,6 +2875,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
@@ -2639,6 +2886,7 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2654,6 +2902,7 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
@@ -2670,6 +2919,7 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2685,6 +2935,7 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2700,6 +2951,7 @@ export interface operations {
             /** @description Precondition Failed */
             412: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
@@ -2716,6 +2968,7 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2731,6 +2984,7 @@ export interface operations {
             /** @description Unsupported Media Type */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2746,6 +3000,7 @@ export interface operations {
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2761,6 +3016,7 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
@@ -3918,6 +4174,272 @@ export interface operations {
             };
         };
     };
+    exportAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountDocument"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/invalid-token";
+                    };
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/forbidden";
+                    };
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unavailable";
+                    };
+                };
+            };
+        };
+    };
+    importAccount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID will do) that makes a retry of this request safe: a retry with the same key and body gets the first answer (with `Idempotent-Replayed: true`) and changes nothing. Remembered for 24 hours (TODO_IDEMPOTENCY_KEY_HOURS). */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccountDocument"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/invalid-token";
+                    };
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/forbidden";
+                    };
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/conflict";
+                    };
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/body-too-large";
+                    };
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unsupported-media-type";
+                    };
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/unavailable";
+                    };
+                };
+            };
+        };
+    };
     streamChangeEvents: {
         parameters: {
             query?: never;
@@ -4234,7 +4756,6 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
-                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
