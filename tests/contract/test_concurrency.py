@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,9 +26,11 @@ from tests.conftest import UnitOfWorkFactory, stored_task
 from todo_adapters.clock import SystemClock
 from todo_adapters.sqlalchemy.engine import create_engine
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
+from todo_adapters.sqlalchemy.views import SqliteTaskViews
 from todo_core.category import Category, CategoryFields
 from todo_core.errors import Conflict, NotFound, PreconditionFailed, StorageUnavailable
 from todo_core.ports import UnitOfWork
+from todo_core.query import TaskQuery
 from todo_core.task import Priority, Task, TaskFields
 from todo_core.use_cases.categories import create_category, delete_category, get_category, update_category
 from todo_core.use_cases.tasks import complete_task, create_task, delete_task, patch_task
@@ -384,6 +387,34 @@ async def test_a_sqlite_change_waits_for_another_programs_write_and_applies_on_t
         other.close()
     changed = await asyncio.wait_for(change, TIMEOUT)
     assert (changed.fields.title, changed.fields.priority, changed.version) == ("Theirs", Priority.HIGH, 3)
+
+
+async def test_a_sqlite_read_lets_a_write_of_its_process_finish_first(
+    sqlite_engine: AsyncEngine, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    views = SqliteTaskViews(sqlite_engine, writer_first_seconds=TIMEOUT)
+    async with SqlAlchemyUnitOfWork(sqlite_engine) as writer:
+        task = Task.new(user, TaskFields("Written while a list was asked for").validated(), SystemClock().now())
+        await writer.tasks.add(task)
+        listing = asyncio.ensure_future(views.list_for_user(user, TaskQuery()))
+        await asyncio.sleep(SETTLE)
+        assert not listing.done()  # it waits for the writer, whose statements then come first
+        await writer.commit()
+    page = await asyncio.wait_for(listing, TIMEOUT)
+    assert [view["id"] for view in orjson.loads(orjson.dumps(list(page.items)))] == [str(task.id)]
+
+
+async def test_a_sqlite_read_waits_for_a_write_of_its_process_only_so_long(
+    sqlite_engine: AsyncEngine, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    views = SqliteTaskViews(sqlite_engine, writer_first_seconds=SETTLE / 4)
+    async with SqlAlchemyUnitOfWork(sqlite_engine) as writer:
+        await writer.tasks.add(Task.new(user, TaskFields("Not yet").validated(), SystemClock().now()))
+        page = await asyncio.wait_for(views.list_for_user(user, TaskQuery()), SETTLE)
+        assert list(page.items) == []  # read without waiting for the commit, which is to come
+        await writer.commit()
 
 
 async def test_a_sqlite_file_that_cannot_be_opened_is_unavailable_every_time(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import weakref
@@ -102,6 +103,8 @@ class SqliteWriters:
         self._turn = asyncio.Lock()
         self._path = f"{database}-writers"
         self._file: int | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def acquire(self, timeout: float) -> None:
         """:raises TimeoutError: no turn came within `timeout` seconds.
@@ -113,6 +116,7 @@ class SqliteWriters:
                 self._file = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
             file = self._file
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._idle.clear()
             return
         except BlockingIOError:
             pass  # another worker writes: wait for it below
@@ -122,6 +126,7 @@ class SqliteWriters:
         waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, file, fcntl.LOCK_EX))
         try:
             await asyncio.wait_for(asyncio.shield(waiting), timeout)
+            self._idle.clear()
         except BaseException:
             # Keep this process's turn until the waiting thread is done, then let both go.
             waiting.add_done_callback(lambda _: self.release())
@@ -129,8 +134,16 @@ class SqliteWriters:
 
     def release(self) -> None:
         assert self._file is not None
+        self._idle.set()
         fcntl.flock(self._file, fcntl.LOCK_UN)
         self._turn.release()
+
+    async def let_writer_finish(self, at_most: float) -> None:
+        """Wait until this process's write transaction (if one is open) ends, for at most
+        `at_most` seconds."""
+        if not self._idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), at_most)
 
 
 def sqlite_writers(engine: AsyncEngine) -> SqliteWriters | None:
