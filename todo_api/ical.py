@@ -69,8 +69,10 @@ def _todo(view: dict[str, Any], category_names: dict[UUID, str]) -> Todo:
     if view["priority"] in _PRIORITY:
         todo.add("priority", _PRIORITY[view["priority"]])
     categories = list(view["tags"])
-    if view["category_id"] is not None:
-        categories.append(category_names[UUID(view["category_id"])])
+    # The categories are read apart from the tasks: one deleted in between is simply not named.
+    category = category_names.get(UUID(view["category_id"])) if view["category_id"] is not None else None
+    if category is not None:
+        categories.append(category)
     if categories:
         todo.add("categories", categories)
     todo.add("status", "COMPLETED" if view["completed"] else "NEEDS-ACTION")

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_api.logs import ACCESS_LOGGER, REQUEST_ID, UserIdHasher, request_id
 from todo_api.metrics import UNMATCHED_ROUTE, Metrics
-from todo_api.problems import BodyTooLarge, body_too_large, domain_problem
+from todo_api.problems import BodyTooLarge, body_too_large, domain_problem, internal_error
 from todo_core.errors import AuthenticationFailed, DomainError, Forbidden
 from todo_core.identity import Identity, IdentityVerifier
 
@@ -24,6 +24,10 @@ IMPORT_SUFFIX = "/import"
 
 #: Said for a request whose client went away before it was answered (nginx's number).
 CLIENT_CLOSED_REQUEST = 499
+
+
+#: Where a request's unexpected failure is logged, with its traceback and request id.
+ERROR_LOGGER = logging.getLogger("todo_api.errors")
 
 
 class RequestTelemetry:
@@ -77,8 +81,13 @@ class RequestTelemetry:
             status = status or CLIENT_CLOSED_REQUEST
             raise
         except Exception:
-            status = status or 500  # what ServerErrorMiddleware, outside this one, answers
-            raise
+            if status:  # the answer has begun: the server can only cut it short
+                raise
+            # Answered here rather than by Starlette's ServerErrorMiddleware outside this one,
+            # so that the 500 carries the request id and the traceback is logged under it.
+            status = 500
+            ERROR_LOGGER.exception("%s %s failed", scope["method"], self._route_template(scope))
+            await internal_error()(scope, receive, send_with_id)
         finally:
             try:
                 self._record(scope, status, time.perf_counter() - started)
@@ -165,13 +174,19 @@ class BearerAuthentication:
         await self.app(scope, receive, send)
 
     async def _authorized(self, scope: Scope) -> Identity:
-        scheme, _, token = _header(scope, b"authorization").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(_header(scope, b"authorization"))
+        if token is None:
             raise AuthenticationFailed("no bearer token")
-        identity = await self.verifier().identify(token.strip())
+        identity = await self.verifier().identify(token)
         if identity.user_id != _route_path(scope)[len(API_PREFIX) :].split("/", 1)[0]:
             raise Forbidden("the token's subject is not the user in the path")
         return identity
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header's value, or None."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def _route_path(scope: Scope) -> str:

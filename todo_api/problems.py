@@ -245,9 +245,14 @@ def _body_too_large(_: Request, __: Exception) -> Response:
     return body_too_large()
 
 
-def _unexpected(_: Request, __: Exception) -> Response:
-    # The traceback goes to the server log (Starlette logs it); the client learns nothing of it.
+def internal_error() -> Response:
+    """The answer to a failure of ours: the client learns nothing of it (the traceback goes to
+    the server's log)."""
     return problem_response(500, "internal-error", "Something went wrong on our side.")
+
+
+def _unexpected(_: Request, __: Exception) -> Response:
+    return internal_error()
 
 
 def install_problem_handlers(app: FastAPI) -> None:

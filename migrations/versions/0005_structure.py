@@ -79,6 +79,8 @@ def _backfill_positions() -> None:
 
 
 def downgrade() -> None:
+    # An all-day task keeps a due date: the instant its day starts, as lists sorted it.
+    op.execute("UPDATE tasks SET due_at = due_key WHERE due_date IS NOT NULL")
     op.drop_index("ix_tasks_user_id_parent_id_position_id", "tasks")
     op.drop_index("ix_tasks_user_id_position_id", "tasks")
     op.drop_index("ix_tasks_user_id_due_key_id", "tasks")

@@ -189,6 +189,10 @@ async def test_a_request_that_fails_in_the_app_is_counted_as_the_500_it_gets(app
     app.add_api_route("/fails", fails)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        assert (await client.get("/fails")).status_code == 500
+        failed = await client.get("/fails", headers={"X-Request-ID": "bug-report-7"})
+        assert failed.status_code == 500
+        assert failed.headers["x-request-id"] == "bug-report-7"  # what the user quotes in a report
+        assert failed.headers["content-type"] == "application/problem+json"
+        assert "a bug" not in failed.text
         scraped = await scrape(client)
     assert value(scraped, REQUESTS, method="GET", route="/fails", status="500") == 1
