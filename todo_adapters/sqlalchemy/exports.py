@@ -89,7 +89,7 @@ class SqlAccountSnapshot:
         return await self._categories.list_for_user(self._user_id)
 
     async def tasks(self, after: StructurePosition | None, limit: int) -> ExportPage:
-        found: list[tuple[int, Task]] = []
+        found: list[Task] = []
         level = 0 if after is None else after.level
         while level < LEVELS and len(found) < limit:
             values: dict[str, Any] = {"user_id": self._user_id, "limit": limit - len(found)}
@@ -99,13 +99,18 @@ class SqlAccountSnapshot:
                 if level > 0:
                     values["after_parent"] = after.parent_id
             rows = await self._sql.rows(_LEVELS[(level, bound)], values)
-            found += [(level, TASKS.from_row(row)) for row in rows]
+            found += [TASKS.from_row(row) for row in rows]
             if len(found) < limit:
                 level, after = level + 1, None
         if len(found) < limit:  # every level is done
-            return ExportPage([task for _, task in found], None)
-        last_level, last = found[-1]
-        return ExportPage([task for _, task in found], StructurePosition.of(last_level, last))
+            return ExportPage(found, None)
+        # A full page ends on the level being read: a level is left only when it runs short.
+        return ExportPage(found, StructurePosition.of(level, found[-1]))
+
+
+#: How long an export's snapshot may wait for its client to take a page (PostgreSQL then
+#: ends the session, and the export, rather than hold a connection for a client gone quiet).
+EXPORT_IDLE_MS = 30_000
 
 
 class PostgresExportReader:
@@ -116,6 +121,9 @@ class PostgresExportReader:
     async def snapshot(self, user_id: str) -> AsyncIterator[SqlAccountSnapshot]:
         async with self._pool.connection() as connection:
             await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # The snapshot stays open while the client takes each page: one that stops reading
+            # must not keep a pooled connection (and VACUUM's horizon) for ever.
+            await connection.execute(f"SET LOCAL idle_in_transaction_session_timeout = {EXPORT_IDLE_MS}")
             yield SqlAccountSnapshot(PsycopgExecutor(connection, None), user_id)
             # On a failure or a cancellation, the pool rolls back (or closes) the connection.
             await connection.execute("ROLLBACK")
