@@ -21,6 +21,7 @@ from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
 from todo_adapters.broker import ChangeBroker
+from todo_core import subtasks
 from todo_core.calendar_feed import CalendarFeed
 from todo_core.category import Category
 from todo_core.errors import Conflict
@@ -33,8 +34,6 @@ from todo_core.user_settings import UserSettings
 from todo_core.views import VersionedView, ViewPage, category_view, task_view
 
 Key = tuple[str, UUID]  # (user_id, id)
-#: Deeper than any tree the rules allow (`todo_core.subtasks`).
-_TREE_DEPTH_BOUND = 16
 Row = TypeVar("Row")
 
 
@@ -166,7 +165,7 @@ class InMemoryTaskRepository:
         await self._locks.take_user(user_id)
         found: list[UUID] = []
         task = self._store.tasks.get((user_id, task_id))
-        while task is not None and task.fields.parent_id is not None and len(found) < _TREE_DEPTH_BOUND:
+        while task is not None and task.fields.parent_id is not None and len(found) < subtasks.WALK_BOUND:
             found.append(task.fields.parent_id)
             task = self._store.tasks.get((user_id, task.fields.parent_id))
         return found
@@ -175,7 +174,7 @@ class InMemoryTaskRepository:
         await self._locks.take_user(user_id)
         found: list[Task] = []
         level = [task_id]
-        for _ in range(_TREE_DEPTH_BOUND):
+        for _ in range(subtasks.WALK_BOUND):
             below = sorted(
                 (
                     task
@@ -553,7 +552,7 @@ class InMemoryAccountSnapshot:
         self._ordered: list[tuple[tuple[object, ...], StructurePosition, Task]] = []
         for task in tasks.values():
             level, parent = 0, task.fields.parent_id
-            while parent is not None and parent in tasks and level < _TREE_DEPTH_BOUND:
+            while parent is not None and parent in tasks and level < subtasks.WALK_BOUND:
                 level, parent = level + 1, tasks[parent].fields.parent_id
             if parent is None and level < LEVELS:
                 position = StructurePosition.of(level, task)

@@ -35,8 +35,7 @@ def between(before: str | None, after: str | None) -> str | None:
 def after(last: str | None) -> str:
     """The key of a task placed after every sibling (`last` is the greatest key, if any).
     Appending never makes a key longer than the greatest one's whole part."""
-    key: str = fractional_indexing.generate_key_between(last, None)
-    return key
+    return appended(last, 1)[0]
 
 
 def spread(count: int) -> Sequence[str]:
@@ -48,7 +47,5 @@ def spread(count: int) -> Sequence[str]:
 def appended(last: str | None, count: int) -> Sequence[str]:
     """The keys of `count` tasks placed, in order, after every sibling (`last` is the greatest
     key, if any): as `after` applied `count` times, computed at once."""
-    if count == 0:
-        return []
     keys: list[str] = fractional_indexing.generate_n_keys_between(last, None, count)
     return keys

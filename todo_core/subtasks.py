@@ -14,6 +14,10 @@ from todo_core.task import Task
 
 #: A task with four ancestors is on the fifth level: the deepest there is.
 MAX_ANCESTORS = 4
+#: How far a walk up or down a stored tree may go: past any depth the rules allow, so that a
+#: cycle they forbid could never make it loop.
+WALK_BOUND = MAX_ANCESTORS + 2
+FIELD = "parent_id"
 
 
 def height(task_id: UUID, descendants: Sequence[Task]) -> int:
@@ -32,7 +36,6 @@ def check_parent(
     parent_id: UUID,
     parent_ancestors: Sequence[UUID],
     *,
-    field: str = "parent_id",
     levels_below: int = 0,
 ) -> None:
     """Check that a task (None: one not made yet) with `levels_below` levels of steps under it
@@ -42,13 +45,13 @@ def check_parent(
         one of its steps would have more than `MAX_ANCESTORS` ancestors.
     """
     if task_id is not None and (parent_id == task_id or task_id in parent_ancestors):
-        raise ValidationFailed(FieldError(field, "cannot be the task itself or one of its steps"))
+        raise ValidationFailed(FieldError(FIELD, "cannot be the task itself or one of its steps"))
     if len(parent_ancestors) + 1 + levels_below > MAX_ANCESTORS:
         raise ValidationFailed(
-            FieldError(field, f"would nest too deep: a task has at most {MAX_ANCESTORS} ancestors (5 levels)")
+            FieldError(FIELD, f"would nest too deep: a task has at most {MAX_ANCESTORS} ancestors (5 levels)")
         )
 
 
-def not_yours(field: str = "parent_id") -> ValidationFailed:
-    """The error for a task id that is not one of the user's (another user's reads the same)."""
-    return ValidationFailed(FieldError(field, "is not one of your tasks"))
+def not_yours() -> ValidationFailed:
+    """The error for a parent that is not one of the user's tasks (another user's reads the same)."""
+    return ValidationFailed(FieldError(FIELD, "is not one of your tasks"))

@@ -266,6 +266,12 @@ class Task:
 
 
 def _due_key(fields: TaskFields) -> datetime | None:
-    if fields.due_date is not None:
-        return time_zones.start_of_day(fields.due_date, fields.time_zone or time_zones.DEFAULT)
-    return fields.due_at
+    return due_key(fields.due_at, fields.due_date, fields.time_zone)
+
+
+def due_key(due_at: datetime | None, due_date: date | None, time_zone: str | None) -> datetime | None:
+    """When a task is due, as lists filter and sort it: `due_at`, or the start of the all-day
+    `due_date` in the task's zone."""
+    if due_date is not None:
+        return time_zones.start_of_day(due_date, time_zone or time_zones.DEFAULT)
+    return due_at

@@ -15,10 +15,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from todo_core import time_zones
 from todo_core.category import Category, CategoryFields
 from todo_core.query import Position, SortField, TaskQuery
-from todo_core.task import Priority, Task, TaskFields
+from todo_core.task import Priority, Task, TaskFields, due_key
 from todo_core.text import comparison_key
 
 #: Entity fields that are not part of what a user sees: the owner is the path's user, and
@@ -80,9 +79,11 @@ def position_of_json(query: TaskQuery, view: Mapping[str, Any]) -> Position:
         value = int(Priority.from_label(value))
     elif query.sort.field is SortField.TITLE:
         value = comparison_key(value)
-    elif query.sort.field is SortField.DUE_AT and value is None and view["due_date"] is not None:
-        value = time_zones.start_of_day(date.fromisoformat(view["due_date"]), view["time_zone"])
-    elif query.sort.field is not SortField.POSITION and value is not None:  # an instant; no due date stays None
+    elif query.sort.field is SortField.DUE_AT:
+        due_at = datetime.fromisoformat(value) if value is not None else None
+        due_date = date.fromisoformat(view["due_date"]) if view["due_date"] is not None else None
+        value = due_key(due_at, due_date, view["time_zone"])
+    elif query.sort.field is not SortField.POSITION:  # an instant
         value = datetime.fromisoformat(value)
     return value, UUID(view["id"])
 

@@ -45,6 +45,7 @@ from todo_adapters.sqlalchemy.tables import (
     user_changes,
     user_settings,
 )
+from todo_core import subtasks
 from todo_core.calendar_feed import CalendarFeed
 from todo_core.category import Category
 from todo_core.errors import Conflict
@@ -89,13 +90,11 @@ def _tree_walk(*, down: bool) -> Any:
     step = (
         select(tasks.c.id, tasks.c.parent_id, (walk.c.depth + 1).label("depth"))
         .join_from(tasks, walk, link)
-        .where(tasks.c.user_id == _USER, walk.c.depth < _TREE_DEPTH_BOUND)
+        .where(tasks.c.user_id == _USER, walk.c.depth < subtasks.WALK_BOUND)
     )
     return walk.union_all(step)
 
 
-#: Deeper than any tree the rules allow (`todo_core.subtasks`).
-_TREE_DEPTH_BOUND = 16
 _ABOVE = _tree_walk(down=False)
 _ANCESTORS = select(_ABOVE.c.id).where(_ABOVE.c.depth > 0).order_by(_ABOVE.c.depth)
 _BELOW = _tree_walk(down=True)

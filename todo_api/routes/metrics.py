@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from todo_api.dependencies import AppMetrics, CurrentSettings
+from todo_api.middleware import bearer_token
 from todo_core.errors import AuthenticationFailed
 
 router = APIRouter()
@@ -21,8 +22,8 @@ async def get_metrics(request: Request, metrics: AppMetrics, settings: CurrentSe
     :raises AuthenticationFailed: a token is configured and the request does not carry it.
     """
     if settings.metrics_token is not None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = bearer_token(request.headers.get("authorization", "")) or ""
         expected = settings.metrics_token.get_secret_value().encode()
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+        if not hmac.compare_digest(token.encode(), expected):
             raise AuthenticationFailed("/metrics needs the bearer token TODO_METRICS_TOKEN names")
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ from todo_core.clock import Clock
 from todo_core.errors import NotFound
 from todo_core.ports import TaskViews, UnitOfWork
 from todo_core.query import LIMIT_MAX, Status, TaskQuery
+from todo_core.use_cases.categories import list_categories
 
 #: Tasks read per statement: a big account is read in keyset pages, never in one huge query.
 CALENDAR_PAGE = LIMIT_MAX
@@ -41,8 +42,7 @@ async def calendar_tasks(
         if page.next_after is None:
             break
         query = dataclasses.replace(query, after=page.next_after)
-    async with reader:
-        categories = await reader.categories.list_for_user(user_id)
+    categories = await list_categories(reader, user_id)
     return CalendarTasks(tasks, {category.id: category.fields.name for category in categories})
 
 
