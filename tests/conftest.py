@@ -77,7 +77,8 @@ def postgres_server_url() -> Iterator[str]:
         container.stop()
 
 
-def _libpq(url: str) -> str:
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL as psycopg and libpq take it."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -86,7 +87,7 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh, migrated database of this run's own on the PostgreSQL server, dropped after."""
     name = f"todo_test_{uuid.uuid4().hex[:12]}"
     try:
-        admin = psycopg.connect(_libpq(postgres_server_url), autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(libpq_url(postgres_server_url), autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as error:
         _postgres_unavailable(f"{postgres_server_url} does not answer ({error})")
     with admin:

@@ -15,9 +15,8 @@ import httpx
 import psycopg
 import pytest
 from dependency_injector import providers
-from sqlalchemy.engine import make_url
 
-from tests.conftest import Caller, SqlStore, api_client, settings_for
+from tests.conftest import Caller, SqlStore, api_client, libpq_url, settings_for
 from tests.domain.conftest import FixedClock
 from tests.event_streams import StreamingASGITransport, changed_token, latest_token, open_events
 from tests.migrations.test_schema import fresh_postgres_database
@@ -111,7 +110,7 @@ async def test_what_a_request_sends_to_postgresql_is_checked(
 def test_a_session_that_sends_a_statement_of_no_single_user_fails_and_names_it(
     pytester: pytest.Pytester, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    libpq = _libpq(postgres_url)
+    libpq = libpq_url(postgres_url)
     pytester.makeconftest('pytest_plugins = ["tests.sent_statements"]')
     pytester.makepyfile(
         test_inner=f"""
@@ -141,10 +140,6 @@ def test_a_session_that_sends_a_statement_of_no_single_user_fails_and_names_it(
     assert "WHERE user_id = %(user_id)s" not in output
 
 
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @pytest.fixture
 def own_postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A migrated database of the test's own (its purge sweeps every user's rows)."""
@@ -172,7 +167,7 @@ async def test_on_postgresql_events_the_listener_and_the_purge_work_and_cross_us
             task = await alice.create_task()
             assert await changed_token(stream) == await latest_token(alice)
             # The listener loses its connection: reconnected, it catches up on the open stream's user.
-            with psycopg.connect(_libpq(own_postgres_url), autocommit=True) as admin:
+            with psycopg.connect(libpq_url(own_postgres_url), autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", [listener])
             caught_up = await stream.next_event(timeout=5)
             assert caught_up is not None and caught_up.name == "changed"

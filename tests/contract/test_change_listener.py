@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.conftest import libpq_url
 from todo_adapters.broker import ChangeBroker
 from todo_adapters.sqlalchemy.change_listener import Backoff, PostgresChangeListener
 from todo_adapters.sqlalchemy.postgres import CHANGES_CHANNEL
@@ -25,13 +26,9 @@ QUIET_SECONDS = 0.3
 RECONNECT_AFTER = Backoff(first=2.0, longest=2.0)
 
 
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @pytest.fixture
 async def database(postgres_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    async with await psycopg.AsyncConnection.connect(_libpq(postgres_url), autocommit=True) as connection:
+    async with await psycopg.AsyncConnection.connect(libpq_url(postgres_url), autocommit=True) as connection:
         yield connection
 
 

@@ -87,10 +87,7 @@ def test_nginx_serves_its_config_from_deploy_nginx(services: dict[str, Any]) -> 
 
 
 def nginx_config() -> str:
-    path = ROOT / "deploy" / "nginx" / "nginx.conf"
-    if not path.exists():
-        pytest.skip("deploy/nginx/nginx.conf comes from another branch (the pooler's)")
-    return path.read_text()
+    return (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
 
 
 def test_nginx_proxies_to_both_replicas_by_their_service_names() -> None:

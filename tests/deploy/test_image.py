@@ -114,12 +114,5 @@ def test_the_build_context_holds_what_the_dockerfile_copies_and_no_local_state()
         for path in [source, *(str(file.relative_to(ROOT)) for file in (ROOT / source).rglob("*.py"))]:
             if "__pycache__" not in path:
                 assert not ignored(path, patterns), f"the Dockerfile copies {path}, but .dockerignore leaves it out"
-    for local in (
-        ".env",
-        ".venv/bin/python",
-        "todo.db",
-        ".git/HEAD",
-        "tests/conftest.py",
-        "todo_api/__pycache__/x.pyc",
-    ):
+    for local in LOCAL_STATE:
         assert ignored(local, patterns), f"{local} would be sent to the build"
