@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 CLIENT := clients/typescript
 NPM_CI := npm ci --prefer-offline --no-audit --no-fund
 
-.PHONY: install lock run migrate test browser proxies lint format client fuzz bench clean
+.PHONY: install lock run migrate test browser proxies shells lint format client fuzz bench clean
 
 ## Install exactly what requirements/dev.txt locks, every file checked against its hash, then the
 ## project itself (editable, no dependencies of its own); `pip check` fails when pyproject.toml
@@ -36,7 +36,7 @@ migrate: install
 
 ## Lint, architecture contracts, types, and the whole test suite with branch coverage of the three
 ## packages: below the floor in pyproject.toml ([tool.coverage.report] fail_under), it fails.
-test: lint browser proxies
+test: lint browser proxies shells
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
 ## Chromium, for the test that renders /docs and /redoc (tests/system/test_docs_in_a_browser.py), from the
@@ -55,6 +55,15 @@ proxies:
 		|| DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer nginx \
 		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer nginx) \
 		|| echo "pgbouncer or nginx could not be installed: the pooler test will skip (or fail in CI)"
+
+## zsh (bash is there already), for the test that pastes every `sh` block of README.md and docs/*.md into
+## both (tests/system/test_docs_shell_blocks.py), from the system packages when missing. Where it cannot be
+## installed (not root) that test skips, unless TODO_REQUIRE_POSTGRES=1 (CI) makes it fail.
+shells:
+	@(command -v bash && command -v zsh) >/dev/null \
+		|| DEBIAN_FRONTEND=noninteractive apt-get install -y bash zsh \
+		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y bash zsh) \
+		|| echo "bash or zsh could not be installed: the pasted-sessions test will skip (or fail in CI)"
 
 lint: install
 	$(BIN)/ruff check .

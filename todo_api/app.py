@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from todo_adapters.auth import JwksKeys
+from todo_adapters.auth import JwksKeys, mint_token
 from todo_api.container import Container
 from todo_api.docs import install_docs
 from todo_api.logs import lighten_log_records
@@ -36,7 +36,7 @@ from todo_api.routes import (
     tasks,
     user_settings,
 )
-from todo_api.settings import Settings
+from todo_api.settings import DEMO_TOKEN_SECONDS, DEMO_USER, DEVELOPMENT_SECRET, Settings
 from todo_core.use_cases.sync import purge_expired
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(calendar.feeds_router)
     app.include_router(account.router)
     app.include_router(problems.router)
-    install_docs(app)
+    install_docs(app, demo_token=_demo_token(resolved) if resolved.signs_with_the_development_secret else None)
 
     default_openapi = app.openapi
 
@@ -178,3 +178,18 @@ async def _purge_periodically(container: Container, settings: Settings) -> None:
         except Exception:  # the database may be down: try again next time
             logger.exception("purging expired tombstones and idempotency keys failed")
         await asyncio.sleep(interval)
+
+
+def _demo_token(settings: Settings) -> Callable[[], str]:
+    """Development mode only: fresh tokens for the demo user `make run` printed one for."""
+
+    def mint() -> str:
+        return mint_token(
+            DEVELOPMENT_SECRET,
+            DEMO_USER,
+            ttl_seconds=DEMO_TOKEN_SECONDS,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+
+    return mint

@@ -16,10 +16,9 @@ from pydantic import ValidationError
 
 from todo_adapters.auth import mint_token
 from todo_api.logs import logging_config
-from todo_api.settings import DEVELOPMENT_SECRET, MULTIPROCESS_DIRECTORY, Settings
+from todo_api.settings import DEMO_TOKEN_SECONDS, DEMO_USER, MULTIPROCESS_DIRECTORY, Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEMO_USER = "demo-user"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,14 +114,15 @@ def _run_uvicorn(settings: Settings) -> int:
         # inherit one from here. (Replicas on other machines need TODO_CURSOR_SECRET set.)
         os.environ["TODO_CURSOR_SECRET"] = secrets.token_urlsafe(32)
 
-    if settings.jwt_secret is not None and settings.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET:
+    if settings.signs_with_the_development_secret:
         base = f"http://{settings.host}:{settings.port}"
         print(
             "\n  DEVELOPMENT MODE: tokens are signed with a built-in secret. Never expose this server.\n"
-            f"  A token for '{DEMO_USER}', valid for 12 hours:\n\n"
-            f"    export TOKEN={_token(settings, DEMO_USER, 12 * 3600)}\n"
-            f'    curl -H "Authorization: Bearer $TOKEN" {base}/api/{DEMO_USER}/tasks\n\n'
-            f"  API docs: {base}/docs\n",
+            f"  A token for '{DEMO_USER}', valid for {DEMO_TOKEN_SECONDS // 3600} hours:\n\n"
+            f"    export TOKEN={_token(settings, DEMO_USER, DEMO_TOKEN_SECONDS)}\n"
+            f"    export API={base}/api/{DEMO_USER}\n"
+            '    curl -H "Authorization: Bearer $TOKEN" $API/tasks\n\n'
+            f"  API docs: {base}/docs (authorised as '{DEMO_USER}')\n",
             flush=True,
         )
     uvicorn.run(

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
+from collections.abc import Callable
 from importlib.metadata import version
 
 from fastapi import FastAPI, Request
@@ -29,6 +31,10 @@ _SWAGGER_UI_PARAMETERS = {
     # origin only); tokens are short-lived, and *Logout* forgets it.
     "persistAuthorization": True,
 }
+#: The security scheme of the OpenAPI document (todo_api/openapi.py) that a demo token fills.
+BEARER_SCHEME = "HTTPBearer"
+#: Where the page's Swagger UI configuration takes one more option (FastAPI's template).
+_SWAGGER_PRESETS = "    presets: ["
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
@@ -39,26 +45,30 @@ class _ImmutableAssets(StaticFiles):
         return response
 
 
-def install_docs(app: FastAPI) -> None:
+def install_docs(app: FastAPI, demo_token: Callable[[], str] | None = None) -> None:
     """Serve /docs, /redoc and their assets, none in the OpenAPI document and none needing a
-    token. The app must be made with `docs_url=None, redoc_url=None`."""
+    token. The app must be made with `docs_url=None, redoc_url=None`.
+
+    `demo_token`, in development mode only, mints a token that Swagger UI is authorised with as
+    soon as it has loaded the document, so that *Try it out* works at once."""
     assets = _ImmutableAssets(packages=[("fastapi_offline", "static")])
     app.mount(ASSETS_URL, GZipMiddleware(assets), name="docs-assets")
 
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = _root_path(request)
-        return _own_origin_only(
-            get_swagger_ui_html(
-                openapi_url=f"{root}{app.openapi_url}",
-                title=f"{app.title} - Swagger UI",
-                swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
-                swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
-                swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
-                oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT_URL}",
-                swagger_ui_parameters=_SWAGGER_UI_PARAMETERS,
-            )
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT_URL}",
+            swagger_ui_parameters=_SWAGGER_UI_PARAMETERS,
         )
+        if demo_token is not None:
+            page = _preauthorized(page, demo_token())
+        return _own_origin_only(page)
 
     @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
     async def swagger_ui_oauth2_redirect() -> HTMLResponse:
@@ -76,6 +86,19 @@ def install_docs(app: FastAPI) -> None:
                 with_google_fonts=False,
             )
         )
+
+
+def _preauthorized(page: HTMLResponse, token: str) -> HTMLResponse:
+    """The page, authorised with `token` once Swagger UI has the document (its
+    `preauthorizeApiKey` fills any scheme, bearer ones too, and needs the document loaded)."""
+    html = bytes(page.body).decode()
+    if _SWAGGER_PRESETS not in html:
+        raise RuntimeError("Swagger UI's page no longer has the shape this code extends")
+    on_complete = f"    onComplete: () => ui.preauthorizeApiKey({json.dumps(BEARER_SCHEME)}, {json.dumps(token)}),\n"
+    # A page that holds a token is not kept by any cache.
+    return HTMLResponse(
+        html.replace(_SWAGGER_PRESETS, on_complete + _SWAGGER_PRESETS, 1), headers={"Cache-Control": "no-store"}
+    )
 
 
 def _root_path(request: Request) -> str:

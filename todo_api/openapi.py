@@ -38,6 +38,13 @@ Every `/api/{user_id}/…` request carries `Authorization: Bearer <JWT>` for tha
 (Better Auth's JWT plugin, or your own). Errors are RFC 9457 problem details: their `type`
 resolves to a page that says what to do (`/problems`).
 
+**How to get a token.** In development (`make run`), the server printed one for `demo-user`
+when it started (`export TOKEN=…`), and this page is already authorised as `demo-user`: *Try it
+out* works at once, with `demo-user` as the `user_id`. A token for any other user:
+`TODO_DEV_MODE=1 todo token USER_ID` (or, with `TODO_JWT_SECRET` set, `todo token USER_ID`), then
+*Authorize* and paste it. In production, tokens come from your identity provider (Better Auth:
+`authClient.token()`); this page then has none until you paste one.
+
 Every response carries `X-Request-ID`: the request's own `X-Request-ID` when it sent one of 1 to
 128 letters, digits or `._:=+/@-`, else a new one. The server's log lines name it: quote it when
 reporting a problem.
@@ -121,7 +128,7 @@ def _with_bearer_scheme(document: dict[str, Any]) -> dict[str, Any]:
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "A JWT from Better Auth (or `todo token USER_ID`)",
+        "description": "A JWT from Better Auth, or `todo token USER_ID` (`make run` prints one for `demo-user`)",
     }
     return document
 

@@ -9,6 +9,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Never valid outside development mode: `make run` uses it so that a fresh clone just works.
 DEVELOPMENT_SECRET = "development-only-secret-not-for-production-use"
+#: The user `make run` prints a token for, and whom /docs is authorised as in development mode.
+DEMO_USER = "demo-user"
+#: How long the demo user's tokens last.
+DEMO_TOKEN_SECONDS = 12 * 3600
 #: Not a setting: the directory `todo serve` gives its workers to share their metrics in. Named
 #: by prometheus-client, which reads it when it is imported.
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
@@ -96,6 +100,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description='Browser origins allowed to call the API, as JSON: ["https://app.example"]',
     )
+
+    @property
+    def signs_with_the_development_secret(self) -> bool:
+        """Development mode with its built-in secret: the service may hand out demo tokens."""
+        return self.jwt_secret is not None and self.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET
 
     @model_validator(mode="after")
     def _identity_is_configured(self) -> Self:
