@@ -29,7 +29,7 @@ class Settings(BaseSettings):
         "none",
         description="PostgreSQL: `transaction` when TODO_DATABASE_URL names a pooler in transaction mode "
         "(PgBouncer's pool_mode = transaction): no prepared statements, no session settings in the startup "
-        "packet (see the README, 'Behind a pooler and a load balancer')",
+        "packet (see docs/operations.md, 'Behind a pooler and a load balancer')",
     )
     listen_database_url: str | None = Field(
         None,

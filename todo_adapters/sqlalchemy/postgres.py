@@ -61,7 +61,7 @@ class PostgresPool:
     refuses the connection: "unsupported startup parameter"). The time zone is set with `SET`
     instead: `TimeZone` is one of the parameters PgBouncer tracks per client and sets again on
     every server connection it lends that client. `statement_timeout` is not: in this mode it
-    is the database role's (`ALTER ROLE … SET statement_timeout`), see the README.
+    is the database role's (`ALTER ROLE … SET statement_timeout`), see docs/operations.md.
     """
 
     def __init__(self, url: URL, *, size: int, timeout: float, transaction_pooler: bool = False) -> None:
