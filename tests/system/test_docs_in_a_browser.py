@@ -30,6 +30,7 @@ import pytest
 from tests.conftest import TEST_SECRET
 from tests.system.test_persistence import Deployment, Server, clean_environment
 from todo_api.docs import ASSETS_URL
+from todo_api.settings import DEMO_USER
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +68,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("docs")
     database_url = f"sqlite+aiosqlite:///{workdir / 'todo.db'}"
     deployment = Deployment(clean_environment(TODO_DATABASE_URL=database_url, TODO_JWT_SECRET=TEST_SECRET), workdir)
+    deployment.migrate()
+    running = deployment.start(run=1)
+    try:
+        running.wait_until_healthy()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`make run`'s server: development mode with its built-in secret."""
+    workdir = tmp_path_factory.mktemp("docs-dev")
+    database_url = f"sqlite+aiosqlite:///{workdir / 'todo.db'}"
+    deployment = Deployment(clean_environment(TODO_DATABASE_URL=database_url, TODO_DEV_MODE="1"), workdir)
     deployment.migrate()
     running = deployment.start(run=1)
     try:
@@ -164,3 +180,48 @@ def test_redoc_renders_every_operation_from_the_services_own_files(
     assert set(re.findall(r'<li [^>]*data-item-id="([^"]+/operation/[^"]+)"', page.dom)) == expected  # the menu
     assert set(re.findall(r'data-section-id="([^"]+/operation/[^"]+)"', page.dom)) == expected  # the content
     assert_only_own_origin(page, origin, {"/openapi.json", f"{ASSETS_URL}/redoc.standalone.js"})
+
+
+def test_swagger_ui_in_development_mode_is_authorised_as_the_demo_user_and_works(
+    chromium: str, dev_server: Server, tmp_path: Path
+) -> None:
+    page = open_page(chromium, f"{origin_of(dev_server)}/docs", tmp_path / "docs")
+
+    assert re.search(r'<button class="btn authorize locked"', page.dom), "Swagger UI is not authorised"
+    # The token the page is authorised with is the demo user's, and the API takes it.
+    served = httpx.get(f"{dev_server.base_url}/docs", timeout=10.0)
+    assert served.headers["cache-control"] == "no-store"
+    (token,) = re.findall(r'preauthorizeApiKey\("HTTPBearer", "([^"]+)"\)', served.text)
+    listed = httpx.get(
+        f"{dev_server.base_url}/api/{DEMO_USER}/tasks", headers={"Authorization": f"Bearer {token}"}, timeout=10.0
+    )
+    assert listed.status_code == 200, listed.text
+
+
+def test_swagger_ui_outside_development_mode_has_no_token(chromium: str, server: Server, tmp_path: Path) -> None:
+    page = open_page(chromium, f"{origin_of(server)}/docs", tmp_path / "docs")
+
+    assert re.search(r'<button class="btn authorize unlocked"', page.dom), "Swagger UI is authorised"
+    assert "preauthorize" not in httpx.get(f"{server.base_url}/docs", timeout=10.0).text
+
+
+def test_make_runs_banner_pastes_into_a_shell_and_reaches_the_demo_users_tasks(dev_server: Server) -> None:
+    """The lines `todo serve` prints in development mode, pasted as they are."""
+    banner = dev_server.output().split("Uvicorn running", 1)[0]
+    pasted = [line.strip() for line in banner.splitlines() if line.strip().startswith(("export ", "curl "))]
+    assert [line.split(maxsplit=1)[0] for line in pasted] == ["export", "export", "curl"], banner
+    assert f"export API={dev_server.base_url}/api/{DEMO_USER}" in pasted
+    result = subprocess.run(
+        ["bash", "-c", "set -e\n" + "\n".join(pasted) + "\necho\necho $TOKEN"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    answer, token = result.stdout.decode().strip().rsplit("\n", 1)
+    assert '"type"' not in answer, answer  # not a problem document: the token was taken
+    json.loads(answer)
+    listed = httpx.get(
+        f"{dev_server.base_url}/api/{DEMO_USER}/tasks", headers={"Authorization": f"Bearer {token}"}, timeout=10.0
+    )
+    assert listed.status_code == 200, listed.text
