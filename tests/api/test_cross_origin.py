@@ -50,7 +50,7 @@ async def test_a_listed_origins_preflight_is_allowed_with_credentials_and_no_tok
     assert {"GET", "POST", "PUT", "PATCH", "DELETE"} <= {
         m.strip() for m in response.headers["access-control-allow-methods"].split(",")
     }
-    assert SENT <= listed(response.headers["access-control-allow-headers"])
+    assert listed(response.headers["access-control-allow-headers"]) >= SENT
     assert "origin" in listed(response.headers["vary"])
 
 
@@ -77,7 +77,7 @@ async def test_a_listed_origin_reads_the_answers_headers_with_credentials(sqlite
     assert created.status_code == 201, created.text
     assert created.headers["access-control-allow-origin"] == APP
     assert created.headers["access-control-allow-credentials"] == "true"
-    assert READ <= listed(created.headers["access-control-expose-headers"])
+    assert listed(created.headers["access-control-expose-headers"]) >= READ
     assert "origin" in listed(created.headers["vary"])
     assert listing.status_code == 200
     assert listing.headers["access-control-allow-origin"] == "https://app.example"
@@ -110,9 +110,9 @@ async def test_any_origin_is_allowed_without_credentials(sqlite_store: SqlStore)
         )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "*"
-    assert SENT <= listed(preflight.headers["access-control-allow-headers"])
+    assert listed(preflight.headers["access-control-allow-headers"]) >= SENT
     assert answer.status_code == 200
-    assert READ <= listed(answer.headers["access-control-expose-headers"])
+    assert listed(answer.headers["access-control-expose-headers"]) >= READ
     for response in (preflight, answer):
         assert "access-control-allow-credentials" not in response.headers
     # Even for a request with a cookie, the origin is never echoed with credentials allowed.
