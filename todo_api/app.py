@@ -102,11 +102,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes, max_import_bytes=resolved.max_import_bytes)
     app.add_middleware(BearerAuthentication, verifier=container.identity_verifier)
-    if resolved.cors_origins:
-        # Outside authentication: a browser's preflight carries no token and is answered here; the
-        # real request that follows is authenticated as any other.
-        app.add_middleware(CrossOrigin, origins=resolved.cors_origins)
-    # Outermost of all: the id is set before anything logs, and the time counts everything.
+    # The id is set before anything logs, and the time counts everything.
     app.add_middleware(
         RequestTelemetry,
         router=app.router,
@@ -114,6 +110,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         user_id_hasher=container.user_id_hasher,
         access_log=resolved.access_log,
     )
+    if resolved.cors_origins:
+        # Outside authentication: a browser's preflight carries no token and is answered here; the
+        # real request that follows is authenticated as any other. Outside the telemetry too, whose
+        # own answer to a failure (500, with the request id to report) the page must be able to read.
+        app.add_middleware(CrossOrigin, origins=resolved.cors_origins)
     # Outermost of all: the scheme and client address as the proxy in front saw them, when it is
     # one to believe (the calendar feed links are built from the scheme and Host).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=resolved.forwarded_allow_ips)

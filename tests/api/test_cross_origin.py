@@ -5,11 +5,12 @@ tests/system/test_cross_origin_in_a_browser.py runs a page of another origin in 
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
 from tests.api.assertions import problem
-from tests.conftest import TEST_SECRET, Caller, SqlStore, api_client, bearer
+from tests.conftest import TEST_SECRET, Caller, SqlStore, api_client, bearer, build_app
 from todo_api.settings import Settings
 
 APP = "http://localhost:3000"
@@ -214,3 +215,19 @@ async def test_a_feed_url_has_the_scheme_the_proxy_was_asked_with_only_when_the_
         )
     assert response.status_code == 201, response.text
     assert response.json()["url"].startswith(f"{expected}/feeds/")
+
+
+async def test_a_failure_of_ours_is_readable_by_the_page_with_the_request_id_to_report(sqlite_store: SqlStore) -> None:
+    app, _ = build_app(sqlite_store, cors_origins=[APP])
+
+    async def fails() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/fails", fails)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        failed = await http.get("/fails", headers={"Origin": APP})
+    problem(failed, 500)
+    assert failed.headers["access-control-allow-origin"] == APP
+    assert "x-request-id" in listed(failed.headers["access-control-expose-headers"])
+    assert failed.headers["x-request-id"]
