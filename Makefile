@@ -39,7 +39,8 @@ migrate: install
 test: lint browser proxies shells
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
-## Chromium, for the test that renders /docs and /redoc (tests/system/test_docs_in_a_browser.py), from the
+## Chromium, for the test that renders /docs and /redoc (tests/system/test_docs_in_a_browser.py) and the one
+## that calls the API from a page of another origin (tests/system/test_cross_origin_in_a_browser.py), from the
 ## system packages when missing. Where it cannot be installed (not root) that test skips, unless
 ## TODO_REQUIRE_POSTGRES=1 (CI) makes it fail.
 browser:
@@ -48,13 +49,14 @@ browser:
 		|| echo "chromium could not be installed: the browser test will skip (or fail in CI)"
 
 ## PgBouncer and nginx, for the test that runs two replicas behind both (tests/system/test_behind_a_pooler.py),
-## from the system packages when missing (their services are not started). Where they cannot be installed
-## (not root) that test skips, unless TODO_REQUIRE_POSTGRES=1 (CI) makes it fail.
+## and envsubst (gettext-base), which renders nginx's template, from the system packages when missing (their
+## services are not started). Where they cannot be installed (not root) that test skips, unless
+## TODO_REQUIRE_POSTGRES=1 (CI) makes it fail.
 proxies:
-	@(command -v pgbouncer && command -v nginx) >/dev/null \
-		|| DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer nginx \
-		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer nginx) \
-		|| echo "pgbouncer or nginx could not be installed: the pooler test will skip (or fail in CI)"
+	@(command -v pgbouncer && command -v nginx && command -v envsubst) >/dev/null \
+		|| DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer nginx gettext-base \
+		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer nginx gettext-base) \
+		|| echo "pgbouncer, nginx or envsubst could not be installed: the pooler test will skip (or fail in CI)"
 
 ## zsh (bash is there already), for the test that pastes every `sh` block of README.md and docs/*.md into
 ## both (tests/system/test_docs_shell_blocks.py), from the system packages when missing. Where it cannot be

@@ -12,10 +12,11 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from todo_adapters.auth import JwksKeys, mint_token
 from todo_api.container import Container
+from todo_api.cross_origin import CrossOrigin
 from todo_api.docs import install_docs
 from todo_api.logs import lighten_log_records
 from todo_api.metrics import Metrics
@@ -101,25 +102,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes, max_import_bytes=resolved.max_import_bytes)
     app.add_middleware(BearerAuthentication, verifier=container.identity_verifier)
-    if resolved.cors_origins:
-        # Outermost: a browser's preflight carries no token and must be answered before
-        # authentication; the real request that follows is authenticated as any other.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=resolved.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "If-Match",
-                "If-None-Match",
-                "Idempotency-Key",
-                "X-Request-ID",
-            ],
-            expose_headers=["ETag", "Location", "Retry-After", "Idempotent-Replayed", "X-Request-ID"],
-            max_age=600,
-        )
-    # Outermost of all: the id is set before anything logs, and the time counts everything.
+    # The id is set before anything logs, and the time counts everything.
     app.add_middleware(
         RequestTelemetry,
         router=app.router,
@@ -127,6 +110,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         user_id_hasher=container.user_id_hasher,
         access_log=resolved.access_log,
     )
+    if resolved.cors_origins:
+        # Outside authentication: a browser's preflight carries no token and is answered here; the
+        # real request that follows is authenticated as any other. Outside the telemetry too, whose
+        # own answer to a failure (500, with the request id to report) the page must be able to read.
+        app.add_middleware(CrossOrigin, origins=resolved.cors_origins)
+    # Outermost of all: the scheme and client address as the proxy in front saw them, when it is
+    # one to believe (the calendar feed links are built from the scheme and Host).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=resolved.forwarded_allow_ips)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(tasks.router)

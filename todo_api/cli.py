@@ -131,7 +131,7 @@ def _run_uvicorn(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        proxy_headers=False,
+        proxy_headers=False,  # the app believes forwarded headers itself (TODO_FORWARDED_ALLOW_IPS)
         # The line per request is the app's own (todo_api/logs.py), with its route and request id.
         access_log=False,
         log_config=logging_config(settings),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from starlette.routing import BaseRoute, Mount, Route, Router, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from todo_api.cross_origin import is_preflight
 from todo_api.logs import ACCESS_LOGGER, REQUEST_ID, UserIdHasher, request_id
 from todo_api.metrics import UNMATCHED_ROUTE, Metrics
 from todo_api.problems import BodyTooLarge, body_too_large, domain_problem, internal_error
@@ -160,7 +161,9 @@ class BearerAuthentication:
         self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _route_path(scope).startswith(API_PREFIX):
+        if scope["type"] != "http" or not _route_path(scope).startswith(API_PREFIX) or is_preflight(scope):
+            # A preflight (from an origin CrossOrigin does not allow, or when none is) goes on to
+            # the routes: 405 or 404, never 401, for a request that is never asked for a token.
             await self.app(scope, receive, send)
             return
         try:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+import ipaddress
+import json
+import re
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Never valid outside development mode: `make run` uses it so that a fresh clone just works.
 DEVELOPMENT_SECRET = "development-only-secret-not-for-production-use"
@@ -16,6 +20,10 @@ DEMO_TOKEN_SECONDS = 12 * 3600
 #: Not a setting: the directory `todo serve` gives its workers to share their metrics in. Named
 #: by prometheus-client, which reads it when it is imported.
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+#: Whose forwarded headers are believed unless TODO_FORWARDED_ALLOW_IPS says otherwise: a proxy on
+#: the same machine (and uvicorn's own default).
+LOOPBACK = ("127.0.0.1", "::1")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class Settings(BaseSettings):
@@ -96,10 +104,40 @@ class Settings(BaseSettings):
         description="Larger import documents (POST /api/{user_id}/import) get 413: about 40,000 tasks per 20 MB. "
         "An import is parsed and checked whole, in memory, before it is written in one transaction",
     )
-    cors_origins: list[str] = Field(
+    cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description='Browser origins allowed to call the API, as JSON: ["https://app.example"]',
+        description="Browser origins allowed to call the API, with credentials: `scheme://host[:port]`, "
+        'separated by commas or spaces, or as a JSON list (`["https://app.example"]`); `*` alone: any '
+        "origin, without credentials",
     )
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(LOOPBACK),
+        description="The addresses (or networks, `10.0.0.0/8`) of the proxies whose `X-Forwarded-Proto` and "
+        "`X-Forwarded-For` are believed (the scheme and client address the service sees, and so the calendar "
+        "feed links it builds), separated by commas or spaces; `*`: any. Default: loopback only",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        origins = _listed(value)
+        if "*" in origins and len(origins) > 1:
+            raise ValueError("`*` (any origin) must stand alone: it cannot be combined with listed origins")
+        return [origin if origin == "*" else _origin(origin) for origin in origins]
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        addresses = _listed(value)
+        if "*" in addresses and len(addresses) > 1:
+            raise ValueError("`*` (any proxy) must stand alone")
+        for address in addresses:
+            if address != "*":
+                try:
+                    ipaddress.ip_network(address)
+                except ValueError as error:
+                    raise ValueError(f"{address!r} is not an IP address or network like 10.0.0.0/8 ({error})") from None
+        return addresses
 
     @property
     def signs_with_the_development_secret(self) -> bool:
@@ -122,3 +160,40 @@ class Settings(BaseSettings):
         ):
             raise ValueError("the development secret is refused outside TODO_DEV_MODE=1")
         return self
+
+
+def _listed(value: object) -> list[str]:
+    """A list setting's items: from a JSON list, or from a string split at commas and spaces."""
+    if not isinstance(value, str):
+        return value  # type: ignore[return-value]  # given in Python: pydantic checks it
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError as error:
+            raise ValueError(f"not a JSON list ({error}); or give the items separated by commas or spaces") from None
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise ValueError("a JSON list of strings is expected")
+        return [item.strip() for item in items]
+    return [item for item in re.split(r"[\s,]+", text) if item]
+
+
+def _origin(text: str) -> str:
+    """An origin as browsers send it in `Origin`: `scheme://host[:port]`, lower case, without
+    the scheme's default port (anything else would never match)."""
+    expected = f"{text!r} is not an origin: scheme://host[:port] is expected, like http://localhost:3000"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValueError(expected) from None
+    if not parts.scheme or not parts.hostname or parts.username is not None or parts.password is not None:
+        raise ValueError(expected)
+    if parts.path or parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise ValueError(f"{expected} (without a path, not even `/`)")
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"

@@ -82,8 +82,36 @@ def test_a_secret_is_passed_on_from_the_shell_never_written_here(services: dict[
 
 def test_nginx_serves_its_config_from_deploy_nginx(services: dict[str, Any]) -> None:
     nginx = services["nginx"]
-    assert "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
+    # A template, which the image renders (envsubst) into /etc/nginx/nginx.conf at start.
+    assert "./deploy/nginx/nginx.conf:/etc/nginx/templates/nginx.conf.template:ro" in nginx["volumes"]
+    assert nginx["environment"]["NGINX_ENVSUBST_OUTPUT_DIR"] == "/etc/nginx"
     assert nginx["ports"], "nginx publishes no port"
+
+
+def test_nginx_is_given_every_variable_its_template_names(services: dict[str, Any]) -> None:
+    environment = services["nginx"]["environment"]
+    named = set(re.findall(r"\$\{(\w+)\}", nginx_config()))
+    assert named == {"TODO_MAX_IMPORT_BYTES"}
+    # The image substitutes the variables of its environment that match its filter, and no
+    # others: nginx's own ($host, $scheme) must stay as they are.
+    substituted = re.compile(environment["NGINX_ENVSUBST_FILTER"])
+    assert all(substituted.search(name) for name in named)
+    assert not [name for name in re.findall(r"\$(\w+)", nginx_config()) if substituted.search(name)]
+
+
+def test_nginx_lets_through_every_import_the_replicas_accept(services: dict[str, Any]) -> None:
+    limit = services["nginx"]["environment"]["TODO_MAX_IMPORT_BYTES"]
+    for replica in REPLICAS:
+        assert services[replica]["environment"]["TODO_MAX_IMPORT_BYTES"] == limit
+    assert int(interpolated(limit)) == Settings.model_fields["max_import_bytes"].default
+
+
+def test_replicas_that_believe_any_proxy_can_be_reached_only_through_this_files_network(
+    services: dict[str, Any],
+) -> None:
+    for replica in REPLICAS:
+        assert services[replica]["environment"]["TODO_FORWARDED_ALLOW_IPS"] == "*"
+        assert "ports" not in services[replica] and "network_mode" not in services[replica]
 
 
 def nginx_config() -> str:

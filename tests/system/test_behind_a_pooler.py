@@ -1,6 +1,7 @@
-"""Two replicas of the real `todo serve` behind nginx (deploy/nginx/nginx.conf, loopback ports put
-in) and PgBouncer in transaction mode (deploy/pgbouncer/pgbouncer.ini, pointed at a fresh test
-database), under a bounded mixed load through nginx while one replica is stopped with SIGTERM.
+"""Two replicas of the real `todo serve` behind nginx (deploy/nginx/nginx.conf, rendered with the
+replicas' settings as the nginx image renders it, loopback ports put in, and a TLS port added) and
+PgBouncer in transaction mode (deploy/pgbouncer/pgbouncer.ini, pointed at a fresh test database),
+under a bounded mixed load through nginx while one replica is stopped with SIGTERM.
 
 PgBouncer and nginx come from the system packages (`make test` installs them as root, `make
 proxies`); without them these tests skip, unless TODO_REQUIRE_POSTGRES=1 (CI), where that is a
@@ -24,14 +25,20 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import orjson
 import psycopg
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy.engine import make_url
 
+from tests.api.assertions import problem
 from tests.conftest import Caller
 from tests.event_streams import EventStream, open_events
 from tests.system.test_persistence import Deployment, Server, free_port, postgres_deployment
@@ -63,6 +70,10 @@ WINDOW_SLACK_SECONDS = 1.0
 EVENT_SECONDS = 5.0
 #: Requests sent at once to see nginx's rate limit (100 a second, bursts of 200) at work.
 SIMULTANEOUS = 400
+#: The replicas' TODO_MAX_IMPORT_BYTES, which nginx's configuration is rendered with: above nginx's
+#: own limit for other requests (2m), small enough to send quickly.
+IMPORT_LIMIT = 3_000_000
+JSON = {"Content-Type": "application/json"}
 
 
 def _tool(name: str) -> str:
@@ -125,13 +136,28 @@ def pgbouncer_config(database_url: str, port: int, folder: Path) -> str:
     return str(folder / "pgbouncer.ini")
 
 
-def nginx_config(replica_ports: list[int], port: int, folder: Path) -> str:
-    """The shipped example, its upstreams, listening port and paths replaced by the test's."""
-    text = NGINX_EXAMPLE.read_text()
+def nginx_config(
+    replica_ports: list[int], ports: tuple[int, int], folder: Path, replica_settings: dict[str, str]
+) -> str:
+    """The shipped example, its upstreams, listening port and paths replaced by the test's (and a
+    second port, for HTTPS, with a certificate made here, as nginx terminates TLS), rendered
+    with the replicas' settings as the nginx image renders a template: envsubst, given the
+    variables of its environment that match its filter (compose.yaml's NGINX_ENVSUBST_FILTER)."""
+    envsubst = _tool("envsubst")
+    rendered = subprocess.run(
+        [envsubst, "".join(f"${{{name}}}" for name in replica_settings if name.startswith("TODO_"))],
+        input=NGINX_EXAMPLE.read_text(),
+        env=replica_settings,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    text = rendered.stdout
     replacements = {
         "api-1:8000": f"127.0.0.1:{replica_ports[0]}",
         "api-2:8000": f"127.0.0.1:{replica_ports[1]}",
-        "listen 8080;": f"listen 127.0.0.1:{port};",
+        "listen 8080;": f"listen 127.0.0.1:{ports[0]}; listen 127.0.0.1:{ports[1]} ssl; "
+        f"ssl_certificate {folder}/tls.crt; ssl_certificate_key {folder}/tls.key;",
         "/var/run/todo-nginx/": f"{folder}/",
         "/tmp/todo-nginx-": f"{folder}/temp-",
     }
@@ -139,7 +165,30 @@ def nginx_config(replica_ports: list[int], port: int, folder: Path) -> str:
         assert old in text, f"{NGINX_EXAMPLE} no longer has {old!r}: update this test with it"
         text = text.replace(old, new)
     (folder / "nginx.conf").write_text(text)
+    _self_signed_certificate(folder / "tls.crt", folder / "tls.key")
     return str(folder / "nginx.conf")
+
+
+def _self_signed_certificate(certificate: Path, key: Path) -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    signed = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(private, hashes.SHA256())
+    )
+    certificate.write_bytes(signed.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
 
 
 @dataclass
@@ -149,6 +198,7 @@ class Cluster:
     deployment: Deployment
     replicas: list[Server]
     nginx_url: str
+    nginx_https_url: str
     pooled_url: str
     direct_url: str
     replica_settings: dict[str, str]
@@ -190,6 +240,7 @@ def cluster(postgres_server_url: str, tmp_path: Path) -> Iterator[Cluster]:
             "TODO_LISTEN_DATABASE_URL": direct_url,
             "TODO_DB_POOL_SIZE": "4",
             "TODO_SHUTDOWN_GRACE_SECONDS": "5",
+            "TODO_MAX_IMPORT_BYTES": str(IMPORT_LIMIT),
         }
         replicas = [deployment.start(run=number, **settings) for number in (1, 2)]
         for replica in replicas:
@@ -197,14 +248,22 @@ def cluster(postgres_server_url: str, tmp_path: Path) -> Iterator[Cluster]:
         for replica in replicas:
             replica.wait_until_healthy()
 
-        nginx_port = free_port()
+        nginx_port, nginx_https_port = free_port(), free_port()
         nginx_folder = folder / "nginx"
         nginx_folder.mkdir()
         ports = [int(replica.base_url.rsplit(":", 1)[1]) for replica in replicas]
-        config = nginx_config(ports, nginx_port, nginx_folder)
+        config = nginx_config(ports, (nginx_port, nginx_https_port), nginx_folder, settings)
         argv = [nginx, "-p", str(nginx_folder), "-e", "stderr", "-c", config, "-g", "daemon off;"]
         stack.enter_context(_running(argv, "nginx", nginx_port, folder / "nginx.log"))
-        yield Cluster(deployment, replicas, f"http://127.0.0.1:{nginx_port}", pooled_url, direct_url, settings)
+        yield Cluster(
+            deployment,
+            replicas,
+            f"http://127.0.0.1:{nginx_port}",
+            f"https://127.0.0.1:{nginx_https_port}",
+            pooled_url,
+            direct_url,
+            settings,
+        )
 
 
 @dataclass
@@ -385,6 +444,51 @@ async def test_nginx_passes_the_request_id_and_limits_each_client(cluster: Clust
         assert headers["content-type"] == "application/problem+json"
         assert headers["retry-after"] == "1"
         assert orjson.loads(body)["status"] == 429
+
+
+async def test_behind_nginx_links_name_the_public_address_and_bodies_are_limited_as_the_replicas_do(
+    cluster: Cluster,
+) -> None:
+    async with httpx.AsyncClient(base_url=cluster.nginx_url, timeout=30.0) as client:
+        caller = Caller(client, USER)
+        # The calendar feed link is the address the client used, port included (nginx's $host
+        # would drop the port), not the replica's.
+        for host in (httpx.URL(cluster.nginx_url).netloc.decode(), "todo.example:8443"):
+            feed = await caller.request("POST", "/calendar-feeds", headers={"Host": host})
+            assert feed.status_code == 201, feed.text
+            assert feed.json()["url"].startswith(f"http://{host}/feeds/"), feed.json()
+    # Asked over HTTPS (nginx terminates TLS), the link is an https one: the replicas believe
+    # nginx's X-Forwarded-Proto (it connects from loopback, which they trust by default).
+    async with httpx.AsyncClient(base_url=cluster.nginx_https_url, timeout=30.0, verify=False) as client:
+        feed = await Caller(client, USER).request("POST", "/calendar-feeds")
+        assert feed.status_code == 201, feed.text
+        assert feed.json()["url"].startswith(f"{cluster.nginx_https_url}/feeds/"), feed.json()
+        async with httpx.AsyncClient(timeout=30.0, verify=False) as calendar_app:
+            fetched = await calendar_app.get(feed.json()["url"])
+        assert fetched.status_code == 200
+        assert fetched.content.startswith(b"BEGIN:VCALENDAR")
+    async with httpx.AsyncClient(base_url=cluster.nginx_url, timeout=30.0) as client:
+        caller = Caller(client, USER)
+
+        # Too large for nginx: refused by nginx itself, in the service's own words.
+        refused = await caller.request("POST", "/tasks", content=_json_of_size(2 * 1024 * 1024 + 1), headers=JSON)
+        problem(refused, 413)
+        assert re.fullmatch(r"[0-9a-f]{32}", refused.headers["X-Request-ID"])
+        # Past the service's own limit (TODO_MAX_BODY_BYTES) but not nginx's: the service's 413.
+        own = await caller.request("POST", "/tasks", content=_json_of_size(1_500_000), headers=JSON)
+        assert problem(own, 413) == problem(refused, 413)
+
+        # An import is let through up to the replicas' TODO_MAX_IMPORT_BYTES, and no further.
+        imported = await caller.request("POST", "/import", content=_json_of_size(IMPORT_LIMIT), headers=JSON)
+        problem(imported, 422)  # it reached the service, which read it whole: not an account document
+        too_large = await caller.request("POST", "/import", content=_json_of_size(IMPORT_LIMIT + 1), headers=JSON)
+        assert problem(too_large, 413) == problem(refused, 413)
+
+
+def _json_of_size(size: int) -> bytes:
+    """A JSON object of exactly `size` bytes."""
+    head, tail = b'{"padding": "', b'"}'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
 
 
 def _all_at_once(base_url: str, path: str, count: int) -> list[tuple[int, dict[str, str], bytes]]:

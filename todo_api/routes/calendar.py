@@ -114,8 +114,8 @@ def _feed_view(feed: CalendarFeed) -> dict[str, object]:
 
 def _public_base(request: Request, settings: Settings) -> str:
     """Where clients reach this service: `TODO_PUBLIC_URL` when set; otherwise the request's own
-    scheme, `Host` and `root_path`, as the server gives them (`todo serve` trusts no
-    `X-Forwarded-*` header: behind a proxy that changes the scheme or host, set the setting)."""
+    scheme, `Host` and `root_path`: behind a proxy, the scheme it was asked with when the proxy is
+    one of TODO_FORWARDED_ALLOW_IPS, and the `Host` it passes on (`$http_host` in nginx)."""
     if settings.public_url:
         return settings.public_url.rstrip("/")
     return str(request.base_url).rstrip("/")
