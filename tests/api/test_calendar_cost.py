@@ -5,12 +5,14 @@ data changes (and never served to anyone else), and what a calendar holds is bou
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import os
 import re
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -280,3 +282,71 @@ async def test_the_same_calendar_has_the_same_bytes_and_etag_in_every_process(
 
     answers = await asyncio.gather(*(asyncio.to_thread(fetch, seed) for seed in ("1", "2", "3")))
     assert answers == [expected] * 3
+
+
+async def test_rendering_leaves_the_event_loop_free_for_other_requests(
+    sqlite_store: SqlStore, new_user: Callable[[], str]
+) -> None:
+    app, _ = build_app(sqlite_store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        user = Caller(http, new_user())
+        zones = ("Europe/Berlin", "America/New_York", "Asia/Tokyo")
+        for batch in range(10):
+            operations = [
+                {
+                    "op": "create",
+                    "body": {
+                        "title": f"Task {batch}-{n}",
+                        "due_at": f"2026-06-{n % 28 + 1:02}T09:00:00Z",
+                        "time_zone": zones[n % 3],
+                        "recurrence": "FREQ=WEEKLY;BYDAY=FR",
+                        "remind_at": "2026-05-01T08:00:00Z",
+                        "tags": ["home", "work"],
+                    },
+                }
+                for n in range(100)
+            ]
+            assert (await user.request("POST", "/batch", json={"operations": operations})).status_code == 200
+
+        await asyncio.to_thread(lambda: None)  # the loop's worker thread, made before the measure
+        # The app runs on this test's event loop: a ticker on it sees every stretch of time the
+        # loop spends on something that does not await.
+        gaps: list[float] = []
+        rendering = True
+
+        async def tick() -> None:
+            last = asyncio.get_running_loop().time()
+            while rendering:
+                await asyncio.sleep(0.002)
+                now = asyncio.get_running_loop().time()
+                gaps.append(now - last)
+                last = now
+
+        # Garbage collections in the loop's worker threads (`asyncio.to_thread`'s, where renders
+        # run): a full one holds the GIL, and so the loop, for as long as it scans the heap.
+        in_workers: list[int] = []
+
+        def collected(phase: str, info: dict[str, int]) -> None:
+            if phase == "start" and threading.current_thread().name.startswith("asyncio_"):
+                in_workers.append(info["generation"])
+
+        # This process's heap (pytest, every fixture) would make any full collection, wherever it
+        # runs, longer than a render: frozen, as it is not what is measured.
+        gc.collect()
+        gc.freeze()
+        gc.callbacks.append(collected)
+        try:
+            ticker = asyncio.create_task(tick())
+            started = asyncio.get_running_loop().time()
+            response = await fetched(user)
+            took = asyncio.get_running_loop().time() - started
+            rendering = False
+            await ticker
+        finally:
+            gc.callbacks.remove(collected)
+            gc.unfreeze()
+    assert response.status_code == 200 and response.content.count(b"BEGIN:VTODO") == 1000
+    # Rendering 1,000 tasks takes most of the request; on the loop, one gap would be nearly all of it.
+    assert max(gaps) < took / 4, (max(gaps), took)
+    # None while it renders; at most the one of young objects when the collector is back on.
+    assert in_workers in ([], [0]), f"a render sets off no garbage collection: {in_workers}"
