@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import calendar_load
+
 SERVER_NOTES = {
     "todo": "`todo serve`, 2 workers, PostgreSQL (psycopg 3), real JWT check",
     "ceiling": "FastAPI + pydantic response model, the same 50 tasks from memory, no database, no token check",
@@ -406,6 +408,8 @@ def markdown(data: dict[str, Any], plot_name: str | None) -> str:
             ),
             "",
         ]
+    if data.get("calendar"):
+        parts += [calendar_load.markdown(data["calendar"])]
     parts += [
         "## Memory after the PostgreSQL runs",
         "",
@@ -451,6 +455,7 @@ def console(data: dict[str, Any]) -> str:
             "Targets (the bench does not fail on a miss):",
             *(f"  {t['result']:<4}  {t['target']}: {t['shown']}" for t in data["targets"]),
             "",
+            *([calendar_load.markdown(data["calendar"])] if data.get("calendar") else []),
             *([warning.replace("**", ""), ""] if (warning := disturbance(data)) else []),
         ]
     )

@@ -46,7 +46,7 @@ import jwt
 import psycopg
 from psycopg import sql
 
-from bench import report
+from bench import calendar_load, report
 from bench.loadgen import Measurement, WrkResult, measure, other_share, run_wrk
 from bench.procs import (
     Server,
@@ -172,6 +172,8 @@ class Results:
     explain: list[dict[str, Any]] = field(default_factory=list)
     explain_note: str = ""
     sqlite: dict[str, Any] = field(default_factory=dict)
+    #: What a calendar costs, and costs others (`bench.calendar_load`).
+    calendar: dict[str, Any] = field(default_factory=dict)
     duration_seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
@@ -360,7 +362,25 @@ class PostgresBench:
             self._growth(todo)
             self._writes(todo, naive)
             self._memory({"todo": todo, "ceiling": ceiling, "naive": naive})
+        self._calendar()
         self._explain()
+
+    def _calendar(self) -> None:
+        """A calendar's render, 304 and cached 200, and another user's list while calendars render,
+        on a server of one worker (`bench.calendar_load`)."""
+        server = self.stack.start_todo("todo-calendar", self.database_url, workers=1)
+        try:
+            self.results.calendar = calendar_load.run(
+                server,
+                self.stack,
+                other_path=LIST_50.format(user=U50),
+                other_token=self.stack.token(U50),
+                seconds=self.config.seconds,
+                warmup_seconds=self.config.warmup_seconds,
+                pg_pid=self.pg_pid,
+            )
+        finally:
+            server.stop()
 
     def _start_ceiling(self, todo: Server, naive: Server) -> Server:
         path, token = LIST_50.format(user=U50), self.stack.token(U50)

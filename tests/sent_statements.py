@@ -8,6 +8,8 @@ Where statements leave the service for PostgreSQL, and how each is seen here:
   into a distributed table is reported: its text cannot show that its rows are one user's.)
 - SQLAlchemy's engines (`create_engine`; on PostgreSQL only Alembic uses one today): its
   `before_cursor_execute` event, on every engine. Their psycopg cursors are left to it.
+While a test is `capturing`, every statement sent to either database (SQLite too) is also
+listed, in order: what one request reads.
 What is not recorded: transaction control that psycopg sends itself (`connection.transaction()`,
 `commit()`: no table), the synchronous psycopg the tests use to make databases, and statements
 sent while Alembic runs (migrations are the schema's, run once by `todo migrate`).
@@ -60,6 +62,8 @@ class SentStatements:
     operations: set[tuple[str, str]] = dataclasses.field(default_factory=set)
     requested: set[tuple[str, str]] = dataclasses.field(default_factory=set)
     _apps: weakref.WeakSet[Any] = dataclasses.field(default_factory=weakref.WeakSet)
+    #: Every statement sent to any database (SQLite too) while `capturing`, in order.
+    _captured: list[str] | None = None
 
     @contextlib.contextmanager
     def recording(self, test: str) -> Iterator[None]:
@@ -70,7 +74,21 @@ class SentStatements:
         finally:
             self.recording_for = None
 
+    @contextlib.contextmanager
+    def capturing(self) -> Iterator[list[str]]:
+        """The statements the service sends in the block, to PostgreSQL or SQLite, in order."""
+        self._captured = captured = []
+        try:
+            yield captured
+        finally:
+            self._captured = None
+
+    def captured(self, sql: str) -> None:
+        if self._captured is not None:
+            self._captured.append(sql)
+
     def sent(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] | None) -> None:
+        self.captured(sql)
         if self.recording_for is None or _migrating():
             return
         self.seen.add(sql)
@@ -150,6 +168,7 @@ def _before_cursor_execute(
     connection: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
 ) -> None:
     if connection.dialect.name != "postgresql":
+        STATEMENTS.captured(statement)
         return
     for one in parameters if executemany else [parameters]:
         STATEMENTS.sent(statement, one)

@@ -524,6 +524,9 @@ class InMemoryChangeFeed:
                     changed.append((tombstone.seq, ChangeKind.DELETION, row_id, tombstone.kind))
         return page_of(store.logs.get(user_id, ChangeLog(0, 0)), changed, after, limit)
 
+    async def change_number(self, user_id: str) -> int:
+        return self._store.logs.get(user_id, ChangeLog(0, 0)).seq
+
 
 class InMemoryRetention:
     def __init__(self, store: InMemoryStore) -> None:

@@ -23,6 +23,7 @@ from todo_adapters.sqlalchemy.exports import PostgresExportReader, SqliteExportR
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
+from todo_api.calendars import RenderedCalendars
 from todo_api.cursor import CursorCodec
 from todo_api.logs import UserIdHasher
 from todo_api.metrics import Metrics, multiprocess_directory
@@ -120,6 +121,8 @@ class Container(containers.DeclarativeContainer):
     #: What every user keeps only for a while, purged in a transaction of its own.
     retention = providers.Singleton(SqlRetention, unit_of_work.provider)
     clock = providers.Singleton(SystemClock)
+    #: The calendars this process rendered, reused until their user's data changes.
+    calendars = providers.Singleton(RenderedCalendars)
 
     key_source = providers.Singleton(_key_source, settings)
     identity_verifier = providers.Singleton(

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from todo_adapters.broker import ChangeBroker
+from todo_api.calendars import RenderedCalendars
 from todo_api.container import Container
 from todo_api.cursor import CursorCodec
 from todo_api.metrics import Metrics
@@ -76,6 +77,11 @@ async def metrics(request: Request) -> Metrics:
     return found
 
 
+async def rendered_calendars(request: Request) -> RenderedCalendars:
+    found: RenderedCalendars = _container(request).calendars()
+    return found
+
+
 async def settings(request: Request) -> Settings:
     resolved: Settings = _container(request).settings()
     return resolved
@@ -112,6 +118,7 @@ Views = Annotated[TaskViews, Depends(task_views)]
 CurrentClock = Annotated[Clock, Depends(clock)]
 Cursors = Annotated[CursorCodec, Depends(cursor_codec)]
 Feed = Annotated[ChangeFeed, Depends(change_feed)]
+Calendars = Annotated[RenderedCalendars, Depends(rendered_calendars)]
 Exports = Annotated[ExportReader, Depends(export_reader)]
 SyncTokens = Annotated[SyncTokenCodec, Depends(sync_tokens)]
 Broker = Annotated[ChangeBroker, Depends(broker)]

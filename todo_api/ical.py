@@ -3,12 +3,11 @@
 Made from the task views the list returns (`todo_core.views`), so a field of the task is
 here as soon as it is in the view. Everything written is a function of the tasks alone
 (DTSTAMP is the task's last change, as RFC 5545 §3.8.7.2 allows without METHOD): the same
-tasks make the same bytes, and so the same ETag.
+tasks make the same bytes (`todo_api.calendars` makes the ETag).
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -36,12 +35,17 @@ def calendar_bytes(content: CalendarTasks) -> bytes:
     for view in orjson.loads(json_bytes(list(content.tasks))):
         calendar.add_component(_todo(view, content.category_names))
     calendar.add_missing_timezones()  # a VTIMEZONE for every TZID used
+    _sort_timezones(calendar)
     return bytes(calendar.to_ical())
 
 
-def entity_tag(body: bytes) -> str:
-    """A strong ETag for a calendar body: the same tasks, the same tag."""
-    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+def _sort_timezones(calendar: Calendar) -> None:
+    """VTIMEZONEs first, by TZID: `add_missing_timezones` adds them in the order of a set of
+    names, which changes with each process's hash seed, and the same tasks must make the same
+    bytes in every worker and after every restart."""
+    components = calendar.subcomponents
+    zones = sorted((c for c in components if c.name == "VTIMEZONE"), key=lambda zone: str(zone["TZID"]))
+    components[:] = [*zones, *(c for c in components if c.name != "VTIMEZONE")]
 
 
 def _todo(view: dict[str, Any], category_names: dict[UUID, str]) -> Todo:

@@ -394,6 +394,11 @@ class CalendarFeedCreated(CalendarFeedRead):
         description="The absolute URL to subscribe to (`…/feeds/<secret>.ics`). Shown only in this "
         "response: the service keeps a hash of the secret, never the secret itself"
     )
+    webcal_url: str = Field(
+        description="The same link with the `webcal://` scheme: opened (clicked) on a device, it asks the "
+        "calendar app (Apple Calendar, Outlook, Thunderbird) to subscribe, where `url` would download "
+        "the file once. Services that fetch feeds themselves (Google Calendar) take `url`"
+    )
 
 
 class CalendarFeedList(BaseModel):

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from todo_core.use_cases.calendar import CALENDAR_COMPLETED_DAYS, CALENDAR_MAX_TASKS
+
 # Never valid outside development mode: `make run` uses it so that a fresh clone just works.
 DEVELOPMENT_SECRET = "development-only-secret-not-for-production-use"
 #: The user `make run` prints a token for, and whom /docs is authorised as in development mode.
@@ -97,6 +99,20 @@ class Settings(BaseSettings):
         None,
         description="The URL clients reach this service at, e.g. https://todo.example/api-root: calendar "
         "feed links start with it. Unset: the request's scheme, Host and root_path",
+    )
+    calendar_max_tasks: int = Field(
+        CALENDAR_MAX_TASKS,
+        ge=1,
+        le=100_000,
+        description="The most tasks (VTODOs) one calendar or feed holds: open tasks first, soonest due first, "
+        "then recently completed ones, most recently changed first",
+    )
+    calendar_completed_days: int = Field(
+        CALENDAR_COMPLETED_DAYS,
+        ge=0,
+        le=3650,
+        description="Calendars with completed tasks (feeds, `status=all` or `completed`) show those completed "
+        "in the last this many days (whole UTC days)",
     )
     max_import_bytes: int = Field(
         20_000_000,

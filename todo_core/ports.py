@@ -311,6 +311,14 @@ class ChangeFeed(Protocol):
         """
         ...
 
+    async def change_number(self, user_id: str) -> int:
+        """Return the number of the user's latest committed change, 0 if there was none: one
+        read of one row, which tells whether anything of the user's changed since a number.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
 
 class AccountSnapshot(Protocol):
     """One user's data as it was at one instant: every read sees the same commits."""

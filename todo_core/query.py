@@ -66,6 +66,9 @@ class TaskQuery:
     category_id: UUID | None = None
     due_before: datetime | None = None
     due_after: datetime | None = None
+    #: Only tasks completed at or after this instant (and so changed since: a task's last change
+    #: is never before its completion, which lets a store read them from its `updated_at` order).
+    completed_since: datetime | None = None
     search: str | None = None
     #: Only the direct steps of this task.
     parent_id: UUID | None = None
@@ -94,6 +97,7 @@ class TaskQuery:
             return checked
 
         due_before, due_after = instant("due_before", self.due_before), instant("due_after", self.due_after)
+        completed_since = instant("completed_since", self.completed_since)
         search = (self.search or "").strip() or None
         text_errors = [text_error("q", search, max_length=SEARCH_MAX)] if search else []
         text_errors += [text_error("tag", tag.strip(), min_length=1, max_length=TAG_MAX) for tag in self.tags]
@@ -104,7 +108,9 @@ class TaskQuery:
             errors.append(FieldError("top_level", "cannot be true with parent_id: the steps of a task have a parent"))
         if errors:
             raise ValidationFailed(errors)
-        return dataclasses.replace(self, search=search, due_before=due_before, due_after=due_after)
+        return dataclasses.replace(
+            self, search=search, due_before=due_before, due_after=due_after, completed_since=completed_since
+        )
 
     def matches(self, task: Task) -> bool:
         """Whether the task passes every filter (the page position aside)."""
@@ -127,6 +133,9 @@ class TaskQuery:
         if self.due_before is not None and (due is None or due >= self.due_before):
             return False
         if self.due_after is not None and (due is None or due < self.due_after):
+            return False
+        since = self.completed_since
+        if since is not None and (task.completed_at is None or task.completed_at < since or task.updated_at < since):
             return False
         if self.search:
             needle = self.search.lower()

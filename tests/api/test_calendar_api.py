@@ -136,12 +136,12 @@ async def test_open_tasks_by_default_every_task_with_status_all(alice: Caller, b
 async def test_a_feed_url_serves_the_calendar_without_a_token(alice: Caller, client: httpx.AsyncClient) -> None:
     await alice.create_task(title="Open")
     feed = await new_feed(alice)
-    assert set(feed) == {"id", "url", "created_at"}
+    assert set(feed) == {"id", "url", "webcal_url", "created_at"}
     assert feed["url"].startswith("http://testserver/feeds/") and feed["url"].endswith(".ics")
 
     served = await client.get(feed_path(feed))
     assert served.status_code == 200 and served.headers["content-type"] == MEDIA_TYPE
-    assert served.content == (await alice.request("GET", "/calendar.ics")).content
+    assert served.content == (await alice.request("GET", "/calendar.ics", params={"status": "all"})).content
     assert served.headers["cache-control"] == "private, max-age=300"
 
     again = await client.get(feed_path(feed), headers={"If-None-Match": served.headers["etag"]})

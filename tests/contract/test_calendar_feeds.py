@@ -19,7 +19,17 @@ from todo_core.query import Status, TaskQuery
 from todo_core.sync import START
 from todo_core.task import TaskFields
 from todo_core.use_cases.account import erase_account
-from todo_core.use_cases.calendar import calendar_tasks, create_feed, feed_owner, list_feeds, revoke_feed
+from todo_core.use_cases.calendar import (
+    CalendarBounds,
+    CalendarTasks,
+    calendar_selection,
+    calendar_tasks,
+    change_number,
+    create_feed,
+    feed_owner,
+    list_feeds,
+    revoke_feed,
+)
 from todo_core.use_cases.categories import create_category
 from todo_core.use_cases.sync import changes_since
 from todo_core.use_cases.tasks import create_task, delete_task
@@ -75,19 +85,42 @@ async def test_the_calendar_reads_every_task_in_pages(backend: Backend, new_user
     category = await create_category(backend.uow_factory(), clock, user, CategoryFields("Home"))
     made = []
     for n in range(5):
-        clock.advance(timedelta(seconds=1))  # the calendar lists tasks in the order they were made
-        made.append(await create_task(backend.uow_factory(), clock, user, TaskFields(f"Task {n}")))
+        clock.advance(timedelta(seconds=1))
+        due = clock.now() + timedelta(days=5 - n)  # the calendar lists open tasks soonest due first
+        made.insert(0, await create_task(backend.uow_factory(), clock, user, TaskFields(f"Task {n}", due_at=due)))
     clock.advance(timedelta(seconds=1))
     done = await create_task(
         backend.uow_factory(), clock, user, TaskFields("Done", completed=True, category_id=category.id)
     )
     await create_task(backend.uow_factory(), clock, other, TaskFields("Not theirs"))
-    everything = await calendar_tasks(backend.views, backend.reader_factory(), user, Status.ALL, page_size=2)
-    pending = await calendar_tasks(backend.views, backend.reader_factory(), user, Status.PENDING, page_size=2)
+    reader = backend.reader_factory()
+
+    async def shown(status: Status, max_tasks: int = 100) -> CalendarTasks:
+        selection = calendar_selection(status, CalendarBounds(max_tasks=max_tasks), clock.now())
+        return await calendar_tasks(backend.views, reader, user, selection, page_size=2)
+
+    everything, pending = await shown(Status.ALL), await shown(Status.PENDING)
     ids = [str(view["id"]) for view in parsed(everything.tasks)]
-    assert ids == [str(task.id) for task in [*made, done]]
+    assert ids == [str(task.id) for task in [*made, done]]  # open tasks, then done
     assert [str(view["id"]) for view in parsed(pending.tasks)] == [str(task.id) for task in made]
     assert everything.category_names == {category.id: "Home"}
+    assert [str(view["id"]) for view in parsed((await shown(Status.ALL, 3)).tasks)] == ids[:3]
+
+
+async def test_the_change_number_moves_with_each_change_of_the_users_data_only(
+    backend: Backend, new_user: Callable[[], str]
+) -> None:
+    user, other = new_user(), new_user()
+    clock = FixedClock()
+    assert await change_number(backend.feed, user) == 0
+    task = await create_task(backend.uow_factory(), clock, user, TaskFields("One"))
+    await create_category(backend.uow_factory(), clock, user, CategoryFields("Home"))
+    assert await change_number(backend.feed, user) == 2
+    await create_task(backend.uow_factory(), clock, other, TaskFields("Not theirs"))
+    await create_feed(backend.uow_factory(), clock, user)  # not synced data: no number
+    assert await change_number(backend.feed, user) == 2
+    await delete_task(backend.uow_factory(), clock, user, task.id)
+    assert await change_number(backend.feed, user) == 3 == (await changes_since(backend.feed, user, None, 1)).log.seq
 
 
 async def test_erasing_an_account_leaves_nothing_of_it_and_everything_of_others(

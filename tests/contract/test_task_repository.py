@@ -352,6 +352,27 @@ async def test_filters_select_exactly_the_matching_tasks(
     assert ids(found) == [tasks[name].id for name in expected]
 
 
+async def test_completed_since_selects_the_tasks_completed_from_that_instant(
+    uow_factory: UnitOfWorkFactory, task_views: TaskViews, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+
+    def completed(title: str, at: datetime, *, changed: datetime | None = None) -> Task:
+        task = make_task(user, title, completed=True, at=at)
+        return dataclasses.replace(task, updated_at=changed or at)
+
+    tasks = [
+        completed("two days ago", NOW - timedelta(days=2)),
+        completed("two days ago, edited since", NOW - timedelta(days=2), changed=NOW),
+        completed("at the instant", NOW - timedelta(days=1)),
+        completed("since", NOW),
+        make_task(user, "open", at=NOW),
+    ]
+    await add(uow_factory, *tasks)
+    query = TaskQuery(completed_since=NOW - timedelta(days=1), sort=Sort(SortField.UPDATED_AT, descending=True))
+    assert [view["title"] for view in await all_pages(task_views, user, query)] == ["since", "at the instant"]
+
+
 async def test_category_filter(
     uow_factory: UnitOfWorkFactory, task_views: TaskViews, new_user: Callable[[], str]
 ) -> None:

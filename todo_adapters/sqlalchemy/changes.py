@@ -33,6 +33,7 @@ _FIRST_ID = UUID(int=0)
 _LAST_ID = UUID(int=(1 << 128) - 1)
 
 _LOG = select(user_changes.c.seq, user_changes.c.horizon).where(user_changes.c.user_id == bindparam("user_id"))
+_NUMBER = select(user_changes.c.seq).where(user_changes.c.user_id == bindparam("user_id"))
 
 
 def _after(table: Table) -> Any:
@@ -81,6 +82,7 @@ class _SqlChangeFeed:
         self._tasks = self._prepared(_changed(tasks, TASK_VIEW_COLUMNS, self._dialect))
         self._deleted = self._prepared(_DELETED)
         self._log = self._prepared(_LOG)
+        self._number = self._prepared(_NUMBER)
 
     async def changes(self, user_id: str, after: ChangePosition, limit: int, *, deletions: bool = True) -> ChangePage:
         statements = [
@@ -101,8 +103,16 @@ class _SqlChangeFeed:
             changed += [(seq, ChangeKind.DELETION, _uuid(row_id), ChangeKind(kind)) for kind, seq, row_id in results[3]]
         return page_of(log, changed, after, limit)
 
+    async def change_number(self, user_id: str) -> int:
+        rows = await self._one(self._number, {"user_id": user_id})
+        return int(rows[0][0]) if rows else 0
+
     def _prepared(self, statement: Select[Any]) -> Any:
         return statement
+
+    async def _one(self, statement: Any, values: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        """The rows of one statement, run on its own (no transaction)."""
+        raise NotImplementedError
 
     async def _snapshot(self, statements: Sequence[tuple[Any, dict[str, Any]]]) -> list[Sequence[Sequence[Any]]]:
         raise NotImplementedError
@@ -132,6 +142,11 @@ class PostgresChangeFeed(_SqlChangeFeed):
             await pipeline.sync()
             return [await cursor.fetchall() for cursor in cursors]
 
+    async def _one(self, statement: Any, values: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(statement.sql, statement.parameters(values))
+            return await cursor.fetchall()
+
 
 class SqliteChangeFeed(_SqlChangeFeed):
     _dialect = "sqlite"
@@ -149,6 +164,13 @@ class SqliteChangeFeed(_SqlChangeFeed):
                     return [(await connection.execute(statement, values)).all() for statement, values in statements]
                 finally:
                     await connection.exec_driver_sql("ROLLBACK")
+        except (DBAPIError, OSError) as error:
+            raise StorageUnavailable("the database cannot be reached") from error
+
+    async def _one(self, statement: Any, values: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        try:
+            async with self._engine.connect() as connection:
+                return (await connection.execute(statement, values)).all()
         except (DBAPIError, OSError) as error:
             raise StorageUnavailable("the database cannot be reached") from error
 

@@ -53,6 +53,7 @@ class Shape(NamedTuple):
     top_level: bool | None
     due_before: bool
     due_after: bool
+    completed_since: bool
     search: bool
     sort: SortField
     descending: bool
@@ -70,6 +71,7 @@ class Shape(NamedTuple):
             query.top_level,
             query.due_before is not None,
             query.due_after is not None,
+            query.completed_since is not None,
             bool(query.search),
             query.sort.field,
             query.sort.descending,
@@ -93,6 +95,8 @@ def parameters(user_id: str, query: TaskQuery) -> dict[str, Any]:
         values["due_before"] = query.due_before
     if query.due_after is not None:
         values["due_after"] = query.due_after
+    if query.completed_since is not None:
+        values["completed_since"] = query.completed_since
     if query.search:
         values["pattern"] = "%" + query.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if query.after is not None:
@@ -176,6 +180,11 @@ def _filters(shape: Shape, dialect: str) -> list[ColumnElement[bool]]:
         conditions.append(tasks.c.due_key < bindparam("due_before", type_=tasks.c.due_key.type))
     if shape.due_after:
         conditions.append(tasks.c.due_key >= bindparam("due_after", type_=tasks.c.due_key.type))
+    if shape.completed_since:
+        since: Any = bindparam("completed_since", type_=tasks.c.completed_at.type)
+        # The second bound is implied by the first (a task changes when it is completed) and lets
+        # the `(user_id, updated_at, id)` index stop at the boundary.
+        conditions += [tasks.c.completed_at >= since, tasks.c.updated_at >= since]
     if shape.search:
         pattern: Any = bindparam("pattern")
         matches = [column.ilike(pattern, escape="\\") for column in (tasks.c.title, tasks.c.description)]

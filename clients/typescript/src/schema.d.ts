@@ -384,8 +384,9 @@ export interface paths {
         };
         /**
          * Get Calendar
-         * @description The user's tasks as an RFC 5545 calendar (`text/calendar`): open tasks unless `status`
-         *     says otherwise. Calendar apps that cannot send a token subscribe to a feed instead.
+         * @description The user's tasks as an RFC 5545 calendar (`text/calendar`): the open ones (`status=pending`, the default), those completed lately (`completed`), or both (`all`). Calendar apps that cannot send a token subscribe to a feed instead.
+         *
+         *     A calendar holds at most `TODO_CALENDAR_MAX_TASKS` (default 2,000) tasks: the open ones first, soonest due first (undated ones last, oldest first), then the completed ones it shows, most recently changed first. Completed tasks are shown for `TODO_CALENDAR_COMPLETED_DAYS` (default 30) whole UTC days after their completion. The `ETag` is that of the user's data as it last changed: `If-None-Match` with it answers 304 without reading a task, and a calendar rendered once is served again until the user's tasks or categories change.
          */
         get: operations["getCalendar"];
         put?: never;
@@ -412,7 +413,8 @@ export interface paths {
         /**
          * Create Calendar Feed
          * @description Make a subscription link to the user's calendar. Its `url` (with the secret) is in this
-         *     response only; keep it, or revoke the feed and make another.
+         *     response only, and so is `webcal_url`, the same link for calendar apps to open as a
+         *     subscription; keep them, or revoke the feed and make another.
          */
         post: operations["createCalendarFeed"];
         delete?: never;
@@ -450,9 +452,9 @@ export interface paths {
         };
         /**
          * Get Calendar Feed
-         * @description A subscription link: the open tasks of the feed's owner, as `GET /api/{user_id}/calendar.ics`
-         *     gives them, with no token (the secret is the credential). A revoked feed is a 404, exactly
-         *     like a secret that never existed.
+         * @description A subscription link: the calendar of the feed's owner, as `GET /api/{user_id}/calendar.ics?status=all` gives it (open tasks, and those completed lately, marked completed), with no token (the secret is the credential). A revoked feed is a 404, exactly like a secret that never existed.
+         *
+         *     A calendar holds at most `TODO_CALENDAR_MAX_TASKS` (default 2,000) tasks: the open ones first, soonest due first (undated ones last, oldest first), then the completed ones it shows, most recently changed first. Completed tasks are shown for `TODO_CALENDAR_COMPLETED_DAYS` (default 30) whole UTC days after their completion. The `ETag` is that of the user's data as it last changed: `If-None-Match` with it answers 304 without reading a task, and a calendar rendered once is served again until the user's tasks or categories change.
          */
         get: operations["getCalendarFeed"];
         put?: never;
@@ -604,6 +606,11 @@ export interface components {
              * @description The absolute URL to subscribe to (`…/feeds/<secret>.ics`). Shown only in this response: the service keeps a hash of the secret, never the secret itself
              */
             url: string;
+            /**
+             * Webcal Url
+             * @description The same link with the `webcal://` scheme: opened (clicked) on a device, it asks the calendar app (Apple Calendar, Outlook, Thunderbird) to subscribe, where `url` would download the file once. Services that fetch feeds themselves (Google Calendar) take `url`
+             */
+            webcal_url: string;
         };
         /** CalendarFeedList */
         CalendarFeedList: {
@@ -4566,7 +4573,8 @@ export interface operations {
             /** @description The tasks as an RFC 5545 calendar, one VTODO each */
             200: {
                 headers: {
-                    ETag: components["headers"]["ETag"];
+                    /** @description The calendar's entity tag, which changes when the user's data does: send it as `If-None-Match` */
+                    ETag?: string;
                     /** @description How long the copy may be used */
                     "Cache-Control"?: string;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -4576,9 +4584,11 @@ export interface operations {
                     "text/calendar": string;
                 };
             };
-            /** @description Not modified: the calendar is still the one whose ETag was sent */
+            /** @description Not modified: the calendar is still the one whose ETag was sent (answered without reading the tasks) */
             304: {
                 headers: {
+                    /** @description The calendar's entity tag, which changes when the user's data does: send it as `If-None-Match` */
+                    ETag?: string;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -4951,7 +4961,8 @@ export interface operations {
             /** @description The tasks as an RFC 5545 calendar, one VTODO each */
             200: {
                 headers: {
-                    ETag: components["headers"]["ETag"];
+                    /** @description The calendar's entity tag, which changes when the user's data does: send it as `If-None-Match` */
+                    ETag?: string;
                     /** @description How long the copy may be used */
                     "Cache-Control"?: string;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -4961,9 +4972,11 @@ export interface operations {
                     "text/calendar": string;
                 };
             };
-            /** @description Not modified: the calendar is still the one whose ETag was sent */
+            /** @description Not modified: the calendar is still the one whose ETag was sent (answered without reading the tasks) */
             304: {
                 headers: {
+                    /** @description The calendar's entity tag, which changes when the user's data does: send it as `If-None-Match` */
+                    ETag?: string;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
