@@ -9,7 +9,8 @@ tasks make the same bytes, and so the same ETag.
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -18,12 +19,17 @@ import orjson
 from icalendar import Alarm, Calendar, Todo, vRecur
 
 from todo_api.representation import json_bytes
+from todo_api.vtimezone import vtimezone
 from todo_core.use_cases.calendar import CalendarTasks
 
 MEDIA_TYPE = "text/calendar; charset=utf-8"
 PRODUCT_ID = "-//todo//tasks//EN"
 #: RFC 5545 PRIORITY: 1 highest, 9 lowest; a task without a priority has none (0, left out).
 _PRIORITY = {"high": 1, "medium": 5, "low": 9}
+#: Control characters a TEXT value cannot hold (RFC 5545 §3.3.11 allows HTAB, and a line break
+#: as the escape `\n`): removed. A CR LF or lone CR is a line break.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CARRIAGE_RETURN = re.compile(r"\r\n?")
 
 
 def calendar_bytes(content: CalendarTasks) -> bytes:
@@ -33,9 +39,21 @@ def calendar_bytes(content: CalendarTasks) -> bytes:
     calendar.add("version", "2.0")
     calendar.add("x-wr-calname", "Tasks")
     # The views as JSON values, whichever adapter read them (rendered JSON or Python objects).
-    for view in orjson.loads(json_bytes(list(content.tasks))):
-        calendar.add_component(_todo(view, content.category_names))
-    calendar.add_missing_timezones()  # a VTIMEZONE for every TZID used
+    views = orjson.loads(json_bytes(list(content.tasks)))
+    present = {view["id"] for view in views}
+    todos = [_todo(view, content.category_names, present) for view in views]
+    # A VTIMEZONE for every TZID used, right from the earliest instant the calendar gives in it.
+    earliest: dict[str, datetime] = {}
+    for todo in todos:
+        due = todo.get("DUE")
+        tzid = due.params.get("TZID") if due is not None else None
+        if tzid is not None:
+            instant = todo.decoded("DUE").astimezone(UTC)
+            earliest[tzid] = min(instant, earliest.get(tzid, instant))
+    for tzid in sorted(earliest):
+        calendar.add_component(vtimezone(tzid, earliest[tzid]))
+    for todo in todos:
+        calendar.add_component(todo)
     return bytes(calendar.to_ical())
 
 
@@ -44,7 +62,7 @@ def entity_tag(body: bytes) -> str:
     return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
-def _todo(view: dict[str, Any], category_names: dict[UUID, str]) -> Todo:
+def _todo(view: dict[str, Any], category_names: dict[UUID, str], present: set[str]) -> Todo:
     todo = Todo()
     updated = _instant(view["updated_at"])
     todo.add("uid", view["id"])
@@ -52,20 +70,18 @@ def _todo(view: dict[str, Any], category_names: dict[UUID, str]) -> Todo:
     todo.add("created", _instant(view["created_at"]))
     todo.add("last-modified", updated)
     todo.add("sequence", view["version"])
-    todo.add("summary", view["title"])
+    todo.add("summary", _text(view["title"]))
     if view["description"]:
-        todo.add("description", view["description"])
+        todo.add("description", _text(view["description"]))
     due = _due(view)
     if due is not None:
         todo.add("due", due)
-        if view["recurrence"]:
+        # A completed task's series goes on in its successor (a task of its own): repeating it
+        # here too would show each date twice.
+        if view["recurrence"] and not view["completed"]:
             # A repeat rule steps from DTSTART (RFC 5545 §3.8.5.3): the task's due date is its first.
             todo.add("dtstart", due)
-            rule = vRecur.from_ical(view["recurrence"])
-            if not isinstance(due, datetime) and "UNTIL" in rule:
-                # UNTIL takes DTSTART's value type: a date, for an all-day task.
-                rule["UNTIL"] = [until.date() for until in rule["UNTIL"]]
-            todo.add("rrule", rule)
+            todo.add("rrule", _rule(view["recurrence"], due, view["time_zone"]))
     if view["priority"] in _PRIORITY:
         todo.add("priority", _PRIORITY[view["priority"]])
     categories = list(view["tags"])
@@ -73,16 +89,32 @@ def _todo(view: dict[str, Any], category_names: dict[UUID, str]) -> Todo:
     category = category_names.get(UUID(view["category_id"])) if view["category_id"] is not None else None
     if category is not None:
         categories.append(category)
-    if categories:
-        todo.add("categories", categories)
+    for name in categories:
+        # One property each: libical splits a value list at every comma, escaped or not.
+        todo.add("categories", [_text(name)])
     todo.add("status", "COMPLETED" if view["completed"] else "NEEDS-ACTION")
     if view["completed_at"] is not None:
         todo.add("completed", _instant(view["completed_at"]))
-    if view["parent_id"] is not None:
+    if view["parent_id"] is not None and view["parent_id"] in present:
         todo.add("related-to", view["parent_id"])
     if view["remind_at"] is not None:
-        todo.add_component(_alarm(view["title"], _instant(view["remind_at"])))
+        todo.add_component(_alarm(_text(view["title"]), _instant(view["remind_at"])))
     return todo
+
+
+def _rule(text: str, due: date | datetime, time_zone: str) -> vRecur:
+    """The task's repeat rule, its UNTIL in the type of DTSTART (RFC 5545 §3.3.10): for an
+    all-day task the day, in the task's zone, of the instant the service ends the series at
+    (its last occurrence is the last day that starts by then); else that instant, in UTC."""
+    rule = vRecur.from_ical(text)
+    if not isinstance(due, datetime) and "UNTIL" in rule:
+        rule["UNTIL"] = [until.astimezone(ZoneInfo(time_zone)).date() for until in rule["UNTIL"]]
+    return rule
+
+
+def _text(value: str) -> str:
+    """A TEXT value without the control characters RFC 5545 §3.3.11 does not allow."""
+    return _CONTROL.sub("", _CARRIAGE_RETURN.sub("\n", value))
 
 
 def _due(view: dict[str, Any]) -> date | datetime | None:
@@ -99,7 +131,7 @@ def _alarm(title: str, at: datetime) -> Alarm:
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
     alarm.add("description", title)
-    alarm.add("trigger", at)
+    alarm.add("trigger", at, parameters={"VALUE": "DATE-TIME"})
     return alarm
 
 
