@@ -106,7 +106,7 @@ def _rule(text: str, due: date | datetime, time_zone: str) -> vRecur:
     """The task's repeat rule, its UNTIL in the type of DTSTART (RFC 5545 §3.3.10): for an
     all-day task the day, in the task's zone, of the instant the service ends the series at
     (its last occurrence is the last day that starts by then); else that instant, in UTC."""
-    rule = vRecur.from_ical(text)
+    rule: vRecur = vRecur.from_ical(text)
     if not isinstance(due, datetime) and "UNTIL" in rule:
         rule["UNTIL"] = [until.astimezone(ZoneInfo(time_zone)).date() for until in rule["UNTIL"]]
     return rule

@@ -150,7 +150,7 @@ def vtimezone(key: str, since: datetime) -> Timezone:
     return component
 
 
-def _observance(start: datetime, before: int, after: int, dst: bool, name: str) -> TimezoneStandard:
+def _observance(start: datetime, before: int, after: int, dst: bool, name: str) -> TimezoneStandard | TimezoneDaylight:
     observance = TimezoneDaylight() if dst else TimezoneStandard()
     observance.add("tzname", name)
     observance.add("dtstart", start)
@@ -270,5 +270,5 @@ def _change(text: str, before: int, after: int, dst: bool, name: str) -> _Yearly
 def _seconds(text: str) -> int:
     sign = -1 if text.startswith("-") else 1
     parts = [int(part) for part in text.lstrip("+-").split(":")]
-    hours, minutes, seconds = (parts + [0, 0])[:3]
+    hours, minutes, seconds = [*parts, 0, 0][:3]
     return sign * (hours * 3600 + minutes * 60 + seconds)
