@@ -129,8 +129,11 @@ def vtimezone(key: str, since: datetime) -> Timezone:
             groups.setdefault(change.kind, []).append(change.local_start)
     for (before, after, dst, name), starts in groups.items():
         observance = _observance(starts[0], before, after, dst, name)
-        for again in starts[1:]:
-            observance.add("rdate", again)  # one value per line
+        if len(starts) > 1:
+            # One value a line; DTSTART's onset again too: ical.js reads an observance with
+            # RDATEs as their onsets alone (RFC 5545 counts DTSTART in the set, once).
+            for onset in starts:
+                observance.add("rdate", onset)
         component.add_component(observance)
     if data.rule is not None:
         first_year = _utc_year(max(start, regular_from)) - 1

@@ -171,6 +171,10 @@ async def build_corpus(alice: Caller) -> list[dict[str, Any]]:
     )
     await task(title="All day", due_date="2026-12-24", remind_at="2026-12-23T17:00:00Z", time_zone="Europe/Berlin")
     await task(title="UTC", due_at="2026-06-01T12:00:00Z", recurrence="FREQ=WEEKLY", time_zone="UTC")
+    # Before New York's rule of today (2007): its VTIMEZONE lists 2004-2006 one RDATE a line.
+    await task(title="New York 2004", due_at="2004-01-15T14:00:00Z", time_zone="America/New_York")
+    await task(title="New York summer 2006", due_at="2006-07-04T13:00:00Z", time_zone="America/New_York")
+    await task(title="New York winter 2006", due_at="2006-12-01T14:00:00Z", time_zone="America/New_York")
     # 2038 and later: summer and winter, north and south.
     await task(
         title="2038 Berlin",
