@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from icalendar import Alarm, Calendar, Todo, vRecur
 
 from todo_api.representation import json_bytes
 from todo_api.vtimezone import vtimezone
+from todo_core import time_zones
 from todo_core.use_cases.calendar import CalendarTasks
 
 MEDIA_TYPE = "text/calendar; charset=utf-8"
@@ -103,13 +104,22 @@ def _todo(view: dict[str, Any], category_names: dict[UUID, str], present: set[st
 
 
 def _rule(text: str, due: date | datetime, time_zone: str) -> vRecur:
-    """The task's repeat rule, its UNTIL in the type of DTSTART (RFC 5545 §3.3.10): for an
-    all-day task the day, in the task's zone, of the instant the service ends the series at
-    (its last occurrence is the last day that starts by then); else that instant, in UTC."""
+    """The task's repeat rule, its UNTIL in the type of DTSTART (RFC 5545 §3.3.10), meaning what
+    the service reads in it (`todo_core.recurrence`): for an all-day task a day, in the task's
+    zone, the last that starts by then; for a timed one an instant, in UTC (a date-only UNTIL:
+    the last second of that day in the task's zone)."""
     rule: vRecur = vRecur.from_ical(text)
-    if not isinstance(due, datetime) and "UNTIL" in rule:
-        rule["UNTIL"] = [until.astimezone(ZoneInfo(time_zone)).date() for until in rule["UNTIL"]]
+    if "UNTIL" in rule:
+        rule["UNTIL"] = [_until(until, due, time_zone) for until in rule["UNTIL"]]
     return rule
+
+
+def _until(until: date | datetime, due: date | datetime, time_zone: str) -> date | datetime:
+    if not isinstance(due, datetime):
+        return until.astimezone(ZoneInfo(time_zone)).date() if isinstance(until, datetime) else until
+    if isinstance(until, datetime):
+        return until
+    return time_zones.start_of_day(until + timedelta(days=1), time_zone) - timedelta(seconds=1)
 
 
 def _text(value: str) -> str:

@@ -157,6 +157,12 @@ async def build_corpus(alice: Caller) -> list[dict[str, Any]]:
         recurrence="FREQ=DAILY;UNTIL=20261231",
         time_zone="America/New_York",
     )
+    await task(  # 21:00 on the 31st at -05 is already the 1st in UTC
+        title="Until a day, timed",
+        due_at="2026-12-30T02:00:00Z",
+        recurrence="FREQ=DAILY;UNTIL=20261231",
+        time_zone="Etc/GMT+5",
+    )
     await task(
         title="Until an instant",
         due_date="2026-12-28",
