@@ -87,9 +87,11 @@ class _YearlyChange:
         # The weekday after (or before) the nth weekday: among the seven days that follow it.
         first = -7 if self.week == 5 else 7 * (self.week - 1) + 1
         days = [first + offset + shift for offset in range(7)]
-        shortest = 28 if self.month == 2 else 30
-        if not all(1 <= day <= shortest or -shortest <= day <= -1 for day in days):
+        if self.month == 2 or not all(1 <= day <= 28 or -28 <= day <= -1 for day in days):
             raise ValueError(f"a change of {self} crosses the end of its month")
+        # Counted from the month's start: ical.js gets negative BYMONTHDAYs beside BYDAY wrong.
+        length = _month_length(2001, self.month)  # the same in every year but for February
+        days = [day if day > 0 else length + 1 + day for day in days]
         return vRecur(freq="YEARLY", bymonth=self.month, byday=weekday, bymonthday=days)
 
 
@@ -147,8 +149,8 @@ def vtimezone(key: str, since: datetime) -> Timezone:
             try:
                 observance.add("rrule", rule.rrule())
             except ValueError:  # Cairo's "Friday after the last Thursday" may be in the next month
-                for year in range(_utc_year(first.at) + 1, _utc_year(first.at) + _LISTED_YEARS):
-                    observance.add("rdate", rule.in_year(year).local_start)
+                for year in range(_utc_year(first.at), _utc_year(first.at) + _LISTED_YEARS):
+                    observance.add("rdate", rule.in_year(year).local_start)  # DTSTART's too, for ical.js
             component.add_component(observance)
     return component
 
