@@ -106,7 +106,7 @@ def vtimezone(key: str, since: datetime) -> Timezone:
     """The VTIMEZONE of zone `key` (an IANA name `zoneinfo` loads), right from the instant
     `since` (aware) on, for ever."""
     data = _zone_data(key)
-    regular_from = _regular_from(data)
+    regular_from = _regular_from(key)
     irregular = [change for change in data.transitions if change.at < regular_from]
     moment = int(since.timestamp())
     in_effect = [change.at for change in irregular if change.at <= moment]
@@ -164,8 +164,10 @@ def _observance(start: datetime, before: int, after: int, dst: bool, name: str) 
     return observance
 
 
-def _regular_from(data: _ZoneData) -> int:
-    """The first instant (UTC seconds) from which the POSIX rule gives every change."""
+@functools.cache
+def _regular_from(key: str) -> int:
+    """The first instant (UTC seconds) from which the zone's POSIX rule gives every change."""
+    data = _zone_data(key)
     if data.rule is None:
         return (data.transitions[-1].at + 1) if data.transitions else 0
     rule = data.rule
