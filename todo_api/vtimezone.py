@@ -18,7 +18,7 @@ import re
 import struct
 import zoneinfo
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, timedelta
 from importlib import resources
 
 from icalendar import Timezone, TimezoneDaylight, TimezoneStandard, vRecur
@@ -114,7 +114,7 @@ def vtimezone(key: str, since: datetime) -> Timezone:
         year = since.astimezone(UTC).year
         in_effect += [
             change.at
-            for change in (rule.in_year(y) for rule in data.rule for y in (year - 1, year))
+            for change in (rule.in_year(y) for rule in data.rule for y in _years(year - 1, year + 1))
             if regular_from <= change.at <= moment
         ]
     start = max(in_effect, default=None)
@@ -122,7 +122,7 @@ def vtimezone(key: str, since: datetime) -> Timezone:
     component.add("tzid", key)
     if start is None:  # nothing changed before `since`: the offset from before the first change
         offset, dst, name = data.initial
-        before_all = min(datetime(1970, 1, 1), since.replace(tzinfo=None) - timedelta(days=1))
+        before_all = datetime(min(1970, max(since.year - 1, MINYEAR)), 1, 1)
         component.add_component(_observance(before_all, offset, offset, dst, name))
         start = moment
     groups: dict[tuple[int, int, bool, str], list[datetime]] = {}
@@ -141,15 +141,20 @@ def vtimezone(key: str, since: datetime) -> Timezone:
         first_year = _utc_year(max(start, regular_from)) - 1
         for rule in data.rule:
             first = next(
-                change
-                for change in (rule.in_year(y) for y in range(first_year, first_year + 3))
-                if change.at >= max(start, regular_from)
+                (
+                    change
+                    for change in (rule.in_year(y) for y in _years(first_year, first_year + 3))
+                    if change.at >= max(start, regular_from)
+                ),
+                None,
             )
+            if first is None:  # the end of the year 9999 comes first
+                continue
             observance = _observance(first.local_start, rule.before, rule.after, rule.dst, rule.name)
             try:
                 observance.add("rrule", rule.rrule())
             except ValueError:  # Cairo's "Friday after the last Thursday" may be in the next month
-                for year in range(_utc_year(first.at), _utc_year(first.at) + _LISTED_YEARS):
+                for year in _years(_utc_year(first.at), _utc_year(first.at) + _LISTED_YEARS):
                     observance.add("rdate", rule.in_year(year).local_start)  # DTSTART's too, for ical.js
             component.add_component(observance)
     return component
@@ -190,6 +195,11 @@ def _regular_from(key: str) -> int:
     if index < len(data.transitions):
         return data.transitions[index].at
     return (data.transitions[-1].at + 1) if data.transitions else 0
+
+
+def _years(first: int, stop: int) -> range:
+    """The years from `first` up to `stop` (excluded) that `datetime` can hold."""
+    return range(max(first, MINYEAR), min(stop, MAXYEAR + 1))
 
 
 def _utc_year(seconds: int) -> int:
