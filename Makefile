@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 CLIENT := clients/typescript
 NPM_CI := npm ci --prefer-offline --no-audit --no-fund
 
-.PHONY: install lock run migrate test browser proxies shells lint format client fuzz bench clean
+.PHONY: install lock run migrate test browser proxies shells calendar-parsers lint format client fuzz bench clean
 
 ## Install exactly what requirements/dev.txt locks, every file checked against its hash, then the
 ## project itself (editable, no dependencies of its own); `pip check` fails when pyproject.toml
@@ -36,7 +36,7 @@ migrate: install
 
 ## Lint, architecture contracts, types, and the whole test suite with branch coverage of the three
 ## packages: below the floor in pyproject.toml ([tool.coverage.report] fail_under), it fails.
-test: lint browser proxies shells
+test: lint browser proxies shells calendar-parsers
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
 ## Chromium, for the test that renders /docs and /redoc (tests/system/test_docs_in_a_browser.py) and the one
@@ -47,6 +47,16 @@ browser:
 	@command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
 		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
 		|| echo "chromium could not be installed: the browser test will skip (or fail in CI)"
+
+## libical-glib for the system Python (what GNOME Evolution parses calendars with), for the test that reads
+## the calendars with real parsers (tests/interop/test_calendar_parsers.py; ical.js comes from its
+## package-lock.json), from the system packages when missing. Where it cannot be installed (not root) that
+## test skips, unless TODO_REQUIRE_INTEROP=1 (CI) makes it fail.
+calendar-parsers:
+	@/usr/bin/python3 -c "import gi; gi.require_version('ICalGLib', '3.0')" 2>/dev/null \
+		|| DEBIAN_FRONTEND=noninteractive apt-get install -y gir1.2-ical-3.0 python3-gi \
+		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y gir1.2-ical-3.0 python3-gi) \
+		|| echo "libical-glib could not be installed: the calendar parser test will skip (or fail in CI)"
 
 ## PgBouncer and nginx, for the test that runs two replicas behind both (tests/system/test_behind_a_pooler.py),
 ## and envsubst (gettext-base), which renders nginx's template, from the system packages when missing (their

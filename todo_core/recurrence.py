@@ -8,7 +8,8 @@ A rule is stepped in the task's time zone, on the wall clock (RFC 5545's DTSTART
 dateutil steps the local date and time, and each occurrence is then read as the instant it is
 in that zone, so a daily 09:00 stays at 09:00 when the clocks change, and BYDAY and BYMONTHDAY
 name days of the local calendar. UNTIL is an instant (UTC), compared with each occurrence's
-(an all-day occurrence's is the start of its day in the zone).
+(an all-day occurrence's is the start of its day in the zone); a date-only UNTIL ends the
+series with that day in the task's zone, as RFC 5545 reads it beside a local DTSTART.
 """
 
 from __future__ import annotations
@@ -68,12 +69,7 @@ def parse(text: str) -> Recurrence | FieldError:
     problem = _check_parts(parts)
     if problem:
         return FieldError(FIELD, problem)
-    if "UNTIL" in parts and "T" not in parts["UNTIL"]:
-        parts["UNTIL"] += "T235959Z"  # a date-only UNTIL includes that whole (UTC) day
-    rule = Recurrence({"FREQ": parts.pop("FREQ")} | parts)
-    if len(rule.text) > MAX_LENGTH:
-        return FieldError(FIELD, f"must be at most {MAX_LENGTH} characters")
-    return rule
+    return Recurrence({"FREQ": parts.pop("FREQ")} | parts)
 
 
 def _check_parts(parts: dict[str, str]) -> str | None:
@@ -137,7 +133,7 @@ def check_with_start(rule: Recurrence, due: Due, time_zone: str = time_zones.DEF
     try:
         wall = _wall(due, time_zone)
         _as_rrule(rule, wall, with_count=True)
-        _until(rule)
+        _until(rule, time_zone)
     except (ValueError, TypeError, OverflowError) as error:
         return FieldError(FIELD, f"is not a valid rule: {error}")
     if not _repeats_soon(rule, wall):
@@ -168,7 +164,7 @@ def next_occurrence(rule: Recurrence, due: Due, time_zone: str = time_zones.DEFA
         # dateutil steps whole seconds; keep the due time's fraction of a second.
         following = following.replace(microsecond=wall.microsecond)
         instant = time_zones.instant_of_wall_time(following, time_zone)
-        until = _until(rule)
+        until = _until(rule, time_zone)
     except (ValueError, OverflowError):
         return None  # the series runs past the last representable date
     if until is not None and instant > until:
@@ -270,11 +266,17 @@ def _as_rrule(rule: Recurrence, wall: datetime, *, with_count: bool) -> rrule:
     return parsed
 
 
-def _until(rule: Recurrence) -> datetime | None:
-    """The rule's UNTIL, as the instant it names (parts already checked and normalised).
+def _until(rule: Recurrence, time_zone: str) -> datetime | None:
+    """The rule's UNTIL, as the last instant it lets an occurrence have (parts already checked):
+    the instant it names, or, for a date, the end of that day in the zone.
 
     :raises ValueError: it is no date (20261340T000000Z).
+    :raises OverflowError: the day after it is past the last representable date.
     """
     if "UNTIL" not in rule.parts:
         return None
-    return datetime.strptime(rule.parts["UNTIL"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    until = rule.parts["UNTIL"]
+    if "T" in until:
+        return datetime.strptime(until, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    following = datetime.strptime(until, "%Y%m%d").date() + timedelta(days=1)
+    return time_zones.start_of_day(following, time_zone) - timedelta(microseconds=1)

@@ -227,3 +227,16 @@ async def test_a_user_ids_feed_works_whatever_its_characters(caller: Any, client
         served = await client.get(feed_path(await new_feed(someone)))
         assert served.status_code == 200, user_id
         assert [t["SUMMARY"] for t in icalendar.Calendar.from_ical(served.content).walk("VTODO")] == ["Mine"]
+
+
+async def test_tasks_due_at_the_ends_of_the_calendar_still_make_one(alice: Caller) -> None:
+    # A VTIMEZONE is made from the earliest due instant in its zone: the years 1 and 9999 too.
+    for zone in ("Europe/Berlin", "Africa/Cairo", "America/New_York"):
+        await alice.create_task(title="First", due_at="0001-01-01T12:00:00Z", time_zone=zone)
+        await alice.create_task(title="Last", due_at="9999-12-31T12:00:00Z", time_zone=zone)
+    calendar = await calendar_of(alice)
+    assert {str(zone["TZID"]) for zone in calendar.walk("VTIMEZONE")} == {
+        "Europe/Berlin",
+        "Africa/Cairo",
+        "America/New_York",
+    }

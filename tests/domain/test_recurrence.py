@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from dateutil.rrule import rrulestr
@@ -67,8 +67,8 @@ def test_supported_rules_are_accepted_and_normalised(text: str, normalised: str)
     assert rule(text).text == normalised
 
 
-def test_date_only_until_is_stored_as_the_end_of_that_utc_day() -> None:
-    assert rule("FREQ=DAILY;UNTIL=20261231").text == "FREQ=DAILY;UNTIL=20261231T235959Z"
+def test_date_only_until_is_kept_as_a_date() -> None:
+    assert rule("FREQ=DAILY;UNTIL=20261231").text == "FREQ=DAILY;UNTIL=20261231"
 
 
 @pytest.mark.parametrize("part", ["BYSETPOS=1", "BYHOUR=9", "WKST=SU", "DTSTART=20260101"])
@@ -242,10 +242,36 @@ def test_date_only_until_includes_that_whole_day() -> None:
     assert series("FREQ=DAILY;UNTIL=20260305", late) == [late, late + timedelta(days=1)]
 
 
+def test_date_only_until_ends_with_that_day_in_the_tasks_zone() -> None:
+    # 09:00 in Berlin is 08:00 UTC in winter; Tokyo's day of the 31st ends at 15:00 UTC.
+    berlin = [
+        due for due, _ in iterate("FREQ=DAILY;UNTIL=20261231", datetime(2026, 12, 29, 8, tzinfo=UTC), "Europe/Berlin")
+    ]
+    assert berlin == [datetime(2026, 12, day, 8, tzinfo=UTC) for day in (30, 31)]
+    late_in_tokyo = datetime(2026, 12, 30, 14, 30, tzinfo=UTC)  # 23:30 on the 30th in Tokyo
+    assert [due for due, _ in iterate("FREQ=DAILY;UNTIL=20261231", late_in_tokyo, "Asia/Tokyo")] == [
+        late_in_tokyo + timedelta(days=1)
+    ]
+    # An all-day series in Berlin ends on the 31st, not on the 1st (whose Berlin midnight is
+    # still the 31st in UTC).
+    days = [due for due, _ in iterate("FREQ=DAILY;UNTIL=20261231", date(2026, 12, 29), "Europe/Berlin")]
+    assert days == [date(2026, 12, 30), date(2026, 12, 31)]
+
+
+def iterate(text: str, due: datetime | date, zone: str) -> list[tuple[datetime | date, Recurrence]]:
+    """The occurrences after `due` that `next_occurrence` steps to, in `zone`."""
+    found: list[tuple[datetime | date, Recurrence]] = []
+    current: Recurrence = rule(text)
+    while (following := recurrence.next_occurrence(current, due, zone)) is not None and len(found) < 10:
+        due, current = following
+        found.append(following)
+    return found
+
+
 def test_until_stays_on_the_following_tasks() -> None:
     following = recurrence.next_occurrence(rule("FREQ=DAILY;UNTIL=20261231"), at(2026, 3, 2))
     assert following is not None
-    assert following[1].text == "FREQ=DAILY;UNTIL=20261231T235959Z"
+    assert following[1].text == "FREQ=DAILY;UNTIL=20261231"
 
 
 def test_a_series_that_never_ends_keeps_going() -> None:
