@@ -252,13 +252,15 @@ async def test_both_parsers_read_every_task_as_the_service_computes_it(
     feed = (await alice.request("POST", "/calendar-feeds")).json()
     all_tasks = await alice.request("GET", "/calendar.ics", params={"status": "all"})
     completed = await alice.request("GET", "/calendar.ics", params={"status": "completed"})
-    pending = await alice.client.get(urlsplit(feed["url"]).path)
-    assert all_tasks.status_code == completed.status_code == pending.status_code == 200
+    pending = await alice.request("GET", "/calendar.ics")
+    subscribed = await alice.client.get(urlsplit(feed["url"]).path)  # open and lately completed
+    assert all_tasks.status_code == completed.status_code == pending.status_code == subscribed.status_code == 200
 
     for body, shown in (
         (all_tasks.content, tasks),
         (completed.content, [task for task in tasks if task["completed"]]),
         (pending.content, [task for task in tasks if not task["completed"]]),
+        (subscribed.content, tasks),
     ):
         for parser, reading in readings(body, icaljs, libical).items():
             try:
