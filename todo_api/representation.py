@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import orjson
-from fastapi import Response
+from fastapi import Request, Response
 
+from todo_api.settings import Settings
 from todo_core.views import instant_text
 
 _STRONG_ETAG = re.compile(r'"([0-9]{1,9})"', re.ASCII)
@@ -23,6 +24,24 @@ def location(user_id: str, *parts: object) -> str:
     """The path of a user's resource, percent-encoded: a header holds Latin-1 only, and a user
     id may hold any character (its 201 must not fail after the commit)."""
     return "/".join(["/api", quote(user_id, safe=""), *(quote(str(part), safe="") for part in parts)])
+
+
+def public_base(request: Request, settings: Settings) -> str:
+    """Where clients reach this service: `TODO_PUBLIC_URL` when set; otherwise the request's own
+    scheme, `Host` and `root_path`, as the server gives them (`todo serve` trusts no
+    `X-Forwarded-*` header: behind a proxy that changes the scheme or host, set the setting)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def next_page_link(request: Request, settings: Settings, path: str, cursor: str) -> str:
+    """A `Link` header's value (RFC 8288) naming the next page of a list at `path` (as
+    `location` writes it): its absolute URL, with the request's own query and that `cursor`,
+    so that a client follows the link and nothing else."""
+    query = [(name, value) for name, value in request.query_params.multi_items() if name != "cursor"]
+    query.append(("cursor", cursor))
+    return f'<{public_base(request, settings)}{path}?{urlencode(query, quote_via=quote)}>; rel="next"'
 
 
 def etag(version: int) -> str:

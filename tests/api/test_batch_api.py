@@ -26,7 +26,7 @@ async def applied(caller: Caller, *operations: dict[str, Any]) -> list[dict[str,
 async def every_task(caller: Caller, **params: Any) -> list[dict[str, Any]]:
     response = await caller.request("GET", "/tasks", params={"limit": 200, **params})
     assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
+    items: list[dict[str, Any]] = response.json()
     return items
 
 

@@ -6,9 +6,10 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
-from tests.api.assertions import field_errors, problem
+from tests.api.assertions import field_errors, next_cursor, next_page, problem
 from tests.conftest import Caller
 
 
@@ -154,7 +155,7 @@ async def test_completing_a_repeating_task_creates_the_next_one(alice: Caller) -
     # The last occurrence ends the series.
     last = (await alice.request("PATCH", f"/tasks/{following['id']}/complete")).json()
     assert last["next_occurrence_id"] is None
-    listed = (await alice.request("GET", "/tasks")).json()["items"]
+    listed = (await alice.request("GET", "/tasks")).json()
     assert len(listed) == 2
 
 
@@ -162,14 +163,23 @@ async def test_list_pages_with_an_opaque_cursor(alice: Caller) -> None:
     for n in reversed(range(5)):  # created in the opposite order to the one asked for
         await alice.create_task(title=f"Task {n}")
     seen: list[str] = []
-    params: dict[str, str | int] = {"limit": 2, "sort": "title"}
+    links: list[str] = []
+    response = await alice.request("GET", "/tasks", params={"limit": 2, "sort": "title"})
     for _ in range(5):
-        body = (await alice.request("GET", "/tasks", params=params)).json()
-        seen += [task["title"] for task in body["items"]]
-        if body["next_cursor"] is None:
+        seen += [task["title"] for task in response.json()]
+        link = next_page(response)
+        if link is None:
             break
-        params["cursor"] = body["next_cursor"]
+        links.append(link)
+        response = await alice.client.get(link, headers=alice.headers)
     assert seen == [f"Task {n}" for n in range(5)]
+    # Each link is absolute, the request's own query and the next cursor: the client follows it.
+    assert len(links) == 2
+    for link in links:
+        url = httpx.URL(link)
+        assert (url.scheme, url.host, url.path) == ("http", "testserver", f"/api/{alice.id}/tasks")
+        assert [name for name, _ in url.params.multi_items()] == ["limit", "sort", "cursor"]
+        assert (url.params["limit"], url.params["sort"]) == ("2", "title")
 
 
 @pytest.mark.parametrize("cursor", ["garbage", "a.b", "", "x" * 2000, "eyJ2IjoxfQ.AAAA"])
@@ -187,7 +197,8 @@ async def test_a_forged_cursor_is_400(alice: Caller, cursor: str) -> None:
 async def test_a_cursor_only_works_for_the_user_and_query_it_came_from(alice: Caller, bob: Caller) -> None:
     for n in range(3):
         await alice.create_task(title=f"Task {n}")
-    cursor = (await alice.request("GET", "/tasks", params={"limit": 1})).json()["next_cursor"]
+    cursor = next_cursor(await alice.request("GET", "/tasks", params={"limit": 1}))
+    assert cursor is not None
     problem(await alice.request("GET", "/tasks", params={"limit": 1, "cursor": cursor, "sort": "-title"}), 400)
     problem(await alice.request("GET", "/tasks", params={"limit": 1, "cursor": cursor, "status": "pending"}), 400)
     problem(await bob.request("GET", "/tasks", params={"limit": 1, "cursor": cursor}), 400)
@@ -211,7 +222,7 @@ async def test_list_filters_and_search(alice: Caller) -> None:
     async def titles(**params: object) -> list[str]:
         response = await alice.request("GET", "/tasks", params=params)
         assert response.status_code == 200, response.text
-        return [task["title"] for task in response.json()["items"]]
+        return [task["title"] for task in response.json()]
 
     assert await titles(status="pending") == [report["title"], milk["title"]]
     assert await titles(status="completed") == [done["title"]]
@@ -249,7 +260,7 @@ async def test_tags_list_counts_tasks_per_tag(alice: Caller) -> None:
     await alice.create_task(tags=["work", "urgent"])
     await alice.create_task(tags=["Work"])
     body = (await alice.request("GET", "/tags")).json()
-    assert body == {"items": [{"tag": "Work", "count": 2}, {"tag": "urgent", "count": 1}]}
+    assert body == [{"tag": "Work", "count": 2}, {"tag": "urgent", "count": 1}]
 
 
 async def test_reminders_lists_open_tasks_whose_reminder_is_due(alice: Caller) -> None:
@@ -258,10 +269,10 @@ async def test_reminders_lists_open_tasks_whose_reminder_is_due(alice: Caller) -
     await alice.create_task(title="later", remind_at=(now + timedelta(days=1)).isoformat())
     await alice.create_task(title="done", remind_at=(now - timedelta(minutes=5)).isoformat(), completed=True)
     body = (await alice.request("GET", "/reminders")).json()
-    assert [task["id"] for task in body["items"]] == [due["id"]]
+    assert [task["id"] for task in body] == [due["id"]]
     until = (now + timedelta(days=2)).isoformat()
     body = (await alice.request("GET", "/reminders", params={"until": until})).json()
-    assert [task["title"] for task in body["items"]] == ["due", "later"]
+    assert [task["title"] for task in body] == ["due", "later"]
     problem(await alice.request("GET", "/reminders", params={"until": "2026-01-01T00:00:00"}), 422)
 
 
@@ -290,7 +301,7 @@ async def test_invalid_task_is_422_naming_the_fields(alice: Caller, body: dict[s
     content = json.dumps(body).encode()  # ASCII escapes, so a lone surrogate reaches the server
     response = await alice.request("POST", "/tasks", content=content, headers={"Content-Type": "application/json"})
     assert field_errors(response) == fields
-    assert (await alice.request("GET", "/tasks")).json()["items"] == []
+    assert (await alice.request("GET", "/tasks")).json() == []
 
 
 async def test_malformed_json_is_400(alice: Caller) -> None:
@@ -319,4 +330,4 @@ async def test_streamed_body_over_the_limit_is_413(alice: Caller) -> None:
 
     response = await alice.request("POST", "/tasks", content=chunks(), headers={"Content-Type": "application/json"})
     problem(response, 413)
-    assert (await alice.request("GET", "/tasks")).json()["items"] == []
+    assert (await alice.request("GET", "/tasks")).json() == []
