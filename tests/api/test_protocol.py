@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
+import uuid
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import orjson
@@ -233,3 +236,75 @@ async def test_openapi_links_lead_from_a_returned_resource_to_the_operations_on_
         assert response.status_code in {200, 204}, (method, path, response.text)
         if response.status_code == 200:
             assert response.json()["id"] == created["id"]
+
+
+def _route_url(path: str, user_id: str) -> str:
+    """A route's path template filled in: the caller's user, any id, any secret."""
+    values = {"user_id": user_id, "secret": "no-such-secret", "name": "validation-error"}
+    return re.sub(r"\{(\w+)\}", lambda found: values.get(found[1], str(uuid.UUID(int=1))), path)
+
+
+#: Routes the document leaves out, which refuse unknown query parameters too. (Not /docs,
+#: /redoc and /docs/oauth2-redirect: pages for people, and the redirect gets OAuth's parameters.)
+_UNDOCUMENTED = [("GET", "/metrics"), ("GET", "/problems"), ("GET", "/problems/{name}")]
+
+
+async def test_every_route_refuses_an_unknown_query_parameter_naming_the_ones_it_knows(alice: Caller) -> None:
+    # `?search=` for `?q=`, `?order=desc` for `?sort=-…`: a typo must not quietly answer
+    # something else, on any route; and the parameters it names are those the document lists.
+    documented = (await alice.client.get("/openapi.json")).json()["paths"]
+    routes = [(method.upper(), path) for path, operations in documented.items() for method in operations]
+    assert len(routes) > 25
+    for method, path in [*routes, *_UNDOCUMENTED]:
+        response = await alice.client.request(
+            method, _route_url(path, alice.id), params={"search": "milk", "order": "desc"}, headers=alice.headers
+        )
+        body = problem(response, 422)
+        assert body["type"] == "/problems/validation-error", (method, path)
+        assert body["errors"] == [{"field": "search", "message": ANY}, {"field": "order", "message": ANY}], path
+        operation = documented.get(path, {}).get(method.lower())
+        if operation is None:
+            continue
+        assert "422" in operation["responses"], (method, path)
+        known = sorted(p["name"] for p in operation.get("parameters", []) if p["in"] == "query")
+        said = ", ".join(f"`{name}`" for name in known) if known else "none"
+        assert body["detail"] == f"Unknown query parameters `search`, `order`: it takes {said}.", (method, path)
+
+
+async def test_a_task_list_names_the_unknown_parameter_and_what_to_send(alice: Caller) -> None:
+    await alice.create_task(title="Milk")
+    body = problem(await alice.request("GET", "/tasks", params={"search": "Milk"}), 422)
+    assert body["errors"] == [{"field": "search", "message": ANY}]
+    assert "`q`" in str(body["detail"]) and "`sort`" in str(body["detail"])
+    # The known parameters still work, repeated or blank.
+    listed = await alice.request("GET", "/tasks", params={"q": "milk", "tag": [], "priority": ["none", "low"]})
+    assert [task["title"] for task in listed.json()] == ["Milk"]
+
+
+async def test_every_list_is_a_json_array_documented_with_its_link_header(alice: Caller) -> None:
+    task = await alice.create_task(tags=["home"], remind_at="2020-01-01T00:00:00Z")
+    await alice.request("POST", "/categories", json={"name": "Home"})
+    await alice.request("POST", "/calendar-feeds")
+    document = (await alice.client.get("/openapi.json")).json()
+    lists = {
+        path: operation["responses"]["200"]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if method == "get" and operation["responses"].get("200", {}).get("content", {}).get("application/json", {})
+        if operation["responses"]["200"]["content"]["application/json"]["schema"].get("type") == "array"
+    }
+    assert set(lists) == {
+        "/api/{user_id}/tasks",
+        "/api/{user_id}/categories",
+        "/api/{user_id}/tags",
+        "/api/{user_id}/reminders",
+        "/api/{user_id}/calendar-feeds",
+    }
+    for path, response in lists.items():
+        assert response["headers"]["Link"] == {"$ref": "#/components/headers/Link"}, path
+        listed = await alice.client.get(_route_url(path, alice.id), headers=alice.headers)
+        assert listed.status_code == 200, listed.text
+        assert isinstance(listed.json(), list) and len(listed.json()) == 1, (path, listed.text)
+        assert "link" not in listed.headers  # one page
+    assert "rel=\"next\"" in document["components"]["headers"]["Link"]["description"]
+    assert (await alice.request("GET", "/reminders")).json()[0]["id"] == task["id"]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import httpx
 import pytest
 
 from tests.api.assertions import field_errors, next_cursor, next_page, problem
-from tests.conftest import Caller
+from tests.conftest import Caller, SqlStore, bearer, build_app
 
 
 async def test_create_returns_201_with_location_etag_and_the_task(alice: Caller) -> None:
@@ -113,13 +114,16 @@ async def test_delete_is_204_then_404(alice: Caller) -> None:
     problem(await alice.request("DELETE", f"/tasks/{task['id']}"), 404)
 
 
-async def test_complete_with_no_body_toggles(alice: Caller) -> None:
+@pytest.mark.parametrize("body", [{}, {"content": b""}, {"json": {}}], ids=["no body", "empty body", "{}"])
+async def test_complete_without_a_state_toggles(alice: Caller, body: dict[str, object]) -> None:
+    # Front ends send no body, or `{}` with `Content-Type: application/json`: both toggle.
     task = await alice.create_task()
-    done = (await alice.request("PATCH", f"/tasks/{task['id']}/complete")).json()
-    assert done["completed"] is True
-    assert done["completed_at"] is not None
-    undone = (await alice.request("PATCH", f"/tasks/{task['id']}/complete")).json()
-    assert (undone["completed"], undone["completed_at"]) == (False, None)
+    done = await alice.request("PATCH", f"/tasks/{task['id']}/complete", **body)
+    assert done.status_code == 200, done.text
+    assert done.json()["completed"] is True
+    assert done.json()["completed_at"] is not None
+    undone = (await alice.request("PATCH", f"/tasks/{task['id']}/complete", **body)).json()
+    assert (undone["completed"], undone["completed_at"], undone["version"]) == (False, None, 3)
 
 
 async def test_complete_with_a_body_sets_the_state(alice: Caller) -> None:
@@ -180,6 +184,40 @@ async def test_list_pages_with_an_opaque_cursor(alice: Caller) -> None:
         assert (url.scheme, url.host, url.path) == ("http", "testserver", f"/api/{alice.id}/tasks")
         assert [name for name, _ in url.params.multi_items()] == ["limit", "sort", "cursor"]
         assert (url.params["limit"], url.params["sort"]) == ("2", "title")
+
+
+async def test_the_last_page_has_no_link(alice: Caller) -> None:
+    await alice.create_task()
+    assert next_page(await alice.request("GET", "/tasks", params={"limit": 1})) is None
+    assert next_page(await alice.request("GET", "/tasks")) is None
+    await alice.create_task()
+    assert next_page(await alice.request("GET", "/tasks", params={"limit": 1})) is not None
+
+
+@pytest.mark.parametrize(
+    ("settings", "root_path", "base"),
+    [
+        ({}, "", "http://testserver"),
+        ({}, "/todo", "http://testserver/todo"),
+        ({"public_url": "https://tasks.example/v1/"}, "/ignored", "https://tasks.example/v1"),
+    ],
+    ids=["the request's", "behind a proxy's root_path", "TODO_PUBLIC_URL"],
+)
+async def test_the_next_page_link_starts_where_clients_reach_the_service(
+    sqlite_store: SqlStore, new_user: Callable[[], str], settings: dict[str, str], root_path: str, base: str
+) -> None:
+    user = f"{new_user()} ü"  # a user id that needs percent-encoding in a URL
+    app, _ = build_app(sqlite_store, **settings)
+    transport = httpx.ASGITransport(app=app, root_path=root_path)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        path = f"{root_path}/api/{quote(user, safe='')}/tasks"
+        for title in ("a", "b"):
+            assert (await http.post(path, json={"title": title}, headers=bearer(user))).status_code == 201
+        first = await http.get(path, params={"limit": 1, "sort": "-title", "q": " "}, headers=bearer(user))
+        link = next_page(first)
+    assert link is not None
+    assert link.startswith(f"{base}/api/{quote(user, safe='')}/tasks?limit=1&sort=-title&q=%20&cursor=")
+    assert "%20%C3%BC/" in link
 
 
 @pytest.mark.parametrize("cursor", ["garbage", "a.b", "", "x" * 2000, "eyJ2IjoxfQ.AAAA"])
@@ -331,3 +369,24 @@ async def test_streamed_body_over_the_limit_is_413(alice: Caller) -> None:
     response = await alice.request("POST", "/tasks", content=chunks(), headers={"Content-Type": "application/json"})
     problem(response, 413)
     assert (await alice.request("GET", "/tasks")).json() == []
+
+
+async def test_every_task_the_api_shows_names_its_owner(alice: Caller) -> None:
+    # Front ends build URLs from `task.user_id`: every shape of a task carries it.
+    created = await alice.create_task(title="Owned", remind_at="2020-01-01T00:00:00Z")
+    url = f"/tasks/{created['id']}"
+    batch = await alice.request("POST", "/batch", json={"operations": [{"op": "create", "body": {"title": "B"}}]})
+    shown = [
+        created,
+        (await alice.request("GET", url)).json(),
+        (await alice.request("PUT", url, json={"title": "Owned", "remind_at": "2020-01-01T00:00:00Z"})).json(),
+        (await alice.request("PATCH", url, json={"description": "d"})).json(),
+        (await alice.request("POST", f"{url}/move", json={"after": None})).json(),
+        *(await alice.request("GET", "/tasks")).json(),
+        *(await alice.request("GET", "/reminders")).json(),
+        *(await alice.request("GET", "/changes")).json()["tasks"],
+        *(result["body"] for result in batch.json()["results"]),
+        (await alice.request("PATCH", f"{url}/complete")).json(),
+    ]
+    assert len(shown) == 12  # the list and the snapshot hold both tasks
+    assert [task["user_id"] for task in shown] == [alice.id] * len(shown)
