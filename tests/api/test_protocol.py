@@ -306,5 +306,5 @@ async def test_every_list_is_a_json_array_documented_with_its_link_header(alice:
         assert listed.status_code == 200, listed.text
         assert isinstance(listed.json(), list) and len(listed.json()) == 1, (path, listed.text)
         assert "link" not in listed.headers  # one page
-    assert "rel=\"next\"" in document["components"]["headers"]["Link"]["description"]
+    assert 'rel="next"' in document["components"]["headers"]["Link"]["description"]
     assert (await alice.request("GET", "/reminders")).json()[0]["id"] == task["id"]
