@@ -373,7 +373,7 @@ def markdown(data: dict[str, Any], plot_name: str | None) -> str:
         "## Growth: list latency against the user's task count",
         "",
         f"wrk -t{config['threads']} -c4, {config['growth_seconds']:.0f} s per page, limit=50, todo on PostgreSQL. "
-        "Deep pages are reached by following each page's `Link: <…>; rel=\"next\"`.",
+        'Deep pages are reached by following each page\'s `Link: <…>; rel="next"`.',
         "",
         growth_table(data),
         "",
