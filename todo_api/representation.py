@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote_plus
 
 import orjson
 from fastapi import Request, Response
@@ -37,11 +37,16 @@ def public_base(request: Request, settings: Settings) -> str:
 
 def next_page_link(request: Request, settings: Settings, path: str, cursor: str) -> str:
     """A `Link` header's value (RFC 8288) naming the next page of a list at `path` (as
-    `location` writes it): its absolute URL, with the request's own query and that `cursor`,
-    so that a client follows the link and nothing else."""
-    query = [(name, value) for name, value in request.query_params.multi_items() if name != "cursor"]
-    query.append(("cursor", cursor))
-    return f'<{public_base(request, settings)}{path}?{urlencode(query, quote_via=quote)}>; rel="next"'
+    `location` writes it): its absolute URL, with the request's own query (as the client
+    encoded it) and that `cursor`, so that a client follows the link and nothing else."""
+    query: bytes = request.scope.get("query_string", b"")
+    kept = [part for part in query.decode("latin-1").split("&") if part and _name(part) != "cursor"]
+    kept.append(f"cursor={quote(cursor, safe='')}")
+    return f'<{public_base(request, settings)}{path}?{"&".join(kept)}>; rel="next"'
+
+
+def _name(parameter: str) -> str:
+    return unquote_plus(parameter.partition("=")[0])
 
 
 def etag(version: int) -> str:

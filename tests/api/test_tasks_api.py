@@ -211,12 +211,16 @@ async def test_the_next_page_link_starts_where_clients_reach_the_service(
     transport = httpx.ASGITransport(app=app, root_path=root_path)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         path = f"{root_path}/api/{quote(user, safe='')}/tasks"
-        for title in ("a", "b"):
+        for title in ("a b 1", "a b 2", "other"):
             assert (await http.post(path, json={"title": title}, headers=bearer(user))).status_code == 201
-        first = await http.get(path, params={"limit": 1, "sort": "-title", "q": " "}, headers=bearer(user))
+        first = await http.get(f"{path}?limit=1&sort=-title&q=a%20b", headers=bearer(user))
         link = next_page(first)
-    assert link is not None
-    assert link.startswith(f"{base}/api/{quote(user, safe='')}/tasks?limit=1&sort=-title&q=%20&cursor=")
+        assert link is not None
+        second = await http.get(link.removeprefix("https://tasks.example/v1"), headers=bearer(user))
+    # The client's own query, as it encoded it, and the next cursor.
+    assert link.startswith(f"{base}/api/{quote(user, safe='')}/tasks?limit=1&sort=-title&q=a%20b&cursor=")
+    assert [task["title"] for task in [*first.json(), *second.json()]] == ["a b 2", "a b 1"]
+    assert next_page(second) is None
     assert "%20%C3%BC/" in link
 
 
