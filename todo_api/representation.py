@@ -40,9 +40,15 @@ def next_page_link(request: Request, settings: Settings, path: str, cursor: str)
     `location` writes it): its absolute URL, with the request's own query (as the client
     encoded it) and that `cursor`, so that a client follows the link and nothing else."""
     query: bytes = request.scope.get("query_string", b"")
-    kept = [part for part in query.decode("latin-1").split("&") if part and _name(part) != "cursor"]
+    # Escapes stay as sent; what a client left unescaped that a URL in `<…>` cannot hold (`<`,
+    # `>`, a space, a non-ASCII byte) is escaped.
+    parts = (quote(part, safe=_QUERY_SAFE, encoding="latin-1") for part in query.decode("latin-1").split("&"))
+    kept = [part for part in parts if part and _name(part) != "cursor"]
     kept.append(f"cursor={quote(cursor, safe='')}")
     return f'<{public_base(request, settings)}{path}?{"&".join(kept)}>; rel="next"'
+
+
+_QUERY_SAFE = "%=+!$'()*,;:@/?~"
 
 
 def _name(parameter: str) -> str:

@@ -9,9 +9,11 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from starlette.requests import Request
 
 from tests.api.assertions import field_errors, next_cursor, next_page, problem
-from tests.conftest import Caller, SqlStore, bearer, build_app
+from tests.conftest import Caller, SqlStore, bearer, build_app, settings_for
+from todo_api.representation import next_page_link
 
 
 async def test_create_returns_201_with_location_etag_and_the_task(alice: Caller) -> None:
@@ -394,3 +396,21 @@ async def test_every_task_the_api_shows_names_its_owner(alice: Caller) -> None:
     ]
     assert len(shown) == 12  # the list and the snapshot hold both tasks
     assert [task["user_id"] for task in shown] == [alice.id] * len(shown)
+
+
+def test_a_next_page_link_escapes_what_a_client_left_raw_and_keeps_its_escapes() -> None:
+    # Sent raw (as curl does): `<`, `>`, a space and UTF-8 in the query; escapes as they came.
+    scope = {
+        "type": "http",
+        "path": "/api/u/tasks",
+        "query_string": "q=<b> ü&tag=a%2Cb&%63ursor=old&limit=2".encode(),
+        "headers": [(b"host", b"tasks.example")],
+    }
+    header = next_page_link(Request(scope), settings_for("sqlite://"), "/api/u/tasks", "next.page")
+
+    (link,) = httpx.Response(200, headers={"Link": header}).links.values()
+    assert link["rel"] == "next"
+    assert link["url"] == "http://tasks.example/api/u/tasks?q=%3Cb%3E%20%C3%BC&tag=a%2Cb&limit=2&cursor=next.page"
+    assert httpx.URL(link["url"]).params.multi_items() == [
+        ("q", "<b> ü"), ("tag", "a,b"), ("limit", "2"), ("cursor", "next.page")
+    ]  # fmt: skip
