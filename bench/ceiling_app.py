@@ -2,46 +2,47 @@
 
 No database, no token check (the Authorization header is sent but ignored): what is left is
 the framework, the server and pydantic serializing the same 50 tasks through a response
-model. The page comes from the JSON file the harness wrote from the real server's answer
-(`BENCH_CEILING_PAGE`), so both send the same payload.
+model. The page (a JSON array) comes from the JSON file the harness wrote from the real
+server's answer (`BENCH_CEILING_PAGE`), so both send the same payload, every field of it (the
+harness checks that too).
 
     BENCH_CEILING_PAGE=page.json uvicorn bench.ceiling_app:app --workers 2
 """
 
 import os
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
 from fastapi import FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 
 class TaskRead(BaseModel):
     id: uuid.UUID
+    user_id: str
     title: str
     description: str
     completed: bool
-    completed_at: datetime | None
     priority: Literal["none", "low", "medium", "high"]
     due_at: datetime | None
+    due_date: date | None
     remind_at: datetime | None
     recurrence: str | None
+    time_zone: str
     tags: list[str]
     category_id: uuid.UUID | None
-    next_occurrence_id: uuid.UUID | None
+    parent_id: uuid.UUID | None
+    completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
     version: int
+    next_occurrence_id: uuid.UUID | None
+    position: str
 
 
-class TaskPage(BaseModel):
-    items: list[TaskRead]
-    next_cursor: str | None
-
-
-TASKS = TaskPage.model_validate_json(Path(os.environ["BENCH_CEILING_PAGE"]).read_bytes()).items
+TASKS = TypeAdapter(list[TaskRead]).validate_json(Path(os.environ["BENCH_CEILING_PAGE"]).read_bytes())
 
 app = FastAPI()
 
@@ -51,6 +52,6 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.get("/api/{user_id}/tasks", response_model=TaskPage)
+@app.get("/api/{user_id}/tasks", response_model=list[TaskRead])
 async def list_tasks(user_id: str, status: str = "all", limit: int = 50):
-    return TaskPage(items=TASKS[:limit], next_cursor=None)
+    return TASKS[:limit]

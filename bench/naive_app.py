@@ -65,12 +65,6 @@ class TaskPublic(SQLModel):
     version: int
 
 
-class TaskPage(SQLModel):
-    items: list[TaskPublic]
-    offset: int
-    limit: int
-
-
 class TaskCreate(SQLModel):
     title: str = Field(min_length=1, max_length=200)
     description: str = ""
@@ -111,7 +105,7 @@ def healthz():
     return {"status": "ok"}
 
 
-@app.get("/api/{user_id}/tasks", response_model=TaskPage)
+@app.get("/api/{user_id}/tasks", response_model=list[TaskPublic])
 def list_tasks(
     owner: CurrentUser,
     session: SessionDep,
@@ -125,7 +119,7 @@ def list_tasks(
     elif status == "completed":
         statement = statement.where(Task.completed == True)  # noqa: E712
     tasks = session.exec(statement.order_by(Task.created_at, Task.id).offset(offset).limit(limit)).all()
-    return {"items": tasks, "offset": offset, "limit": limit}
+    return tasks
 
 
 @app.post("/api/{user_id}/tasks", response_model=TaskPublic, status_code=201)

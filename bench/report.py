@@ -354,7 +354,8 @@ def markdown(data: dict[str, Any], plot_name: str | None) -> str:
     if payload:
         parts += [
             f"The list-50 page has {payload['todo_items']} items; the naive app returns the same ids: "
-            f"{payload['naive_same_ids']}, the ceiling: {payload['ceiling_same_ids']}.",
+            f"{payload['naive_same_ids']}, the ceiling: {payload['ceiling_same_ids']} (with the same fields: "
+            f"{payload.get('ceiling_same_fields', 'not checked')}).",
             "",
         ]
     parts += [
@@ -374,7 +375,7 @@ def markdown(data: dict[str, Any], plot_name: str | None) -> str:
         "## Growth: list latency against the user's task count",
         "",
         f"wrk -t{config['threads']} -c4, {config['growth_seconds']:.0f} s per page, limit=50, todo on PostgreSQL. "
-        "Deep pages are reached by following `next_cursor`.",
+        'Deep pages are reached by following each page\'s `Link: <…>; rel="next"`.',
         "",
         growth_table(data),
         "",

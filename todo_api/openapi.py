@@ -2,8 +2,10 @@
 with what it cannot know.
 
 - every operation has a stable, readable `operationId` (`listTasks`, `completeTask`);
-- every header the service sends is documented where it is sent (`ETag`, `Location`,
-  `WWW-Authenticate`, `Retry-After`, `Idempotent-Replayed`, and `X-Request-ID` on every response);
+- every header the service sends is documented where it is sent (`ETag`, `Location`, `Link` on
+  every list, `WWW-Authenticate`, `Retry-After`, `Idempotent-Replayed`, and `X-Request-ID` on
+  every response);
+- every operation may answer 422 (an unknown query parameter: `ApiRoute`);
 - every error response is `application/problem+json` and lists the problem `type`s it can carry;
 - PATCH bodies are JSON merge patches (`application/merge-patch+json`, or `application/json`);
 - a request body's defaults are said in words, not as `default`, which generators read as
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from http import HTTPStatus
 from typing import Any
 
 from fastapi.routing import APIRoute
@@ -84,6 +87,12 @@ _HEADERS: dict[str, dict[str, Any]] = {
         "(1 to 128 of `A-Za-z0-9._:=+/@-`), else a new one",
         "schema": {"type": "string"},
     },
+    "Link": {
+        "description": 'The next page of the list (RFC 8288): `<URL>; rel="next"`, an absolute URL with the '
+        "request's own query and the next `cursor`. Absent on the last page (a list that is not paged is one "
+        "page): follow it until it is gone",
+        "schema": {"type": "string"},
+    },
     "Idempotent-Replayed": {
         "description": "`true` on the answer to a retry with an `Idempotency-Key` already used: "
         "this is the first request's answer, and nothing changed",
@@ -110,6 +119,9 @@ def shaped(document: dict[str, Any]) -> dict[str, Any]:
             if "requestBody" in operation:
                 problem = {"description": "Unsupported Media Type", "content": {MEDIA_TYPE: {}}}
                 operation["responses"].setdefault("415", problem)
+            # `ApiRoute` refuses an unknown query parameter on every route.
+            unknown_query = {"description": HTTPStatus(422).phrase, "content": {MEDIA_TYPE: {}}}
+            operation["responses"].setdefault("422", unknown_query)
             _document_responses(operation)
             if method == "patch":
                 _accept_merge_patch(operation)
@@ -146,6 +158,8 @@ def _document_responses(operation: dict[str, Any]) -> None:
             headers["ETag"] = _header("ETag")
         if status == "201" and schema.get("$ref") in _VERSIONED:  # one resource made (an import makes many)
             headers["Location"] = _header("Location")
+        if status == "200" and schema.get("type") == "array":  # a list: each pages with `Link`
+            headers["Link"] = _header("Link")
         if status == "401":
             headers["WWW-Authenticate"] = _header("WWW-Authenticate")
         if status == "503":

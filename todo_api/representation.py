@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 import orjson
-from fastapi import Response
+from fastapi import Request, Response
 
+from todo_api.settings import Settings
 from todo_core.views import instant_text
 
 _STRONG_ETAG = re.compile(r'"([0-9]{1,9})"', re.ASCII)
@@ -23,6 +24,35 @@ def location(user_id: str, *parts: object) -> str:
     """The path of a user's resource, percent-encoded: a header holds Latin-1 only, and a user
     id may hold any character (its 201 must not fail after the commit)."""
     return "/".join(["/api", quote(user_id, safe=""), *(quote(str(part), safe="") for part in parts)])
+
+
+def public_base(request: Request, settings: Settings) -> str:
+    """Where clients reach this service: `TODO_PUBLIC_URL` when set; otherwise the request's own
+    scheme, `Host` and `root_path`: behind a proxy, the scheme it was asked with when the proxy is
+    one of TODO_FORWARDED_ALLOW_IPS, and the `Host` it passes on (`$http_host` in nginx)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def next_page_link(request: Request, settings: Settings, path: str, cursor: str) -> str:
+    """A `Link` header's value (RFC 8288) naming the next page of a list at `path` (as
+    `location` writes it): its absolute URL, with the request's own query (as the client
+    encoded it) and that `cursor`, so that a client follows the link and nothing else."""
+    query: bytes = request.scope.get("query_string", b"")
+    # Escapes stay as sent; what a client left unescaped that a URL in `<…>` cannot hold (`<`,
+    # `>`, a space, a non-ASCII byte) is escaped.
+    parts = (quote(part, safe=_QUERY_SAFE, encoding="latin-1") for part in query.decode("latin-1").split("&"))
+    kept = [part for part in parts if part and _name(part) != "cursor"]
+    kept.append(f"cursor={quote(cursor, safe='')}")
+    return f'<{public_base(request, settings)}{path}?{"&".join(kept)}>; rel="next"'
+
+
+_QUERY_SAFE = "%=+!$'()*,;:@/?~"
+
+
+def _name(parameter: str) -> str:
+    return unquote_plus(parameter.partition("=")[0])
 
 
 def etag(version: int) -> str:

@@ -171,7 +171,9 @@ class TaskPatch(merge_patch_of(TaskWrite)):  # type: ignore[misc]
 
 
 class CompletionWrite(_Body):
-    completed: StrictBool
+    """The state to set; without it (`{}`, or no body at all) the task's state is toggled."""
+
+    completed: StrictBool | None = Field(None, description="`true` or `false`; absent or null: toggle")
 
 
 class MoveWrite(_Body):
@@ -187,6 +189,7 @@ class MoveWrite(_Body):
 
 class TaskRead(BaseModel):
     id: UUID
+    user_id: str = Field(description="The owner: the `{user_id}` of the paths that reach the task")
     title: str
     description: str
     completed: bool
@@ -225,25 +228,16 @@ class TaskListParams(BaseModel):
     top_level: bool | None = Field(None, description="true: only tasks without a parent; false: only steps")
     sort: TaskSort = TaskSort.CREATED_AT
     limit: int = Field(LIMIT_DEFAULT, ge=1, le=LIMIT_MAX)
-    cursor: str | None = Field(None, max_length=1024)
-
-
-class TaskPage(BaseModel):
-    items: list[TaskRead]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
-
-
-class ReminderList(BaseModel):
-    items: list[TaskRead]
+    cursor: str | None = Field(
+        None,
+        max_length=1024,
+        description='Opaque; the previous page\'s `Link: <…>; rel="next"` carries it: follow that URL',
+    )
 
 
 class TagCount(BaseModel):
     tag: str
     count: int
-
-
-class TagList(BaseModel):
-    items: list[TagCount]
 
 
 class CategoryWrite(_Body):
@@ -268,10 +262,6 @@ class CategoryRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
-
-
-class CategoryList(BaseModel):
-    items: list[CategoryRead]
 
 
 class SettingsWrite(_Body):
@@ -399,10 +389,6 @@ class CalendarFeedCreated(CalendarFeedRead):
         "calendar app (Apple Calendar, Outlook, Thunderbird) to subscribe, where `url` would download "
         "the file once. Services that fetch feeds themselves (Google Calendar) take `url`"
     )
-
-
-class CalendarFeedList(BaseModel):
-    items: list[CalendarFeedRead]
 
 
 # Export and import: one document, the same schema both ways (`todo_core.portability`).

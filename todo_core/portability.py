@@ -44,8 +44,9 @@ LEVELS = MAX_ANCESTORS + 1
 ERRORS_MAX = 100
 
 #: What only the server knows and uses: where a task stands among its siblings (the document's
-#: order says it), and the versions.
-_NOT_EXPORTED = frozenset({"position", "version"})
+#: order says it), and the versions; and the owner (the document is one account's; an import
+#: gives its tasks to the account it goes into).
+_NOT_EXPORTED = frozenset({"position", "version", "user_id"})
 #: A task's fields in a document: its public fields but the server's own (`_NOT_EXPORTED`).
 EXPORTED_TASK_FIELDS = tuple(name for name in TASK_VIEW_FIELDS if name not in _NOT_EXPORTED)
 EXPORTED_CATEGORY_FIELDS = tuple(name for name in CATEGORY_VIEW_FIELDS if name not in _NOT_EXPORTED)

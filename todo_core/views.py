@@ -20,26 +20,23 @@ from todo_core.query import Position, SortField, TaskQuery
 from todo_core.task import Priority, Task, TaskFields, due_key
 from todo_core.text import comparison_key
 
-#: Entity fields that are not part of what a user sees: the owner is the path's user, and
-#: what the user writes (`fields`) is shown field by field.
-_PRIVATE = frozenset({"user_id", "fields"})
 
-
-def _public_fields(entity: type[Any], written: type[Any]) -> tuple[str, ...]:
-    """An entity's public fields, in its order: its id, what the user writes, then what the
-    server sets."""
+def _public_fields(entity: type[Any], written: type[Any], *, private: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """An entity's public fields, in its order: its id (and owner), what the user writes (its
+    `fields`, shown field by field), then what the server sets; but the `private` ones."""
     names: list[str] = []
     for field in dataclasses.fields(entity):
         if field.name == "fields":
             names += [f.name for f in dataclasses.fields(written)]
-        elif field.name not in _PRIVATE:
+        elif field.name not in private:
             names.append(field.name)
     return tuple(names)
 
 
-#: The public fields of a task.
+#: The public fields of a task, its owner's `user_id` among them: front ends build URLs from it.
 TASK_VIEW_FIELDS = _public_fields(Task, TaskFields)
-CATEGORY_VIEW_FIELDS = _public_fields(Category, CategoryFields)
+#: A category's owner is the path's user, and no client asks a category for it.
+CATEGORY_VIEW_FIELDS = _public_fields(Category, CategoryFields, private=frozenset({"user_id"}))
 
 #: A task's public fields by name. Values are plain data (str, int, bool, None, lists) or
 #: UUIDs and aware datetimes; `priority` is its label ("none", "low", ...).

@@ -26,7 +26,7 @@ async def applied(caller: Caller, *operations: dict[str, Any]) -> list[dict[str,
 async def every_task(caller: Caller, **params: Any) -> list[dict[str, Any]]:
     response = await caller.request("GET", "/tasks", params={"limit": 200, **params})
     assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
+    items: list[dict[str, Any]] = response.json()
     return items
 
 
@@ -210,3 +210,15 @@ async def test_a_retried_batch_with_an_idempotency_key_gets_the_same_answer_and_
     assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
     assert problem(other, 422)["type"] == "/problems/idempotency-key-reused"
     assert [task["title"] for task in await every_task(alice)] == ["A"]
+
+
+async def test_a_complete_with_an_empty_body_toggles_as_the_single_route_does(alice: Caller) -> None:
+    results = await applied(
+        alice,
+        {"op": "create", "ref": "a", "body": {"title": "A"}},
+        {"op": "complete", "id": "$ref:a", "body": {}},
+        {"op": "complete", "id": "$ref:a", "body": {}},
+        {"op": "complete", "id": "$ref:a"},
+    )
+
+    assert [result["body"]["completed"] for result in results] == [False, True, False, True]

@@ -156,18 +156,18 @@ async def test_feeds_are_listed_without_secrets_and_a_revoked_one_is_gone(
     alice: Caller, bob: Caller, client: httpx.AsyncClient
 ) -> None:
     first, second = await new_feed(alice), await new_feed(alice)
-    listed = (await alice.request("GET", "/calendar-feeds")).json()["items"]
+    listed = (await alice.request("GET", "/calendar-feeds")).json()
     assert listed == [
         {"id": first["id"], "created_at": first["created_at"]},
         {k: second[k] for k in ("id", "created_at")},
     ]
     secret = feed_path(first).removeprefix("/feeds/").removesuffix(".ics")
     assert secret not in (await alice.request("GET", "/calendar-feeds")).text
-    assert (await bob.request("GET", "/calendar-feeds")).json() == {"items": []}
+    assert (await bob.request("GET", "/calendar-feeds")).json() == []
     problem(await bob.request("DELETE", f"/calendar-feeds/{first['id']}"), 404)
 
     assert (await alice.request("DELETE", f"/calendar-feeds/{first['id']}")).status_code == 204
-    assert [feed["id"] for feed in (await alice.request("GET", "/calendar-feeds")).json()["items"]] == [second["id"]]
+    assert [feed["id"] for feed in (await alice.request("GET", "/calendar-feeds")).json()] == [second["id"]]
     problem(await client.get(feed_path(first)), 404)
     assert (await client.get(feed_path(second))).status_code == 200
     problem(await alice.request("DELETE", f"/calendar-feeds/{first['id']}"), 404)

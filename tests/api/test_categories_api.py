@@ -26,7 +26,7 @@ async def test_category_lifecycle(alice: Caller) -> None:
     )
     problem(stale, 412)
 
-    listed = (await alice.request("GET", "/categories")).json()["items"]
+    listed = (await alice.request("GET", "/categories")).json()
     assert [item["name"] for item in listed] == ["Office"]
     assert (await alice.request("DELETE", f"/categories/{category['id']}")).status_code == 204
     problem(await alice.request("GET", f"/categories/{category['id']}"), 404)
@@ -35,7 +35,7 @@ async def test_category_lifecycle(alice: Caller) -> None:
 async def test_categories_are_listed_by_name_ignoring_case(alice: Caller) -> None:
     for name in ["beta", "Alpha", "gamma"]:
         await alice.request("POST", "/categories", json={"name": name})
-    listed = (await alice.request("GET", "/categories")).json()["items"]
+    listed = (await alice.request("GET", "/categories")).json()
     assert [item["name"] for item in listed] == ["Alpha", "beta", "gamma"]
 
 

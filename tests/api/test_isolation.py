@@ -30,11 +30,11 @@ async def test_another_users_task_id_is_404_and_stays_unchanged(
 
 async def test_lists_tags_and_reminders_show_only_the_callers_tasks(alice: Caller, bob: Caller) -> None:
     await alice.create_task(title="Alice's", tags=["private"], remind_at="2020-01-01T00:00:00Z")
-    assert (await bob.request("GET", "/tasks")).json() == {"items": [], "next_cursor": None}
-    assert (await bob.request("GET", "/tasks", params={"q": "Alice"})).json()["items"] == []
-    assert (await bob.request("GET", "/tags")).json() == {"items": []}
-    assert (await bob.request("GET", "/reminders")).json() == {"items": []}
-    assert (await bob.request("GET", "/categories")).json() == {"items": []}
+    assert (await bob.request("GET", "/tasks")).json() == []
+    assert (await bob.request("GET", "/tasks", params={"q": "Alice"})).json() == []
+    assert (await bob.request("GET", "/tags")).json() == []
+    assert (await bob.request("GET", "/reminders")).json() == []
+    assert (await bob.request("GET", "/categories")).json() == []
 
 
 @pytest.mark.parametrize(

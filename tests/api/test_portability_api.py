@@ -97,7 +97,7 @@ async def test_an_account_imported_elsewhere_exports_the_same_document_apart_fro
     assert {task["id"] for task in again["tasks"]} == {str(new) for new in result["ids"]["tasks"].values()}
     assert not {task["id"] for task in again["tasks"]} & {task["id"] for task in original["tasks"]}
     assert list(original["tasks"][0]) == list(EXPORTED_TASK_FIELDS)
-    listed = (await bob.request("GET", "/tasks", params={"limit": 200})).json()["items"]
+    listed = (await bob.request("GET", "/tasks", params={"limit": 200})).json()
     assert len(listed) == len(original["tasks"]) == 11
 
 
@@ -114,8 +114,8 @@ async def test_a_bad_document_is_422_naming_where_and_imports_nothing(alice: Cal
     rules = await bob.request("POST", "/import", json=document)
     assert field_errors(rules) == {"tasks[2].title", "tasks[3].parent_id"}
 
-    assert (await bob.request("GET", "/tasks")).json()["items"] == []
-    assert (await bob.request("GET", "/categories")).json()["items"] == []
+    assert (await bob.request("GET", "/tasks")).json() == []
+    assert (await bob.request("GET", "/categories")).json() == []
     assert (await bob.request("GET", "/settings")).json() == {"time_zone": "UTC"}
 
 

@@ -64,7 +64,7 @@ async def test_each_problem_type_explains_itself_to_a_browser_and_a_terminal(
 
 async def test_the_list_names_every_problem_type(http: httpx.AsyncClient) -> None:
     listed = await http.get("/problems")
-    assert [item["name"] for item in listed.json()["items"]] == list(PROBLEM_TYPES)
+    assert [item["name"] for item in listed.json()] == list(PROBLEM_TYPES)
     page = (await http.get("/problems", headers={"Accept": BROWSER_ACCEPT})).text
     for registered in PROBLEM_TYPES.values():
         assert f'<a href="{registered.uri}">{registered.name}</a>' in page

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
+import httpx
 import pytest
+from starlette.requests import Request
 
-from tests.api.assertions import field_errors, problem
-from tests.conftest import Caller
+from tests.api.assertions import field_errors, next_cursor, next_page, problem
+from tests.conftest import Caller, SqlStore, bearer, build_app, settings_for
+from todo_api.representation import next_page_link
 
 
 async def test_create_returns_201_with_location_etag_and_the_task(alice: Caller) -> None:
@@ -112,13 +116,16 @@ async def test_delete_is_204_then_404(alice: Caller) -> None:
     problem(await alice.request("DELETE", f"/tasks/{task['id']}"), 404)
 
 
-async def test_complete_with_no_body_toggles(alice: Caller) -> None:
+@pytest.mark.parametrize("body", [{}, {"content": b""}, {"json": {}}], ids=["no body", "empty body", "{}"])
+async def test_complete_without_a_state_toggles(alice: Caller, body: dict[str, object]) -> None:
+    # Front ends send no body, or `{}` with `Content-Type: application/json`: both toggle.
     task = await alice.create_task()
-    done = (await alice.request("PATCH", f"/tasks/{task['id']}/complete")).json()
-    assert done["completed"] is True
-    assert done["completed_at"] is not None
-    undone = (await alice.request("PATCH", f"/tasks/{task['id']}/complete")).json()
-    assert (undone["completed"], undone["completed_at"]) == (False, None)
+    done = await alice.request("PATCH", f"/tasks/{task['id']}/complete", **body)
+    assert done.status_code == 200, done.text
+    assert done.json()["completed"] is True
+    assert done.json()["completed_at"] is not None
+    undone = (await alice.request("PATCH", f"/tasks/{task['id']}/complete", **body)).json()
+    assert (undone["completed"], undone["completed_at"], undone["version"]) == (False, None, 3)
 
 
 async def test_complete_with_a_body_sets_the_state(alice: Caller) -> None:
@@ -154,7 +161,7 @@ async def test_completing_a_repeating_task_creates_the_next_one(alice: Caller) -
     # The last occurrence ends the series.
     last = (await alice.request("PATCH", f"/tasks/{following['id']}/complete")).json()
     assert last["next_occurrence_id"] is None
-    listed = (await alice.request("GET", "/tasks")).json()["items"]
+    listed = (await alice.request("GET", "/tasks")).json()
     assert len(listed) == 2
 
 
@@ -162,14 +169,61 @@ async def test_list_pages_with_an_opaque_cursor(alice: Caller) -> None:
     for n in reversed(range(5)):  # created in the opposite order to the one asked for
         await alice.create_task(title=f"Task {n}")
     seen: list[str] = []
-    params: dict[str, str | int] = {"limit": 2, "sort": "title"}
+    links: list[str] = []
+    response = await alice.request("GET", "/tasks", params={"limit": 2, "sort": "title"})
     for _ in range(5):
-        body = (await alice.request("GET", "/tasks", params=params)).json()
-        seen += [task["title"] for task in body["items"]]
-        if body["next_cursor"] is None:
+        seen += [task["title"] for task in response.json()]
+        link = next_page(response)
+        if link is None:
             break
-        params["cursor"] = body["next_cursor"]
+        links.append(link)
+        response = await alice.client.get(link, headers=alice.headers)
     assert seen == [f"Task {n}" for n in range(5)]
+    # Each link is absolute, the request's own query and the next cursor: the client follows it.
+    assert len(links) == 2
+    for link in links:
+        url = httpx.URL(link)
+        assert (url.scheme, url.host, url.path) == ("http", "testserver", f"/api/{alice.id}/tasks")
+        assert [name for name, _ in url.params.multi_items()] == ["limit", "sort", "cursor"]
+        assert (url.params["limit"], url.params["sort"]) == ("2", "title")
+
+
+async def test_the_last_page_has_no_link(alice: Caller) -> None:
+    await alice.create_task()
+    assert next_page(await alice.request("GET", "/tasks", params={"limit": 1})) is None
+    assert next_page(await alice.request("GET", "/tasks")) is None
+    await alice.create_task()
+    assert next_page(await alice.request("GET", "/tasks", params={"limit": 1})) is not None
+
+
+@pytest.mark.parametrize(
+    ("settings", "root_path", "base"),
+    [
+        ({}, "", "http://testserver"),
+        ({}, "/todo", "http://testserver/todo"),
+        ({"public_url": "https://tasks.example/v1/"}, "/ignored", "https://tasks.example/v1"),
+    ],
+    ids=["the request's", "behind a proxy's root_path", "TODO_PUBLIC_URL"],
+)
+async def test_the_next_page_link_starts_where_clients_reach_the_service(
+    sqlite_store: SqlStore, new_user: Callable[[], str], settings: dict[str, str], root_path: str, base: str
+) -> None:
+    user = f"{new_user()} ü"  # a user id that needs percent-encoding in a URL
+    app, _ = build_app(sqlite_store, **settings)
+    transport = httpx.ASGITransport(app=app, root_path=root_path)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        path = f"{root_path}/api/{quote(user, safe='')}/tasks"
+        for title in ("a b 1", "a b 2", "other"):
+            assert (await http.post(path, json={"title": title}, headers=bearer(user))).status_code == 201
+        first = await http.get(f"{path}?limit=1&sort=-title&q=a%20b", headers=bearer(user))
+        link = next_page(first)
+        assert link is not None
+        second = await http.get(link.removeprefix("https://tasks.example/v1"), headers=bearer(user))
+    # The client's own query, as it encoded it, and the next cursor.
+    assert link.startswith(f"{base}/api/{quote(user, safe='')}/tasks?limit=1&sort=-title&q=a%20b&cursor=")
+    assert [task["title"] for task in [*first.json(), *second.json()]] == ["a b 2", "a b 1"]
+    assert next_page(second) is None
+    assert "%20%C3%BC/" in link
 
 
 @pytest.mark.parametrize("cursor", ["garbage", "a.b", "", "x" * 2000, "eyJ2IjoxfQ.AAAA"])
@@ -187,7 +241,8 @@ async def test_a_forged_cursor_is_400(alice: Caller, cursor: str) -> None:
 async def test_a_cursor_only_works_for_the_user_and_query_it_came_from(alice: Caller, bob: Caller) -> None:
     for n in range(3):
         await alice.create_task(title=f"Task {n}")
-    cursor = (await alice.request("GET", "/tasks", params={"limit": 1})).json()["next_cursor"]
+    cursor = next_cursor(await alice.request("GET", "/tasks", params={"limit": 1}))
+    assert cursor is not None
     problem(await alice.request("GET", "/tasks", params={"limit": 1, "cursor": cursor, "sort": "-title"}), 400)
     problem(await alice.request("GET", "/tasks", params={"limit": 1, "cursor": cursor, "status": "pending"}), 400)
     problem(await bob.request("GET", "/tasks", params={"limit": 1, "cursor": cursor}), 400)
@@ -211,7 +266,7 @@ async def test_list_filters_and_search(alice: Caller) -> None:
     async def titles(**params: object) -> list[str]:
         response = await alice.request("GET", "/tasks", params=params)
         assert response.status_code == 200, response.text
-        return [task["title"] for task in response.json()["items"]]
+        return [task["title"] for task in response.json()]
 
     assert await titles(status="pending") == [report["title"], milk["title"]]
     assert await titles(status="completed") == [done["title"]]
@@ -249,7 +304,7 @@ async def test_tags_list_counts_tasks_per_tag(alice: Caller) -> None:
     await alice.create_task(tags=["work", "urgent"])
     await alice.create_task(tags=["Work"])
     body = (await alice.request("GET", "/tags")).json()
-    assert body == {"items": [{"tag": "Work", "count": 2}, {"tag": "urgent", "count": 1}]}
+    assert body == [{"tag": "Work", "count": 2}, {"tag": "urgent", "count": 1}]
 
 
 async def test_reminders_lists_open_tasks_whose_reminder_is_due(alice: Caller) -> None:
@@ -258,10 +313,10 @@ async def test_reminders_lists_open_tasks_whose_reminder_is_due(alice: Caller) -
     await alice.create_task(title="later", remind_at=(now + timedelta(days=1)).isoformat())
     await alice.create_task(title="done", remind_at=(now - timedelta(minutes=5)).isoformat(), completed=True)
     body = (await alice.request("GET", "/reminders")).json()
-    assert [task["id"] for task in body["items"]] == [due["id"]]
+    assert [task["id"] for task in body] == [due["id"]]
     until = (now + timedelta(days=2)).isoformat()
     body = (await alice.request("GET", "/reminders", params={"until": until})).json()
-    assert [task["title"] for task in body["items"]] == ["due", "later"]
+    assert [task["title"] for task in body] == ["due", "later"]
     problem(await alice.request("GET", "/reminders", params={"until": "2026-01-01T00:00:00"}), 422)
 
 
@@ -290,7 +345,7 @@ async def test_invalid_task_is_422_naming_the_fields(alice: Caller, body: dict[s
     content = json.dumps(body).encode()  # ASCII escapes, so a lone surrogate reaches the server
     response = await alice.request("POST", "/tasks", content=content, headers={"Content-Type": "application/json"})
     assert field_errors(response) == fields
-    assert (await alice.request("GET", "/tasks")).json()["items"] == []
+    assert (await alice.request("GET", "/tasks")).json() == []
 
 
 async def test_malformed_json_is_400(alice: Caller) -> None:
@@ -319,4 +374,43 @@ async def test_streamed_body_over_the_limit_is_413(alice: Caller) -> None:
 
     response = await alice.request("POST", "/tasks", content=chunks(), headers={"Content-Type": "application/json"})
     problem(response, 413)
-    assert (await alice.request("GET", "/tasks")).json()["items"] == []
+    assert (await alice.request("GET", "/tasks")).json() == []
+
+
+async def test_every_task_the_api_shows_names_its_owner(alice: Caller) -> None:
+    # Front ends build URLs from `task.user_id`: every shape of a task carries it.
+    created = await alice.create_task(title="Owned", remind_at="2020-01-01T00:00:00Z")
+    url = f"/tasks/{created['id']}"
+    batch = await alice.request("POST", "/batch", json={"operations": [{"op": "create", "body": {"title": "B"}}]})
+    shown = [
+        created,
+        (await alice.request("GET", url)).json(),
+        (await alice.request("PUT", url, json={"title": "Owned", "remind_at": "2020-01-01T00:00:00Z"})).json(),
+        (await alice.request("PATCH", url, json={"description": "d"})).json(),
+        (await alice.request("POST", f"{url}/move", json={"after": None})).json(),
+        *(await alice.request("GET", "/tasks")).json(),
+        *(await alice.request("GET", "/reminders")).json(),
+        *(await alice.request("GET", "/changes")).json()["tasks"],
+        *(result["body"] for result in batch.json()["results"]),
+        (await alice.request("PATCH", f"{url}/complete")).json(),
+    ]
+    assert len(shown) == 12  # the list and the snapshot hold both tasks
+    assert [task["user_id"] for task in shown] == [alice.id] * len(shown)
+
+
+def test_a_next_page_link_escapes_what_a_client_left_raw_and_keeps_its_escapes() -> None:
+    # Sent raw (as curl does): `<`, `>`, a space and UTF-8 in the query; escapes as they came.
+    scope = {
+        "type": "http",
+        "path": "/api/u/tasks",
+        "query_string": "q=<b> ü&tag=a%2Cb&%63ursor=old&limit=2".encode(),
+        "headers": [(b"host", b"tasks.example")],
+    }
+    header = next_page_link(Request(scope), settings_for("sqlite://"), "/api/u/tasks", "next.page")
+
+    (link,) = httpx.Response(200, headers={"Link": header}).links.values()
+    assert link["rel"] == "next"
+    assert link["url"] == "http://tasks.example/api/u/tasks?q=%3Cb%3E%20%C3%BC&tag=a%2Cb&limit=2&cursor=next.page"
+    assert httpx.URL(link["url"]).params.multi_items() == [
+        ("q", "<b> ü"), ("tag", "a,b"), ("limit", "2"), ("cursor", "next.page")
+    ]  # fmt: skip

@@ -122,7 +122,7 @@ async def test_a_local_time_the_clocks_skip_moves_forward(alice: Caller) -> None
 
 async def test_the_zone_is_in_lists_and_in_the_sync_feed_and_a_setting_is_no_change(alice: Caller) -> None:
     task = await alice.create_task(time_zone=BERLIN)
-    listed = (await alice.request("GET", "/tasks")).json()["items"]
+    listed = (await alice.request("GET", "/tasks")).json()
     assert [item["time_zone"] for item in listed] == [BERLIN]
     snapshot = (await alice.request("GET", "/changes")).json()
     assert [(item["id"], item["time_zone"]) for item in snapshot["tasks"]] == [(task["id"], BERLIN)]

@@ -93,6 +93,7 @@ async def test_a_task_reads_back_exactly_as_added(
     found = await task_views.get(user, task.id)
     assert found is not None and found.version == task.version
     assert as_json([*listed.items, found.view]) == as_json([task_view(task)] * 2)
+    assert as_json([found.view])[0]["user_id"] == user  # a task names its owner
 
 
 async def test_another_users_task_is_invisible(

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query, Response
 
 from todo_api.dependencies import Uow, UserId
 from todo_api.problems import problem_responses
+from todo_api.routing import ApiRoute
 from todo_core.use_cases import account as use_cases
 
-router = APIRouter(tags=["account"], responses=problem_responses(401, 403, 422, 503))
+router = APIRouter(route_class=ApiRoute, tags=["account"], responses=problem_responses(401, 403, 422, 503))
 
 
 @router.delete("/api/{user_id}", status_code=204)

@@ -9,14 +9,14 @@ from todo_api.dependencies import CurrentClock, Uow, UserId
 from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses
 from todo_api.representation import json_response
-from todo_api.routing import JsonBodyRoute
+from todo_api.routing import ApiRoute
 from todo_api.schemas import BatchRead, BatchWrite
 from todo_core.ports import UnitOfWork
 from todo_core.use_cases import batch as use_cases
 from todo_core.views import task_view
 
 router = APIRouter(
-    route_class=JsonBodyRoute,
+    route_class=ApiRoute,
     prefix="/api/{user_id}",
     tags=["tasks"],
     responses=problem_responses(400, 401, 403, 413, 422, 503),

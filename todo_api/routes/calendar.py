@@ -14,8 +14,9 @@ from todo_api.calendars import CalendarKey, RenderedCalendars
 from todo_api.dependencies import Calendars, CurrentClock, CurrentSettings, Feed, Reader, Uow, UserId, Views
 from todo_api.ical import MEDIA_TYPE
 from todo_api.problems import problem_responses
-from todo_api.representation import json_response, location, tag_listed
-from todo_api.schemas import CalendarFeedCreated, CalendarFeedList, TaskStatus
+from todo_api.representation import json_response, location, public_base, tag_listed
+from todo_api.routing import ApiRoute
+from todo_api.schemas import CalendarFeedCreated, CalendarFeedRead, TaskStatus
 from todo_api.settings import Settings
 from todo_core.calendar_feed import CalendarFeed
 from todo_core.clock import Clock
@@ -64,8 +65,10 @@ def _described(text: str) -> str:
     return f"{text}\n\n{_BOUNDS}"
 
 
-router = APIRouter(prefix="/api/{user_id}", tags=["calendar"], responses=problem_responses(401, 403, 422, 503))
-feeds_router = APIRouter(tags=["calendar"], responses=problem_responses(422, 503))
+router = APIRouter(
+    route_class=ApiRoute, prefix="/api/{user_id}", tags=["calendar"], responses=problem_responses(401, 403, 422, 503)
+)
+feeds_router = APIRouter(route_class=ApiRoute, tags=["calendar"], responses=problem_responses(422, 503))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,17 +139,17 @@ async def create_calendar_feed(
     response only, and so is `webcal_url`, the same link for calendar apps to open as a
     subscription; keep them, or revoke the feed and make another."""
     issued = await use_cases.create_feed(uow, clock, user_id)
-    url = f"{_public_base(request, settings)}/feeds/{quote(issued.secret, safe='')}.ics"
+    url = f"{public_base(request, settings)}/feeds/{quote(issued.secret, safe='')}.ics"
     body = {**_feed_view(issued.feed), "url": url, "webcal_url": "webcal://" + url.split("://", 1)[1]}
     return json_response(
         body, status_code=201, headers={"Location": location(user_id, "calendar-feeds", issued.feed.id)}
     )
 
 
-@router.get("/calendar-feeds", response_model=CalendarFeedList)
+@router.get("/calendar-feeds", response_model=list[CalendarFeedRead])
 async def list_calendar_feeds(user_id: UserId, reader: Reader) -> Response:
     """The user's subscription links, oldest first, without their secrets (which are not kept)."""
-    return json_response({"items": [_feed_view(feed) for feed in await use_cases.list_feeds(reader, user_id)]})
+    return json_response([_feed_view(feed) for feed in await use_cases.list_feeds(reader, user_id)])
 
 
 @router.delete("/calendar-feeds/{feed_id}", status_code=204, responses=problem_responses(404))
@@ -172,12 +175,3 @@ async def _calendar_response(sources: _Sources, user_id: str, status: Status, if
 
 def _feed_view(feed: CalendarFeed) -> dict[str, object]:
     return {"id": feed.id, "created_at": feed.created_at}
-
-
-def _public_base(request: Request, settings: Settings) -> str:
-    """Where clients reach this service: `TODO_PUBLIC_URL` when set; otherwise the request's own
-    scheme, `Host` and `root_path`: behind a proxy, the scheme it was asked with when the proxy is
-    one of TODO_FORWARDED_ALLOW_IPS, and the `Host` it passes on (`$http_host` in nginx)."""
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    return str(request.base_url).rstrip("/")

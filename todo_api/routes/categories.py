@@ -11,26 +11,26 @@ from todo_api.dependencies import CurrentClock, Reader, Uow, UserId
 from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses
 from todo_api.representation import if_match_version, json_response, location, versioned_response
-from todo_api.routing import JsonBodyRoute
-from todo_api.schemas import CategoryList, CategoryPatch, CategoryRead, CategoryWrite
+from todo_api.routing import ApiRoute
+from todo_api.schemas import CategoryPatch, CategoryRead, CategoryWrite
 from todo_core.category import Category, CategoryFields
 from todo_core.ports import UnitOfWork
 from todo_core.use_cases import categories as use_cases
 from todo_core.views import category_view
 
 router = APIRouter(
-    route_class=JsonBodyRoute,
+    route_class=ApiRoute,
     prefix="/api/{user_id}/categories",
     tags=["categories"],
     responses=problem_responses(400, 401, 403, 413, 422, 503),
 )
 
 
-@router.get("", response_model=CategoryList)
+@router.get("", response_model=list[CategoryRead])
 async def list_categories(user_id: UserId, uow: Reader) -> Response:
     """The user's categories, by name."""
     found = await use_cases.list_categories(uow, user_id)
-    return json_response({"items": [category_view(category) for category in found]})
+    return json_response([category_view(category) for category in found])
 
 
 @router.post("", response_model=CategoryRead, status_code=201, responses=problem_responses(409))

@@ -16,6 +16,7 @@ from todo_adapters.broker import ChangeBroker, Subscription
 from todo_api.dependencies import AppMetrics, Broker, CurrentSettings, SyncTokens, TokenValidUntil, UserId
 from todo_api.metrics import Metrics
 from todo_api.problems import problem_responses
+from todo_api.routing import ApiRoute
 from todo_api.sync_tokens import SyncTokenCodec
 
 #: A client that does not take what is sent within this time (its connection stalled) is
@@ -42,7 +43,7 @@ covers what changed while it was closed.
 """
 _EXAMPLE = 'event: changed\r\ndata: {"next_since":"WzcsMyxudWxsXQ.mF1tHq8f0h7QnHkT3u5b2w"}\r\n\r\n'
 
-router = APIRouter(prefix="/api/{user_id}", tags=["sync"])
+router = APIRouter(route_class=ApiRoute, prefix="/api/{user_id}", tags=["sync"])
 
 
 @router.get(

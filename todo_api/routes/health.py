@@ -8,10 +8,11 @@ from fastapi import APIRouter, Response
 
 from todo_api.dependencies import Views
 from todo_api.representation import json_response
+from todo_api.routing import ApiRoute
 from todo_api.schemas import Health
 from todo_core.errors import StorageUnavailable
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=ApiRoute, tags=["health"])
 
 _NO_TASK = UUID(int=0)  # no user has it: the query runs, and finds nothing
 

@@ -10,9 +10,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from todo_api.dependencies import AppMetrics, CurrentSettings
 from todo_api.middleware import bearer_token
+from todo_api.routing import ApiRoute
 from todo_core.errors import AuthenticationFailed
 
-router = APIRouter()
+router = APIRouter(route_class=ApiRoute)
 
 
 @router.get("/metrics", include_in_schema=False)

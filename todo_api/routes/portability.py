@@ -13,7 +13,7 @@ from todo_api.dependencies import CurrentClock, Exports, Uow, UserId
 from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses
 from todo_api.representation import json_bytes, json_response
-from todo_api.routing import JsonBodyRoute
+from todo_api.routing import ApiRoute
 from todo_api.schemas import AccountDocument, ImportResult
 from todo_core.category import CategoryFields
 from todo_core.clock import Clock
@@ -32,7 +32,7 @@ from todo_core.use_cases import portability as use_cases
 from todo_core.user_settings import UserSettings
 
 router = APIRouter(
-    route_class=JsonBodyRoute,
+    route_class=ApiRoute,
     prefix="/api/{user_id}",
     tags=["portability"],
     responses=problem_responses(400, 401, 403, 422, 503),

@@ -17,9 +17,10 @@ from fastapi import APIRouter, Request, Response
 
 from todo_api.problem_types import PROBLEM_TYPES, ProblemType
 from todo_api.representation import json_bytes
+from todo_api.routing import ApiRoute
 from todo_core.errors import NotFound
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=ApiRoute, include_in_schema=False)
 
 Subject = TypeVar("Subject")
 
@@ -125,8 +126,8 @@ def _json_one(problem: ProblemType) -> dict[str, Any]:
     }
 
 
-def _json_list(problems: list[ProblemType]) -> dict[str, Any]:
-    return {"items": [_json_one(problem) for problem in problems]}
+def _json_list(problems: list[ProblemType]) -> list[dict[str, Any]]:
+    return [_json_one(problem) for problem in problems]
 
 
 def _text_one(problem: ProblemType) -> str:

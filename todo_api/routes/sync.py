@@ -9,11 +9,14 @@ from fastapi import APIRouter, Query, Response
 from todo_api.dependencies import Feed, SyncTokens, UserId
 from todo_api.problems import problem_responses
 from todo_api.representation import json_response
+from todo_api.routing import ApiRoute
 from todo_api.schemas import ChangeFeedPage
 from todo_core.sync import CHANGES_LIMIT_DEFAULT, CHANGES_LIMIT_MAX
 from todo_core.use_cases import sync
 
-router = APIRouter(prefix="/api/{user_id}", tags=["sync"], responses=problem_responses(400, 401, 403, 422, 503))
+router = APIRouter(
+    route_class=ApiRoute, prefix="/api/{user_id}", tags=["sync"], responses=problem_responses(400, 401, 403, 422, 503)
+)
 
 
 @router.get("/changes", response_model=ChangeFeedPage, responses=problem_responses(410))

@@ -6,21 +6,27 @@ from dataclasses import replace
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from todo_api.dependencies import CurrentClock, Cursors, Reader, Uow, UserId, Views
+from todo_api.dependencies import CurrentClock, CurrentSettings, Cursors, Reader, Uow, UserId, Views
 from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses
-from todo_api.representation import etag, etag_listed, if_match_version, json_response, location, versioned_response
-from todo_api.routing import JsonBodyRoute
+from todo_api.representation import (
+    etag,
+    etag_listed,
+    if_match_version,
+    json_response,
+    location,
+    next_page_link,
+    versioned_response,
+)
+from todo_api.routing import ApiRoute
 from todo_api.schemas import (
     CompletionWrite,
     MoveWrite,
-    ReminderList,
     Rfc3339,
-    TagList,
+    TagCount,
     TaskListParams,
-    TaskPage,
     TaskPatch,
     TaskRead,
     TaskWrite,
@@ -32,7 +38,7 @@ from todo_core.use_cases import tasks as use_cases
 from todo_core.views import task_view
 
 router = APIRouter(
-    route_class=JsonBodyRoute,
+    route_class=ApiRoute,
     prefix="/api/{user_id}",
     tags=["tasks"],
     responses=problem_responses(400, 401, 403, 413, 422, 503),
@@ -44,11 +50,17 @@ IfMatch = Annotated[
 ]
 
 
-@router.get("/tasks", response_model=TaskPage)
+@router.get("/tasks", response_model=list[TaskRead])
 async def list_tasks(
-    user_id: UserId, views: Views, cursors: Cursors, params: Annotated[TaskListParams, Query()]
+    request: Request,
+    user_id: UserId,
+    views: Views,
+    cursors: Cursors,
+    settings: CurrentSettings,
+    params: Annotated[TaskListParams, Query()],
 ) -> Response:
-    """List the user's tasks, filtered, searched and sorted, one page at a time."""
+    """List the user's tasks, filtered, searched and sorted, one page at a time: a JSON array,
+    and while more follow, the next page's URL in `Link: <…>; rel="next"` (RFC 8288)."""
     query = TaskQuery(
         status=Status(params.status),
         priorities=frozenset(Priority.from_label(label) for label in params.priority),
@@ -65,8 +77,11 @@ async def list_tasks(
     if params.cursor:
         query = replace(query, after=cursors.decode(user_id, query, params.cursor))
     page = await use_cases.list_tasks(views, user_id, query)
-    next_cursor = cursors.encode(user_id, query, page.next_after) if page.next_after else None
-    return json_response({"items": page.items, "next_cursor": next_cursor})
+    headers = None
+    if page.next_after:
+        cursor = cursors.encode(user_id, query, page.next_after)
+        headers = {"Link": next_page_link(request, settings, location(user_id, "tasks"), cursor)}
+    return json_response(page.items, headers=headers)
 
 
 @router.post("/tasks", response_model=TaskRead, status_code=201)
@@ -141,11 +156,11 @@ async def complete_task(
     body: Annotated[CompletionWrite | None, Body()] = None,
     if_match: IfMatch = None,
 ) -> Response:
-    """Set `completed` as given, or toggle it when there is no body. Completing a task completes
+    """Set `completed` as given, or toggle it when the body has none (`{}`, or no body). Completing a task completes
     its open steps; completing a repeating task creates its next occurrence, named by
     `next_occurrence_id`, with fresh open copies of its steps. Re-opening leaves the steps as
     they are."""
-    completed = body.completed if body else None
+    completed = body.completed if body is not None else None
     version = if_match_version(if_match)
     task = await use_cases.complete_task(uow, clock, user_id, task_id, completed, if_match=version)
     return _task_response(task)
@@ -166,14 +181,14 @@ async def move_task(
     return _task_response(task)
 
 
-@router.get("/tags", response_model=TagList)
+@router.get("/tags", response_model=list[TagCount])
 async def list_tags(user_id: UserId, uow: Reader) -> Response:
     """The user's tags, each with how many tasks carry it, most used first."""
     counts = await use_cases.tag_counts(uow, user_id)
-    return json_response({"items": [{"tag": tag, "count": count} for tag, count in counts]})
+    return json_response([{"tag": tag, "count": count} for tag, count in counts])
 
 
-@router.get("/reminders", response_model=ReminderList)
+@router.get("/reminders", response_model=list[TaskRead])
 async def list_due_reminders(
     user_id: UserId,
     uow: Reader,
@@ -183,7 +198,7 @@ async def list_due_reminders(
 ) -> Response:
     """Open tasks whose reminder is due, soonest first: what a front end polls to notify."""
     tasks = await use_cases.due_reminders(uow, clock, user_id, until, limit)
-    return json_response({"items": [task_view(task) for task in tasks]})
+    return json_response([task_view(task) for task in tasks])
 
 
 def _task_response(task: Task, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:

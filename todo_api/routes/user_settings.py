@@ -9,13 +9,13 @@ from fastapi import APIRouter, Response
 from todo_api.dependencies import Reader, Uow, UserId
 from todo_api.problems import problem_responses
 from todo_api.representation import json_response
-from todo_api.routing import JsonBodyRoute
+from todo_api.routing import ApiRoute
 from todo_api.schemas import SettingsRead, SettingsWrite
 from todo_core.use_cases import settings as use_cases
 from todo_core.user_settings import UserSettings
 
 router = APIRouter(
-    route_class=JsonBodyRoute,
+    route_class=ApiRoute,
     prefix="/api/{user_id}/settings",
     tags=["settings"],
     responses=problem_responses(400, 401, 403, 413, 422, 503),

@@ -17,22 +17,25 @@ declare function currentToken(): Promise<string>;
 
 const api = createTodoClient({ baseUrl: "https://tasks.example.com", token: currentToken });
 
-/** Every open high-priority task tagged `garden`, soonest due first, page after page. */
+/** Every open high-priority task tagged `garden`, soonest due first: `every` follows each
+ * page's `Link: <…>; rel="next"` to the last page. */
 export async function openGardenTasks(userId: string): Promise<Task[]> {
   const tasks: Task[] = [];
-  let cursor: string | undefined;
-  do {
-    const { data, error } = await api.GET("/api/{user_id}/tasks", {
-      params: {
-        path: { user_id: userId },
-        query: { status: "pending", priority: ["high"], tag: ["garden"], sort: "due_at", limit: 100, cursor },
-      },
-    });
-    if (error) throw new Error(describe(error));
-    tasks.push(...data.items);
-    cursor = data.next_cursor ?? undefined;
-  } while (cursor);
+  const first = api.GET("/api/{user_id}/tasks", {
+    params: {
+      path: { user_id: userId },
+      query: { status: "pending", priority: ["high"], tag: ["garden"], sort: "due_at", limit: 100 },
+    },
+  });
+  for await (const task of api.every(first)) tasks.push(task);
   return tasks;
+}
+
+/** The first page only, as a list component shows it: a plain array of tasks to `.map`. */
+export async function firstPage(userId: string): Promise<string[]> {
+  const { data, error } = await api.GET("/api/{user_id}/tasks", { params: { path: { user_id: userId } } });
+  if (error) throw new Error(describe(error));
+  return data.map((task) => `${task.title} (${task.user_id})`);
 }
 
 /** Create a task; the key makes a retry of this very request (after a timeout) create nothing more. */
@@ -56,6 +59,16 @@ export async function saveEdits(userId: string, shown: Task, edits: TaskPatch): 
   if (error?.type === "/problems/precondition-failed") return "changed elsewhere";
   if (error) throw new Error(describe(error));
   return data;
+}
+
+/** Tick a task off, or back on: no body (or `{}`) toggles it. */
+export async function toggle(task: Task): Promise<boolean> {
+  const { data, error } = await api.PATCH("/api/{user_id}/tasks/{task_id}/complete", {
+    params: { path: { user_id: task.user_id, task_id: task.id } },
+    body: {},
+  });
+  if (error) throw new Error(describe(error));
+  return data.completed;
 }
 
 /** Tick a task off; completing a repeating task creates the next one. */

@@ -53,7 +53,8 @@ export interface paths {
         };
         /**
          * List Tasks
-         * @description List the user's tasks, filtered, searched and sorted, one page at a time.
+         * @description List the user's tasks, filtered, searched and sorted, one page at a time: a JSON array,
+         *     and while more follow, the next page's URL in `Link: <…>; rel="next"` (RFC 8288).
          */
         get: operations["listTasks"];
         put?: never;
@@ -115,7 +116,7 @@ export interface paths {
         head?: never;
         /**
          * Complete Task
-         * @description Set `completed` as given, or toggle it when there is no body. Completing a task completes
+         * @description Set `completed` as given, or toggle it when the body has none (`{}`, or no body). Completing a task completes
          *     its open steps; completing a repeating task creates its next occurrence, named by
          *     `next_occurrence_id`, with fresh open copies of its steps. Re-opening leaves the steps as
          *     they are.
@@ -612,11 +613,6 @@ export interface components {
              */
             webcal_url: string;
         };
-        /** CalendarFeedList */
-        CalendarFeedList: {
-            /** Items */
-            items: components["schemas"]["CalendarFeedRead"][];
-        };
         /**
          * CalendarFeedRead
          * @description A calendar subscription link, without its secret (only its hash is kept).
@@ -632,11 +628,6 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
-        };
-        /** CategoryList */
-        CategoryList: {
-            /** Items */
-            items: components["schemas"]["CategoryRead"][];
         };
         /**
          * CategoryPatch
@@ -722,10 +713,16 @@ export interface components {
              */
             has_more: boolean;
         };
-        /** CompletionWrite */
+        /**
+         * CompletionWrite
+         * @description The state to set; without it (`{}`, or no body at all) the task's state is toggled.
+         */
         CompletionWrite: {
-            /** Completed */
-            completed: boolean;
+            /**
+             * Completed
+             * @description `true` or `false`; absent or null: toggle
+             */
+            completed?: boolean | null;
         };
         /** DeletedIds */
         DeletedIds: {
@@ -978,11 +975,6 @@ export interface components {
             /** @description With `batch-failed`: the problem the failed operation alone would have answered with */
             problem?: components["schemas"]["Problem"] | null;
         };
-        /** ReminderList */
-        ReminderList: {
-            /** Items */
-            items: components["schemas"]["TaskRead"][];
-        };
         /** SettingsRead */
         SettingsRead: {
             /**
@@ -1009,21 +1001,6 @@ export interface components {
             tag: string;
             /** Count */
             count: number;
-        };
-        /** TagList */
-        TagList: {
-            /** Items */
-            items: components["schemas"]["TagCount"][];
-        };
-        /** TaskPage */
-        TaskPage: {
-            /** Items */
-            items: components["schemas"]["TaskRead"][];
-            /**
-             * Next Cursor
-             * @description Pass as `cursor` for the next page; null on the last
-             */
-            next_cursor: string | null;
         };
         /**
          * TaskPatch
@@ -1091,6 +1068,11 @@ export interface components {
              * Format: uuid
              */
             id: string;
+            /**
+             * User Id
+             * @description The owner: the `{user_id}` of the paths that reach the task
+             */
+            user_id: string;
             /** Title */
             title: string;
             /** Description */
@@ -1243,6 +1225,8 @@ export interface components {
         "Retry-After": number;
         /** @description The request's id in the server's logs: the request's own `X-Request-ID` (1 to 128 of `A-Za-z0-9._:=+/@-`), else a new one */
         "X-Request-ID": string;
+        /** @description The next page of the list (RFC 8288): `<URL>; rel="next"`, an absolute URL with the request's own query and the next `cursor`. Absent on the last page (a list that is not paged is one page): follow it until it is gone */
+        Link: string;
         /** @description `true` on the answer to a retry with an `Idempotency-Key` already used: this is the first request's answer, and nothing changed */
         "Idempotent-Replayed": "true";
     };
@@ -1269,6 +1253,22 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
         };
     };
     getReadiness: {
@@ -1288,6 +1288,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
                 };
             };
             /** @description Database unreachable */
@@ -1324,6 +1340,7 @@ export interface operations {
                 top_level?: boolean | null;
                 sort?: components["schemas"]["TaskSort"];
                 limit?: number;
+                /** @description Opaque; the previous page's `Link: <…>; rel="next"` carries it: follow that URL */
                 cursor?: string | null;
             };
             header?: never;
@@ -1338,10 +1355,11 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
+                    Link: components["headers"]["Link"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TaskPage"];
+                    "application/json": components["schemas"]["TaskRead"][];
                 };
             };
             /** @description Bad Request */
@@ -2630,10 +2648,11 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
+                    Link: components["headers"]["Link"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TagList"];
+                    "application/json": components["schemas"]["TagCount"][];
                 };
             };
             /** @description Bad Request */
@@ -2755,10 +2774,11 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
+                    Link: components["headers"]["Link"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ReminderList"];
+                    "application/json": components["schemas"]["TaskRead"][];
                 };
             };
             /** @description Bad Request */
@@ -3054,10 +3074,11 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
+                    Link: components["headers"]["Link"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CategoryList"];
+                    "application/json": components["schemas"]["CategoryRead"][];
                 };
             };
             /** @description Bad Request */
@@ -4677,10 +4698,11 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
+                    Link: components["headers"]["Link"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CalendarFeedList"];
+                    "application/json": components["schemas"]["CalendarFeedRead"][];
                 };
             };
             /** @description Unauthorized */
