@@ -22,6 +22,7 @@ from todo_api.metrics import Metrics
 from todo_api.middleware import BearerAuthentication, BodySizeLimit, RequestTelemetry
 from todo_api.openapi import DESCRIPTION, TAGS, operation_id, shaped
 from todo_api.problems import install_problem_handlers
+from todo_api.rate_limits import RateLimiter, RateLimiting
 from todo_api.routes import (
     account,
     batch,
@@ -84,6 +85,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         key_source = container.key_source()
         if isinstance(key_source, JwksKeys):
             await key_source.aclose()
+        limiter: RateLimiter | None = container.rate_limiter()
+        if limiter is not None:
+            await limiter.close()
 
     app = FastAPI(
         title="todo",
@@ -100,6 +104,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes, max_import_bytes=resolved.max_import_bytes)
+    # Inside authentication: a request counts against the user its token proved it to be.
+    app.add_middleware(RateLimiting, limiter=container.rate_limiter, user_id_hasher=container.user_id_hasher)
     app.add_middleware(BearerAuthentication, verifier=container.identity_verifier)
     if resolved.cors_origins:
         # Outermost: a browser's preflight carries no token and must be answered before
@@ -116,7 +122,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
                 "Idempotency-Key",
                 "X-Request-ID",
             ],
-            expose_headers=["ETag", "Location", "Retry-After", "Idempotent-Replayed", "X-Request-ID"],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Retry-After",
+                "Idempotent-Replayed",
+                "X-Request-ID",
+                "RateLimit",
+                "RateLimit-Policy",
+            ],
             max_age=600,
         )
     # Outermost of all: the id is set before anything logs, and the time counts everything.

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from todo_api.rate_limits import parse_limits
 
 # Never valid outside development mode: `make run` uses it so that a fresh clone just works.
 DEVELOPMENT_SECRET = "development-only-secret-not-for-production-use"
 #: Not a setting: the directory `todo serve` gives its workers to share their metrics in. Named
 #: by prometheus-client, which reads it when it is imported.
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+#: Generous for one person's devices: a page load (~10 requests) on five devices at once, each
+#: syncing after every change, stays well under; so does 20 requests a second for a minute.
+DEFAULT_RATE_LIMITS = "30/second;1200/minute"
 
 
 class Settings(BaseSettings):
@@ -96,6 +101,28 @@ class Settings(BaseSettings):
         default_factory=list,
         description='Browser origins allowed to call the API, as JSON: ["https://app.example"]',
     )
+    # Per-user fairness (todo_api/rate_limits.py, docs/limits.md).
+    rate_limits: str = Field(
+        DEFAULT_RATE_LIMITS,
+        description="Requests per user (per calendar feed URL for /feeds/), in the `limits` library's notation: "
+        "`30/second;1200/minute`; `none` turns them off. Beyond them: 429 with Retry-After and RateLimit headers",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:port/db: rate-limit counters shared by every replica there; unset, each "
+        "process counts its own",
+    )
+    redis_key_prefix: str = Field("todo", min_length=1, description="The prefix of this service's keys in Redis")
+    max_calendar_feeds: int = Field(20, ge=1, description="Calendar subscription links one user may have (409 beyond)")
+    max_event_streams: int = Field(
+        10, ge=1, description="Event streams one user may have open at once on one server process (429 beyond)"
+    )
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits_parse(cls, notation: str) -> str:
+        parse_limits(notation)  # a ValueError names what does not parse
+        return notation
 
     @model_validator(mode="after")
     def _identity_is_configured(self) -> Self:

@@ -29,12 +29,18 @@ from todo_adapters.sqlalchemy.repositories import (
     SqlSettingsRepository,
     SqlTaskRepository,
 )
-from todo_core.errors import Conflict, StorageUnavailable
+from todo_core.errors import Conflict, StorageUnavailable, UserBusy
 
 #: What psycopg raises when the server cannot be reached or the connection broke.
 UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError)
 #: How long psycopg's pool keeps retrying one lost connection before it gives up (see below).
 RECONNECT_SECONDS = 2.0
+#: The longest a write waits for a row lock (at most half the statement timeout). Every row is
+#: one user's, and a write takes its user's change number first (`ChangeNumbers`), so the lock it
+#: waits for is held by the same user's other writes: past this wait it is refused (`UserBusy`,
+#: 429) rather than left to queue until the statement timeout, which would answer 503 "database
+#: unreachable" and send every queued client back to retry into the same queue.
+USER_LOCK_SECONDS = 1.0
 
 #: The channel a committed change of a user's data is announced on: `<change number>:<user id>`.
 CHANGES_CHANNEL = "todo_changes"
@@ -94,6 +100,9 @@ class PostgresPool:
         )
         self._opened = False
         self._checking: asyncio.Task[None] | None = None
+        #: A writing transaction's `lock_timeout`, set with `SET LOCAL` (which a transaction
+        #: pooler keeps, the transaction being one server connection's).
+        self.lock_timeout_ms = round(min(USER_LOCK_SECONDS, timeout / 2) * 1000)
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -187,6 +196,7 @@ class PostgresUnitOfWork:
             if not self._read_only:
                 pipeline = await stack.enter_async_context(connection.pipeline())
                 await connection.execute("BEGIN")  # sent with the first statement that needs an answer
+                await connection.execute(f"SET LOCAL lock_timeout = {self._pool.lock_timeout_ms}")
         except BaseException:
             await stack.aclose()
             raise
@@ -232,6 +242,11 @@ class PostgresUnitOfWork:
         finally:
             if isinstance(exc, psycopg.IntegrityError):
                 raise Conflict("the change clashes with a concurrent one; try again") from exc
+            if isinstance(exc, psycopg.errors.LockNotAvailable):  # an OperationalError, so first
+                raise UserBusy(
+                    f"This write waited over {self._pool.lock_timeout_ms} ms for the same user's earlier writes, "
+                    "which run one after the other; nothing of it was applied. Retry shortly."
+                ) from exc
             if isinstance(exc, UNREACHABLE):
                 raise StorageUnavailable("the database cannot be reached") from exc
 

@@ -69,14 +69,17 @@ async def get_calendar_feed(secret: str, views: Views, reader: Reader, if_none_m
 
 
 @router.post(
-    "/calendar-feeds", response_model=CalendarFeedCreated, status_code=201, responses={201: {"description": "Created"}}
+    "/calendar-feeds",
+    response_model=CalendarFeedCreated,
+    status_code=201,
+    responses={201: {"description": "Created"}, **problem_responses(409)},
 )
 async def create_calendar_feed(
     request: Request, user_id: UserId, uow: Uow, clock: CurrentClock, settings: CurrentSettings
 ) -> Response:
     """Make a subscription link to the user's calendar. Its `url` (with the secret) is in this
     response only; keep it, or revoke the feed and make another."""
-    issued = await use_cases.create_feed(uow, clock, user_id)
+    issued = await use_cases.create_feed(uow, clock, user_id, at_most=settings.max_calendar_feeds)
     url = f"{_public_base(request, settings)}/feeds/{quote(issued.secret, safe='')}.ics"
     body = {**_feed_view(issued.feed), "url": url}
     return json_response(
