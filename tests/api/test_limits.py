@@ -209,9 +209,9 @@ async def holding_change_number(postgres_url: str, user_id: str) -> AsyncIterato
     theirs would) for the block."""
     async with await psycopg.AsyncConnection.connect(libpq_url(postgres_url)) as connection:
         await connection.execute(
-            "INSERT INTO user_changes (user_id, seq, horizon) VALUES (%s, 1, 0) "
+            "INSERT INTO user_changes (user_id, seq, horizon) VALUES (%(user_id)s, 1, 0) "
             "ON CONFLICT (user_id) DO UPDATE SET seq = user_changes.seq + 1",
-            (user_id,),
+            {"user_id": user_id},
         )
         yield
         await connection.rollback()
