@@ -1234,6 +1234,10 @@ export interface components {
         "WWW-Authenticate": string;
         /** @description Seconds to wait before retrying */
         "Retry-After": number;
+        /** @description The per-user limits (IETF draft-ietf-httpapi-ratelimit-headers-10), e.g. `"30/second";q=30;w=1, "1200/minute";q=1200;w=60`: `q` requests per `w` seconds */
+        "RateLimit-Policy": string;
+        /** @description Where the user stands against the limit closest to running out, e.g. `"30/second";r=12;t=1`: `r` requests remain, for `t` more seconds */
+        RateLimit: string;
         /** @description The request's id in the server's logs: the request's own `X-Request-ID` (1 to 128 of `A-Za-z0-9._:=+/@-`), else a new one */
         "X-Request-ID": string;
         /** @description `true` on the answer to a retry with an `Idempotency-Key` already used: this is the first request's answer, and nothing changed */
@@ -1418,6 +1422,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -1562,6 +1585,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -1712,6 +1754,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -1894,6 +1955,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -2047,6 +2127,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -2230,6 +2329,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -2407,6 +2525,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -2589,6 +2726,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -2707,6 +2863,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -2832,6 +3007,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -3013,6 +3207,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -3131,6 +3344,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -3297,6 +3529,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -3436,6 +3687,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -3569,6 +3839,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -3768,6 +4057,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -3886,6 +4194,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -4030,6 +4357,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -4155,6 +4501,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -4257,6 +4622,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -4421,6 +4805,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -4544,6 +4947,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy" | "/problems/too-many-event-streams";
+                    };
+                };
+            };
         };
     };
     getCalendar: {
@@ -4630,6 +5052,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -4722,6 +5163,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -4795,6 +5255,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/conflict" | "/problems/too-many-calendar-feeds";
+                    };
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -4808,6 +5284,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -4915,6 +5410,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -4998,6 +5512,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -5088,6 +5621,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
