@@ -127,6 +127,15 @@ _TYPES = (
         "Use a new key for a new request; repeat a key only to retry the very same request.",
     ),
     ProblemType(
+        "too-many-tasks",
+        409,
+        "The user has as many tasks as one user may have (`TODO_MAX_TASKS`, 100,000 by default; completed tasks "
+        "count until deleted), or the creates of this batch or the tasks of this import would go past it. "
+        "Nothing of the request was applied.",
+        "Delete tasks you no longer need (completed ones first), then create again.",
+        only_in=("createTask", "runBatch", "importAccount"),
+    ),
+    ProblemType(
         "too-many-calendar-feeds",
         409,
         "The user has as many calendar subscription links as one user may have (`TODO_MAX_CALENDAR_FEEDS`, "

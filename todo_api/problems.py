@@ -30,6 +30,7 @@ from todo_core.errors import (
     SyncExpired,
     TooManyCalendarFeeds,
     TooManyEventStreams,
+    TooManyTasks,
     UserBusy,
     ValidationFailed,
 )
@@ -80,6 +81,7 @@ _DOMAIN_STATUSES: dict[type[DomainError], tuple[int, str]] = {
     Forbidden: (403, "forbidden"),
     StorageUnavailable: (503, "unavailable"),
     UserBusy: (429, "user-busy"),
+    TooManyTasks: (409, "too-many-tasks"),
     TooManyCalendarFeeds: (409, "too-many-calendar-feeds"),
     TooManyEventStreams: (429, "too-many-event-streams"),
 }

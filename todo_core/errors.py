@@ -101,6 +101,11 @@ class QuotaExceeded(DomainError):
         super().__init__(f"at most {limit} {what} per user")
 
 
+class TooManyTasks(QuotaExceeded):
+    def __init__(self, limit: int) -> None:
+        super().__init__("tasks", limit)
+
+
 class TooManyCalendarFeeds(QuotaExceeded):
     def __init__(self, limit: int) -> None:
         super().__init__("calendar feeds", limit)

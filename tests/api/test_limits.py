@@ -257,3 +257,29 @@ def test_the_rate_limit_setting_is_checked(sqlite_store: SqlStore) -> None:
     with pytest.raises(ValueError, match="rate_limits"):
         build_app(sqlite_store, rate_limits="lots")
 
+
+
+async def test_a_user_has_at_most_max_tasks_whichever_way_they_are_made(store: SqlStore) -> None:
+    async with api_client(store, max_tasks=3) as client:
+        alice, bob = user(client), user(client)
+        first = await alice.create_task(title="one")
+        batch = await alice.request("POST", "/batch", json={"operations": [{"op": "create", "body": {"title": "two"}}]})
+        assert batch.status_code == 200, batch.text
+        await alice.create_task(title="three")
+
+        refused = await alice.request("POST", "/tasks", json={"title": "four"})
+        assert refused.status_code == 409
+        assert refused.json()["type"] == "/problems/too-many-tasks"
+        assert "at most 3 tasks" in refused.json()["detail"]
+        over = await alice.request(
+            "POST", "/batch", json={"operations": [{"op": "create", "body": {"title": "four"}}]}
+        )
+        assert (over.status_code, over.json()["type"]) == (409, "/problems/too-many-tasks")
+        document = {"format": "todo-export", "version": 1, "tasks": [{"id": str(uuid.uuid4()), "title": "four"}]}
+        imported = await alice.request("POST", "/import", json=document)
+        assert (imported.status_code, imported.json()["type"]) == (409, "/problems/too-many-tasks"), imported.text
+        assert len((await alice.request("GET", "/tasks")).json()["items"]) == 3, "nothing of the refused was applied"
+
+        assert (await bob.request("POST", "/tasks", json={"title": "bob's"})).status_code == 201
+        assert (await alice.request("DELETE", f"/tasks/{first['id']}")).status_code == 204
+        assert (await alice.request("POST", "/tasks", json={"title": "four"})).status_code == 201

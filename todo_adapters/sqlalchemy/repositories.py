@@ -125,6 +125,9 @@ def _children(top_level: bool, after: bool, limited: bool, for_update: bool) -> 
 
 # Every variant built once (the executors compile each statement once).
 _CHILDREN = {flags: _children(*flags) for flags in itertools.product((False, True), repeat=4)}
+_COUNT_UP_TO = select(func.count()).select_from(
+    select(tasks.c.id).where(tasks.c.user_id == _USER).limit(bindparam("up_to")).subquery()
+)
 _LAST_POSITION = {
     top_level: select(func.max(tasks.c.position)).where(*_under(top_level)) for top_level in (False, True)
 }
@@ -326,6 +329,11 @@ class SqlTaskRepository:
         statement = _CHILDREN[(parent_id is None, after is not None, limit is not None, for_update)]
         values = {"user_id": user_id, "parent_id": parent_id, "after": after, "limit": limit}
         return self._loaded(user_id, await self._sql.rows(statement, _present(values)))
+
+    async def count_for_user(self, user_id: str, *, up_to: int) -> int:
+        await self._changes.take(user_id)  # counted behind the user's other writers: exact
+        rows = await self._sql.rows(_COUNT_UP_TO, {"user_id": user_id, "up_to": up_to})
+        return int(rows[0][0])
 
     async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
         await self._changes.take(user_id)

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Query, Response
 
-from todo_api.dependencies import CurrentClock, Cursors, Reader, Uow, UserId, Views
+from todo_api.dependencies import CurrentClock, CurrentSettings, Cursors, Reader, Uow, UserId, Views
 from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses
 from todo_api.representation import etag, etag_listed, if_match_version, json_response, location, versioned_response
@@ -69,15 +69,20 @@ async def list_tasks(
     return json_response({"items": page.items, "next_cursor": next_cursor})
 
 
-@router.post("/tasks", response_model=TaskRead, status_code=201)
+@router.post("/tasks", response_model=TaskRead, status_code=201, responses=problem_responses(409))
 async def create_task(
-    user_id: UserId, uow: Uow, clock: CurrentClock, body: TaskWrite, idempotency: Idempotent
+    user_id: UserId,
+    uow: Uow,
+    clock: CurrentClock,
+    body: TaskWrite,
+    idempotency: Idempotent,
+    settings: CurrentSettings,
 ) -> Response:
     """Create a task. With an `Idempotency-Key`, a retry creates nothing more."""
     fields = TaskFields.of(body.model_dump())
 
     async def create(uow: UnitOfWork) -> Response:
-        task = await use_cases.create_task(uow, clock, user_id, fields)
+        task = await use_cases.create_task(uow, clock, user_id, fields, at_most=settings.max_tasks)
         return _task_response(task, status_code=201, headers={"Location": location(user_id, "tasks", task.id)})
 
     return await idempotency.run(uow, user_id, create)
