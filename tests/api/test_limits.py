@@ -192,8 +192,9 @@ async def test_a_user_has_at_most_max_event_streams_open(sqlite_store: SqlStore)
         async with open_events(client, alice.url("/events"), alice.headers), open_events(
             client, alice.url("/events"), alice.headers
         ):
-            refused = await client.get(alice.url("/events"), headers=alice.headers)
-            assert refused.status_code == 429
+            async with client.stream("GET", alice.url("/events"), headers=alice.headers) as refused:
+                assert refused.status_code == 429  # a stream that opened would fail here, not hang
+                await refused.aread()
             assert refused.json()["type"] == "/problems/too-many-event-streams"
             assert refused.headers["Retry-After"] == "1"
             async with open_events(client, bob.url("/events"), bob.headers) as bobs:
