@@ -74,8 +74,8 @@ _HEADERS: dict[str, dict[str, Any]] = {
     "WWW-Authenticate": {"description": "The token scheme to use: `Bearer`", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}},
     "RateLimit-Policy": {
-        "description": 'The per-user limits (IETF draft-ietf-httpapi-ratelimit-headers-10), e.g. `"30/second";q=30;w=1, '
-        '"1200/minute";q=1200;w=60`: `q` requests per `w` seconds',
+        "description": "The per-user limits (IETF draft-ietf-httpapi-ratelimit-headers-10), e.g. "
+        '`"30/second";q=30;w=1, "1200/minute";q=1200;w=60`: `q` requests per `w` seconds',
         "schema": {"type": "string"},
     },
     "RateLimit": {
@@ -112,7 +112,8 @@ def shaped(document: dict[str, Any]) -> dict[str, Any]:
         for method, operation in operations.items():
             _secure(path, operation)
             if path.startswith((API_PREFIX, FEEDS_PREFIX)):  # see todo_api/rate_limits.py
-                operation["responses"].setdefault("429", {"description": "Too Many Requests", "content": {MEDIA_TYPE: {}}})
+                limited = {"description": "Too Many Requests", "content": {MEDIA_TYPE: {}}}
+                operation["responses"].setdefault("429", limited)
             if "requestBody" in operation:
                 problem = {"description": "Unsupported Media Type", "content": {MEDIA_TYPE: {}}}
                 operation["responses"].setdefault("415", problem)

@@ -133,7 +133,8 @@ class RateLimiter:
         try:
             counts = [await self._storage.incr(item.key_for(key), item.get_expiry()) for item in self._items]
             # The policy closest to exhaustion (the one refusing, if any) is the one reported.
-            tightest = min(range(len(counts)), key=lambda n: (self._items[n].amount - counts[n]) / self._items[n].amount)
+            amounts = [item.amount for item in self._items]
+            tightest = min(range(len(counts)), key=lambda n: (amounts[n] - counts[n]) / amounts[n])
             item = self._items[tightest]
             reset = await self._storage.get_expiry(item.key_for(key))
         except Exception:

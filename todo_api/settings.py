@@ -114,8 +114,9 @@ class Settings(BaseSettings):
     )
     redis_key_prefix: str = Field("todo", min_length=1, description="The prefix of this service's keys in Redis")
     max_tasks: int = Field(
-        100_000, ge=1, description="Tasks one user may have (completed ones included); a create, batch or import "
-        "beyond is a 409"
+        100_000,
+        ge=1,
+        description="Tasks one user may have (completed ones included); a create, batch or import beyond is a 409",
     )
     max_calendar_feeds: int = Field(20, ge=1, description="Calendar subscription links one user may have (409 beyond)")
     max_event_streams: int = Field(

@@ -18,9 +18,9 @@ from todo_core.clock import Clock
 from todo_core.ids import new_id
 from todo_core.portability import EXPORT_PAGE_SIZE, AccountDocument, Imported, StructurePosition, check, siblings
 from todo_core.ports import AccountSnapshot, ExportReader, UnitOfWork
-from todo_core.use_cases.tasks import check_task_room
 from todo_core.task import Task
 from todo_core.text import comparison_key
+from todo_core.use_cases.tasks import check_task_room
 from todo_core.user_settings import UserSettings
 
 

@@ -1540,6 +1540,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/conflict" | "/problems/too-many-tasks";
+                    };
+                };
+            };
             /** @description Request Entity Too Large */
             413: {
                 headers: {
@@ -3139,6 +3155,22 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/not-found" | "/problems/batch-failed";
+                    };
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/conflict" | "/problems/too-many-tasks";
                     };
                 };
             };
@@ -4753,7 +4785,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/conflict";
+                        type: "/problems/conflict" | "/problems/too-many-tasks";
                     };
                 };
             };
