@@ -140,6 +140,12 @@ def _domain_error(request: Request, error: Exception) -> Response:
             error,
             extra={"user": hashed},
         )
+    elif isinstance(error, StorageUnavailable):
+        # The client is told only to retry; the log says why (the driver's error, by its class).
+        cause = error.__cause__
+        logger.warning(
+            "answered 503: %s (%s: %s)", error, type(cause).__name__, str(cause).strip().split("\n")[0][:200]
+        )
     return domain_problem(error)
 
 
