@@ -35,11 +35,11 @@ from todo_core.errors import Conflict, StorageUnavailable, UserBusy
 UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError)
 #: How long psycopg's pool keeps retrying one lost connection before it gives up (see below).
 RECONNECT_SECONDS = 2.0
-#: The longest a write waits for a row lock (at most half the statement timeout). Every row is
-#: one user's, and a write takes its user's change number first (`ChangeNumbers`), so the lock it
-#: waits for is held by the same user's other writes: past this wait it is refused (`UserBusy`,
-#: 429) rather than left to queue until the statement timeout, which would answer 503 "database
-#: unreachable" and send every queued client back to retry into the same queue.
+#: The longest a write waits for its user's change number (at most half the statement timeout),
+#: whose row lock the same user's other writes hold until they commit (`ChangeNumbers`): past
+#: this wait it is refused (`UserBusy`, 429) rather than left to queue until the statement
+#: timeout, which answered 503 "database unreachable" and sent every queued client back to retry
+#: into the same queue.
 USER_LOCK_SECONDS = 1.0
 
 #: The channel a committed change of a user's data is announced on: `<change number>:<user id>`.
@@ -100,8 +100,8 @@ class PostgresPool:
         )
         self._opened = False
         self._checking: asyncio.Task[None] | None = None
-        #: A writing transaction's `lock_timeout`, set with `SET LOCAL` (which a transaction
-        #: pooler keeps, the transaction being one server connection's).
+        #: The `lock_timeout` of a write's wait for its user's change number, set with `SET LOCAL`
+        #: (which a transaction pooler keeps: the transaction is one server connection's).
         self.lock_timeout_ms = round(min(USER_LOCK_SECONDS, timeout / 2) * 1000)
 
     @contextlib.asynccontextmanager
@@ -196,14 +196,13 @@ class PostgresUnitOfWork:
             if not self._read_only:
                 pipeline = await stack.enter_async_context(connection.pipeline())
                 await connection.execute("BEGIN")  # sent with the first statement that needs an answer
-                await connection.execute(f"SET LOCAL lock_timeout = {self._pool.lock_timeout_ms}")
         except BaseException:
             await stack.aclose()
             raise
         self._stack, self._connection, self._pipeline = stack, connection, pipeline
         self._committed = False
         self._executor = executor = PsycopgExecutor(connection, pipeline)
-        self._changes = ChangeNumbers(executor, taking=not self._read_only)
+        self._changes = ChangeNumbers(executor, taking=not self._read_only, lock_timeout_ms=self._pool.lock_timeout_ms)
         self.tasks = SqlTaskRepository(executor, self._changes)
         self.categories = SqlCategoryRepository(executor, self._changes)
         self.idempotency = SqlIdempotencyKeys(executor, self._changes)
