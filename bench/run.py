@@ -14,7 +14,9 @@ the database is dropped even on failure, and every wait has a timeout.
 Settings (environment, or the flags of `python -m bench.run --help`):
     BENCH_SECONDS (8), BENCH_ROUNDS (2), BENCH_WARMUP_SECONDS, BENCH_GROWTH_SECONDS,
     BENCH_USERS (2000), BENCH_DEEP_PAGES (100), BENCH_RESULTS_DIR (bench/results),
-    TODO_BENCH_DATABASE_URL (postgresql://postgres@127.0.0.1:5432/postgres: the server to use)
+    TODO_BENCH_DATABASE_URL (postgresql://postgres@127.0.0.1:5432/postgres: the server to use),
+    BENCH_RATE_LIMITS (none: the servers' TODO_RATE_LIMITS; the bench measures throughput, and one
+    user's list at 1,800 req/s would be the limiter's to refuse)
 """
 
 from __future__ import annotations
@@ -224,6 +226,7 @@ class Stack:
             "TODO_WORKERS": str(workers),
             "TODO_JWT_SECRET": self.jwt_secret,
             "TODO_CURSOR_SECRET": self.cursor_secret,
+            "TODO_RATE_LIMITS": os.environ.get("BENCH_RATE_LIMITS", "none"),
         }
 
     def migrate(self, database_url: str) -> None:

@@ -226,13 +226,15 @@ def new_user() -> Callable[[], str]:
 
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:
+    """Settings of a test app; no rate limits unless the test sets them (tests make requests as fast
+    as the app answers, tests/api/test_limits.py tests the limits)."""
     return Settings(
         database_url=database_url,
         jwt_secret=TEST_SECRET,
         cursor_secret="test-cursor-secret",
         dev_mode=False,
         _env_file=None,  # type: ignore[call-arg]
-        **overrides,
+        **{"rate_limits": "none", **overrides},
     )
 
 

@@ -65,6 +65,10 @@ class ChangeBroker:
             if not subscribers:
                 del self._subscribers[user_id]
 
+    def subscriptions_of(self, user_id: str) -> int:
+        """How many subscriptions the user has open in this process."""
+        return len(self._subscribers.get(user_id, ()))
+
     @property
     def subscriptions(self) -> int:
         """How many subscriptions are open (for metrics and tests)."""

@@ -215,6 +215,10 @@ class InMemoryTaskRepository:
                 await self._locks.take("tasks", (user_id, task.id))
         return under
 
+    async def count_for_user(self, user_id: str, *, up_to: int) -> int:
+        await self._locks.take_user(user_id)
+        return min(up_to, sum(1 for owner, _ in self._store.tasks if owner == user_id))
+
     async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
         await self._locks.take_user(user_id)
         positions = [

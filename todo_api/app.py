@@ -23,6 +23,7 @@ from todo_api.metrics import Metrics
 from todo_api.middleware import BearerAuthentication, BodySizeLimit, RequestTelemetry
 from todo_api.openapi import DESCRIPTION, TAGS, operation_id, shaped
 from todo_api.problems import install_problem_handlers
+from todo_api.rate_limits import RateLimiter, RateLimiting
 from todo_api.routes import (
     account,
     batch,
@@ -85,6 +86,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         key_source = container.key_source()
         if isinstance(key_source, JwksKeys):
             await key_source.aclose()
+        limiter: RateLimiter | None = container.rate_limiter()
+        if limiter is not None:
+            await limiter.close()
 
     app = FastAPI(
         title="todo",
@@ -101,6 +105,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes, max_import_bytes=resolved.max_import_bytes)
+    # Inside authentication: a request counts against the user its token proved it to be.
+    app.add_middleware(RateLimiting, limiter=container.rate_limiter, user_id_hasher=container.user_id_hasher)
     app.add_middleware(BearerAuthentication, verifier=container.identity_verifier)
     # The id is set before anything logs, and the time counts everything.
     app.add_middleware(

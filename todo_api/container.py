@@ -27,6 +27,7 @@ from todo_api.calendars import RenderedCalendars
 from todo_api.cursor import CursorCodec
 from todo_api.logs import UserIdHasher
 from todo_api.metrics import Metrics, multiprocess_directory
+from todo_api.rate_limits import RateLimiter, parse_limits
 from todo_api.settings import Settings
 from todo_api.sync_tokens import SyncTokenCodec
 
@@ -56,6 +57,14 @@ def _change_listener(settings: Settings, broker: ChangeBroker) -> PostgresChange
     # LISTEN holds a server session for as long as it listens: through a transaction pooler it
     # would hear nothing, so it may take a direct URL of its own.
     return PostgresChangeListener(normalise_url(settings.listen_database_url or settings.database_url), broker)
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter | None:
+    """The per-user rate limiter, or None when `TODO_RATE_LIMITS=none`."""
+    items = parse_limits(settings.rate_limits)
+    if not items:
+        return None
+    return RateLimiter(items, redis_url=settings.redis_url, key_prefix=settings.redis_key_prefix)
 
 
 def _token_secret(settings: Settings) -> bytes:
@@ -143,5 +152,6 @@ class Container(containers.DeclarativeContainer):
         sqlite=providers.Callable(engine_pool_usage, engine),
     )
     metrics = providers.Singleton(Metrics, pool_usage.provider, providers.Callable(multiprocess_directory))
+    rate_limiter = providers.Singleton(_rate_limiter, settings)
     cursor_codec = providers.Singleton(CursorCodec, token_secret)
     sync_tokens = providers.Singleton(SyncTokenCodec, token_secret)

@@ -11,7 +11,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 #: What a front end sends: the token, JSON, conditional requests, retry keys and a trace id.
 REQUEST_HEADERS = ("Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID")
 #: What its scripts may read, besides the headers every response exposes (Content-Type, …).
-EXPOSED_HEADERS = ("Link", "ETag", "Location", "X-Request-ID", "Idempotent-Replayed", "Retry-After")
+EXPOSED_HEADERS = (
+    "Link",
+    "ETag",
+    "Location",
+    "X-Request-ID",
+    "Idempotent-Replayed",
+    "Retry-After",
+    "RateLimit",
+    "RateLimit-Policy",
+)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 #: How long a browser may reuse a preflight's answer.
 PREFLIGHT_SECONDS = 600

@@ -29,6 +29,7 @@ from fastapi.routing import APIRoute
 from todo_api.middleware import API_PREFIX
 from todo_api.problem_types import types_with_status
 from todo_api.problems import MEDIA_TYPE
+from todo_api.rate_limits import FEEDS_PREFIX
 
 PROBLEM_MEDIA_TYPE = MEDIA_TYPE
 MERGE_PATCH_MEDIA_TYPE = "application/merge-patch+json"
@@ -82,6 +83,16 @@ _HEADERS: dict[str, dict[str, Any]] = {
     "Location": {"description": "The URL of the resource created", "schema": {"type": "string"}},
     "WWW-Authenticate": {"description": "The token scheme to use: `Bearer`", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}},
+    "RateLimit-Policy": {
+        "description": "The per-user limits (IETF draft-ietf-httpapi-ratelimit-headers-10), e.g. "
+        '`"30/second";q=30;w=1, "1200/minute";q=1200;w=60`: `q` requests per `w` seconds',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'Where the user stands against the limit closest to running out, e.g. `"30/second";r=12;t=1`: '
+        "`r` requests remain, for `t` more seconds",
+        "schema": {"type": "string"},
+    },
     "X-Request-ID": {
         "description": "The request's id in the server's logs: the request's own `X-Request-ID` "
         "(1 to 128 of `A-Za-z0-9._:=+/@-`), else a new one",
@@ -116,6 +127,9 @@ def shaped(document: dict[str, Any]) -> dict[str, Any]:
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
             _secure(path, operation)
+            if path.startswith((API_PREFIX, FEEDS_PREFIX)):  # see todo_api/rate_limits.py
+                limited = {"description": "Too Many Requests", "content": {MEDIA_TYPE: {}}}
+                operation["responses"].setdefault("429", limited)
             if "requestBody" in operation:
                 problem = {"description": "Unsupported Media Type", "content": {MEDIA_TYPE: {}}}
                 operation["responses"].setdefault("415", problem)
@@ -162,8 +176,11 @@ def _document_responses(operation: dict[str, Any]) -> None:
             headers["Link"] = _header("Link")
         if status == "401":
             headers["WWW-Authenticate"] = _header("WWW-Authenticate")
-        if status == "503":
+        if status in ("429", "503"):
             headers["Retry-After"] = _header("Retry-After")
+        if status == "429":
+            headers["RateLimit-Policy"] = _header("RateLimit-Policy")
+            headers["RateLimit"] = _header("RateLimit")
     if any(parameter.get("name") == "Idempotency-Key" for parameter in operation.get("parameters", [])):
         for status in ("200", "201"):
             if status in operation["responses"]:

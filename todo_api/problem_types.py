@@ -127,6 +127,50 @@ _TYPES = (
         "Use a new key for a new request; repeat a key only to retry the very same request.",
     ),
     ProblemType(
+        "too-many-tasks",
+        409,
+        "The user has as many tasks as one user may have (`TODO_MAX_TASKS`, 100,000 by default; completed tasks "
+        "count until deleted), or the creates of this batch or the tasks of this import would go past it. "
+        "Nothing of the request was applied.",
+        "Delete tasks you no longer need (completed ones first), then create again.",
+        only_in=("createTask", "runBatch", "importAccount"),
+    ),
+    ProblemType(
+        "too-many-calendar-feeds",
+        409,
+        "The user has as many calendar subscription links as one user may have (`TODO_MAX_CALENDAR_FEEDS`, "
+        "20 by default).",
+        "Revoke a link no calendar uses any more (`DELETE /api/{user_id}/calendar-feeds/{feed_id}`), then create "
+        "one again.",
+        only_in=("createCalendarFeed",),
+    ),
+    ProblemType(
+        "rate-limited",
+        429,
+        "More requests for this user (for this calendar link, on `/feeds/`) than the service allows "
+        "(`TODO_RATE_LIMITS`, `30/second;1200/minute` by default). `RateLimit-Policy` lists the limits and "
+        "`RateLimit` says which one ran out (IETF draft-ietf-httpapi-ratelimit-headers).",
+        "Wait the seconds in `Retry-After`, then go on more slowly; send many changes as one `POST "
+        "/api/{user_id}/batch`.",
+    ),
+    ProblemType(
+        "user-busy",
+        429,
+        "Too many of this user's own writes ran at once: each waits for the user's earlier ones, and this one "
+        "waited longer than the service lets a write wait. Nobody else's writes are concerned, and nothing of "
+        "this request was applied.",
+        "Retry after the seconds in `Retry-After` (with the same `Idempotency-Key` for a create); send fewer "
+        "writes at once, or many changes as one `POST /api/{user_id}/batch`.",
+    ),
+    ProblemType(
+        "too-many-event-streams",
+        429,
+        "The user has as many event streams open as one user may (`TODO_MAX_EVENT_STREAMS` per server process, "
+        "10 by default).",
+        "Close a stream you no longer read (one per device is enough), then retry after `Retry-After`.",
+        only_in=("streamChangeEvents",),
+    ),
+    ProblemType(
         "internal-error",
         500,
         "Something went wrong on the service's side. It is logged; nothing about it is disclosed.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -27,11 +28,20 @@ from todo_core.errors import (
     PreconditionFailed,
     StorageUnavailable,
     SyncExpired,
+    TooManyCalendarFeeds,
+    TooManyEventStreams,
+    TooManyTasks,
+    UserBusy,
     ValidationFailed,
 )
 
 MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = "2"
+#: A user's own writes queued: by the time the client retries, the queue has moved on.
+BUSY_RETRY_AFTER_SECONDS = "1"
+
+#: Where a write refused because its user's own writes piled up (429 `user-busy`) is logged.
+logger = logging.getLogger("todo_api.limits")
 
 
 class FieldProblem(BaseModel):
@@ -70,6 +80,10 @@ _DOMAIN_STATUSES: dict[type[DomainError], tuple[int, str]] = {
     AuthenticationFailed: (401, "invalid-token"),
     Forbidden: (403, "forbidden"),
     StorageUnavailable: (503, "unavailable"),
+    UserBusy: (429, "user-busy"),
+    TooManyTasks: (409, "too-many-tasks"),
+    TooManyCalendarFeeds: (409, "too-many-calendar-feeds"),
+    TooManyEventStreams: (429, "too-many-event-streams"),
 }
 # What a client may be told; the rest of an error's text stays in the server.
 _PUBLIC_DETAIL: dict[int, str] = {
@@ -114,8 +128,24 @@ def _problem_body(status: int, slug: str, detail: str, errors: list[dict[str, st
     return body
 
 
-def _domain_error(_: Request, error: Exception) -> Response:
+def _domain_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DomainError)
+    if isinstance(error, UserBusy):
+        user_id = request.scope.get("state", {}).get("user_id")
+        hashed = None if user_id is None else request.app.state.container.user_id_hasher()(user_id)
+        logger.warning(
+            "write refused with 429: user %s has more writes running at once than the database can take "
+            "one after the other (%s)",
+            hashed,
+            error,
+            extra={"user": hashed},
+        )
+    elif isinstance(error, StorageUnavailable):
+        # The client is told only to retry; the log says why (the driver's error, by its class).
+        cause = error.__cause__
+        logger.warning(
+            "answered 503: %s (%s: %s)", error, type(cause).__name__, str(cause).strip().split("\n")[0][:200]
+        )
     return domain_problem(error)
 
 
@@ -130,6 +160,8 @@ def domain_problem(error: DomainError) -> Response:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     elif isinstance(error, StorageUnavailable):
         headers["Retry-After"] = RETRY_AFTER_SECONDS
+    elif isinstance(error, UserBusy | TooManyEventStreams):
+        headers["Retry-After"] = BUSY_RETRY_AFTER_SECONDS
     elif isinstance(error, PreconditionFailed):
         headers["ETag"] = f'"{error.current_version}"'
     elif isinstance(error, ValidationFailed):

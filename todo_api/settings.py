@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from todo_api.rate_limits import parse_limits
 from todo_core.use_cases.calendar import CALENDAR_COMPLETED_DAYS, CALENDAR_MAX_TASKS
 
 # Never valid outside development mode: `make run` uses it so that a fresh clone just works.
@@ -26,6 +27,9 @@ MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 #: the same machine (and uvicorn's own default).
 LOOPBACK = ("127.0.0.1", "::1")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Generous for one person's devices: a page load (~10 requests) on five devices at once, each
+#: syncing after every change, stays well under; so does 20 requests a second for a minute.
+DEFAULT_RATE_LIMITS = "30/second;1200/minute"
 
 
 class Settings(BaseSettings):
@@ -159,6 +163,34 @@ class Settings(BaseSettings):
     def signs_with_the_development_secret(self) -> bool:
         """Development mode with its built-in secret: the service may hand out demo tokens."""
         return self.jwt_secret is not None and self.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET
+
+    # Per-user fairness (todo_api/rate_limits.py, docs/limits.md).
+    rate_limits: str = Field(
+        DEFAULT_RATE_LIMITS,
+        description="Requests per user (per calendar feed URL for /feeds/), in the `limits` library's notation: "
+        "`30/second;1200/minute`; `none` turns them off. Beyond them: 429 with Retry-After and RateLimit headers",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:port/db: rate-limit counters shared by every replica there; unset, each "
+        "process counts its own",
+    )
+    redis_key_prefix: str = Field("todo", min_length=1, description="The prefix of this service's keys in Redis")
+    max_tasks: int = Field(
+        100_000,
+        ge=1,
+        description="Tasks one user may have (completed ones included); a create, batch or import beyond is a 409",
+    )
+    max_calendar_feeds: int = Field(20, ge=1, description="Calendar subscription links one user may have (409 beyond)")
+    max_event_streams: int = Field(
+        10, ge=1, description="Event streams one user may have open at once on one server process (429 beyond)"
+    )
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits_parse(cls, notation: str) -> str:
+        parse_limits(notation)  # a ValueError names what does not parse
+        return notation
 
     @model_validator(mode="after")
     def _identity_is_configured(self) -> Self:

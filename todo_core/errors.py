@@ -85,3 +85,34 @@ class BatchOperationFailed(DomainError):
         self.index = index
         self.error = error
         super().__init__(f"operation {index}: {error}")
+
+
+class UserBusy(DomainError):
+    """The user's own writes, running at once, are more than the store can take one after the
+    other in time: this one waited too long for the user's earlier ones. Nobody else's writes are
+    concerned; the same request may succeed in a moment."""
+
+
+class QuotaExceeded(DomainError):
+    """A per-user cap is reached: `limit` things of this kind at most."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"at most {limit} {what} per user")
+
+
+class TooManyTasks(QuotaExceeded):
+    def __init__(self, limit: int) -> None:
+        super().__init__("tasks", limit)
+
+
+class TooManyCalendarFeeds(QuotaExceeded):
+    def __init__(self, limit: int) -> None:
+        super().__init__("calendar feeds", limit)
+
+
+class TooManyEventStreams(QuotaExceeded):
+    """Open event streams of one user, at once, on one server process."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("open event streams", limit)

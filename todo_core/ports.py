@@ -87,6 +87,14 @@ class TaskRepository(Protocol):
         """
         ...
 
+    async def count_for_user(self, user_id: str, *, up_to: int) -> int:
+        """Return how many tasks the user has, counting no further than `up_to` (what a cap
+        needs to know, at a cost bounded by the cap rather than by the account).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
     async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
         """Return the greatest position among the user's tasks under `parent_id` (None: the
         top-level tasks), or None if there is none.

@@ -112,7 +112,9 @@ class Deployment:
         with log.open("wb") as sink:
             process = subprocess.Popen(
                 todo_command("serve"),
-                env=self.environment | {"TODO_PORT": str(port)} | settings,
+                # No rate limits unless a test sets them: these tests (the fuzzer above all) send
+                # one user's requests as fast as the server answers.
+                env=self.environment | {"TODO_PORT": str(port), "TODO_RATE_LIMITS": "none"} | settings,
                 cwd=self.workdir,
                 stdout=sink,
                 stderr=subprocess.STDOUT,

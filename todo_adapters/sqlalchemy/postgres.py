@@ -29,12 +29,18 @@ from todo_adapters.sqlalchemy.repositories import (
     SqlSettingsRepository,
     SqlTaskRepository,
 )
-from todo_core.errors import Conflict, StorageUnavailable
+from todo_core.errors import Conflict, StorageUnavailable, UserBusy
 
 #: What psycopg raises when the server cannot be reached or the connection broke.
 UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError)
 #: How long psycopg's pool keeps retrying one lost connection before it gives up (see below).
 RECONNECT_SECONDS = 2.0
+#: The longest a write waits for its user's change number (at most half the statement timeout),
+#: whose row lock the same user's other writes hold until they commit (`ChangeNumbers`): past
+#: this wait it is refused (`UserBusy`, 429) rather than left to queue until the statement
+#: timeout, which answered 503 "database unreachable" and sent every queued client back to retry
+#: into the same queue.
+USER_LOCK_SECONDS = 1.0
 
 #: The channel a committed change of a user's data is announced on: `<change number>:<user id>`.
 CHANGES_CHANNEL = "todo_changes"
@@ -94,6 +100,9 @@ class PostgresPool:
         )
         self._opened = False
         self._checking: asyncio.Task[None] | None = None
+        #: The `lock_timeout` of a write's wait for its user's change number, set with `SET LOCAL`
+        #: (which a transaction pooler keeps: the transaction is one server connection's).
+        self.lock_timeout_ms = round(min(USER_LOCK_SECONDS, timeout / 2) * 1000)
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -193,7 +202,7 @@ class PostgresUnitOfWork:
         self._stack, self._connection, self._pipeline = stack, connection, pipeline
         self._committed = False
         self._executor = executor = PsycopgExecutor(connection, pipeline)
-        self._changes = ChangeNumbers(executor, taking=not self._read_only)
+        self._changes = ChangeNumbers(executor, taking=not self._read_only, lock_timeout_ms=self._pool.lock_timeout_ms)
         self.tasks = SqlTaskRepository(executor, self._changes)
         self.categories = SqlCategoryRepository(executor, self._changes)
         self.idempotency = SqlIdempotencyKeys(executor, self._changes)
@@ -232,6 +241,11 @@ class PostgresUnitOfWork:
         finally:
             if isinstance(exc, psycopg.IntegrityError):
                 raise Conflict("the change clashes with a concurrent one; try again") from exc
+            if isinstance(exc, psycopg.errors.LockNotAvailable):  # an OperationalError, so first
+                raise UserBusy(
+                    f"This write waited over {self._pool.lock_timeout_ms} ms for the same user's earlier writes, "
+                    "which run one after the other; nothing of it was applied. Retry shortly."
+                ) from exc
             if isinstance(exc, UNREACHABLE):
                 raise StorageUnavailable("the database cannot be reached") from exc
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ColumnElement,
     ScalarSelect,
     Select,
+    TextClause,
     bindparam,
     case,
     delete,
@@ -71,6 +72,18 @@ _NEXT_CHANGE = text(
     "ON CONFLICT (user_id) DO UPDATE SET seq = user_changes.seq + 1"
 )
 _CHANGE_NUMBER = select(user_changes.c.seq).where(user_changes.c.user_id == _USER)
+# PostgreSQL: the wait for the change number bounded, and only that wait (see `ChangeNumbers`).
+_BOUNDED_WAITS: dict[int, TextClause] = {}
+_UNBOUNDED_WAIT = text("SET LOCAL lock_timeout TO DEFAULT")
+
+
+def _bounded_wait(milliseconds: int) -> TextClause:
+    """`SET LOCAL lock_timeout` to this many ms; one statement per value (a process has one)."""
+    found = _BOUNDED_WAITS.get(milliseconds)
+    if found is None:
+        found = _BOUNDED_WAITS[milliseconds] = text(f"SET LOCAL lock_timeout = {int(milliseconds)}")
+    return found
+
 
 _TASK = select(*TASKS.columns).where(tasks.c.user_id == _USER, tasks.c.id == bindparam("task_id"))
 _TASK_FOR_UPDATE = _TASK.with_for_update()  # SQLite ignores it: its write transactions are serial
@@ -125,6 +138,9 @@ def _children(top_level: bool, after: bool, limited: bool, for_update: bool) -> 
 
 # Every variant built once (the executors compile each statement once).
 _CHILDREN = {flags: _children(*flags) for flags in itertools.product((False, True), repeat=4)}
+_COUNT_UP_TO = select(func.count()).select_from(
+    select(tasks.c.id).where(tasks.c.user_id == _USER).limit(bindparam("up_to")).subquery()
+)
 _LAST_POSITION = {
     top_level: select(func.max(tasks.c.position)).where(*_under(top_level)) for top_level in (False, True)
 }
@@ -262,18 +278,30 @@ class ChangeNumbers:
     user's rows, so it holds the user's counter before any row lock: two units of work of one
     user never wait for each other's row locks in opposite orders. A unit of work that only
     reads takes none (`taking=False`).
+
+    With `lock_timeout_ms` (PostgreSQL), the wait for the number is bounded: past it the
+    statement fails with `lock_not_available`, which the unit of work turns into `UserBusy`.
+    Only that wait: the lock it waits for is held by the same user's other writes, whereas a
+    wait for anything else (a table an operator or a migration locked) is no user's doing and
+    keeps the statement timeout (503).
     """
 
-    def __init__(self, executor: Executor, *, taking: bool = True) -> None:
+    def __init__(self, executor: Executor, *, taking: bool = True, lock_timeout_ms: int | None = None) -> None:
         self._sql = executor
         self._taking = taking
+        self._bounded = None if lock_timeout_ms is None else _bounded_wait(lock_timeout_ms)
         self.taken: set[str] = set()
         #: The users whose data this unit of work changed: their change is to be announced.
         self.changed: set[str] = set()
 
     async def take(self, user_id: str) -> None:
         if self._taking and user_id not in self.taken:
-            await self._sql.run(_NEXT_CHANGE, {"user_id": user_id})
+            if self._bounded is None:
+                await self._sql.run(_NEXT_CHANGE, {"user_id": user_id})
+            else:  # pipelined: three statements, one round trip
+                await self._sql.run(self._bounded, {})
+                await self._sql.run(_NEXT_CHANGE, {"user_id": user_id})
+                await self._sql.run(_UNBOUNDED_WAIT, {})
             self.taken.add(user_id)
 
     async def write(self, user_id: str) -> None:
@@ -326,6 +354,11 @@ class SqlTaskRepository:
         statement = _CHILDREN[(parent_id is None, after is not None, limit is not None, for_update)]
         values = {"user_id": user_id, "parent_id": parent_id, "after": after, "limit": limit}
         return self._loaded(user_id, await self._sql.rows(statement, _present(values)))
+
+    async def count_for_user(self, user_id: str, *, up_to: int) -> int:
+        await self._changes.take(user_id)  # counted behind the user's other writers: exact
+        rows = await self._sql.rows(_COUNT_UP_TO, {"user_id": user_id, "up_to": up_to})
+        return int(rows[0][0])
 
     async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
         await self._changes.take(user_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from todo_api.batch_operations import operations_of
-from todo_api.dependencies import CurrentClock, Uow, UserId
+from todo_api.dependencies import CurrentClock, CurrentSettings, Uow, UserId
 from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses
 from todo_api.representation import json_response
@@ -26,9 +26,14 @@ router = APIRouter(
 _STATUSES: dict[type[use_cases.Operation], int] = {use_cases.CreateTask: 201, use_cases.DeleteTask: 204}
 
 
-@router.post("/batch", response_model=BatchRead, responses=problem_responses(404, 412))
+@router.post("/batch", response_model=BatchRead, responses=problem_responses(404, 409, 412))
 async def run_batch(
-    user_id: UserId, uow: Uow, clock: CurrentClock, body: BatchWrite, idempotency: Idempotent
+    user_id: UserId,
+    uow: Uow,
+    clock: CurrentClock,
+    body: BatchWrite,
+    idempotency: Idempotent,
+    settings: CurrentSettings,
 ) -> Response:
     """Apply 1-100 task operations (`create`, `update`, `patch`, `complete`, `move`, `delete`) in
     order, in one transaction: all of them, or, when one fails, none. A create may name its task
@@ -39,7 +44,7 @@ async def run_batch(
     operations = operations_of(body.operations)
 
     async def apply(uow: UnitOfWork) -> Response:
-        tasks = await use_cases.run_batch(uow, clock, user_id, operations)
+        tasks = await use_cases.run_batch(uow, clock, user_id, operations, at_most=settings.max_tasks)
         results = [
             {"status": _STATUSES.get(type(operation), 200), "body": None if task is None else task_view(task)}
             for operation, task in zip(operations, tasks, strict=True)

@@ -130,7 +130,10 @@ async def get_calendar_feed(secret: str, sources: Sources, if_none_match: IfNone
 
 
 @router.post(
-    "/calendar-feeds", response_model=CalendarFeedCreated, status_code=201, responses={201: {"description": "Created"}}
+    "/calendar-feeds",
+    response_model=CalendarFeedCreated,
+    status_code=201,
+    responses={201: {"description": "Created"}, **problem_responses(409)},
 )
 async def create_calendar_feed(
     request: Request, user_id: UserId, uow: Uow, clock: CurrentClock, settings: CurrentSettings
@@ -138,7 +141,7 @@ async def create_calendar_feed(
     """Make a subscription link to the user's calendar. Its `url` (with the secret) is in this
     response only, and so is `webcal_url`, the same link for calendar apps to open as a
     subscription; keep them, or revoke the feed and make another."""
-    issued = await use_cases.create_feed(uow, clock, user_id)
+    issued = await use_cases.create_feed(uow, clock, user_id, at_most=settings.max_calendar_feeds)
     url = f"{public_base(request, settings)}/feeds/{quote(issued.secret, safe='')}.ics"
     body = {**_feed_view(issued.feed), "url": url, "webcal_url": "webcal://" + url.split("://", 1)[1]}
     return json_response(

@@ -15,9 +15,10 @@ from starlette.types import Receive, Scope, Send
 from todo_adapters.broker import ChangeBroker, Subscription
 from todo_api.dependencies import AppMetrics, Broker, CurrentSettings, SyncTokens, TokenValidUntil, UserId
 from todo_api.metrics import Metrics
-from todo_api.problems import problem_responses
+from todo_api.problems import domain_problem, problem_responses
 from todo_api.routing import ApiRoute
 from todo_api.sync_tokens import SyncTokenCodec
+from todo_core.errors import TooManyEventStreams
 
 #: A client that does not take what is sent within this time (its connection stalled) is
 #: dropped, rather than holding the stream open for ever.
@@ -54,7 +55,7 @@ router = APIRouter(route_class=ApiRoute, prefix="/api/{user_id}", tags=["sync"])
             "description": _EVENTS_DESCRIPTION,
             "content": {"text/event-stream": {"schema": {"type": "string"}, "example": _EXAMPLE}},
         },
-        **problem_responses(401, 403, 413, 422),
+        **problem_responses(401, 403, 413, 422, 429),
     },
 )
 async def stream_change_events(
@@ -73,6 +74,7 @@ async def stream_change_events(
         valid_until=valid_until,
         heartbeat_seconds=settings.events_heartbeat_seconds,
         metrics=metrics,
+        max_streams=settings.max_event_streams,
     )
 
 
@@ -95,8 +97,10 @@ class ChangeEventStream(EventSourceResponse):
         valid_until: float,
         heartbeat_seconds: float,
         metrics: Metrics,
+        max_streams: int,
     ) -> None:
         self._broker = broker
+        self._max_streams = max_streams
         self._metrics = metrics
         self._tokens = tokens
         self._user_id = user_id
@@ -113,6 +117,11 @@ class ChangeEventStream(EventSourceResponse):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Counted and subscribed with nothing awaited in between: two streams opening at once
+        # cannot both take the last place.
+        if self._broker.subscriptions_of(self._user_id) >= self._max_streams:
+            await domain_problem(TooManyEventStreams(self._max_streams))(scope, receive, send)
+            return
         open_streams = self._metrics.event_streams
         with self._broker.subscribe(self._user_id) as self._subscription:
             open_streams.inc()

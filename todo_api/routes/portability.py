@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
-from todo_api.dependencies import CurrentClock, Exports, Uow, UserId
+from todo_api.dependencies import CurrentClock, CurrentSettings, Exports, Uow, UserId
 from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses
 from todo_api.representation import json_bytes, json_response
@@ -82,7 +82,12 @@ async def _from(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes
 
 @router.post("/import", response_model=ImportResult, status_code=201, responses=problem_responses(409, 413))
 async def import_account(
-    user_id: UserId, uow: Uow, clock: CurrentClock, body: AccountDocument, idempotency: Idempotent
+    user_id: UserId,
+    uow: Uow,
+    clock: CurrentClock,
+    body: AccountDocument,
+    idempotency: Idempotent,
+    settings: CurrentSettings,
 ) -> Response:
     """Add a document of `GET /export` (this user's or another's) to the account, all or
     nothing: new ids, the tasks' structure, order and categories kept, the top-level tasks
@@ -92,7 +97,7 @@ async def import_account(
     document = _portable(body)
 
     async def run(uow: UnitOfWork) -> Response:
-        imported = await use_cases.import_account(uow, clock, user_id, document)
+        imported = await use_cases.import_account(uow, clock, user_id, document, at_most=settings.max_tasks)
         ids = {
             "categories": {str(old): new for old, new in imported.category_ids.items()},
             "tasks": {str(old): new for old, new in imported.task_ids.items()},

@@ -84,15 +84,20 @@ async def list_tasks(
     return json_response(page.items, headers=headers)
 
 
-@router.post("/tasks", response_model=TaskRead, status_code=201)
+@router.post("/tasks", response_model=TaskRead, status_code=201, responses=problem_responses(409))
 async def create_task(
-    user_id: UserId, uow: Uow, clock: CurrentClock, body: TaskWrite, idempotency: Idempotent
+    user_id: UserId,
+    uow: Uow,
+    clock: CurrentClock,
+    body: TaskWrite,
+    idempotency: Idempotent,
+    settings: CurrentSettings,
 ) -> Response:
     """Create a task. With an `Idempotency-Key`, a retry creates nothing more."""
     fields = TaskFields.of(body.model_dump())
 
     async def create(uow: UnitOfWork) -> Response:
-        task = await use_cases.create_task(uow, clock, user_id, fields)
+        task = await use_cases.create_task(uow, clock, user_id, fields, at_most=settings.max_tasks)
         return _task_response(task, status_code=201, headers={"Location": location(user_id, "tasks", task.id)})
 
     return await idempotency.run(uow, user_id, create)

@@ -22,6 +22,7 @@ from todo_core.use_cases.tasks import (
     KEEP_PARENT,
     KeepParent,
     Staged,
+    check_task_room,
     stage_complete_task,
     stage_create_task,
     stage_delete_task,
@@ -96,7 +97,9 @@ class DeleteTask:
 Operation = CreateTask | ReplaceTask | PatchTask | CompleteTask | MoveTask | DeleteTask
 
 
-async def run_batch(uow: UnitOfWork, clock: Clock, user_id: str, operations: Sequence[Operation]) -> list[Task | None]:
+async def run_batch(
+    uow: UnitOfWork, clock: Clock, user_id: str, operations: Sequence[Operation], *, at_most: int | None = None
+) -> list[Task | None]:
     """Apply the operations in order in one unit of work and commit once; return, for each,
     the task as it stands after it (None for a delete).
 
@@ -104,6 +107,8 @@ async def run_batch(uow: UnitOfWork, clock: Clock, user_id: str, operations: Seq
     :raises BatchOperationFailed: an operation failed (a ref that no earlier create made
         included), with its index and its own error (`ValidationFailed`, `NotFound`,
         `PreconditionFailed`); nothing was applied.
+    :raises TooManyTasks: its creates would take the user past `at_most` tasks (its deletes not
+        counted); nothing was applied.
     """
     if not 1 <= len(operations) <= BATCH_MAX:
         raise ValidationFailed(FieldError("operations", f"must hold 1 to {BATCH_MAX} operations"))
@@ -112,6 +117,7 @@ async def run_batch(uow: UnitOfWork, clock: Clock, user_id: str, operations: Seq
     made: dict[str, UUID] = {}
     written = False
     async with uow:
+        await check_task_room(uow, user_id, sum(isinstance(op, CreateTask) for op in operations), at_most)
         for index, operation in enumerate(operations):
             try:
                 staged = await _stage(uow, clock, user_id, operation, made)

@@ -12,7 +12,7 @@ from uuid import UUID
 from todo_core import calendar_feed
 from todo_core.calendar_feed import CalendarFeed, IssuedFeed
 from todo_core.clock import Clock
-from todo_core.errors import NotFound
+from todo_core.errors import NotFound, TooManyCalendarFeeds
 from todo_core.ports import ChangeFeed, TaskViews, UnitOfWork
 from todo_core.query import LIMIT_MAX, Sort, SortField, Status, TaskQuery
 from todo_core.use_cases.categories import list_categories
@@ -110,10 +110,16 @@ async def _read(
         query = dataclasses.replace(query, after=page.next_after)
 
 
-async def create_feed(uow: UnitOfWork, clock: Clock, user_id: str) -> IssuedFeed:
-    """A new subscription link of the user's; its secret is known only to the caller."""
+async def create_feed(uow: UnitOfWork, clock: Clock, user_id: str, *, at_most: int | None = None) -> IssuedFeed:
+    """A new subscription link of the user's; its secret is known only to the caller.
+
+    :raises TooManyCalendarFeeds: the user has `at_most` feeds already (two made at the very same
+        time may both pass: the cap bounds what one user holds, not to the unit).
+    """
     issued = calendar_feed.issue(user_id, clock.now())
     async with uow:
+        if at_most is not None and len(await uow.feeds.list_for_user(user_id)) >= at_most:
+            raise TooManyCalendarFeeds(at_most)
         await uow.feeds.add(issued.feed)
         await uow.commit()
     return issued

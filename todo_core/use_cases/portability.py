@@ -20,6 +20,7 @@ from todo_core.portability import EXPORT_PAGE_SIZE, AccountDocument, Imported, S
 from todo_core.ports import AccountSnapshot, ExportReader, UnitOfWork
 from todo_core.task import Task
 from todo_core.text import comparison_key
+from todo_core.use_cases.tasks import check_task_room
 from todo_core.user_settings import UserSettings
 
 
@@ -59,7 +60,9 @@ async def _task_pages(snapshot: AccountSnapshot, page_size: int) -> AsyncIterato
         after = page.next
 
 
-async def import_account(uow: UnitOfWork, clock: Clock, user_id: str, document: AccountDocument) -> Imported:
+async def import_account(
+    uow: UnitOfWork, clock: Clock, user_id: str, document: AccountDocument, *, at_most: int | None = None
+) -> Imported:
     """Add everything of the document to the user's account, with new ids, in one unit of work
     (so one change number): the tasks' structure, their order among siblings and their
     categories are kept; the top-level tasks go after the user's own, in the document's order.
@@ -71,10 +74,12 @@ async def import_account(uow: UnitOfWork, clock: Clock, user_id: str, document: 
     :raises ValidationFailed: the document breaks a rule (see `todo_core.portability.check`);
         nothing is imported.
     :raises Conflict: a category of the same name was created meanwhile; nothing is imported.
+    :raises TooManyTasks: the document's tasks would take the user past `at_most`; nothing is imported.
     """
     async with uow:
         settings = document.settings or await uow.settings.get(user_id)
         checked = check(document, settings.time_zone)
+        await check_task_room(uow, user_id, len(checked.tasks), at_most)
         now = clock.now()
         if checked.settings is not None:
             await uow.settings.put(user_id, checked.settings)

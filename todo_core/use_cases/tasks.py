@@ -11,7 +11,7 @@ from uuid import UUID
 
 from todo_core import ordering, subtasks
 from todo_core.clock import Clock
-from todo_core.errors import FieldError, NotFound, PreconditionFailed, ValidationFailed
+from todo_core.errors import FieldError, NotFound, PreconditionFailed, TooManyTasks, ValidationFailed
 from todo_core.ports import TaskViews, UnitOfWork
 from todo_core.query import TaskQuery
 from todo_core.task import Task, TaskFields
@@ -42,16 +42,26 @@ class Staged:
 # use case on its own: enter, stage, commit.
 
 
-async def create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskFields) -> Task:
+async def create_task(
+    uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskFields, *, at_most: int | None = None
+) -> Task:
     """Create a task for the user, last among its siblings.
 
     :raises ValidationFailed: a field breaks a rule, or the category or the parent is not one of
         the user's, or the parent is too deep.
+    :raises TooManyTasks: the user has `at_most` tasks already.
     """
     async with uow:
+        await check_task_room(uow, user_id, 1, at_most)
         staged = await stage_create_task(uow, clock, user_id, fields)
         await uow.commit()
     return staged.task
+
+
+async def check_task_room(uow: UnitOfWork, user_id: str, more: int, at_most: int | None) -> None:
+    """:raises TooManyTasks: `more` tasks would take the user past `at_most` (None: no cap)."""
+    if at_most is not None and more > 0 and await uow.tasks.count_for_user(user_id, up_to=at_most) + more > at_most:
+        raise TooManyTasks(at_most)
 
 
 async def stage_create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskFields) -> Staged:

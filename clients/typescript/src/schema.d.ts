@@ -1223,6 +1223,10 @@ export interface components {
         "WWW-Authenticate": string;
         /** @description Seconds to wait before retrying */
         "Retry-After": number;
+        /** @description The per-user limits (IETF draft-ietf-httpapi-ratelimit-headers-10), e.g. `"30/second";q=30;w=1, "1200/minute";q=1200;w=60`: `q` requests per `w` seconds */
+        "RateLimit-Policy": string;
+        /** @description Where the user stands against the limit closest to running out, e.g. `"30/second";r=12;t=1`: `r` requests remain, for `t` more seconds */
+        RateLimit: string;
         /** @description The request's id in the server's logs: the request's own `X-Request-ID` (1 to 128 of `A-Za-z0-9._:=+/@-`), else a new one */
         "X-Request-ID": string;
         /** @description The next page of the list (RFC 8288): `<URL>; rel="next"`, an absolute URL with the request's own query and the next `cursor`. Absent on the last page (a list that is not paged is one page): follow it until it is gone */
@@ -1443,6 +1447,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -1542,6 +1565,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/conflict" | "/problems/too-many-tasks";
+                    };
+                };
+            };
             /** @description Request Entity Too Large */
             413: {
                 headers: {
@@ -1587,6 +1626,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -1737,6 +1795,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -1919,6 +1996,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -2072,6 +2168,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -2255,6 +2370,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -2432,6 +2566,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -2614,6 +2767,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -2733,6 +2905,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -2862,6 +3053,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -2975,6 +3185,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/conflict" | "/problems/too-many-tasks";
+                    };
+                };
+            };
             /** @description Precondition Failed */
             412: {
                 headers: {
@@ -3037,6 +3263,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/batch-failed" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -3159,6 +3404,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -3325,6 +3589,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -3464,6 +3747,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -3597,6 +3899,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -3796,6 +4117,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -3914,6 +4254,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -4058,6 +4417,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -4183,6 +4561,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -4285,6 +4682,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -4397,7 +4813,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/conflict";
+                        type: "/problems/conflict" | "/problems/too-many-tasks";
                     };
                 };
             };
@@ -4446,6 +4862,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -4572,6 +5007,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy" | "/problems/too-many-event-streams";
+                    };
+                };
+            };
         };
     };
     getCalendar: {
@@ -4661,6 +5115,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -4754,6 +5227,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -4827,6 +5319,22 @@ export interface operations {
                     };
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/conflict" | "/problems/too-many-calendar-feeds";
+                    };
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -4840,6 +5348,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -4947,6 +5474,25 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
+                    };
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -5033,6 +5579,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
@@ -5123,6 +5688,25 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/rate-limited" | "/problems/user-busy";
                     };
                 };
             };
