@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL
 
 from todo_adapters.sqlalchemy.engine import SESSION_TIMEZONE, PoolUsage
 from todo_adapters.sqlalchemy.execution import PsycopgExecutor
+from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.repositories import (
     ChangeNumbers,
     SqlAccountEraser,
@@ -118,10 +119,14 @@ class PostgresPool:
                         self._check_idle_connections()
         except UNREACHABLE as error:
             raise StorageUnavailable("the database cannot be reached") from error
+        except psycopg.errors.UndefinedTable as error:
+            raise storage_unavailable(error) from error
 
     def usage(self) -> PoolUsage:
         """How many connections are lent out (opened ones not idle in the pool), and how many
         requests wait for one. Reads psycopg's counters: no round trip."""
+        if not self._opened:  # psycopg counts the connections it has yet to open as lent out
+            return PoolUsage(in_use=0, waiting=0)
         stats = self._pool.get_stats()
         return PoolUsage(in_use=stats["pool_size"] - stats["pool_available"], waiting=stats.get("requests_waiting", 0))
 
@@ -232,8 +237,8 @@ class PostgresUnitOfWork:
         finally:
             if isinstance(exc, psycopg.IntegrityError):
                 raise Conflict("the change clashes with a concurrent one; try again") from exc
-            if isinstance(exc, UNREACHABLE):
-                raise StorageUnavailable("the database cannot be reached") from exc
+            if isinstance(exc, (*UNREACHABLE, psycopg.errors.UndefinedTable)):
+                raise storage_unavailable(exc) from exc
 
     async def commit(self) -> None:
         assert self._connection is not None, "commit() outside `async with`"
