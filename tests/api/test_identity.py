@@ -692,6 +692,51 @@ async def test_jwks_token_with_alg_none_under_a_published_kid_is_401(get_tasks: 
     assert_unauthorized(await get_tasks(user, token), Why.ALGORITHM_NOT_ALLOWED)
 
 
+@pytest.fixture
+async def checking_jwks_client(backend: SqlStore, jwks_server: JwksServer) -> AsyncIterator[httpx.AsyncClient]:
+    """The app trusting the JWKS server's keys and requiring `iss` == ISSUER and `aud` == AUDIENCE,
+    as a Better Auth deployment is configured."""
+    async with serve(backend, jwks_url=jwks_server.url, jwt_issuer=ISSUER, jwt_audience=AUDIENCE) as http:
+        yield http
+
+
+def better_auth_claims(user: str, **changes: Any) -> dict[str, Any]:
+    return claims_for(user, **{"iss": ISSUER, "aud": AUDIENCE, **changes})
+
+
+async def test_each_refusal_of_a_jwks_token_says_why(
+    checking_jwks_client: httpx.AsyncClient, ed25519_key: SigningKey, rsa_key: SigningKey
+) -> None:
+    user = new_user_id()
+    now = int(time.time())
+    stranger = SigningKey("stranger", "EdDSA", ed25519.Ed25519PrivateKey.generate())
+    impostor = SigningKey(ed25519_key.kid, "EdDSA", ed25519.Ed25519PrivateKey.generate())
+    header, payload, signature = ed25519_key.sign(better_auth_claims(user)).split(".")
+    cases: list[tuple[str, Why, int | None]] = [
+        (ed25519_key.sign(better_auth_claims(user, exp=now - 3600)), Why.EXPIRED, now - 3600),
+        (ed25519_key.sign(better_auth_claims(user, nbf=now + 3600)), Why.NOT_YET_VALID, now + 3600),
+        (impostor.sign(better_auth_claims(user)), Why.BAD_SIGNATURE, None),
+        (f"{header}.{b64url_json(better_auth_claims(new_user_id()))}.{signature}", Why.BAD_SIGNATURE, None),
+        (stranger.sign(better_auth_claims(user)), Why.UNKNOWN_KEY, None),
+        (ed25519_key.sign(better_auth_claims(user, iss="https://evil.example")), Why.WRONG_ISSUER, None),
+        (ed25519_key.sign(better_auth_claims(user, iss=None)), Why.WRONG_ISSUER, None),
+        (ed25519_key.sign(better_auth_claims(user, aud="https://other.example")), Why.WRONG_AUDIENCE, None),
+        (ed25519_key.sign(better_auth_claims(user, aud=None)), Why.WRONG_AUDIENCE, None),
+        (ed25519_key.sign(better_auth_claims(user, exp=None)), Why.MISSING_CLAIM, None),
+        (rsa_key.sign(better_auth_claims(user), headers={"kid": ed25519_key.kid}), Why.ALGORITHM_NOT_ALLOWED, None),
+        (forge({"alg": "none", "kid": ed25519_key.kid}, better_auth_claims(user)), Why.ALGORITHM_NOT_ALLOWED, None),
+        (f"{header}.{payload}", Why.MALFORMED, None),
+    ]
+
+    for token, why, at in cases:
+        response = await checking_jwks_client.get(f"/api/{user}/tasks", headers=with_token(token))
+        assert_unauthorized(response, why, at=at)
+    accepted = await checking_jwks_client.get(
+        f"/api/{user}/tasks", headers=with_token(ed25519_key.sign(better_auth_claims(user)))
+    )
+    assert accepted.status_code == 200, accepted.text
+
+
 # --- Public routes and the OpenAPI document --------------------------------------------------
 
 

@@ -94,6 +94,9 @@ class PostgresPool:
             open=False,
         )
         self._opened = False
+        #: Connections lent out now. Counted here: psycopg's own count (`pool_size` less
+        #: `pool_available`) includes the connections it is still opening.
+        self._lent = 0
         self._checking: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
@@ -108,6 +111,7 @@ class PostgresPool:
             self._opened = True
         try:
             async with self._pool.connection() as connection:
+                self._lent += 1
                 try:
                     yield connection
                 except BaseException as error:
@@ -115,6 +119,7 @@ class PostgresPool:
                         _abandon(connection)
                     raise
                 finally:
+                    self._lent -= 1
                     if connection.broken:
                         self._check_idle_connections()
         except UNREACHABLE as error:
@@ -123,12 +128,9 @@ class PostgresPool:
             raise storage_unavailable(error) from error
 
     def usage(self) -> PoolUsage:
-        """How many connections are lent out (opened ones not idle in the pool), and how many
-        requests wait for one. Reads psycopg's counters: no round trip."""
-        if not self._opened:  # psycopg counts the connections it has yet to open as lent out
-            return PoolUsage(in_use=0, waiting=0)
-        stats = self._pool.get_stats()
-        return PoolUsage(in_use=stats["pool_size"] - stats["pool_available"], waiting=stats.get("requests_waiting", 0))
+        """How many connections are lent out, and how many requests wait for one. No round trip."""
+        waiting = self._pool.get_stats().get("requests_waiting", 0) if self._opened else 0
+        return PoolUsage(in_use=self._lent, waiting=waiting)
 
     def _check_idle_connections(self) -> None:
         """A connection broke, most likely because the database restarted, and the idle ones

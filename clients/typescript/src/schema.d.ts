@@ -33,7 +33,8 @@ export interface paths {
         };
         /**
          * Get Readiness
-         * @description The process can reach its database (a query of the tasks table answers).
+         * @description The process can serve requests: its database answers a query of the tasks table, and it
+         *     has keys to check tokens with (with TODO_JWKS_URL: fetched, or fetchable now).
          */
         get: operations["getReadiness"];
         put?: never;
@@ -873,6 +874,11 @@ export interface components {
              * @enum {string}
              */
             status: "ok" | "unavailable";
+            /**
+             * Detail
+             * @description With `unavailable`: what is wrong, and what an operator does
+             */
+            detail?: string | null;
         };
         /**
          * ImportResult
@@ -1230,7 +1236,7 @@ export interface components {
         ETag: string;
         /** @description The URL of the resource created */
         Location: string;
-        /** @description The token scheme to use: `Bearer` */
+        /** @description RFC 6750 §3: `Bearer` when the request carried no bearer token; otherwise `Bearer error="invalid_token", error_description="<why>"`, where <why> is the problem's `detail` (expired, and when; not yet valid; bad signature; unknown key id; wrong issuer or audience; malformed; algorithm not allowed). The token is never repeated */
         "WWW-Authenticate": string;
         /** @description Seconds to wait before retrying */
         "Retry-After": number;
@@ -1283,7 +1289,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description Database unreachable */
+            /** @description Database unreachable or not migrated, or no signing keys */
             503: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1431,7 +1437,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -1578,7 +1584,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -1728,7 +1734,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -1907,7 +1913,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -2063,7 +2069,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -2243,7 +2249,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -2423,7 +2429,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -2602,7 +2608,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -2723,7 +2729,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -2848,7 +2854,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3026,7 +3032,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3147,7 +3153,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3310,7 +3316,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3449,7 +3455,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3585,7 +3591,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3781,7 +3787,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3902,7 +3908,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4043,7 +4049,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4168,7 +4174,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4273,7 +4279,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4434,7 +4440,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4646,7 +4652,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4735,7 +4741,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4824,7 +4830,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4928,7 +4934,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -5014,7 +5020,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -5104,7 +5110,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
