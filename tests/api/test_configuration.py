@@ -9,8 +9,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 
 from todo_api.cli import main
 
@@ -42,11 +44,17 @@ COMMANDS = [["serve"], ["migrate"], ["token", "someone"]]
 
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No TODO_ variable set and no `.env` file: each test sets what it means."""
+    """No TODO_ variable set and no `.env` file: each test sets what it means. A server that
+    would start fails the test instead of running."""
     for name in list(os.environ):
         if name.startswith("TODO_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+    def started(*_: Any, **__: Any) -> None:
+        raise AssertionError("the server started with settings it should have refused")
+
+    monkeypatch.setattr(uvicorn, "run", started)
     return monkeypatch
 
 
