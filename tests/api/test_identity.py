@@ -715,6 +715,7 @@ async def test_each_refusal_of_a_jwks_token_says_why(
     cases: list[tuple[str, Why, int | None]] = [
         (ed25519_key.sign(better_auth_claims(user, exp=now - 3600)), Why.EXPIRED, now - 3600),
         (ed25519_key.sign(better_auth_claims(user, nbf=now + 3600)), Why.NOT_YET_VALID, now + 3600),
+        (ed25519_key.sign(better_auth_claims(user, nbf=now - 60, iat=now + 7200)), Why.NOT_YET_VALID, now + 7200),
         (impostor.sign(better_auth_claims(user)), Why.BAD_SIGNATURE, None),
         (f"{header}.{b64url_json(better_auth_claims(new_user_id()))}.{signature}", Why.BAD_SIGNATURE, None),
         (stranger.sign(better_auth_claims(user)), Why.UNKNOWN_KEY, None),

@@ -173,16 +173,18 @@ def _refusal(error: Exception, token: str) -> AuthenticationFailed:
 
 
 def _instant(token: str, *claims: str) -> datetime | None:
-    """The first of `claims` the (signature-checked) token holds as a number, as an instant."""
+    """The latest instant among `claims` that the (signature-checked) token holds as numbers:
+    when it expired (`exp`), or from when it is valid (`nbf` and `iat`, both checked)."""
     payload = jwt.decode(token, options={"verify_signature": False})
-    for claim in claims:
-        value = payload.get(claim)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            try:
-                return datetime.fromtimestamp(value, UTC)
-            except (OverflowError, OSError, ValueError):
-                return None
-    return None
+    instants = [
+        value
+        for value in (payload.get(claim) for claim in claims)
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    try:
+        return datetime.fromtimestamp(max(instants), UTC) if instants else None
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def mint_token(
