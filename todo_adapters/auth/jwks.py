@@ -151,7 +151,8 @@ class JwksKeys:
         except (httpx.HTTPError, TypeError, ValueError) as error:
             # Keep serving the cached keys: the key server being down must not log users out.
             self._failures += 1
-            logger.warning("could not fetch the JWKS from %s (attempt %d): %s", self._url, self._failures, error)
+            reason = (str(error).splitlines() or [type(error).__name__])[0]  # httpx adds a line of advice
+            logger.warning("could not fetch the JWKS from %s (attempt %d): %s", self._url, self._failures, reason)
             return
         if self._failures:
             logger.info("fetched the JWKS from %s again after %d failed attempts", self._url, self._failures)
