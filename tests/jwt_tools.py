@@ -74,6 +74,8 @@ class JwksServer:
 
     def __init__(self) -> None:
         self.document: Any = {"keys": []}
+        #: The status it answers with: 503 plays a key server that is down (the document unsent).
+        self.status = 200
         self.requests = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -104,8 +106,9 @@ class JwksServer:
             def do_GET(self) -> None:
                 with server._lock:
                     server.requests += 1
-                    body = json.dumps(server.document).encode()
-                self.send_response(200)
+                    status = server.status
+                    body = json.dumps(server.document).encode() if status == 200 else b"Service Unavailable"
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

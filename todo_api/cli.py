@@ -12,11 +12,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from todo_adapters.auth import mint_token
 from todo_api.logs import logging_config
-from todo_api.settings import DEMO_TOKEN_SECONDS, DEMO_USER, MULTIPROCESS_DIRECTORY, Settings
+from todo_api.settings import (
+    DEMO_TOKEN_SECONDS,
+    DEMO_USER,
+    MULTIPROCESS_DIRECTORY,
+    InvalidSettings,
+    Settings,
+    default_settings,
+    load_settings,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,17 +40,28 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("openapi", help="print the OpenAPI document the server serves at /openapi.json")
     arguments = parser.parse_args(argv)
 
+    if arguments.command == "openapi":
+        # The document describes the API, not a server: no setting changes it, none is needed.
+        print(openapi_document(default_settings()))
+        return 0
     try:
-        settings = Settings()
-    except ValidationError as error:
-        messages = "; ".join(str(problem["msg"]).removeprefix("Value error, ") for problem in error.errors())
-        print(f"todo: configuration error: {messages}", file=sys.stderr)
+        settings = load_settings()
+    except InvalidSettings as error:
+        # Before anything binds or connects; an exit status of 2, as for a bad command line.
+        for problem in error.problems:
+            print(f"todo: {problem}", file=sys.stderr)
         return 2
     match arguments.command:
         case "serve":
             return _serve(settings)
         case "migrate":
-            before, after = migrate(settings.database_url)
+            try:
+                before, after = migrate(settings.database_url)
+            except DBAPIError as error:
+                # Unreachable, refused, a file that cannot be opened: the driver's first line says which.
+                reason = str(error.orig).splitlines()[0] if error.orig is not None else type(error).__name__
+                print(f"todo: TODO_DATABASE_URL: cannot migrate the database: {reason}", file=sys.stderr)
+                return 1
             print(_migrated(before, after))
             return 0
         case "token":
@@ -50,9 +69,6 @@ def main(argv: list[str] | None = None) -> int:
                 print("todo: token needs TODO_JWT_SECRET (or TODO_DEV_MODE=1)", file=sys.stderr)
                 return 2
             print(_token(settings, arguments.user_id, arguments.ttl))
-            return 0
-        case "openapi":
-            print(openapi_document(settings))
             return 0
     return 2
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from todo_adapters.auth import KeySource
 from todo_adapters.broker import ChangeBroker
 from todo_api.calendars import RenderedCalendars
 from todo_api.container import Container
@@ -14,7 +15,7 @@ from todo_api.metrics import Metrics
 from todo_api.settings import Settings
 from todo_api.sync_tokens import SyncTokenCodec
 from todo_core.clock import Clock
-from todo_core.errors import AuthenticationFailed
+from todo_core.errors import AuthenticationFailed, CredentialProblem
 from todo_core.ports import ChangeFeed, ExportReader, TaskViews, UnitOfWork
 
 
@@ -82,6 +83,11 @@ async def rendered_calendars(request: Request) -> RenderedCalendars:
     return found
 
 
+async def key_source(request: Request) -> KeySource:
+    found: KeySource = _container(request).key_source()
+    return found
+
+
 async def settings(request: Request) -> Settings:
     resolved: Settings = _container(request).settings()
     return resolved
@@ -95,7 +101,7 @@ async def token_valid_until(request: Request) -> float:
     """
     valid_until = request.scope.get("state", {}).get("token_valid_until")
     if not isinstance(valid_until, float):
-        raise AuthenticationFailed("the request was not authenticated")
+        raise AuthenticationFailed(CredentialProblem.MISSING)
     return valid_until
 
 
@@ -107,7 +113,7 @@ async def authorized_user(request: Request, user_id: str) -> str:
         mounted outside /api/ by mistake).
     """
     if request.scope.get("state", {}).get("user_id") != user_id:
-        raise AuthenticationFailed("the request was not authenticated")
+        raise AuthenticationFailed(CredentialProblem.MISSING)
     return user_id
 
 
@@ -124,4 +130,5 @@ SyncTokens = Annotated[SyncTokenCodec, Depends(sync_tokens)]
 Broker = Annotated[ChangeBroker, Depends(broker)]
 CurrentSettings = Annotated[Settings, Depends(settings)]
 AppMetrics = Annotated[Metrics, Depends(metrics)]
+Keys = Annotated[KeySource, Depends(key_source)]
 TokenValidUntil = Annotated[float, Depends(token_valid_until)]

@@ -16,7 +16,7 @@ from todo_api.cross_origin import is_preflight
 from todo_api.logs import ACCESS_LOGGER, REQUEST_ID, UserIdHasher, request_id
 from todo_api.metrics import UNMATCHED_ROUTE, Metrics
 from todo_api.problems import BodyTooLarge, body_too_large, domain_problem, internal_error
-from todo_core.errors import AuthenticationFailed, DomainError, Forbidden
+from todo_core.errors import AuthenticationFailed, CredentialProblem, DomainError, Forbidden, IdentityUnavailable
 from todo_core.identity import Identity, IdentityVerifier
 
 API_PREFIX = "/api/"
@@ -36,7 +36,8 @@ class RequestTelemetry:
     new one. It is sent back in the response and stamped on every log record made while the
     request runs. The request is counted and timed by route template (`/api/{user_id}/tasks`,
     never the path itself, which holds user ids) and status, and, with `access_log`, logged in
-    one line with the user's id hashed (never the token).
+    one line with the user's id hashed (never the token), and why a credential was refused
+    (`auth_failure`, left in `scope["state"]` by `BearerAuthentication`).
     """
 
     def __init__(
@@ -100,21 +101,28 @@ class RequestTelemetry:
         route = self._route_template(scope)
         self.metrics().observe_request(method, route, status, seconds)
         if self.access_log and ACCESS_LOGGER.isEnabledFor(logging.INFO):
-            user_id = scope.get("state", {}).get("user_id")
-            ACCESS_LOGGER.info(
-                "%s %s %d %.1f ms",
-                method,
-                route,
-                status,
-                seconds * 1000,
-                extra={
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                    "user": None if user_id is None else self.user_id_hasher()(user_id),
-                },
-            )
+            state = scope.get("state", {})
+            user_id = state.get("user_id")
+            refused = state.get(AUTH_FAILURE)
+            extra = {
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "user": None if user_id is None else self.user_id_hasher()(user_id),
+            }
+            if refused is None:
+                ACCESS_LOGGER.info("%s %s %d %.1f ms", method, route, status, seconds * 1000, extra=extra)
+            else:
+                ACCESS_LOGGER.info(
+                    "%s %s %d %.1f ms (%s)",
+                    method,
+                    route,
+                    status,
+                    seconds * 1000,
+                    refused,
+                    extra={**extra, AUTH_FAILURE: refused},
+                )
 
     def _route_template(self, scope: Scope) -> str:
         route = scope.get("route")
@@ -146,6 +154,19 @@ def _templates(routes: Iterable[BaseRoute], prefix: str) -> list[tuple[re.Patter
     return found
 
 
+#: The key, in `scope["state"]` and in the request's log line, of why its credential was refused.
+AUTH_FAILURE = "auth_failure"
+
+
+def _auth_failure(error: DomainError) -> str:
+    """Why a request was not let in, as its log line says it."""
+    if isinstance(error, AuthenticationFailed):
+        return error.problem.value
+    if isinstance(error, IdentityUnavailable):
+        return "keys_unavailable"
+    return "subject_not_path_user" if isinstance(error, Forbidden) else type(error).__name__
+
+
 class BearerAuthentication:
     """Admit a request under /api/{user_id}/ only with a bearer token for that very user.
 
@@ -169,6 +190,7 @@ class BearerAuthentication:
         try:
             identity = await self._authorized(scope)
         except DomainError as error:
+            scope.setdefault("state", {})[AUTH_FAILURE] = _auth_failure(error)
             await domain_problem(error)(scope, receive, send)
             return
         state = scope.setdefault("state", {})
@@ -177,9 +199,13 @@ class BearerAuthentication:
         await self.app(scope, receive, send)
 
     async def _authorized(self, scope: Scope) -> Identity:
-        token = bearer_token(_header(scope, b"authorization"))
+        authorization = _header(scope, b"authorization")
+        token = bearer_token(authorization)
         if token is None:
-            raise AuthenticationFailed("no bearer token")
+            # `Bearer` and nothing after it is a broken credential; none at all, or one of another
+            # scheme, is no bearer credential (RFC 6750 §3.1: a challenge without an error code).
+            said_bearer = authorization.partition(" ")[0].lower() == "bearer"
+            raise AuthenticationFailed(CredentialProblem.MALFORMED if said_bearer else CredentialProblem.MISSING)
         identity = await self.verifier().identify(token)
         if identity.user_id != _route_path(scope)[len(API_PREFIX) :].split("/", 1)[0]:
             raise Forbidden("the token's subject is not the user in the path")

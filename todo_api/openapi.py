@@ -81,7 +81,13 @@ _HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string"},
     },
     "Location": {"description": "The URL of the resource created", "schema": {"type": "string"}},
-    "WWW-Authenticate": {"description": "The token scheme to use: `Bearer`", "schema": {"type": "string"}},
+    "WWW-Authenticate": {
+        "description": "RFC 6750 §3: `Bearer` when the request carried no bearer token; otherwise "
+        '`Bearer error="invalid_token", error_description="<why>"`, where <why> is the problem\'s `detail` '
+        "(expired, and when; not yet valid; bad signature; unknown key id; wrong issuer or audience; "
+        "malformed; algorithm not allowed). The token is never repeated",
+        "schema": {"type": "string"},
+    },
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}},
     "RateLimit-Policy": {
         "description": "The per-user limits (IETF draft-ietf-httpapi-ratelimit-headers-10), e.g. "

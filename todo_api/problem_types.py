@@ -47,9 +47,14 @@ _TYPES = (
     ProblemType(
         "invalid-token",
         401,
-        "No bearer token, or one that is malformed, expired, not yet valid or wrongly signed.",
+        "No bearer token, or one that cannot be trusted. `detail` says which, in the words the "
+        "`WWW-Authenticate` header's `error_description` also carries: no token (then the challenge is "
+        "plain `Bearer`, RFC 6750 §3.1), malformed, an algorithm not allowed, an unknown key id, a bad "
+        "signature, expired (and when), not yet valid (and from when), the wrong issuer or audience, a "
+        "required claim missing, or no user named.",
         "Get a fresh token from the identity provider (Better Auth: `/api/auth/token`) and send it as "
-        "`Authorization: Bearer <token>`.",
+        "`Authorization: Bearer <token>`. An expired token needs renewing; any other reason is a "
+        "misconfiguration of the issuer or of `TODO_JWT_ISSUER` / `TODO_JWT_AUDIENCE`.",
     ),
     ProblemType(
         "forbidden",
@@ -181,6 +186,22 @@ _TYPES = (
         503,
         "The service cannot reach its database right now.",
         "Retry after the seconds in `Retry-After`. A create retried with the same `Idempotency-Key` is safe.",
+    ),
+    ProblemType(
+        "not-migrated",
+        503,
+        "The database answers but has no schema: nobody has run `todo migrate` on it yet. `/readyz` says so too.",
+        "An operator runs `todo migrate` (with the service's `TODO_DATABASE_URL`); until then every request "
+        "fails the same way. Clients retry after the seconds in `Retry-After`.",
+    ),
+    ProblemType(
+        "auth-unavailable",
+        503,
+        "The token could not be checked: the identity provider's keys (`TODO_JWKS_URL`) cannot be fetched "
+        "right now and the token's key is not cached. The token was not refused and may well be valid. "
+        "`/readyz` says so too while no key can be had.",
+        "Keep the session and retry after the seconds in `Retry-After` (the keys are fetched again within a "
+        "few seconds). Do not sign the user out.",
     ),
 )
 

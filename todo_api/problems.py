@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -18,14 +19,17 @@ from todo_core.errors import (
     AuthenticationFailed,
     BatchOperationFailed,
     Conflict,
+    CredentialProblem,
     DomainError,
     FieldError,
     Forbidden,
     IdempotencyKeyReused,
+    IdentityUnavailable,
     InvalidCursor,
     InvalidSyncToken,
     NotFound,
     PreconditionFailed,
+    SchemaMissing,
     StorageUnavailable,
     SyncExpired,
     TooManyCalendarFeeds,
@@ -84,12 +88,39 @@ _DOMAIN_STATUSES: dict[type[DomainError], tuple[int, str]] = {
     TooManyTasks: (409, "too-many-tasks"),
     TooManyCalendarFeeds: (409, "too-many-calendar-feeds"),
     TooManyEventStreams: (429, "too-many-event-streams"),
+    SchemaMissing: (503, "not-migrated"),
+    IdentityUnavailable: (503, "auth-unavailable"),
 }
-# What a client may be told; the rest of an error's text stays in the server.
-_PUBLIC_DETAIL: dict[int, str] = {
-    401: "A valid bearer token is required.",
-    403: "This token does not grant access to this user's resources.",
-    503: "The service cannot reach its database right now; retry shortly.",
+#: Said by `/readyz` and by every request while the database has no schema.
+NOT_MIGRATED_DETAIL = "The database has no schema yet: the operator must run `todo migrate`."
+# What a client may be told, by problem type; the rest of an error's text stays in the server.
+_PUBLIC_DETAIL: dict[str, str] = {
+    "forbidden": "This token does not grant access to this user's resources.",
+    "unavailable": "The service cannot reach its database right now; retry shortly.",
+    "not-migrated": NOT_MIGRATED_DETAIL,
+    "auth-unavailable": "The identity provider's keys cannot be fetched right now, so the token could not be "
+    "checked; retry shortly (the token may well be valid).",
+}
+# Why a credential was refused, in words that are also its challenge's `error_description`:
+# RFC 6750 §3 allows no `"` or `\` there. The credential itself is never repeated.
+_CREDENTIAL_DETAIL: dict[CredentialProblem, str] = {
+    CredentialProblem.MISSING: "No bearer token: send the header `Authorization: Bearer <token>`.",
+    CredentialProblem.MALFORMED: "The bearer token is malformed: a JWT is three base64url parts "
+    "(header.payload.signature), the first two JSON objects.",
+    CredentialProblem.ALGORITHM_NOT_ALLOWED: "The token's algorithm (alg) is not allowed: only the algorithm "
+    "of the key that should have signed it is accepted, never none.",
+    CredentialProblem.UNKNOWN_KEY: "The token's key id (kid) is missing or names no key the identity provider "
+    "publishes.",
+    CredentialProblem.BAD_SIGNATURE: "The token's signature does not verify: it was altered, or signed with "
+    "another key.",
+    CredentialProblem.EXPIRED: "The token expired at {at}.",
+    CredentialProblem.NOT_YET_VALID: "The token is not valid before {at}.",
+    CredentialProblem.WRONG_ISSUER: "The token's issuer (iss) is missing or not the one this service trusts.",
+    CredentialProblem.WRONG_AUDIENCE: "The token's audience (aud) is missing or does not name this service.",
+    CredentialProblem.MISSING_CLAIM: "The token has no {claim} claim, which every token must have.",
+    CredentialProblem.NO_USER: "The token's {claim} claim names no user: it is missing, blank, too long or "
+    "not a string.",
+    CredentialProblem.NOT_RECOGNISED: "The bearer token is not the one this endpoint accepts.",
 }
 
 
@@ -156,8 +187,12 @@ def domain_problem(error: DomainError) -> Response:
     status, slug = next(_DOMAIN_STATUSES[kind] for kind in type(error).__mro__ if kind in _DOMAIN_STATUSES)
     headers: dict[str, str] = {}
     errors = None
+    detail = _PUBLIC_DETAIL.get(slug, str(error))
     if isinstance(error, AuthenticationFailed):
-        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        detail = credential_detail(error)
+        headers["WWW-Authenticate"] = bearer_challenge(error, detail)
+    elif isinstance(error, IdentityUnavailable):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     elif isinstance(error, StorageUnavailable):
         headers["Retry-After"] = RETRY_AFTER_SECONDS
     elif isinstance(error, UserBusy | TooManyEventStreams):
@@ -166,8 +201,21 @@ def domain_problem(error: DomainError) -> Response:
         headers["ETag"] = f'"{error.current_version}"'
     elif isinstance(error, ValidationFailed):
         errors = [{"field": e.field, "message": e.message} for e in error.errors]
-    detail = _PUBLIC_DETAIL.get(status, str(error))
     return problem_response(status, slug, detail, errors=errors, headers=headers)
+
+
+def credential_detail(error: AuthenticationFailed) -> str:
+    """Why the credential was refused, for the caller (and the challenge's `error_description`)."""
+    at = "an instant it names" if error.at is None else error.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _CREDENTIAL_DETAIL[error.problem].format(at=at, claim=error.claim or "sub")
+
+
+def bearer_challenge(error: AuthenticationFailed, detail: str) -> str:
+    """`WWW-Authenticate` for a refused credential (RFC 6750 §3): without an error code when the
+    request carried no bearer token at all (§3.1), else `invalid_token` and why."""
+    if error.problem is CredentialProblem.MISSING:
+        return "Bearer"
+    return f'Bearer error="invalid_token", error_description="{detail}"'
 
 
 # The fields of a batch operation itself; any other field a failed operation names is in its body.

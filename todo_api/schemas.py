@@ -280,6 +280,7 @@ class SettingsRead(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
+    detail: str | None = Field(None, description="With `unavailable`: what is wrong, and what an operator does")
 
 
 class DeletedIds(BaseModel):

@@ -5,17 +5,23 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from sqlalchemy.exc import ArgumentError
 
+from todo_adapters.auth.keys import MIN_SECRET_BYTES
+from todo_adapters.sqlalchemy.engine import normalise_url
 from todo_api.rate_limits import parse_limits
 from todo_core.use_cases.calendar import CALENDAR_COMPLETED_DAYS, CALENDAR_MAX_TASKS
 
 # Never valid outside development mode: `make run` uses it so that a fresh clone just works.
 DEVELOPMENT_SECRET = "development-only-secret-not-for-production-use"
+#: Every setting is read from its name in capitals after this prefix: `TODO_JWT_SECRET`.
+ENV_PREFIX = "TODO_"
 #: The user `make run` prints a token for, and whom /docs is authorised as in development mode.
 DEMO_USER = "demo-user"
 #: How long the demo user's tokens last.
@@ -33,7 +39,7 @@ DEFAULT_RATE_LIMITS = "30/second;1200/minute"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TODO_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     database_url: str = Field(
         "sqlite+aiosqlite:///./todo.db",
@@ -192,13 +198,57 @@ class Settings(BaseSettings):
         parse_limits(notation)  # a ValueError names what does not parse
         return notation
 
+    @field_validator("jwt_secret", "cursor_secret", "metrics_token")
+    @classmethod
+    def _secret_is_not_empty(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and not secret.get_secret_value():
+            raise ValueError("is empty: give it a value, or leave it unset")
+        return secret
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt_secret_is_long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        length = 0 if secret is None else len(secret.get_secret_value().encode())
+        if secret is not None and length < MIN_SECRET_BYTES:
+            # The verifier would refuse it at the first request (RFC 7518 §3.2): refuse it now.
+            raise ValueError(
+                f"is {length} bytes long; an HS256 secret needs at least {MIN_SECRET_BYTES} "
+                "(make one with `openssl rand -base64 48`)"
+            )
+        return secret
+
+    @field_validator("database_url", "listen_database_url")
+    @classmethod
+    def _database_url_is_supported(cls, url: str | None) -> str | None:
+        if url is not None:
+            try:
+                normalise_url(url)
+            except ArgumentError:
+                raise ValueError("is not a database URL: use postgresql://… or sqlite:///path") from None
+        return url
+
+    @field_validator("jwks_url", "public_url")
+    @classmethod
+    def _is_an_http_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("is not an http:// or https:// URL")
+        return url
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_in_any_case(cls, level: Any) -> Any:
+        return level.upper() if isinstance(level, str) else level
+
     @model_validator(mode="after")
     def _identity_is_configured(self) -> Self:
         if self.jwt_secret is None and self.jwks_url is None:
             if not self.dev_mode:
                 raise ValueError(
-                    "no way to verify tokens: set TODO_JWKS_URL (Better Auth: <app>/api/auth/jwks) "
-                    "or TODO_JWT_SECRET, or TODO_DEV_MODE=1 for the built-in development secret"
+                    "TODO_JWKS_URL and TODO_JWT_SECRET: neither is set, so no token can be verified: set "
+                    "TODO_JWKS_URL (Better Auth: <app>/api/auth/jwks) or TODO_JWT_SECRET, or TODO_DEV_MODE=1 "
+                    "for the built-in development secret"
                 )
             self.jwt_secret = SecretStr(DEVELOPMENT_SECRET)
         if (
@@ -206,7 +256,7 @@ class Settings(BaseSettings):
             and self.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET
             and not self.dev_mode
         ):
-            raise ValueError("the development secret is refused outside TODO_DEV_MODE=1")
+            raise ValueError("TODO_JWT_SECRET: the development secret is refused outside TODO_DEV_MODE=1")
         return self
 
 
@@ -245,3 +295,70 @@ def _origin(text: str) -> str:
     if port is None or port == _DEFAULT_PORTS.get(scheme):
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
+
+
+class InvalidSettings(Exception):
+    """The environment's settings cannot be used. `problems` says why, one line each, every
+    setting named by its environment variable (`TODO_PORT: …`)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def load_settings() -> Settings:
+    """The settings of the environment (and `.env`), checked whole.
+
+    :raises InvalidSettings: a setting is malformed, out of range, or contradicts another.
+    """
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise InvalidSettings([_problem(details) for details in error.errors()]) from None
+    except SettingsError as error:
+        # pydantic-settings could not even parse a value (a complex field's JSON): it names the
+        # field only in its message, and says what was wrong in the error it wraps.
+        named = re.search(r'field "(\w+)"', str(error))
+        setting = _variable(named.group(1)) if named else "a setting"
+        cause = f": {error.__cause__}" if error.__cause__ is not None else ""
+        raise InvalidSettings([f"{setting}: cannot be parsed{cause}"]) from None
+
+
+#: Settings whose values are never repeated in a message: secrets, and URLs that may hold a password.
+_UNREPEATABLE = frozenset({"jwt_secret", "cursor_secret", "metrics_token", "database_url", "listen_database_url"})
+
+
+def _problem(details: ErrorDetails) -> str:
+    message = details["msg"].removeprefix("Value error, ")
+    location = details["loc"]
+    if not location:  # a rule across settings: its message names them
+        return message
+    field, *within = location
+    setting = _variable(str(field)) + "".join(f"[{part}]" for part in within)
+    given = details.get("input")
+    if field not in _UNREPEATABLE and isinstance(given, str | int | float) and details["type"] != "missing":
+        message = f"{message} (got {given!r})"
+    return f"{setting}: {message[:1].lower()}{message[1:]}"
+
+
+def _variable(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+class _DefaultsOnly(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def default_settings() -> Settings:
+    """The defaults alone, in development mode, whatever the environment holds: enough to describe
+    the API (`todo openapi`) without configuring a server."""
+    return _DefaultsOnly(dev_mode=True)

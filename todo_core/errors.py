@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class DomainError(Exception):
@@ -53,8 +55,51 @@ class InvalidCursor(DomainError):
     """A page cursor that was not issued by us for this very query."""
 
 
+class CredentialProblem(enum.Enum):
+    """Why a bearer credential was refused, as a caller may be told it (the credential itself is
+    never repeated)."""
+
+    #: No credential at all: no `Authorization` header, or one of another scheme than Bearer.
+    MISSING = "missing"
+    #: Not a JWT: not three base64url parts of JSON objects, too long, a header field of the wrong type.
+    MALFORMED = "malformed"
+    #: `alg` is not one the service accepts, or not the one the key is bound to (`none`, confusion).
+    ALGORITHM_NOT_ALLOWED = "algorithm_not_allowed"
+    #: `kid` names no key the identity provider publishes.
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    WRONG_ISSUER = "wrong_issuer"
+    WRONG_AUDIENCE = "wrong_audience"
+    #: A claim every token must have (`exp`) is absent.
+    MISSING_CLAIM = "missing_claim"
+    #: The user claim is absent, not a string, blank, too long or holds what no user id holds.
+    NO_USER = "no_user"
+    #: A well-formed credential that is simply not the one expected (a static token: /metrics).
+    NOT_RECOGNISED = "not_recognised"
+
+
 class AuthenticationFailed(DomainError):
-    """No credential, or one that cannot be trusted. Carries no detail for the caller."""
+    """No credential, or one that cannot be trusted. `problem` says why; `at` is the instant it
+    concerns (when an expired token expired, from when a premature one is valid), `claim` the
+    claim it concerns."""
+
+    def __init__(self, problem: CredentialProblem, *, at: datetime | None = None, claim: str | None = None) -> None:
+        self.problem = problem
+        self.at = at
+        self.claim = claim
+        super().__init__(problem.value if claim is None else f"{problem.value} ({claim})")
+
+
+class IdentityUnavailable(DomainError):
+    """The keys to check a credential with cannot be had right now (the identity provider does not
+    answer): the credential was not checked, and may well be valid. `retry_after` is how many
+    seconds until the next attempt to fetch them."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"the identity provider's keys cannot be fetched; next attempt in {retry_after:.1f} s")
 
 
 class Forbidden(DomainError):
@@ -63,6 +108,11 @@ class Forbidden(DomainError):
 
 class StorageUnavailable(DomainError):
     """The store cannot be reached right now; the same request may succeed later."""
+
+
+class SchemaMissing(StorageUnavailable):
+    """The store answers but holds no schema (its tables were never made): an operator must
+    migrate it before any request can succeed."""
 
 
 class InvalidSyncToken(DomainError):

@@ -8,6 +8,7 @@ import io
 import logging
 import logging.config
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,7 +17,8 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import Caller, settings_for
+from tests.conftest import TEST_SECRET, Caller, settings_for
+from todo_adapters.auth import mint_token
 from todo_api.logs import logging_config
 from todo_api.settings import Settings
 
@@ -126,6 +128,23 @@ async def test_the_log_names_users_by_a_hash_and_never_shows_a_token(
     assert listed == created  # one user, one hash: a user's requests can be followed
     assert bobs != created
     assert refused is None  # the request was authenticated as nobody
+
+
+async def test_the_log_line_of_a_refused_request_says_why(
+    alice: Caller, json_lines: Callable[[], list[dict[str, Any]]]
+) -> None:
+    expired = mint_token(TEST_SECRET, alice.id, now=time.time() - 7200)
+    assert (await alice.client.get(alice.url("/tasks"))).status_code == 401
+    assert (
+        await alice.client.get(alice.url("/tasks"), headers={"Authorization": f"Bearer {expired}"})
+    ).status_code == 401
+    assert (await alice.client.get(alice.url("/tasks"), headers={"Authorization": "Bearer x.y.z"})).status_code == 401
+    assert (await alice.request("GET", "/tasks")).status_code == 200
+
+    lines = request_lines(json_lines())
+    assert [line.get("auth_failure") for line in lines] == ["missing", "expired", "malformed", None]
+    assert lines[1]["message"].endswith("(expired)")
+    assert expired not in orjson.dumps(lines).decode()
 
 
 async def test_every_line_logged_while_a_request_runs_carries_its_id(

@@ -12,14 +12,18 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.jwt_tools import b64url, b64url_json, forge, replace_payload
 from todo_adapters.auth import JwksKeys, SharedSecretKeys, mint_token
-from todo_core.errors import AuthenticationFailed
+from todo_core.errors import AuthenticationFailed, CredentialProblem, IdentityUnavailable
 
 SECRET = "a-development-secret-that-is-long-enough"
 
 
-async def assert_refused(verifier, token: Any) -> None:
-    with pytest.raises(AuthenticationFailed):
+async def assert_refused(verifier, token: Any, problem: CredentialProblem | None = None) -> AuthenticationFailed:
+    """The token is refused (for `problem`, when given); the error, for a closer look."""
+    with pytest.raises(AuthenticationFailed) as refused:
         await verifier.verify(token)
+    if problem is not None:
+        assert refused.value.problem is problem, refused.value
+    return refused.value
 
 
 # --- Tokens that are accepted ----------------------------------------------------------------
@@ -93,7 +97,7 @@ async def test_leeway_accepts_a_token_not_valid_until_less_than_the_leeway_ahead
 async def test_token_signed_with_alg_none_is_refused(verifier, jwks_server, ed25519_key, make_claims, alg) -> None:
     token = forge({"alg": alg, "kid": ed25519_key.kid}, make_claims())
 
-    await assert_refused(verifier, token)
+    await assert_refused(verifier, token, CredentialProblem.ALGORITHM_NOT_ALLOWED)
     assert jwks_server.requests == 0  # refused before any key lookup
 
 
@@ -109,7 +113,7 @@ async def test_hs256_token_signed_with_the_rsa_public_key_pem_is_refused(verifie
     )
     token = forge({"alg": "HS256", "kid": rsa_key.kid}, make_claims(), hmac_key=public_pem)
 
-    await assert_refused(verifier, token)
+    await assert_refused(verifier, token, CredentialProblem.ALGORITHM_NOT_ALLOWED)
 
 
 async def test_hs256_token_signed_with_the_ed25519_public_key_bytes_is_refused(
@@ -136,7 +140,7 @@ async def test_token_claiming_another_algorithm_than_its_key_is_refused(verifier
     # Genuinely signed with the RSA key, but pointing at the EC key's kid.
     token = rsa_key.sign(make_claims(), headers={"kid": ec_key.kid})
 
-    await assert_refused(verifier, token)
+    await assert_refused(verifier, token, CredentialProblem.ALGORITHM_NOT_ALLOWED)
 
 
 async def test_symmetric_key_in_the_jwks_is_never_trusted(jwks_server, verifier, make_claims) -> None:
@@ -144,13 +148,13 @@ async def test_symmetric_key_in_the_jwks_is_never_trusted(jwks_server, verifier,
     jwks_server.document = {"keys": [{"kty": "oct", "kid": "oct-1", "k": b64url(secret)}]}
     token = jwt.encode(make_claims(), secret, algorithm="HS256", headers={"kid": "oct-1"})
 
-    await assert_refused(verifier, token)
+    await assert_refused(verifier, token, CredentialProblem.UNKNOWN_KEY)
 
 
 async def test_payload_tampered_after_signing_is_refused(verifier, ed25519_key, make_claims) -> None:
     token = ed25519_key.sign(make_claims(sub="user-a"))
 
-    await assert_refused(verifier, replace_payload(token, make_claims(sub="user-b")))
+    await assert_refused(verifier, replace_payload(token, make_claims(sub="user-b")), CredentialProblem.BAD_SIGNATURE)
 
 
 async def test_token_signed_by_a_key_the_issuer_never_published_is_refused(
@@ -159,18 +163,18 @@ async def test_token_signed_by_a_key_the_issuer_never_published_is_refused(
     # The attacker reuses a genuine kid with their own key.
     token = stranger_key.sign(make_claims(), headers={"kid": ed25519_key.kid})
 
-    await assert_refused(verifier, token)
+    await assert_refused(verifier, token, CredentialProblem.BAD_SIGNATURE)
 
 
 async def test_token_with_an_unknown_kid_is_refused(verifier, stranger_key, make_claims) -> None:
-    await assert_refused(verifier, stranger_key.sign(make_claims()))
+    await assert_refused(verifier, stranger_key.sign(make_claims()), CredentialProblem.UNKNOWN_KEY)
 
 
 async def test_hs256_token_signed_with_another_secret_is_refused(make_verifier, make_claims) -> None:
     verifier = make_verifier(SharedSecretKeys(SECRET))
     token = jwt.encode(make_claims(), "another-secret-that-is-also-long-enough", algorithm="HS256")
 
-    await assert_refused(verifier, token)
+    await assert_refused(verifier, token, CredentialProblem.BAD_SIGNATURE)
 
 
 # --- Claims ----------------------------------------------------------------------------------
@@ -181,37 +185,43 @@ async def test_expired_token_is_refused(verifier, ed25519_key, make_claims) -> N
 
 
 async def test_leeway_does_not_accept_a_token_expired_longer_ago(verifier, ed25519_key, make_claims) -> None:
-    await assert_refused(verifier, ed25519_key.sign(make_claims(exp=int(time.time()) - 60)))
+    await assert_refused(verifier, ed25519_key.sign(make_claims(exp=int(time.time()) - 60)), CredentialProblem.EXPIRED)
 
 
 async def test_token_not_valid_before_a_future_time_is_refused(verifier, ed25519_key, make_claims) -> None:
-    await assert_refused(verifier, ed25519_key.sign(make_claims(nbf=int(time.time()) + 3600)))
+    await assert_refused(
+        verifier, ed25519_key.sign(make_claims(nbf=int(time.time()) + 3600)), CredentialProblem.NOT_YET_VALID
+    )
 
 
 async def test_token_without_exp_is_refused(verifier, ed25519_key, make_claims) -> None:
-    await assert_refused(verifier, ed25519_key.sign(make_claims(exp=None)))
+    await assert_refused(verifier, ed25519_key.sign(make_claims(exp=None)), CredentialProblem.MISSING_CLAIM)
 
 
 async def test_token_from_another_issuer_is_refused(verifier, ed25519_key, make_claims) -> None:
-    await assert_refused(verifier, ed25519_key.sign(make_claims(iss="https://evil.example")))
+    await assert_refused(
+        verifier, ed25519_key.sign(make_claims(iss="https://evil.example")), CredentialProblem.WRONG_ISSUER
+    )
 
 
 async def test_token_without_issuer_is_refused_when_an_issuer_is_configured(verifier, ed25519_key, make_claims) -> None:
-    await assert_refused(verifier, ed25519_key.sign(make_claims(iss=None)))
+    await assert_refused(verifier, ed25519_key.sign(make_claims(iss=None)), CredentialProblem.WRONG_ISSUER)
 
 
 async def test_token_for_another_audience_is_refused(verifier, ed25519_key, make_claims) -> None:
-    await assert_refused(verifier, ed25519_key.sign(make_claims(aud="https://other.example")))
+    await assert_refused(
+        verifier, ed25519_key.sign(make_claims(aud="https://other.example")), CredentialProblem.WRONG_AUDIENCE
+    )
 
 
 async def test_token_without_audience_is_refused_when_an_audience_is_configured(
     verifier, ed25519_key, make_claims
 ) -> None:
-    await assert_refused(verifier, ed25519_key.sign(make_claims(aud=None)))
+    await assert_refused(verifier, ed25519_key.sign(make_claims(aud=None)), CredentialProblem.WRONG_AUDIENCE)
 
 
 async def test_token_without_the_user_claim_is_refused(verifier, ed25519_key, make_claims) -> None:
-    await assert_refused(verifier, ed25519_key.sign(make_claims(sub=None)))
+    await assert_refused(verifier, ed25519_key.sign(make_claims(sub=None)), CredentialProblem.NO_USER)
 
 
 @pytest.mark.parametrize("user_id", [42, ["user-a"], {"id": "user-a"}, True])
@@ -221,16 +231,16 @@ async def test_token_whose_user_claim_is_not_a_string_is_refused(
     # A custom claim, since PyJWT itself already refuses a non-string `sub`.
     verifier = make_verifier(jwks_keys, user_claim="user_id")
 
-    await assert_refused(verifier, ed25519_key.sign(make_claims(user_id=user_id)))
+    await assert_refused(verifier, ed25519_key.sign(make_claims(user_id=user_id)), CredentialProblem.NO_USER)
 
 
 @pytest.mark.parametrize("user_id", ["", "   "])
 async def test_token_whose_user_claim_is_empty_is_refused(verifier, ed25519_key, make_claims, user_id) -> None:
-    await assert_refused(verifier, ed25519_key.sign(make_claims(sub=user_id)))
+    await assert_refused(verifier, ed25519_key.sign(make_claims(sub=user_id)), CredentialProblem.NO_USER)
 
 
 async def test_token_whose_user_id_is_longer_than_255_characters_is_refused(verifier, ed25519_key, make_claims) -> None:
-    await assert_refused(verifier, ed25519_key.sign(make_claims(sub="u" * 256)))
+    await assert_refused(verifier, ed25519_key.sign(make_claims(sub="u" * 256)), CredentialProblem.NO_USER)
 
 
 # --- Malformed input -------------------------------------------------------------------------
@@ -242,7 +252,7 @@ async def test_100_kb_token_is_refused_before_any_parsing(verifier, jwks_server,
     started = time.perf_counter()
 
     for _ in range(1000):
-        await assert_refused(verifier, token)
+        await assert_refused(verifier, token, CredentialProblem.MALFORMED)
 
     assert time.perf_counter() - started < 1.0
     assert jwks_server.requests == 0
@@ -364,25 +374,71 @@ async def test_a_cached_key_keeps_working_while_the_key_server_is_down(
     jwks_server.stop()
     clock.advance(31)
 
-    await assert_refused(verifier, stranger_key.sign(make_claims()))  # tries a refetch, fails
+    with pytest.raises(IdentityUnavailable):  # tries a refetch, fails: the new kid is not refused
+        await verifier.verify(stranger_key.sign(make_claims()))
     assert await verifier.verify(token) == "user-a"
 
 
-async def test_an_unreachable_key_server_refuses_tokens(make_verifier, ed25519_key, make_claims) -> None:
+async def test_an_unreachable_key_server_leaves_tokens_unchecked_not_refused(
+    make_verifier, ed25519_key, make_claims
+) -> None:
     unreachable = JwksKeys("http://127.0.0.1:9/jwks", http_timeout=2.0)
     try:
-        await assert_refused(make_verifier(unreachable), ed25519_key.sign(make_claims()))
+        with pytest.raises(IdentityUnavailable) as unavailable:
+            await make_verifier(unreachable).verify(ed25519_key.sign(make_claims()))
+        assert 0 < unavailable.value.retry_after <= 3
+        with pytest.raises(IdentityUnavailable):
+            await unreachable.check()
     finally:
         await unreachable.aclose()
 
 
-@pytest.mark.parametrize("document", [[], {"keys": []}, {"keys": "nope"}, {"nokeys": 1}, {"keys": [{"kty": "RSA"}]}])
-async def test_a_key_server_serving_no_usable_key_refuses_tokens(
+@pytest.mark.parametrize("document", [[], {"keys": "nope"}, {"nokeys": 1}])
+async def test_a_key_server_serving_no_key_set_leaves_tokens_unchecked(
     verifier, jwks_server, ed25519_key, make_claims, document
 ) -> None:
     jwks_server.document = document
 
-    await assert_refused(verifier, ed25519_key.sign(make_claims()))
+    with pytest.raises(IdentityUnavailable):
+        await verifier.verify(ed25519_key.sign(make_claims()))
+
+
+@pytest.mark.parametrize("document", [{"keys": []}, {"keys": [{"kty": "RSA"}]}])
+async def test_a_key_set_without_a_usable_key_refuses_tokens(
+    verifier, jwks_keys, jwks_server, ed25519_key, make_claims, document
+) -> None:
+    jwks_server.document = document
+
+    await assert_refused(verifier, ed25519_key.sign(make_claims()), CredentialProblem.UNKNOWN_KEY)
+    with pytest.raises(IdentityUnavailable):  # not ready: nothing to check a token with
+        await jwks_keys.check()
+
+
+async def test_the_key_set_is_fetched_again_with_backoff_while_the_key_server_is_down(
+    jwks_server, clock, ed25519_key, make_claims, make_verifier
+) -> None:
+    keys = JwksKeys(jwks_server.url, http_timeout=2.0, first_retry=0.5, max_retry=3.0, clock=clock)
+    verifier = make_verifier(keys)
+    token = ed25519_key.sign(make_claims())
+    served = jwks_server.document
+    jwks_server.document = {"nokeys": "a proxy's error page"}
+    try:
+        waits = []
+        for _ in range(6):
+            with pytest.raises(IdentityUnavailable) as unavailable:
+                await verifier.verify(token)
+            with pytest.raises(IdentityUnavailable):  # within the wait: no fetch
+                await verifier.verify(token)
+            waits.append(unavailable.value.retry_after)
+            clock.advance(unavailable.value.retry_after)
+        assert waits == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+        assert jwks_server.requests == 6
+
+        jwks_server.document = served  # back: the next attempt, at most 3 s away, succeeds
+        assert await verifier.verify(token) == "user-a"
+        assert jwks_server.requests == 7
+    finally:
+        await keys.aclose()
 
 
 async def test_token_without_kid_is_refused_when_the_key_set_has_several_keys(
@@ -390,7 +446,7 @@ async def test_token_without_kid_is_refused_when_the_key_set_has_several_keys(
 ) -> None:
     token = jwt.encode(make_claims(), ed25519_key.private_key, algorithm="EdDSA")
 
-    await assert_refused(verifier, token)
+    await assert_refused(verifier, token, CredentialProblem.UNKNOWN_KEY)
 
 
 # --- Verified tokens are remembered until they expire ------------------------------------------
@@ -424,7 +480,7 @@ async def test_a_remembered_token_is_refused_once_it_expires(make_verifier, make
 
     await asyncio.sleep(1.6)
 
-    await assert_refused(verifier, token)
+    await assert_refused(verifier, token, CredentialProblem.EXPIRED)
 
 
 async def test_a_refused_token_is_not_remembered(make_verifier, make_claims) -> None:
@@ -432,7 +488,7 @@ async def test_a_refused_token_is_not_remembered(make_verifier, make_claims) -> 
     forged = jwt.encode(make_claims(), "another-secret-that-is-long-enough-too", algorithm="HS256")
 
     for _ in range(2):
-        await assert_refused(verifier, forged)
+        await assert_refused(verifier, forged, CredentialProblem.BAD_SIGNATURE)
     assert verifier.remembered == 0
 
 

@@ -94,4 +94,6 @@ async def test_tampered_better_auth_token_is_401_over_http(
     response = await api.get(f"/api/{user_id}/tasks", headers=bearer(f"{header}.{payload}.{flipped}"))
 
     assert response.status_code == 401, response.text
-    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    detail = response.json()["detail"]
+    assert detail.startswith("The token's signature does not verify")
+    assert response.headers["www-authenticate"] == f'Bearer error="invalid_token", error_description="{detail}"'

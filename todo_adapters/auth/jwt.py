@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 from jwt.types import Options
 
 from todo_adapters.auth.keys import KeySource, SharedSecretKeys
-from todo_core.errors import AuthenticationFailed
+from todo_core.errors import AuthenticationFailed, CredentialProblem
 from todo_core.identity import Identity
 from todo_core.text import unstorable_reason
 
@@ -58,7 +59,9 @@ class JwtVerifier:
 
         :raises AuthenticationFailed: the token is too long, malformed, unsigned, signed with
             an unknown key or another algorithm than its key's, expired, not yet valid, for
-            another issuer or audience, or its user claim is not a non-empty string.
+            another issuer or audience, or its user claim is not a non-empty string; its
+            `problem` says which.
+        :raises IdentityUnavailable: the keys to check it with cannot be fetched right now.
         """
         return (await self.identify(token)).user_id
 
@@ -67,9 +70,12 @@ class JwtVerifier:
         (`exp` plus the leeway), remembered as `verify` does.
 
         :raises AuthenticationFailed: as `verify`.
+        :raises IdentityUnavailable: as `verify`.
         """
-        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-            raise AuthenticationFailed("the token is missing or too long")
+        if not isinstance(token, str) or not token:
+            raise AuthenticationFailed(CredentialProblem.MISSING)
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise AuthenticationFailed(CredentialProblem.MALFORMED)
         remembered = self._verified.get(token)
         if remembered is not None:
             if time.time() < remembered.valid_until:
@@ -84,16 +90,16 @@ class JwtVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
-            raise AuthenticationFailed("the token is not a JWT") from error
+            raise AuthenticationFailed(CredentialProblem.MALFORMED) from error
         algorithm, kid = header.get("alg"), header.get("kid")
-        if not isinstance(algorithm, str) or algorithm not in SUPPORTED_ALGORITHMS:
-            raise AuthenticationFailed("the token's algorithm is not accepted")
         if kid is not None and not isinstance(kid, str):
-            raise AuthenticationFailed("the token's key id is not a string")
+            raise AuthenticationFailed(CredentialProblem.MALFORMED, claim="kid")
+        if not isinstance(algorithm, str) or algorithm not in SUPPORTED_ALGORITHMS:
+            raise AuthenticationFailed(CredentialProblem.ALGORITHM_NOT_ALLOWED)
         key = await self._key_source.key_for(kid)
         if algorithm != key.algorithm:
             # Algorithm confusion: the key, not the token, says how it may be used.
-            raise AuthenticationFailed("the token's algorithm does not match its key")
+            raise AuthenticationFailed(CredentialProblem.ALGORITHM_NOT_ALLOWED)
         try:
             claims = jwt.decode(
                 token,
@@ -105,7 +111,7 @@ class JwtVerifier:
                 options=self._options,
             )
         except (jwt.PyJWTError, TypeError, ValueError) as error:
-            raise AuthenticationFailed("the token cannot be trusted") from error
+            raise _refusal(error, token) from error
         return claims
 
     @property
@@ -124,14 +130,61 @@ class JwtVerifier:
 
     def _user_id(self, claims: dict[str, Any]) -> str:
         user_id = claims.get(self._user_claim)
-        if not isinstance(user_id, str) or not user_id.strip():
-            raise AuthenticationFailed("the token names no user")
-        if len(user_id) > MAX_USER_ID_LENGTH:
-            raise AuthenticationFailed("the token's user id is too long")
-        if unstorable_reason(user_id):
-            # A user id is stored with every row; one the database cannot hold names no user.
-            raise AuthenticationFailed("the token's user id holds characters no user id has")
+        # A user id is stored with every row: one the database cannot hold names no user.
+        if (
+            not isinstance(user_id, str)
+            or not user_id.strip()
+            or len(user_id) > MAX_USER_ID_LENGTH
+            or unstorable_reason(user_id)
+        ):
+            raise AuthenticationFailed(CredentialProblem.NO_USER, claim=self._user_claim)
         return user_id
+
+
+def _refusal(error: Exception, token: str) -> AuthenticationFailed:
+    """Why PyJWT refused a token whose header named an accepted algorithm and a known key.
+
+    PyJWT checks the signature before any claim, so a claim's problem is reported only for a
+    token that was genuinely signed: its claims may then be read without a second check.
+    """
+    match error:
+        case jwt.ExpiredSignatureError():
+            return AuthenticationFailed(CredentialProblem.EXPIRED, at=_instant(token, "exp"))
+        case jwt.ImmatureSignatureError():
+            return AuthenticationFailed(CredentialProblem.NOT_YET_VALID, at=_instant(token, "nbf", "iat"))
+        case jwt.InvalidIssuerError():
+            return AuthenticationFailed(CredentialProblem.WRONG_ISSUER)
+        case jwt.InvalidAudienceError():
+            return AuthenticationFailed(CredentialProblem.WRONG_AUDIENCE)
+        case jwt.MissingRequiredClaimError(claim="iss"):
+            return AuthenticationFailed(CredentialProblem.WRONG_ISSUER)
+        case jwt.MissingRequiredClaimError(claim="aud"):
+            return AuthenticationFailed(CredentialProblem.WRONG_AUDIENCE)
+        case jwt.MissingRequiredClaimError():
+            return AuthenticationFailed(CredentialProblem.MISSING_CLAIM, claim=error.claim)
+        case jwt.exceptions.InvalidSubjectError():  # `sub` is not a string
+            return AuthenticationFailed(CredentialProblem.NO_USER, claim="sub")
+        case jwt.InvalidSignatureError():
+            return AuthenticationFailed(CredentialProblem.BAD_SIGNATURE)
+        case jwt.InvalidAlgorithmError():
+            return AuthenticationFailed(CredentialProblem.ALGORITHM_NOT_ALLOWED)
+    # Undecodable parts, claims of the wrong type (`exp` as text), a key PyJWT cannot use.
+    return AuthenticationFailed(CredentialProblem.MALFORMED)
+
+
+def _instant(token: str, *claims: str) -> datetime | None:
+    """The latest instant among `claims` that the (signature-checked) token holds as numbers:
+    when it expired (`exp`), or from when it is valid (`nbf` and `iat`, both checked)."""
+    payload = jwt.decode(token, options={"verify_signature": False})
+    instants = [
+        value
+        for value in (payload.get(claim) for claim in claims)
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    try:
+        return datetime.fromtimestamp(max(instants), UTC) if instants else None
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def mint_token(

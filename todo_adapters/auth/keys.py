@@ -24,6 +24,14 @@ class KeySource(Protocol):
         """Return the key for the token header's `kid` (None when the header has none).
 
         :raises AuthenticationFailed: no trusted key matches.
+        :raises IdentityUnavailable: the keys cannot be had right now.
+        """
+        ...
+
+    async def check(self) -> None:
+        """Make sure keys can be had (readiness).
+
+        :raises IdentityUnavailable: they cannot, right now.
         """
         ...
 
@@ -44,3 +52,6 @@ class SharedSecretKeys:
     async def key_for(self, kid: str | None) -> VerificationKey:
         """Return the shared secret, whatever the `kid`. Never raises."""
         return self._key
+
+    async def check(self) -> None:
+        """The secret is always at hand. Never raises."""

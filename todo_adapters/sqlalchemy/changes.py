@@ -20,12 +20,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from todo_adapters.sqlalchemy.execution import compiled_for_postgresql
+from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.tables import categories, tasks, tombstones, user_changes
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import json_object_of
-from todo_core.errors import StorageUnavailable
 from todo_core.sync import Change, ChangeKind, ChangeLog, ChangePage, ChangePosition, page_of
 from todo_core.views import CATEGORY_VIEW_FIELDS
 
@@ -165,14 +165,14 @@ class SqliteChangeFeed(_SqlChangeFeed):
                 finally:
                     await connection.exec_driver_sql("ROLLBACK")
         except (DBAPIError, OSError) as error:
-            raise StorageUnavailable("the database cannot be reached") from error
+            raise storage_unavailable(error) from error
 
     async def _one(self, statement: Any, values: dict[str, Any]) -> Sequence[Sequence[Any]]:
         try:
             async with self._engine.connect() as connection:
                 return (await connection.execute(statement, values)).all()
         except (DBAPIError, OSError) as error:
-            raise StorageUnavailable("the database cannot be reached") from error
+            raise storage_unavailable(error) from error
 
 
 class SqlRetention:

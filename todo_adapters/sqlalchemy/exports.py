@@ -22,12 +22,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from todo_adapters.sqlalchemy.execution import Executor, PsycopgExecutor, SqlAlchemyExecutor
+from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.mapping import TASKS
 from todo_adapters.sqlalchemy.postgres import PostgresPool
 from todo_adapters.sqlalchemy.repositories import ChangeNumbers, SqlCategoryRepository, SqlSettingsRepository
 from todo_adapters.sqlalchemy.tables import tasks
 from todo_core.category import Category
-from todo_core.errors import StorageUnavailable
 from todo_core.portability import LEVELS, ExportPage, StructurePosition
 from todo_core.task import Task
 from todo_core.user_settings import UserSettings
@@ -144,4 +144,4 @@ class SqliteExportReader:
                 finally:
                     await connection.exec_driver_sql("ROLLBACK")
         except (DBAPIError, OSError) as error:
-            raise StorageUnavailable("the database cannot be reached") from error
+            raise storage_unavailable(error) from error

@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL
 
 from todo_adapters.sqlalchemy.engine import SESSION_TIMEZONE, PoolUsage
 from todo_adapters.sqlalchemy.execution import PsycopgExecutor
+from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.repositories import (
     ChangeNumbers,
     SqlAccountEraser,
@@ -99,6 +100,9 @@ class PostgresPool:
             open=False,
         )
         self._opened = False
+        #: Connections lent out now. Counted here: psycopg's own count (`pool_size` less
+        #: `pool_available`) includes the connections it is still opening.
+        self._lent = 0
         self._checking: asyncio.Task[None] | None = None
         #: The `lock_timeout` of a write's wait for its user's change number, set with `SET LOCAL`
         #: (which a transaction pooler keeps: the transaction is one server connection's).
@@ -116,6 +120,7 @@ class PostgresPool:
             self._opened = True
         try:
             async with self._pool.connection() as connection:
+                self._lent += 1
                 try:
                     yield connection
                 except BaseException as error:
@@ -123,16 +128,18 @@ class PostgresPool:
                         _abandon(connection)
                     raise
                 finally:
+                    self._lent -= 1
                     if connection.broken:
                         self._check_idle_connections()
         except UNREACHABLE as error:
             raise StorageUnavailable("the database cannot be reached") from error
+        except psycopg.errors.UndefinedTable as error:
+            raise storage_unavailable(error) from error
 
     def usage(self) -> PoolUsage:
-        """How many connections are lent out (opened ones not idle in the pool), and how many
-        requests wait for one. Reads psycopg's counters: no round trip."""
-        stats = self._pool.get_stats()
-        return PoolUsage(in_use=stats["pool_size"] - stats["pool_available"], waiting=stats.get("requests_waiting", 0))
+        """How many connections are lent out, and how many requests wait for one. No round trip."""
+        waiting = self._pool.get_stats().get("requests_waiting", 0) if self._opened else 0
+        return PoolUsage(in_use=self._lent, waiting=waiting)
 
     def _check_idle_connections(self) -> None:
         """A connection broke, most likely because the database restarted, and the idle ones
@@ -246,8 +253,8 @@ class PostgresUnitOfWork:
                     f"This write waited over {self._pool.lock_timeout_ms} ms for the same user's earlier writes, "
                     "which run one after the other; nothing of it was applied. Retry shortly."
                 ) from exc
-            if isinstance(exc, UNREACHABLE):
-                raise StorageUnavailable("the database cannot be reached") from exc
+            if isinstance(exc, (*UNREACHABLE, psycopg.errors.UndefinedTable)):
+                raise storage_unavailable(exc) from exc
 
     async def commit(self) -> None:
         assert self._connection is not None, "commit() outside `async with`"

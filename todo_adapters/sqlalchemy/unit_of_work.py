@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from todo_adapters.broker import ChangeBroker
 from todo_adapters.sqlalchemy.engine import SQLITE_BUSY_SECONDS, sqlite_writers
 from todo_adapters.sqlalchemy.execution import SqlAlchemyExecutor
+from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.repositories import (
     ChangeNumbers,
     SqlAccountEraser,
@@ -66,7 +67,7 @@ class SqlAlchemyUnitOfWork:
         except BaseException as error:
             await self._close()  # and give up the writer's turn, or the next writer waits for ever
             if isinstance(error, DBAPIError | OSError | PoolTimeout):  # unreachable, or every connection busy
-                raise StorageUnavailable("the database cannot be reached") from error
+                raise storage_unavailable(error) from error
             raise
         executor = SqlAlchemyExecutor(self._connection)
         self._changes = ChangeNumbers(executor, taking=not self._read_only)
@@ -91,7 +92,7 @@ class SqlAlchemyUnitOfWork:
         if isinstance(exc, OperationalError | InterfaceError) or (
             isinstance(exc, DBAPIError) and exc.connection_invalidated
         ):
-            raise StorageUnavailable("the database cannot be reached") from exc
+            raise storage_unavailable(exc) from exc
 
     async def commit(self) -> None:
         assert self._connection is not None, "commit() outside `async with`"

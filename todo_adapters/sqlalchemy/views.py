@@ -37,11 +37,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from todo_adapters.sqlalchemy.engine import sqlite_writers
 from todo_adapters.sqlalchemy.execution import POSTGRESQL
+from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.listing import Shape, page_statement, parameters
 from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
 from todo_adapters.sqlalchemy.postgres import PostgresPool
 from todo_adapters.sqlalchemy.tables import UTCDateTime, tasks
-from todo_core.errors import StorageUnavailable
 from todo_core.query import TaskQuery
 from todo_core.views import VersionedView, ViewPage, position_of_json
 
@@ -117,7 +117,7 @@ class SqliteTaskViews(_RenderedTaskViews):
             async with self._engine.connect() as connection:
                 return (await connection.execute(statement, values)).all()
         except (DBAPIError, OSError) as error:
-            raise StorageUnavailable("the database cannot be reached") from error
+            raise storage_unavailable(error) from error
 
 
 class PostgresTaskViews(_RenderedTaskViews):

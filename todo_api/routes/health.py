@@ -6,15 +6,21 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from todo_api.dependencies import Views
+from todo_api.dependencies import Keys, Views
+from todo_api.problems import NOT_MIGRATED_DETAIL
 from todo_api.representation import json_response
 from todo_api.routing import ApiRoute
 from todo_api.schemas import Health
-from todo_core.errors import StorageUnavailable
+from todo_core.errors import IdentityUnavailable, SchemaMissing, StorageUnavailable
 
 router = APIRouter(route_class=ApiRoute, tags=["health"])
 
 _NO_TASK = UUID(int=0)  # no user has it: the query runs, and finds nothing
+_UNREACHABLE = "The database cannot be reached."
+_NO_KEYS = (
+    "The identity provider's keys (TODO_JWKS_URL) cannot be fetched, or hold no usable signing key: no token "
+    "can be checked."
+)
 
 
 @router.get("/healthz", response_model=Health)
@@ -23,11 +29,25 @@ async def get_health() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "Database unreachable"}})
-async def get_readiness(views: Views) -> Response:
-    """The process can reach its database (a query of the tasks table answers)."""
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Database unreachable or not migrated, or no signing keys"}},
+)
+async def get_readiness(views: Views, keys: Keys) -> Response:
+    """The process can serve requests: its database answers a query of the tasks table, and it
+    has keys to check tokens with (with TODO_JWKS_URL: fetched, or fetchable now)."""
     try:
         await views.get("", _NO_TASK)
+        await keys.check()
+    except SchemaMissing:
+        return _unavailable(NOT_MIGRATED_DETAIL)
     except StorageUnavailable:
-        return json_response({"status": "unavailable"}, status_code=503, headers={"Retry-After": "2"})
+        return _unavailable(_UNREACHABLE)
+    except IdentityUnavailable:
+        return _unavailable(_NO_KEYS)
     return json_response({"status": "ok"})
+
+
+def _unavailable(detail: str) -> Response:
+    return json_response({"status": "unavailable", "detail": detail}, status_code=503, headers={"Retry-After": "2"})

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from todo_api.dependencies import AppMetrics, CurrentSettings
 from todo_api.middleware import bearer_token
 from todo_api.routing import ApiRoute
-from todo_core.errors import AuthenticationFailed
+from todo_core.errors import AuthenticationFailed, CredentialProblem
 
 router = APIRouter(route_class=ApiRoute)
 
@@ -23,8 +23,10 @@ async def get_metrics(request: Request, metrics: AppMetrics, settings: CurrentSe
     :raises AuthenticationFailed: a token is configured and the request does not carry it.
     """
     if settings.metrics_token is not None:
-        token = bearer_token(request.headers.get("authorization", "")) or ""
+        token = bearer_token(request.headers.get("authorization", ""))
+        if token is None:
+            raise AuthenticationFailed(CredentialProblem.MISSING)
         expected = settings.metrics_token.get_secret_value().encode()
         if not hmac.compare_digest(token.encode(), expected):
-            raise AuthenticationFailed("/metrics needs the bearer token TODO_METRICS_TOKEN names")
+            raise AuthenticationFailed(CredentialProblem.NOT_RECOGNISED)
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

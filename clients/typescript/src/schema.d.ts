@@ -33,7 +33,8 @@ export interface paths {
         };
         /**
          * Get Readiness
-         * @description The process can reach its database (a query of the tasks table answers).
+         * @description The process can serve requests: its database answers a query of the tasks table, and it
+         *     has keys to check tokens with (with TODO_JWKS_URL: fetched, or fetchable now).
          */
         get: operations["getReadiness"];
         put?: never;
@@ -877,6 +878,11 @@ export interface components {
              * @enum {string}
              */
             status: "ok" | "unavailable";
+            /**
+             * Detail
+             * @description With `unavailable`: what is wrong, and what an operator does
+             */
+            detail?: string | null;
         };
         /**
          * ImportResult
@@ -1219,7 +1225,7 @@ export interface components {
         ETag: string;
         /** @description The URL of the resource created */
         Location: string;
-        /** @description The token scheme to use: `Bearer` */
+        /** @description RFC 6750 §3: `Bearer` when the request carried no bearer token; otherwise `Bearer error="invalid_token", error_description="<why>"`, where <why> is the problem's `detail` (expired, and when; not yet valid; bad signature; unknown key id; wrong issuer or audience; malformed; algorithm not allowed). The token is never repeated */
         "WWW-Authenticate": string;
         /** @description Seconds to wait before retrying */
         "Retry-After": number;
@@ -1310,7 +1316,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Database unreachable */
+            /** @description Database unreachable or not migrated, or no signing keys */
             503: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1479,7 +1485,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -1661,7 +1667,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -1830,7 +1836,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -2028,7 +2034,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -2203,7 +2209,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -2402,7 +2408,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -2601,7 +2607,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -2799,7 +2805,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -2940,7 +2946,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3085,7 +3091,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3298,7 +3304,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3439,7 +3445,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3621,7 +3627,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3779,7 +3785,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -3934,7 +3940,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4149,7 +4155,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4289,7 +4295,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4449,7 +4455,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4593,7 +4599,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4717,7 +4723,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -4897,7 +4903,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -5150,7 +5156,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -5259,7 +5265,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -5383,7 +5389,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -5506,7 +5512,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -5614,7 +5620,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
@@ -5723,7 +5729,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/unavailable";
+                        type: "/problems/unavailable" | "/problems/not-migrated" | "/problems/auth-unavailable";
                     };
                 };
             };
