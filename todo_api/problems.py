@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from todo_api.exports import EXPORT_RETRY_AFTER_SECONDS, ExportRunning
 from todo_core.errors import (
     AuthenticationFailed,
     BatchOperationFailed,
@@ -70,6 +71,7 @@ _DOMAIN_STATUSES: dict[type[DomainError], tuple[int, str]] = {
     AuthenticationFailed: (401, "invalid-token"),
     Forbidden: (403, "forbidden"),
     StorageUnavailable: (503, "unavailable"),
+    ExportRunning: (429, "export-running"),
 }
 # What a client may be told; the rest of an error's text stays in the server.
 _PUBLIC_DETAIL: dict[int, str] = {
@@ -130,6 +132,8 @@ def domain_problem(error: DomainError) -> Response:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     elif isinstance(error, StorageUnavailable):
         headers["Retry-After"] = RETRY_AFTER_SECONDS
+    elif isinstance(error, ExportRunning):
+        headers["Retry-After"] = str(EXPORT_RETRY_AFTER_SECONDS)
     elif isinstance(error, PreconditionFailed):
         headers["ETag"] = f'"{error.current_version}"'
     elif isinstance(error, ValidationFailed):

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import StreamingResponse
 
-from todo_api.dependencies import CurrentClock, Exports, Uow, UserId
+from todo_api.dependencies import CurrentClock, Exports, RunningExportsOfProcess, Uow, UserId
+from todo_api.exports import SpooledDocument, spooled
 from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses
 from todo_api.representation import json_bytes, json_response
@@ -42,22 +43,24 @@ router = APIRouter(
 _TASK_FIELDS = {field.name for field in dataclasses.fields(TaskFields)}
 
 
-@router.get("/export", response_model=AccountDocument)
-async def export_account(user_id: UserId, reader: Exports, clock: CurrentClock) -> Response:
+@router.get("/export", response_model=AccountDocument, responses=problem_responses(429))
+async def export_account(
+    user_id: UserId, reader: Exports, running: RunningExportsOfProcess, clock: CurrentClock
+) -> Response:
     """Everything of the user's as one JSON document (`format` `todo-export`, `version` 1):
     settings, categories, and tasks with their steps, order, categories and repeat rules.
-    `POST /import` takes it back, into this account or another. Streamed: the tasks are read
-    and written a page at a time, from one snapshot of the account."""
-    document = _document(reader, clock, user_id)
-    # The snapshot is taken and the start read here, so that a database that cannot be
-    # reached is a 503 and not a 200 cut short.
-    first = await anext(document)
-    return StreamingResponse(_from(first, document), media_type="application/json")
+    `POST /import` takes it back, into this account or another. Read from one snapshot of the
+    account, then sent at the client's pace, with a `Content-Length`. One export of an account
+    at a time: another is a 429 with `Retry-After`."""
+    with contextlib.ExitStack() as slot:
+        slot.enter_context(running.claim(user_id))
+        spool = await spooled(_document(reader, clock, user_id))
+        return SpooledDocument(spool, slot.pop_all(), running.send_seconds)
 
 
 async def _document(reader: ExportReader, clock: Clock, user_id: str) -> AsyncIterator[bytes]:
     """The document's JSON in parts: each part one page of tasks (orjson per page), so the
-    whole is never held."""
+    whole is never held in memory."""
     async with use_cases.export_account(reader, user_id) as export:
         start: dict[str, Any] = {
             "format": FORMAT,
@@ -72,12 +75,6 @@ async def _document(reader: ExportReader, clock: Clock, user_id: str) -> AsyncIt
             yield separator + b",".join(json_bytes(task_record(task)) for task in page)
             separator = b","
         yield b"]}"
-
-
-async def _from(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    async for part in rest:
-        yield part
 
 
 @router.post("/import", response_model=ImportResult, status_code=201, responses=problem_responses(409, 413))

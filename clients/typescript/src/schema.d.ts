@@ -319,8 +319,9 @@ export interface paths {
          * Export Account
          * @description Everything of the user's as one JSON document (`format` `todo-export`, `version` 1):
          *     settings, categories, and tasks with their steps, order, categories and repeat rules.
-         *     `POST /import` takes it back, into this account or another. Streamed: the tasks are read
-         *     and written a page at a time, from one snapshot of the account.
+         *     `POST /import` takes it back, into this account or another. Read from one snapshot of the
+         *     account, then sent at the client's pace, with a `Content-Length`. One export of an account
+         *     at a time: another is a 429 with `Retry-After`.
          */
         get: operations["exportAccount"];
         put?: never;
@@ -4257,6 +4258,22 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/validation-error" | "/problems/idempotency-key-reused";
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/export-running";
                     };
                 };
             };
