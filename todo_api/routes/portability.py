@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from todo_api.dependencies import CurrentClock, Exports, RunningExportsOfProcess, Uow, UserId
 from todo_api.exports import SpooledDocument, spooled
 from todo_api.idempotency import Idempotent
-from todo_api.problems import problem_responses
+from todo_api.problems import problem_responses, unsupported_media_type
 from todo_api.representation import json_bytes, json_response
 from todo_api.routing import JsonBodyRoute
 from todo_api.schemas import AccountDocument, ImportResult
@@ -77,16 +80,34 @@ async def _document(reader: ExportReader, clock: Clock, user_id: str) -> AsyncIt
         yield b"]}"
 
 
-@router.post("/import", response_model=ImportResult, status_code=201, responses=problem_responses(409, 413))
+@router.post(
+    "/import",
+    response_model=ImportResult,
+    status_code=201,
+    responses=problem_responses(409, 413, 415),
+    # The body is read as bytes and parsed in a worker thread (see `_parsed`), not by FastAPI
+    # on the event loop: the schema is declared here.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AccountDocument"}}},
+        }
+    },
+)
 async def import_account(
-    user_id: UserId, uow: Uow, clock: CurrentClock, body: AccountDocument, idempotency: Idempotent
+    request: Request, user_id: UserId, uow: Uow, clock: CurrentClock, idempotency: Idempotent
 ) -> Response:
     """Add a document of `GET /export` (this user's or another's) to the account, all or
     nothing: new ids, the tasks' structure, order and categories kept, the top-level tasks
     after the user's own. A category named as one of the user's is merged into it. A document
     that breaks a rule is a 422 naming where (`tasks[17].title`), and nothing is imported. With
     an `Idempotency-Key`, a retry imports nothing more."""
-    document = _portable(body)
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        return unsupported_media_type(("application/json",))
+    # A large document costs seconds of CPU to parse and check: in a worker thread, the event
+    # loop goes on serving the other requests meanwhile.
+    document = await asyncio.to_thread(_parsed, await request.body())
 
     async def run(uow: UnitOfWork) -> Response:
         imported = await use_cases.import_account(uow, clock, user_id, document)
@@ -103,6 +124,19 @@ async def import_account(
         return json_response(result, status_code=201)
 
     return await idempotency.run(uow, user_id, run)
+
+
+def _parsed(body: bytes) -> Document:
+    """The domain's document from the request's body, as FastAPI would have parsed it.
+
+    :raises RequestValidationError: the body is not JSON, or not of the document's shape.
+    """
+    try:
+        wire = AccountDocument.model_validate_json(body)
+    except ValidationError as error:
+        located = [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()]
+        raise RequestValidationError(located) from error
+    return _portable(wire)
 
 
 def _portable(body: AccountDocument) -> Document:
