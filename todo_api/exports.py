@@ -75,7 +75,7 @@ async def spooled(parts: AsyncIterator[bytes]) -> IO[bytes]:
     except BaseException:
         spool.close()
         raise
-    return spool  # type: ignore[return-value]
+    return spool
 
 
 class SpooledDocument(Response):

@@ -155,7 +155,7 @@ def _multi_row(statement: Insert, names: tuple[str, ...], count: int) -> Insert:
     found = _MULTI_ROW.get(key)
     if found is None:
         # Typed as their columns, so that a JSON column's values are sent as JSON.
-        columns = statement.table.c  # type: ignore[attr-defined]
+        columns = statement.table.c
         rows: list[dict[str, Any]] = [
             {name: bindparam(f"{name}_{n}", type_=columns[name].type) for name in names} for n in range(count)
         ]
