@@ -36,10 +36,11 @@ LOOP_STALL = 1.0
 
 
 @asynccontextmanager
-async def served(store: SqlStore, **overrides: Any) -> AsyncIterator[str]:
-    """The app served by uvicorn on a loopback port, on this event loop; its base URL."""
+async def served(store: SqlStore, *, send_seconds: float = 60, **overrides: Any) -> AsyncIterator[str]:
+    """The app served by uvicorn on a loopback port, on this event loop; its base URL. An
+    export may take `send_seconds` to send."""
     app, container = build_app(store, **overrides)
-    container.running_exports.override(RunningExports(send_seconds=60))
+    container.running_exports.override(RunningExports(send_seconds=send_seconds))
     probe = socket.socket()
     # Accepted connections inherit a small send buffer: what a slow client has not taken stays
     # in the server, not in the kernel (loopback buffers would otherwise hold megabytes).
@@ -57,9 +58,9 @@ async def served(store: SqlStore, **overrides: Any) -> AsyncIterator[str]:
         await asyncio.wait_for(running, 30)
 
 
-async def slow_export(base_url: str, user: str) -> tuple[int, dict[str, str], bytes]:
-    """`GET /export` read a little at a time through a small receive window: its status,
-    headers and body."""
+async def slow_export(base_url: str, user: str, *, stall: float = 0) -> tuple[int, dict[str, str], bytes]:
+    """`GET /export` read a little at a time through a small receive window, after reading
+    nothing for `stall` seconds once the headers came: its status, headers and body."""
     connection = socket.socket()
     connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, READ_BYTES)
     connection.setblocking(False)
@@ -77,6 +78,7 @@ async def slow_export(base_url: str, user: str) -> tuple[int, dict[str, str], by
         status_line, *header_lines = head.decode().split("\r\n")
         headers = {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in header_lines)}
         length = int(headers.get("content-length", len(body)))
+        await asyncio.sleep(stall)
         while len(body) < length:
             await asyncio.sleep(READ_PAUSE)
             part = await reader.read(READ_BYTES)
@@ -181,3 +183,15 @@ async def test_a_large_import_keeps_the_server_answering_others_meanwhile(store:
 
     assert len(latencies) > 5
     assert max(latencies) < LOOP_STALL, sorted(latencies)[-5:]
+
+
+async def test_an_export_that_takes_longer_than_its_bound_to_send_is_cut_and_frees_the_account(
+    store: SqlStore,
+) -> None:
+    async with served(store, send_seconds=0.5) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        user = Caller(http, f"user-{uuid.uuid4().hex[:16]}")
+        await import_into(user, a_large_document(steps_per_task=1, top_level=150))
+        status, headers, body = await slow_export(base_url, user.id, stall=1.5)
+        assert status == 200
+        assert len(body) < int(headers["content-length"])  # closed short: the client sees it cut
+        assert (await user.request("GET", "/export")).status_code == 200  # and the account is free
