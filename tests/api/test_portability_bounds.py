@@ -139,7 +139,7 @@ async def test_slow_export_readers_never_keep_another_user_waiting_and_each_gets
 async def test_a_second_export_of_an_account_while_one_runs_is_429_with_retry_after(store: SqlStore) -> None:
     async with served(store) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         user = Caller(http, f"user-{uuid.uuid4().hex[:16]}")
-        await import_into(user, a_large_document(steps_per_task=1, top_level=400))
+        await import_into(user, a_large_document(steps_per_task=1, top_level=250))  # ~1.5 s to read
         first = asyncio.ensure_future(slow_export(base_url, user.id))
         await asyncio.sleep(0.5)  # its document is read and being sent
         assert not first.done()
