@@ -232,6 +232,10 @@ class InMemoryTaskRepository:
         await self._locks.take_user(task.user_id)
         self._store.tasks[(task.user_id, task.id)] = task
 
+    async def add_many(self, new: Sequence[Task]) -> None:
+        for task in new:
+            await self.add(task)
+
     async def update(self, task: Task) -> None:
         await self._locks.take_user(task.user_id)
         self._store.tasks[(task.user_id, task.id)] = task

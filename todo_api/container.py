@@ -25,6 +25,7 @@ from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
 from todo_api.calendars import RenderedCalendars
 from todo_api.cursor import CursorCodec
+from todo_api.exports import RunningExports
 from todo_api.logs import UserIdHasher
 from todo_api.metrics import Metrics, multiprocess_directory
 from todo_api.rate_limits import RateLimiter, parse_limits
@@ -127,6 +128,8 @@ class Container(containers.DeclarativeContainer):
         postgresql=providers.Singleton(PostgresExportReader, postgres_pool),
         sqlite=providers.Singleton(SqliteExportReader, engine),
     )
+    #: The users whose export this process is sending.
+    running_exports = providers.Singleton(RunningExports)
     #: What every user keeps only for a while, purged in a transaction of its own.
     retention = providers.Singleton(SqlRetention, unit_of_work.provider)
     clock = providers.Singleton(SystemClock)

@@ -11,6 +11,7 @@ from todo_adapters.broker import ChangeBroker
 from todo_api.calendars import RenderedCalendars
 from todo_api.container import Container
 from todo_api.cursor import CursorCodec
+from todo_api.exports import RunningExports
 from todo_api.metrics import Metrics
 from todo_api.settings import Settings
 from todo_api.sync_tokens import SyncTokenCodec
@@ -56,6 +57,11 @@ async def cursor_codec(request: Request) -> CursorCodec:
 async def change_feed(request: Request) -> ChangeFeed:
     feed: ChangeFeed = _container(request).change_feed()
     return feed
+
+
+async def running_exports(request: Request) -> RunningExports:
+    running: RunningExports = _container(request).running_exports()
+    return running
 
 
 async def export_reader(request: Request) -> ExportReader:
@@ -126,6 +132,7 @@ Cursors = Annotated[CursorCodec, Depends(cursor_codec)]
 Feed = Annotated[ChangeFeed, Depends(change_feed)]
 Calendars = Annotated[RenderedCalendars, Depends(rendered_calendars)]
 Exports = Annotated[ExportReader, Depends(export_reader)]
+RunningExportsOfProcess = Annotated[RunningExports, Depends(running_exports)]
 SyncTokens = Annotated[SyncTokenCodec, Depends(sync_tokens)]
 Broker = Annotated[ChangeBroker, Depends(broker)]
 CurrentSettings = Annotated[Settings, Depends(settings)]

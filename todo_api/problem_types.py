@@ -176,6 +176,13 @@ _TYPES = (
         only_in=("streamChangeEvents",),
     ),
     ProblemType(
+        "export-running",
+        429,
+        "An export of this account is being sent; an account has one export running at a time.",
+        "Wait for the running export to finish (retry after the seconds in `Retry-After`).",
+        only_in=("exportAccount",),
+    ),
+    ProblemType(
         "internal-error",
         500,
         "Something went wrong on the service's side. It is logged; nothing about it is disclosed.",

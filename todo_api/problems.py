@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from todo_api.exports import EXPORT_RETRY_AFTER_SECONDS, ExportRunning
 from todo_core.errors import (
     AuthenticationFailed,
     BatchOperationFailed,
@@ -90,6 +91,7 @@ _DOMAIN_STATUSES: dict[type[DomainError], tuple[int, str]] = {
     TooManyEventStreams: (429, "too-many-event-streams"),
     SchemaMissing: (503, "not-migrated"),
     IdentityUnavailable: (503, "auth-unavailable"),
+    ExportRunning: (429, "export-running"),
 }
 #: Said by `/readyz` and by every request while the database has no schema.
 NOT_MIGRATED_DETAIL = "The database has no schema yet: the operator must run `todo migrate`."
@@ -197,6 +199,8 @@ def domain_problem(error: DomainError) -> Response:
         headers["Retry-After"] = RETRY_AFTER_SECONDS
     elif isinstance(error, UserBusy | TooManyEventStreams):
         headers["Retry-After"] = BUSY_RETRY_AFTER_SECONDS
+    elif isinstance(error, ExportRunning):
+        headers["Retry-After"] = str(EXPORT_RETRY_AFTER_SECONDS)
     elif isinstance(error, PreconditionFailed):
         headers["ETag"] = f'"{error.current_version}"'
     elif isinstance(error, ValidationFailed):

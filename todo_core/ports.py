@@ -110,6 +110,14 @@ class TaskRepository(Protocol):
         """
         ...
 
+    async def add_many(self, new: Sequence[Task]) -> None:
+        """Stage new tasks, as `add` each, in as few statements as the store allows (an
+        import's tasks: a few hundred at a time).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
     async def update(self, task: Task) -> None:
         """Stage a task's new version. Only for a task read `for_update` in this unit of work:
         that lock, not this method, keeps it from overwriting a concurrent change.

@@ -12,7 +12,12 @@ A few tests stop the first command at its commit instead, to check what is check
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -24,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import UnitOfWorkFactory, stored_task
 from todo_adapters.clock import SystemClock
-from todo_adapters.sqlalchemy.engine import create_engine
+from todo_adapters.sqlalchemy.engine import SqliteWriters, create_engine
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import SqliteTaskViews
 from todo_core.category import Category, CategoryFields
@@ -427,3 +432,47 @@ async def test_a_sqlite_file_that_cannot_be_opened_is_unavailable_every_time(tmp
                 await asyncio.wait_for(new_task(lambda: SqlAlchemyUnitOfWork(engine), "someone"), TIMEOUT / 2)
     finally:
         await engine.dispose()
+
+
+def test_a_sqlite_writer_that_gives_up_waiting_leaves_no_thread_waiting(tmp_path: Path) -> None:
+    """Another worker holds the file's writer lock past a writer's patience: the writer gives up,
+    and nothing of its wait is left behind. A thread still blocked on the lock would keep its
+    process from stopping (asyncio waits for its threads) until the other worker let go."""
+    database = tmp_path / "todo.db"
+    other_worker = os.open(f"{database}-writers", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(other_worker, fcntl.LOCK_EX)
+    worker = textwrap.dedent(
+        f"""
+        import asyncio
+        from todo_adapters.sqlalchemy.engine import SqliteWriters
+
+        async def write() -> None:
+            try:
+                await SqliteWriters({str(database)!r}).acquire({SETTLE})
+            except TimeoutError:
+                print("gave up")
+
+        asyncio.run(write())
+        """
+    )
+    try:
+        # It stops while the other worker holds on (a left thread would keep it until we let go).
+        finished = subprocess.run([sys.executable, "-c", worker], capture_output=True, timeout=TIMEOUT, check=True)
+        assert finished.stdout == b"gave up\n"
+    finally:
+        os.close(other_worker)
+
+
+async def test_a_sqlite_writer_takes_its_turn_soon_after_another_worker_lets_go(tmp_path: Path) -> None:
+    writers = SqliteWriters(str(tmp_path / "todo.db"))
+    other_worker = os.open(tmp_path / "todo.db-writers", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(other_worker, fcntl.LOCK_EX)
+        turn = asyncio.ensure_future(writers.acquire(TIMEOUT))
+        await asyncio.sleep(SETTLE)
+        assert not turn.done()
+        fcntl.flock(other_worker, fcntl.LOCK_UN)
+        await asyncio.wait_for(turn, SETTLE)
+        writers.release()
+    finally:
+        os.close(other_worker)

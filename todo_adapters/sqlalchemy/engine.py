@@ -94,8 +94,8 @@ class SqliteWriters:
     SQLite lets one writer in at a time, and one that finds the file locked sleeps and
     retries (sleeps growing up to 100 ms), so under load some wait far longer than the
     writers ahead of them. Here a writer waits instead on an asyncio lock (the writers of
-    this process) and then on an advisory lock on a file beside the database (the other
-    worker processes): whoever waits is woken the moment the lock is free. `BEGIN
+    this process) and then for an advisory lock on a file beside the database (the other
+    worker processes), which it polls for (a turn that comes free is taken within ~10 ms). `BEGIN
     IMMEDIATE` still takes SQLite's own lock, against any other program writing the file.
     """
 
@@ -110,27 +110,22 @@ class SqliteWriters:
         """:raises TimeoutError: no turn came within `timeout` seconds.
         :raises OSError: the lock file cannot be opened (the database's folder is not writable).
         """
-        await asyncio.wait_for(self._turn.acquire(), timeout)
-        try:
-            if self._file is None:
-                self._file = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            file = self._file
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            self._idle.clear()
-            return
-        except BlockingIOError:
-            pass  # another worker writes: wait for it below
-        except BaseException:
-            self._turn.release()
-            raise
-        waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, file, fcntl.LOCK_EX))
-        try:
-            await asyncio.wait_for(asyncio.shield(waiting), timeout)
-            self._idle.clear()
-        except BaseException:
-            # Keep this process's turn until the waiting thread is done, then let both go.
-            waiting.add_done_callback(lambda _: self.release())
-            raise
+        async with asyncio.timeout(timeout):
+            await self._turn.acquire()
+            try:
+                if self._file is None:
+                    self._file = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                # Another worker's lock is polled for, never waited for in a thread: a blocking
+                # flock cannot be cancelled, so a wait that timed out would leave its thread (and
+                # this process's turn) blocked until the other worker let go.
+                pause = _FIRST_PAUSE
+                while not _try_lock(self._file):
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _LONGEST_PAUSE)
+            except BaseException:
+                self._turn.release()
+                raise
+        self._idle.clear()
 
     def release(self) -> None:
         assert self._file is not None
@@ -155,6 +150,20 @@ def sqlite_writers(engine: AsyncEngine) -> SqliteWriters | None:
     if found is None:
         found = _WRITERS[engine.sync_engine] = SqliteWriters(database)
     return found
+
+
+#: How long a writer first sleeps when another worker process holds the file's lock, and the
+#: longest it sleeps between tries: a turn that comes free is taken within ~10 ms.
+_FIRST_PAUSE = 0.001
+_LONGEST_PAUSE = 0.01
+
+
+def _try_lock(file: int) -> bool:
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 _WRITERS: weakref.WeakKeyDictionary[Engine, SqliteWriters] = weakref.WeakKeyDictionary()

@@ -89,6 +89,13 @@ class PsycopgExecutor:
     async def run(self, statement: ClauseElement, values: Values | Sequence[Values]) -> None:
         if isinstance(values, Mapping):
             await self._execute(statement, values)
+        elif len(values) > _MULTI_ROW_MOST:
+            # Many rows (an import's): one statement compiled once, its rows sent together by
+            # psycopg (in pipeline mode), rather than a statement of thousands of values that
+            # takes longer to build than to run.
+            compiled = compiled_for_postgresql(statement, values[0])
+            async with self._connection.cursor() as cursor:
+                await cursor.executemany(compiled.sql, [compiled.parameters(one) for one in values])
         elif isinstance(statement, Insert) and len(values) > 1:
             # One statement for all the rows (a task's tags): one message instead of several.
             rows = _multi_row(statement, tuple(values[0]), len(values))
@@ -137,6 +144,8 @@ class _Compiled:
         return parameters
 
 
+#: The most rows sent as one multi-row INSERT (a task's tags); more go through executemany.
+_MULTI_ROW_MOST = 20
 _MULTI_ROW: dict[tuple[int, tuple[str, ...], int], Insert] = {}
 
 
@@ -145,7 +154,11 @@ def _multi_row(statement: Insert, names: tuple[str, ...], count: int) -> Insert:
     key = (id(statement), names, count)
     found = _MULTI_ROW.get(key)
     if found is None:
-        rows: list[dict[str, Any]] = [{name: bindparam(f"{name}_{n}") for name in names} for n in range(count)]
+        # Typed as their columns, so that a JSON column's values are sent as JSON.
+        columns = statement.table.c
+        rows: list[dict[str, Any]] = [
+            {name: bindparam(f"{name}_{n}", type_=columns[name].type) for name in names} for n in range(count)
+        ]
         found = _MULTI_ROW[key] = statement.values(rows)
     return found
 

@@ -13,6 +13,7 @@ late, and every row is visited once per level (at most five times over an export
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from todo_adapters.sqlalchemy.postgres import PostgresPool
 from todo_adapters.sqlalchemy.repositories import ChangeNumbers, SqlCategoryRepository, SqlSettingsRepository
 from todo_adapters.sqlalchemy.tables import tasks
 from todo_core.category import Category
+from todo_core.errors import StorageUnavailable
 from todo_core.portability import LEVELS, ExportPage, StructurePosition
 from todo_core.task import Task
 from todo_core.user_settings import UserSettings
@@ -108,21 +110,47 @@ class SqlAccountSnapshot:
         return ExportPage(found, StructurePosition.of(level, found[-1]))
 
 
-#: How long an export's snapshot may wait for its client to take a page (PostgreSQL then
-#: ends the session, and the export, rather than hold a connection for a client gone quiet).
+#: How many exports of a process read at once: their share of its connections, which the
+#: other requests never wait for. Reading takes as long as the database does, not as the client
+#: (the API spools the document before sending it), so a turn is short.
+EXPORT_CONNECTIONS = 2
+#: The longest an export waits for a turn; then it is a 503 with `Retry-After`.
+EXPORT_TURN_SECONDS = 10
+#: How long an export's snapshot may sit idle before PostgreSQL ends it (a stalled process must
+#: not keep a connection, and VACUUM's horizon, for ever).
 EXPORT_IDLE_MS = 30_000
 
 
+class ExportTurns:
+    """The turns exports take to read: at most `share` at once."""
+
+    def __init__(self, share: int = EXPORT_CONNECTIONS, *, wait_seconds: float = EXPORT_TURN_SECONDS) -> None:
+        self._free = asyncio.Semaphore(share)
+        self._wait_seconds = wait_seconds
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """:raises StorageUnavailable: no turn came in time."""
+        try:
+            async with asyncio.timeout(self._wait_seconds):
+                await self._free.acquire()
+        except TimeoutError as error:
+            raise StorageUnavailable("every export connection is busy; try again") from error
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
 class PostgresExportReader:
-    def __init__(self, pool: PostgresPool) -> None:
+    def __init__(self, pool: PostgresPool, turns: ExportTurns | None = None) -> None:
         self._pool = pool
+        self._turns = turns or ExportTurns()
 
     @contextlib.asynccontextmanager
     async def snapshot(self, user_id: str) -> AsyncIterator[SqlAccountSnapshot]:
-        async with self._pool.connection() as connection:
+        async with self._turns.turn(), self._pool.connection() as connection:
             await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            # The snapshot stays open while the client takes each page: one that stops reading
-            # must not keep a pooled connection (and VACUUM's horizon) for ever.
             await connection.execute(f"SET LOCAL idle_in_transaction_session_timeout = {EXPORT_IDLE_MS}")
             yield SqlAccountSnapshot(PsycopgExecutor(connection, None), user_id)
             # On a failure or a cancellation, the pool rolls back (or closes) the connection.
@@ -130,18 +158,20 @@ class PostgresExportReader:
 
 
 class SqliteExportReader:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, turns: ExportTurns | None = None) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._turns = turns or ExportTurns()
 
     @contextlib.asynccontextmanager
     async def snapshot(self, user_id: str) -> AsyncIterator[SqlAccountSnapshot]:
-        try:
-            async with self._engine.connect() as connection:
-                # A read transaction (deferred: it takes no write lock): one snapshot for all.
-                await connection.exec_driver_sql("BEGIN")
-                try:
-                    yield SqlAccountSnapshot(SqlAlchemyExecutor(connection), user_id)
-                finally:
-                    await connection.exec_driver_sql("ROLLBACK")
-        except (DBAPIError, OSError) as error:
-            raise storage_unavailable(error) from error
+        async with self._turns.turn():
+            try:
+                async with self._engine.connect() as connection:
+                    # A read transaction (deferred: it takes no write lock): one snapshot for all.
+                    await connection.exec_driver_sql("BEGIN")
+                    try:
+                        yield SqlAccountSnapshot(SqlAlchemyExecutor(connection), user_id)
+                    finally:
+                        await connection.exec_driver_sql("ROLLBACK")
+            except (DBAPIError, OSError) as error:
+                raise storage_unavailable(error) from error

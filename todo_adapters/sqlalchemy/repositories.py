@@ -88,6 +88,8 @@ def _bounded_wait(milliseconds: int) -> TextClause:
 _TASK = select(*TASKS.columns).where(tasks.c.user_id == _USER, tasks.c.id == bindparam("task_id"))
 _TASK_FOR_UPDATE = _TASK.with_for_update()  # SQLite ignores it: its write transactions are serial
 _INSERT_TASK = insert(tasks).values(change_seq=_seq_of("b_user_id"))
+#: Many tasks at once (an import): their change number is given, not looked up per row.
+_INSERT_TASKS = insert(tasks)
 
 
 def _tree_walk(*, down: bool) -> Any:
@@ -378,6 +380,24 @@ class SqlTaskRepository:
         await self._write_tags(task)
         self._tags_read[(task.user_id, task.id)] = task.fields.tags
 
+    async def add_many(self, new: Sequence[Task]) -> None:
+        if not new:
+            return
+        numbers: dict[str, int] = {}
+        for user_id in {task.user_id for task in new}:
+            await self._changes.write(user_id)
+            numbers[user_id] = await self._changes.current(user_id)
+        # One statement for the tasks and one for their tags (PostgreSQL: a multi-row INSERT;
+        # SQLite: executemany), not two per task.
+        await self._sql.run(
+            _INSERT_TASKS, [{**TASKS.to_row(task), "change_seq": numbers[task.user_id]} for task in new]
+        )
+        tags = [row for task in new for row in _tag_rows(task)]
+        if tags:
+            await self._sql.run(_INSERT_TAGS, tags)
+        for task in new:
+            self._tags_read[(task.user_id, task.id)] = task.fields.tags
+
     async def update(self, task: Task) -> None:
         await self._changes.write(task.user_id)
         changed = {name: value for name, value in TASKS.to_row(task).items() if name not in _FIXED}
@@ -417,11 +437,14 @@ class SqlTaskRepository:
 
     async def _write_tags(self, task: Task) -> None:
         if task.fields.tags:
-            rows = [
-                {"user_id": task.user_id, "task_id": task.id, "tag_key": key, "tag": tag}
-                for tag, key in zip(task.fields.tags, task.tag_keys, strict=True)
-            ]
-            await self._sql.run(_INSERT_TAGS, rows)
+            await self._sql.run(_INSERT_TAGS, _tag_rows(task))
+
+
+def _tag_rows(task: Task) -> list[dict[str, Any]]:
+    return [
+        {"user_id": task.user_id, "task_id": task.id, "tag_key": key, "tag": tag}
+        for tag, key in zip(task.fields.tags, task.tag_keys, strict=True)
+    ]
 
 
 class SqlCategoryRepository:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Response
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
-from todo_api.dependencies import CurrentClock, CurrentSettings, Exports, Uow, UserId
+from todo_api.dependencies import CurrentClock, CurrentSettings, Exports, RunningExportsOfProcess, Uow, UserId
+from todo_api.exports import SpooledDocument, spooled
 from todo_api.idempotency import Idempotent
-from todo_api.problems import problem_responses
+from todo_api.problems import problem_responses, unsupported_media_type
 from todo_api.representation import json_bytes, json_response
 from todo_api.routing import ApiRoute
 from todo_api.schemas import AccountDocument, ImportResult
@@ -42,22 +46,24 @@ router = APIRouter(
 _TASK_FIELDS = {field.name for field in dataclasses.fields(TaskFields)}
 
 
-@router.get("/export", response_model=AccountDocument)
-async def export_account(user_id: UserId, reader: Exports, clock: CurrentClock) -> Response:
+@router.get("/export", response_model=AccountDocument, responses=problem_responses(429))
+async def export_account(
+    user_id: UserId, reader: Exports, running: RunningExportsOfProcess, clock: CurrentClock
+) -> Response:
     """Everything of the user's as one JSON document (`format` `todo-export`, `version` 1):
     settings, categories, and tasks with their steps, order, categories and repeat rules.
-    `POST /import` takes it back, into this account or another. Streamed: the tasks are read
-    and written a page at a time, from one snapshot of the account."""
-    document = _document(reader, clock, user_id)
-    # The snapshot is taken and the start read here, so that a database that cannot be
-    # reached is a 503 and not a 200 cut short.
-    first = await anext(document)
-    return StreamingResponse(_from(first, document), media_type="application/json")
+    `POST /import` takes it back, into this account or another. Read from one snapshot of the
+    account, then sent at the client's pace, with a `Content-Length`. One export of an account
+    at a time: another is a 429 with `Retry-After`."""
+    with contextlib.ExitStack() as slot:
+        slot.enter_context(running.claim(user_id))
+        spool = await spooled(_document(reader, clock, user_id))
+        return SpooledDocument(spool, slot.pop_all(), running.send_seconds)
 
 
 async def _document(reader: ExportReader, clock: Clock, user_id: str) -> AsyncIterator[bytes]:
     """The document's JSON in parts: each part one page of tasks (orjson per page), so the
-    whole is never held."""
+    whole is never held in memory."""
     async with use_cases.export_account(reader, user_id) as export:
         start: dict[str, Any] = {
             "format": FORMAT,
@@ -74,18 +80,25 @@ async def _document(reader: ExportReader, clock: Clock, user_id: str) -> AsyncIt
         yield b"]}"
 
 
-async def _from(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    async for part in rest:
-        yield part
-
-
-@router.post("/import", response_model=ImportResult, status_code=201, responses=problem_responses(409, 413))
+@router.post(
+    "/import",
+    response_model=ImportResult,
+    status_code=201,
+    responses=problem_responses(409, 413, 415),
+    # The body is read as bytes and parsed in a worker thread (see `_parsed`), not by FastAPI
+    # on the event loop: the schema is declared here.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AccountDocument"}}},
+        }
+    },
+)
 async def import_account(
+    request: Request,
     user_id: UserId,
     uow: Uow,
     clock: CurrentClock,
-    body: AccountDocument,
     idempotency: Idempotent,
     settings: CurrentSettings,
 ) -> Response:
@@ -94,7 +107,12 @@ async def import_account(
     after the user's own. A category named as one of the user's is merged into it. A document
     that breaks a rule is a 422 naming where (`tasks[17].title`), and nothing is imported. With
     an `Idempotency-Key`, a retry imports nothing more."""
-    document = _portable(body)
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        return unsupported_media_type(("application/json",))
+    # A large document costs seconds of CPU to parse and check: in a worker thread, the event
+    # loop goes on serving the other requests meanwhile.
+    document = await asyncio.to_thread(_parsed, await request.body())
 
     async def run(uow: UnitOfWork) -> Response:
         imported = await use_cases.import_account(uow, clock, user_id, document, at_most=settings.max_tasks)
@@ -111,6 +129,19 @@ async def import_account(
         return json_response(result, status_code=201)
 
     return await idempotency.run(uow, user_id, run)
+
+
+def _parsed(body: bytes) -> Document:
+    """The domain's document from the request's body, as FastAPI would have parsed it.
+
+    :raises RequestValidationError: the body is not JSON, or not of the document's shape.
+    """
+    try:
+        wire = AccountDocument.model_validate_json(body)
+    except ValidationError as error:
+        located = [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()]
+        raise RequestValidationError(located) from error
+    return _portable(wire)
 
 
 def _portable(body: AccountDocument) -> Document:

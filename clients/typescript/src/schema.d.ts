@@ -321,8 +321,9 @@ export interface paths {
          * Export Account
          * @description Everything of the user's as one JSON document (`format` `todo-export`, `version` 1):
          *     settings, categories, and tasks with their steps, order, categories and repeat rules.
-         *     `POST /import` takes it back, into this account or another. Streamed: the tasks are read
-         *     and written a page at a time, from one snapshot of the account.
+         *     `POST /import` takes it back, into this account or another. Read from one snapshot of the
+         *     account, then sent at the client's pace, with a `Content-Length`. One export of an account
+         *     at a time: another is a 429 with `Retry-After`.
          */
         get: operations["exportAccount"];
         put?: never;
@@ -4706,7 +4707,7 @@ export interface operations {
                          * Format: uri-reference
                          * @enum {string}
                          */
-                        type: "/problems/rate-limited" | "/problems/user-busy";
+                        type: "/problems/rate-limited" | "/problems/user-busy" | "/problems/export-running";
                     };
                 };
             };
