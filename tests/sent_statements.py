@@ -60,6 +60,7 @@ class SentStatements:
     operations: set[tuple[str, str]] = dataclasses.field(default_factory=set)
     requested: set[tuple[str, str]] = dataclasses.field(default_factory=set)
     _apps: weakref.WeakSet[Any] = dataclasses.field(default_factory=weakref.WeakSet)
+    _in_order: list[str] | None = None
 
     @contextlib.contextmanager
     def recording(self, test: str) -> Iterator[None]:
@@ -70,7 +71,19 @@ class SentStatements:
         finally:
             self.recording_for = None
 
+    @contextlib.contextmanager
+    def in_order(self) -> Iterator[list[str]]:
+        """Every statement sent in the block, in the order sent (the SQL text only)."""
+        sent: list[str] = []
+        self._in_order = sent
+        try:
+            yield sent
+        finally:
+            self._in_order = None
+
     def sent(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] | None) -> None:
+        if self._in_order is not None:
+            self._in_order.append(sql)
         if self.recording_for is None or _migrating():
             return
         self.seen.add(sql)
