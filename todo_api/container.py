@@ -21,6 +21,7 @@ from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFee
 from todo_adapters.sqlalchemy.engine import create_engine, engine_pool_usage, normalise_url
 from todo_adapters.sqlalchemy.exports import PostgresExportReader, SqliteExportReader
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
+from todo_adapters.sqlalchemy.purge_lock import PostgresPurgeLock, SqlitePurgeLock
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
 from todo_api.cursor import CursorCodec
@@ -55,6 +56,18 @@ def _change_listener(settings: Settings, broker: ChangeBroker) -> PostgresChange
     # LISTEN holds a server session for as long as it listens: through a transaction pooler it
     # would hear nothing, so it may take a direct URL of its own.
     return PostgresChangeListener(normalise_url(settings.listen_database_url or settings.database_url), broker)
+
+
+def _postgres_purge_lock(settings: Settings) -> PostgresPurgeLock:
+    return PostgresPurgeLock(
+        normalise_url(settings.database_url),
+        timeout=settings.db_timeout_seconds,
+        transaction_pooler=settings.database_pooler == "transaction",
+    )
+
+
+def _sqlite_purge_lock(settings: Settings) -> SqlitePurgeLock:
+    return SqlitePurgeLock(normalise_url(settings.database_url))
 
 
 def _token_secret(settings: Settings) -> bytes:
@@ -117,8 +130,14 @@ class Container(containers.DeclarativeContainer):
         postgresql=providers.Singleton(PostgresExportReader, postgres_pool),
         sqlite=providers.Singleton(SqliteExportReader, engine),
     )
-    #: What every user keeps only for a while, purged in a transaction of its own.
-    retention = providers.Singleton(SqlRetention, unit_of_work.provider)
+    #: What every user keeps only for a while, purged in batches (a transaction each), by one
+    #: process at a time.
+    purge_lock = providers.Selector(
+        backend,
+        postgresql=providers.Singleton(_postgres_purge_lock, settings),
+        sqlite=providers.Singleton(_sqlite_purge_lock, settings),
+    )
+    retention = providers.Singleton(SqlRetention, unit_of_work.provider, purge_lock)
     clock = providers.Singleton(SystemClock)
 
     key_source = providers.Singleton(_key_source, settings)

@@ -10,8 +10,9 @@ kind's changes that were not read all come after those that were.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import orjson
@@ -153,14 +154,29 @@ class SqliteChangeFeed(_SqlChangeFeed):
             raise StorageUnavailable("the database cannot be reached") from error
 
 
+class PurgeLock(Protocol):
+    def exclusively(self) -> AbstractAsyncContextManager[bool]: ...
+
+
 class SqlRetention:
-    """The `Retention` port: one transaction of a unit of work made by `uow_factory`."""
+    """The `Retention` port: each batch a transaction of a unit of work made by `uow_factory`;
+    one process at a time by `lock` (`purge_lock`)."""
 
-    def __init__(self, uow_factory: Callable[[], PostgresUnitOfWork | SqlAlchemyUnitOfWork]) -> None:
+    def __init__(self, uow_factory: Callable[[], PostgresUnitOfWork | SqlAlchemyUnitOfWork], lock: PurgeLock) -> None:
         self._uow_factory = uow_factory
+        self._lock = lock
 
-    async def purge(self, *, deleted_before: datetime, recorded_before: datetime) -> tuple[int, int]:
+    def exclusively(self) -> AbstractAsyncContextManager[bool]:
+        return self._lock.exclusively()
+
+    async def purge_tombstones(self, *, deleted_before: datetime, limit: int) -> int:
         async with self._uow_factory() as uow:
-            purged = await uow.retention.purge(deleted_before=deleted_before, recorded_before=recorded_before)
+            purged = await uow.retention.purge_tombstones(deleted_before=deleted_before, limit=limit)
+            await uow.commit()
+        return purged
+
+    async def purge_keys(self, *, recorded_before: datetime, limit: int) -> int:
+        async with self._uow_factory() as uow:
+            purged = await uow.retention.purge_keys(recorded_before=recorded_before, limit=limit)
             await uow.commit()
         return purged

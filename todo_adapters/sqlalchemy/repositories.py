@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    tuple_,
     update,
 )
 
@@ -236,23 +237,36 @@ _FORGET_HISTORY = (
     update(user_changes).where(user_changes.c.user_id == bindparam("b_user_id")).values(horizon=user_changes.c.seq)
 )
 
-# Every user's expired rows. The horizon moves to the newest change number purged (never back).
-_PURGED_SEQ = (
-    select(func.max(tombstones.c.change_seq))
-    .where(tombstones.c.user_id == user_changes.c.user_id, tombstones.c.deleted_at < bindparam("deleted_before"))
-    .scalar_subquery()
-)
-_MOVE_HORIZONS = (
-    update(user_changes)
+# A batch of every user's expired rows, oldest first: at most `limit` rows per statement. The
+# tombstones deleted name their users and change numbers, and each of those users' horizon moves
+# to the newest number purged (never back), in the same transaction.
+_PURGE_TOMBSTONES = (
+    delete(tombstones)
     .where(
-        user_changes.c.user_id.in_(
-            select(tombstones.c.user_id).where(tombstones.c.deleted_at < bindparam("deleted_before"))
+        tuple_(tombstones.c.user_id, tombstones.c.id).in_(
+            select(tombstones.c.user_id, tombstones.c.id)
+            .where(tombstones.c.deleted_at < bindparam("deleted_before"))
+            .order_by(tombstones.c.deleted_at)
+            .limit(bindparam("limit"))
         )
     )
-    .values(horizon=case((user_changes.c.horizon < _PURGED_SEQ, _PURGED_SEQ), else_=user_changes.c.horizon))
+    .returning(tombstones.c.user_id, tombstones.c.change_seq)
 )
-_PURGE_TOMBSTONES = delete(tombstones).where(tombstones.c.deleted_at < bindparam("deleted_before"))
-_PURGE_KEYS = delete(idempotency_keys).where(idempotency_keys.c.recorded_at < bindparam("recorded_before"))
+_RAISE_HORIZON = (
+    update(user_changes)
+    .where(user_changes.c.user_id == bindparam("b_user_id"))
+    .values(
+        horizon=case((user_changes.c.horizon < bindparam("b_seq"), bindparam("b_seq")), else_=user_changes.c.horizon)
+    )
+)
+_PURGE_KEYS = delete(idempotency_keys).where(
+    tuple_(idempotency_keys.c.user_id, idempotency_keys.c.key).in_(
+        select(idempotency_keys.c.user_id, idempotency_keys.c.key)
+        .where(idempotency_keys.c.recorded_at < bindparam("recorded_before"))
+        .order_by(idempotency_keys.c.recorded_at)
+        .limit(bindparam("limit"))
+    )
+)
 
 
 class ChangeNumbers:
@@ -513,11 +527,19 @@ class SqlRetentionRepository:
     def __init__(self, executor: Executor) -> None:
         self._sql = executor
 
-    async def purge(self, *, deleted_before: datetime, recorded_before: datetime) -> tuple[int, int]:
-        await self._sql.run(_MOVE_HORIZONS, {"deleted_before": deleted_before})
-        buried = await self._sql.count(_PURGE_TOMBSTONES, {"deleted_before": deleted_before})
-        keys = await self._sql.count(_PURGE_KEYS, {"recorded_before": recorded_before})
-        return buried, keys
+    async def purge_tombstones(self, *, deleted_before: datetime, limit: int) -> int:
+        """Forget a batch (see `Retention.purge_tombstones`); return how many."""
+        purged = await self._sql.rows(_PURGE_TOMBSTONES, {"deleted_before": deleted_before, "limit": limit})
+        newest: dict[str, int] = {}
+        for user_id, seq in purged:
+            newest[user_id] = max(seq, newest.get(user_id, seq))
+        if newest:
+            await self._sql.run(_RAISE_HORIZON, [{"b_user_id": user, "b_seq": seq} for user, seq in newest.items()])
+        return len(purged)
+
+    async def purge_keys(self, *, recorded_before: datetime, limit: int) -> int:
+        """Forget a batch (see `Retention.purge_keys`); return how many."""
+        return await self._sql.count(_PURGE_KEYS, {"recorded_before": recorded_before, "limit": limit})
 
 
 def _present(values: dict[str, Any]) -> dict[str, Any]:
