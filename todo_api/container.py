@@ -59,11 +59,7 @@ def _change_listener(settings: Settings, broker: ChangeBroker) -> PostgresChange
 
 
 def _postgres_purge_lock(settings: Settings) -> PostgresPurgeLock:
-    return PostgresPurgeLock(
-        normalise_url(settings.database_url),
-        timeout=settings.db_timeout_seconds,
-        transaction_pooler=settings.database_pooler == "transaction",
-    )
+    return PostgresPurgeLock(normalise_url(settings.database_url), timeout=settings.db_timeout_seconds)
 
 
 def _sqlite_purge_lock(settings: Settings) -> SqlitePurgeLock:

@@ -35,10 +35,9 @@ class PostgresPurgeLock:
     back neither vacuum nor anyone's writes.
     """
 
-    def __init__(self, url: URL, *, timeout: float, transaction_pooler: bool = False) -> None:
+    def __init__(self, url: URL, *, timeout: float) -> None:
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._timeout = timeout
-        self._transaction_pooler = transaction_pooler
 
     @contextlib.asynccontextmanager
     async def exclusively(self) -> AsyncIterator[bool]:
@@ -48,14 +47,11 @@ class PostgresPurgeLock:
         """
         try:
             connection = await psycopg.AsyncConnection.connect(
-                self._conninfo,
-                connect_timeout=max(2, round(self._timeout)),
-                application_name=APPLICATION_NAME,
-                # Behind a transaction pooler, no prepared statements (see `PostgresPool`).
-                **({"prepare_threshold": None} if self._transaction_pooler else {}),
+                self._conninfo, connect_timeout=max(2, round(self._timeout)), application_name=APPLICATION_NAME
             )
         except UNREACHABLE as error:
             raise StorageUnavailable("the database cannot be reached") from error
+        # One statement, once: psycopg prepares nothing (a pooler in transaction mode is fine).
         async with connection:  # ended and closed after the block: the lock goes with the transaction
             try:
                 cursor = await connection.execute(_TRY_LOCK, [PURGE_LOCK_KEY])
