@@ -49,8 +49,9 @@ _PURGE = (
 #: Statements that cross users on purpose, by their exact SQL text, each with why. Each is sent
 #: outside any request; Citus runs it on every shard in parallel.
 CROSS_USER_STATEMENTS: Mapping[str, str] = {
-    _postgres_sql(repositories._PURGE_TOMBSTONES, "deleted_before", "limit"): _PURGE,
-    _postgres_sql(repositories._PURGE_KEYS, "recorded_before", "limit"): _PURGE,
+    _postgres_sql(repositories._MOVE_HORIZONS, "deleted_from", "deleted_before", "limit"): _PURGE,
+    _postgres_sql(repositories._PURGE_TOMBSTONES, "deleted_from", "deleted_before", "limit"): _PURGE,
+    _postgres_sql(repositories._PURGE_KEYS, "recorded_from", "recorded_before", "limit"): _PURGE,
     _normalised(change_listener._CURRENT_NUMBERS): (
         "the change listener's catch-up when it (re)connects and every few seconds "
         "(todo_adapters/sqlalchemy/change_listener.py): "
