@@ -29,6 +29,7 @@ SCENARIO_NOTES = {
     "get": "`GET /api/{u}/tasks/{id}`, random ids of the 10,000-task user",
     "create": "`POST /api/{u}/tasks` (title, priority, 0-3 tags, due date 65 % of the time)",
     "complete": "`PATCH …/{id}/complete`, every request flips a task, spread over 10,000 tasks",
+    "create-spread": "`POST /api/{u}/tasks` spread over 100 users, each with their own token (as create)",
     "mixed": "100 users with their own tokens: 60 % list, 20 % get, 10 % create, 10 % complete",
     "sqlite-list": "SQLite file, list-50 of a 200-task user",
     "sqlite-create": "SQLite file, create",

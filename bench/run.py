@@ -14,6 +14,7 @@ the database is dropped even on failure, and every wait has a timeout.
 Settings (environment, or the flags of `python -m bench.run --help`):
     BENCH_SECONDS (8), BENCH_ROUNDS (2), BENCH_WARMUP_SECONDS, BENCH_GROWTH_SECONDS,
     BENCH_USERS (2000), BENCH_DEEP_PAGES (100), BENCH_RESULTS_DIR (bench/results),
+    BENCH_ONLY (comma-separated scenarios, e.g. `create-spread`: only those run; unset: all),
     TODO_BENCH_DATABASE_URL (postgresql://postgres@127.0.0.1:5432/postgres: the server to use),
     BENCH_RATE_LIMITS (none: the servers' TODO_RATE_LIMITS; the bench measures throughput, and one
     user's list at 1,800 req/s would be the limiter's to refuse)
@@ -76,6 +77,10 @@ U50, U10K, U100K = "bench-u50", "bench-u10k", "bench-u100k"
 TODO_WRITER, NAIVE_WRITER = "bench-writer", "bench-writer-naive"
 TAG = "work"
 MIXED_USERS = 100
+#: Creates spread over this many users, each with a token of its own (`create-spread`).
+SPREAD_USERS = 100
+#: Scenarios that read the seeded users' tasks (the others need no seed).
+SEEDED = frozenset({"list-50", "list-tag-sort", "list-deep", "get", "growth", "complete", "mixed", "explain"})
 SQLITE_USER, SQLITE_WRITER, SQLITE_TASKS = "sqlite-user", "sqlite-writer", 200
 STARTED = time.monotonic()
 
@@ -98,6 +103,12 @@ class Config:
     server_url: str
     results_dir: Path
     skip_sqlite: bool
+    #: The scenarios to run; empty: every one.
+    only: frozenset[str] = frozenset()
+
+    def wants(self, *scenarios: str) -> bool:
+        """Whether any of these scenarios is to run."""
+        return not self.only or not self.only.isdisjoint(scenarios)
 
     @classmethod
     def parse(cls, argv: Sequence[str] | None) -> Config:
@@ -120,6 +131,9 @@ class Config:
             "--results-dir", type=Path, default=Path(env("BENCH_RESULTS_DIR", str(REPO / "bench" / "results")))
         )
         parser.add_argument("--skip-sqlite", action="store_true", default=env("BENCH_SKIP_SQLITE") == "1")
+        parser.add_argument(
+            "--only", default=env("BENCH_ONLY", ""), help="comma-separated scenarios to run (default: all)"
+        )
         args = parser.parse_args(argv)
         seconds = max(1.0, args.seconds)
         return cls(
@@ -137,6 +151,7 @@ class Config:
             server_url=args.server_url,
             results_dir=args.results_dir,
             skip_sqlite=args.skip_sqlite,
+            only=frozenset(name.strip() for name in args.only.split(",") if name.strip()),
         )
 
 
@@ -344,11 +359,16 @@ class PostgresBench:
 
     def _run(self, data_directory: str | None) -> None:
         self.stack.migrate(self.database_url)
-        log("migrated with `todo migrate`; seeding")
-        plan = Plan(general_users=self.config.users)
-        seeded = seed(self.database_url, plan)
-        self.results.seed = {**asdict(seeded), "seconds": seeded.seconds, "plan": _plan_json(plan)}
-        log(f"seeded {seeded.tasks} tasks, {seeded.task_tags} tags of {seeded.users} users in {seeded.seconds:.1f} s")
+        config = self.config
+        if config.wants(*SEEDED, "create"):
+            log("migrated with `todo migrate`; seeding")
+            plan = Plan(general_users=config.users)
+            seeded = seed(self.database_url, plan)
+            self.results.seed = {**asdict(seeded), "seconds": seeded.seconds, "plan": _plan_json(plan)}
+            log(
+                f"seeded {seeded.tasks} tasks, {seeded.task_tags} tags of {seeded.users} users "
+                f"in {seeded.seconds:.1f} s"
+            )
         try:
             self.pg_pid = postmaster_pid(data_directory)
         except RuntimeError as error:
@@ -357,24 +377,31 @@ class PostgresBench:
         with contextlib.ExitStack() as servers:
             todo = self.stack.start_todo("todo", self.database_url)
             servers.callback(todo.stop)
-            naive_url = urllib.parse.urlsplit(self.database_url)._replace(scheme="postgresql+psycopg").geturl()
-            naive = self.stack.start_uvicorn(
-                "naive",
-                "bench.naive_app:app",
-                {"BENCH_NAIVE_DATABASE_URL": naive_url, "BENCH_JWT_SECRET": self.stack.jwt_secret},
-            )
-            servers.callback(naive.stop)
-            ceiling = self._start_ceiling(todo, naive)
-            servers.callback(ceiling.stop)
-            log(f"serving: todo :{todo.port}, ceiling :{ceiling.port}, naive :{naive.port}")
+            running = {"todo": todo}
+            if config.wants("list-50", "create"):
+                naive_url = urllib.parse.urlsplit(self.database_url)._replace(scheme="postgresql+psycopg").geturl()
+                naive = running["naive"] = self.stack.start_uvicorn(
+                    "naive",
+                    "bench.naive_app:app",
+                    {"BENCH_NAIVE_DATABASE_URL": naive_url, "BENCH_JWT_SECRET": self.stack.jwt_secret},
+                )
+                servers.callback(naive.stop)
+                ceiling = running["ceiling"] = self._start_ceiling(todo, naive)
+                servers.callback(ceiling.stop)
+            log("serving: " + ", ".join(f"{name} :{server.port}" for name, server in running.items()))
 
-            self._list_50(todo, ceiling, naive)
-            self._reads(todo)
-            self._growth(todo)
-            self._writes(todo, naive)
-            self._memory({"todo": todo, "ceiling": ceiling, "naive": naive})
-        self._calendar()
-        self._explain()
+            if config.wants("list-50"):
+                self._list_50(todo, ceiling, naive)
+            if config.wants("list-tag-sort", "list-deep", "get"):
+                self._reads(todo)
+            if config.wants("growth"):
+                self._growth(todo)
+            self._writes(todo, running.get("naive"))
+            self._memory(running)
+        if config.wants("calendar"):
+            self._calendar()
+        if config.wants("explain"):
+            self._explain()
 
     def _calendar(self) -> None:
         """A calendar's render, 304 and cached 200, and another user's list while calendars render,
@@ -525,7 +552,30 @@ class PostgresBench:
                         }
                     )
 
-    def _writes(self, todo: Server, naive: Server) -> None:
+    def _writes(self, todo: Server, naive: Server | None) -> None:
+        if self.config.wants("create-spread"):
+            self._create_spread(todo)
+        if naive is not None and self.config.wants("create"):
+            self._create(todo, naive)
+        if self.config.wants("complete"):
+            self._complete(todo)
+        if self.config.wants("mixed"):
+            self._mixed(todo)
+
+    def _create_spread(self, todo: Server) -> None:
+        """Creates of 100 users at once: what the commits of many users cost together (a
+        commit that waited for another's, as with NOTIFY inside the transaction, shows here)."""
+        users = [f"bench-spread-{number:03d}" for number in range(1, SPREAD_USERS + 1)]
+        users_file = self.stack.scratch / "spread-users.txt"
+        users_file.write_text("".join(f"{user} {self.stack.token(user)}\n" for user in users))
+        for round_number in range(1, self.config.rounds + 1):
+            marker = f"bm{secrets.token_hex(4)}"
+            measurement, warm = self._measure(
+                "create-spread", "todo", todo, round_number, "/", "create_spread.lua", args=[str(users_file), marker]
+            )
+            self._check_creates("create-spread", "todo", round_number, marker, users, measurement, warm)
+
+    def _create(self, todo: Server, naive: Server) -> None:
         writers = {"todo": (todo, TODO_WRITER), "naive": (naive, NAIVE_WRITER)}
         for round_number in range(1, self.config.rounds + 1):
             for name, (server, user) in writers.items():
@@ -543,6 +593,7 @@ class PostgresBench:
                 )
                 self._check_creates("create", name, round_number, marker, [user], measurement, warm)
 
+    def _complete(self, todo: Server) -> None:
         ids_file = self.stack.scratch / "complete-ids.txt"
         for round_number in range(1, self.config.rounds + 1):
             self._measure(
@@ -557,6 +608,7 @@ class PostgresBench:
                 prepare=lambda: _states_file(ids_file, task_states(self.database_url, U10K)),
             )
 
+    def _mixed(self, todo: Server) -> None:
         users = [Plan().general_user(number) for number in range(1, min(MIXED_USERS, self.config.users) + 1)]
         users_file = self.stack.scratch / "mixed-users.txt"
 
@@ -988,6 +1040,12 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    return sorted(value) if isinstance(value, frozenset) else value
+
+
 def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -1001,7 +1059,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = Results(
         date=datetime.now(UTC).date().isoformat(),
         machine=machine_facts(),
-        config={key: str(value) if isinstance(value, Path) else value for key, value in asdict(config).items()},
+        config={key: _json_value(value) for key, value in asdict(config).items()},
     )
     results.config["server_url"] = urllib.parse.urlsplit(config.server_url)._replace(netloc="…").geturl()
     if results.machine["busy_before_start"] > 0.05:
@@ -1014,7 +1072,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = Stack(scratch)
     try:
         PostgresBench(config, stack, results).run()
-        if not config.skip_sqlite:
+        if not config.skip_sqlite and config.wants("sqlite-list", "sqlite-create", "sqlite-mixed"):
             SqliteBench(config, stack, results).run()
     except BaseException:
         for server in stack.servers:

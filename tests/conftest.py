@@ -35,6 +35,7 @@ from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFee
 from todo_adapters.sqlalchemy.engine import create_engine
 from todo_adapters.sqlalchemy.exports import PostgresExportReader, SqliteExportReader
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
+from todo_adapters.sqlalchemy.purge_lock import PostgresPurgeLock, SqlitePurgeLock
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
 from todo_api.app import create_app
@@ -181,7 +182,10 @@ def backend(request: pytest.FixtureRequest) -> Backend:
             views,
             lambda: PostgresUnitOfWork(pool, read_only=True),
             PostgresChangeFeed(pool),
-            SqlRetention(lambda: PostgresUnitOfWork(pool)),
+            SqlRetention(
+                lambda: PostgresUnitOfWork(pool),
+                PostgresPurgeLock(make_url(request.getfixturevalue("postgres_url")), timeout=5),
+            ),
             PostgresExportReader(pool),
         )
     engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
@@ -190,7 +194,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
         views,
         lambda: SqlAlchemyUnitOfWork(engine, read_only=True),
         SqliteChangeFeed(engine),
-        SqlRetention(lambda: SqlAlchemyUnitOfWork(engine)),
+        SqlRetention(lambda: SqlAlchemyUnitOfWork(engine), SqlitePurgeLock(engine.url)),
         SqliteExportReader(engine),
     )
 

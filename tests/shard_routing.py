@@ -42,17 +42,19 @@ def _postgres_sql(statement: Any, *value_names: str) -> str:
 
 
 _PURGE = (
-    "the periodic purge in the app's lifespan (todo_api/app.py, `Retention`): every user's expired "
-    "tombstones and idempotency keys at once; a multi-shard statement, once an interval per worker"
+    "the purge of what is kept only for a while (todo_api/maintenance.py, `Retention`): a batch of at "
+    "most TODO_PURGE_BATCH_ROWS of every user's expired rows, oldest first; a multi-shard statement, "
+    "sent by `todo maintain` or by one process of `todo serve` at a time, never for a request"
 )
 #: Statements that cross users on purpose, by their exact SQL text, each with why. Each is sent
 #: outside any request; Citus runs it on every shard in parallel.
 CROSS_USER_STATEMENTS: Mapping[str, str] = {
-    _postgres_sql(repositories._MOVE_HORIZONS, "deleted_before"): _PURGE,
-    _postgres_sql(repositories._PURGE_TOMBSTONES, "deleted_before"): _PURGE,
-    _postgres_sql(repositories._PURGE_KEYS, "recorded_before"): _PURGE,
+    _postgres_sql(repositories._MOVE_HORIZONS, "deleted_from", "deleted_before", "limit"): _PURGE,
+    _postgres_sql(repositories._PURGE_TOMBSTONES, "deleted_from", "deleted_before", "limit"): _PURGE,
+    _postgres_sql(repositories._PURGE_KEYS, "recorded_from", "recorded_before", "limit"): _PURGE,
     _normalised(change_listener._CURRENT_NUMBERS): (
-        "the change listener's catch-up after it (re)connects (todo_adapters/sqlalchemy/change_listener.py): "
+        "the change listener's catch-up when it (re)connects and every few seconds "
+        "(todo_adapters/sqlalchemy/change_listener.py): "
         "the change numbers of the users with an open event stream in this process, one statement for all; "
         "Citus prunes it to the shards of those users"
     ),

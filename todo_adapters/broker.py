@@ -7,7 +7,10 @@ connection publishes what it hears here (so a change made by any process reaches
 of every process).
 
 A subscriber keeps only the newest number: a stream that falls behind skips to the latest
-change instead of queueing every one it missed.
+change instead of queueing every one it missed. The broker remembers the newest number it
+announced for each user with a subscriber, and announces no number twice: announcements may come
+more than once and out of order (PostgreSQL's are sent after commit, and a listener catching up
+announces numbers again) without waking a stream for nothing.
 """
 
 from __future__ import annotations
@@ -46,10 +49,17 @@ class ChangeBroker:
 
     def __init__(self) -> None:
         self._subscribers: defaultdict[str, set[Subscription]] = defaultdict(set)
+        #: The newest number announced, for each user with a subscriber.
+        self._announced: dict[str, int] = {}
 
     def publish(self, user_id: str, seq: int) -> None:
-        """Announce that the user's data changed, up to change `seq`."""
-        for subscription in self._subscribers.get(user_id, ()):
+        """Announce that the user's data changed, up to change `seq` (not again if it was
+        announced already, or a newer one was)."""
+        subscribers = self._subscribers.get(user_id)
+        if not subscribers or seq <= self._announced.get(user_id, -1):
+            return
+        self._announced[user_id] = seq
+        for subscription in subscribers:
             subscription._offer(seq)
 
     @contextlib.contextmanager
@@ -64,6 +74,7 @@ class ChangeBroker:
             subscribers.discard(subscription)
             if not subscribers:
                 del self._subscribers[user_id]
+                self._announced.pop(user_id, None)
 
     def subscriptions_of(self, user_id: str) -> int:
         """How many subscriptions the user has open in this process."""

@@ -69,6 +69,8 @@ class InMemoryStore:
     feeds: dict[Key, CalendarFeed] = dataclasses.field(default_factory=dict)
     #: Where committed changes are announced.
     broker: ChangeBroker | None = None
+    #: Whether a purge runs (one at a time).
+    purging: bool = False
 
 
 class _Rows(MutableMapping[Key, Row], Generic[Row]):
@@ -540,17 +542,39 @@ class InMemoryRetention:
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
 
-    async def purge(self, *, deleted_before: datetime, recorded_before: datetime) -> tuple[int, int]:
+    @asynccontextmanager
+    async def exclusively(self) -> AsyncIterator[bool]:
         store = self._store
-        buried = [key for key, tombstone in store.tombstones.items() if tombstone.deleted_at < deleted_before]
-        for key in buried:
+        if store.purging:
+            yield False
+            return
+        store.purging = True
+        try:
+            yield True
+        finally:
+            store.purging = False
+
+    async def purge_tombstones(self, *, deleted_before: datetime, limit: int) -> int:
+        store = self._store
+        expired = sorted(
+            (tombstone.deleted_at, key)
+            for key, tombstone in store.tombstones.items()
+            if tombstone.deleted_at < deleted_before
+        )
+        for _, key in expired[:limit]:
             user_id, seq = key[0], store.tombstones.pop(key).seq
             log = store.logs[user_id]
             store.logs[user_id] = dataclasses.replace(log, horizon=max(log.horizon, seq))
-        expired = [name for name, record in store.keys.items() if record.recorded_at < recorded_before]
-        for name in expired:
+        return min(limit, len(expired))
+
+    async def purge_keys(self, *, recorded_before: datetime, limit: int) -> int:
+        store = self._store
+        expired = sorted(
+            (record.recorded_at, name) for name, record in store.keys.items() if record.recorded_at < recorded_before
+        )
+        for _, name in expired[:limit]:
             del store.keys[name]
-        return len(buried), len(expired)
+        return min(limit, len(expired))
 
 
 class InMemoryAccountSnapshot:

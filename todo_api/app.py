@@ -8,7 +8,6 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,6 +18,7 @@ from todo_api.container import Container
 from todo_api.cross_origin import CrossOrigin
 from todo_api.docs import install_docs
 from todo_api.logs import lighten_log_records
+from todo_api.maintenance import purge_periodically
 from todo_api.metrics import Metrics
 from todo_api.middleware import BearerAuthentication, BodySizeLimit, RequestTelemetry
 from todo_api.openapi import DESCRIPTION, TAGS, operation_id, shaped
@@ -39,7 +39,6 @@ from todo_api.routes import (
     user_settings,
 )
 from todo_api.settings import DEMO_TOKEN_SECONDS, DEMO_USER, DEVELOPMENT_SECRET, Settings
-from todo_core.use_cases.sync import purge_expired
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +64,19 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         postgres = container.backend() == "postgresql"
         if postgres:
             container.change_listener().start()
-        purging = asyncio.create_task(_purge_periodically(container, resolved))
+        purging = (
+            asyncio.create_task(
+                purge_periodically(
+                    container,
+                    resolved,
+                    interval=resolved.purge_interval_seconds,
+                    # Not while the process is still warming up.
+                    first_wait=min(resolved.purge_interval_seconds, 60),
+                )
+            )
+            if resolved.maintain_in_server
+            else None
+        )
         measured: Metrics = container.metrics()
         measured.forget_dead_workers()
         measuring = asyncio.create_task(_measure_pool_periodically(measured)) if measured.multiprocess else None
@@ -156,25 +167,6 @@ async def _measure_pool_periodically(measured: Metrics) -> None:
     while True:
         measured.refresh_pool()
         await asyncio.sleep(POOL_METRICS_SECONDS)
-
-
-async def _purge_periodically(container: Container, settings: Settings) -> None:
-    """Forget expired tombstones and idempotency keys now and then (every worker does; a purge
-    that finds nothing costs two index lookups)."""
-    interval = settings.purge_interval_seconds
-    await asyncio.sleep(min(interval, 60))  # not while the process is still warming up
-    while True:
-        try:
-            purged = await purge_expired(
-                container.retention(),
-                container.clock(),
-                tombstones=timedelta(days=settings.tombstone_days),
-                keys=timedelta(hours=settings.idempotency_key_hours),
-            )
-            logger.info("purged %d tombstones and %d idempotency keys", *purged)
-        except Exception:  # the database may be down: try again next time
-            logger.exception("purging expired tombstones and idempotency keys failed")
-        await asyncio.sleep(interval)
 
 
 def _demo_token(settings: Settings) -> Callable[[], str]:

@@ -4,7 +4,9 @@ OpenAPI document."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging.config
 import os
 import secrets
 import shutil
@@ -25,6 +27,7 @@ from todo_api.settings import (
     default_settings,
     load_settings,
 )
+from todo_core.errors import StorageUnavailable
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("user_id")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     commands.add_parser("openapi", help="print the OpenAPI document the server serves at /openapi.json")
+    maintain = commands.add_parser(
+        "maintain", help="purge expired tombstones and idempotency keys (once, or --every SECONDS)"
+    )
+    maintain.add_argument("--every", type=float, metavar="SECONDS", help="purge again every SECONDS, until stopped")
     arguments = parser.parse_args(argv)
 
     if arguments.command == "openapi":
@@ -70,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             print(_token(settings, arguments.user_id, arguments.ttl))
             return 0
+        case "maintain":
+            if arguments.every is not None and arguments.every <= 0:
+                print("todo: --every needs a number of seconds above 0", file=sys.stderr)
+                return 2
+            logging.config.dictConfig(logging_config(settings))
+            return asyncio.run(_maintain(settings, arguments.every))
     return 2
 
 
@@ -156,6 +169,27 @@ def _run_uvicorn(settings: Settings) -> int:
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
+
+
+async def _maintain(settings: Settings, every: float | None) -> int:
+    from todo_api.container import Container
+    from todo_api.maintenance import described, purge_once, purge_periodically
+
+    container = Container(settings=settings)
+    try:
+        if every is not None:
+            await purge_periodically(container, settings, interval=every, first_wait=0)
+        try:
+            print(f"todo: {described(await purge_once(container, settings))}")
+        except StorageUnavailable as error:
+            print(f"todo: {error}", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        if container.backend() == "postgresql":
+            await container.postgres_pool().close()
+        else:
+            await container.engine().dispose()
 
 
 def openapi_document(settings: Settings) -> str:

@@ -21,6 +21,7 @@ from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFee
 from todo_adapters.sqlalchemy.engine import create_engine, engine_pool_usage, normalise_url
 from todo_adapters.sqlalchemy.exports import PostgresExportReader, SqliteExportReader
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
+from todo_adapters.sqlalchemy.purge_lock import PostgresPurgeLock, SqlitePurgeLock
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
 from todo_api.calendars import RenderedCalendars
@@ -66,6 +67,14 @@ def _rate_limiter(settings: Settings) -> RateLimiter | None:
     if not items:
         return None
     return RateLimiter(items, redis_url=settings.redis_url, key_prefix=settings.redis_key_prefix)
+
+
+def _postgres_purge_lock(settings: Settings) -> PostgresPurgeLock:
+    return PostgresPurgeLock(normalise_url(settings.database_url), timeout=settings.db_timeout_seconds)
+
+
+def _sqlite_purge_lock(settings: Settings) -> SqlitePurgeLock:
+    return SqlitePurgeLock(normalise_url(settings.database_url))
 
 
 def _token_secret(settings: Settings) -> bytes:
@@ -130,8 +139,14 @@ class Container(containers.DeclarativeContainer):
     )
     #: The users whose export this process is sending.
     running_exports = providers.Singleton(RunningExports)
-    #: What every user keeps only for a while, purged in a transaction of its own.
-    retention = providers.Singleton(SqlRetention, unit_of_work.provider)
+    #: What every user keeps only for a while, purged in batches (a transaction each), by one
+    #: process at a time.
+    purge_lock = providers.Selector(
+        backend,
+        postgresql=providers.Singleton(_postgres_purge_lock, settings),
+        sqlite=providers.Singleton(_sqlite_purge_lock, settings),
+    )
+    retention = providers.Singleton(SqlRetention, unit_of_work.provider, purge_lock)
     clock = providers.Singleton(SystemClock)
     #: The calendars this process rendered, reused until their user's data changes.
     calendars = providers.Singleton(RenderedCalendars)

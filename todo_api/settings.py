@@ -99,7 +99,18 @@ class Settings(BaseSettings):
     )
     idempotency_key_hours: float = Field(24, gt=0, description="How long an Idempotency-Key is remembered")
     purge_interval_seconds: float = Field(
-        3600, gt=0, description="How often each worker purges expired tombstones and idempotency keys"
+        3600,
+        gt=0,
+        description="How often `todo serve` purges expired tombstones and idempotency keys (each worker tries; "
+        "one process of all the replicas purges, the others skip that round)",
+    )
+    purge_batch_rows: int = Field(
+        2000, ge=1, le=100_000, description="The most rows one purge statement deletes (each batch its own transaction)"
+    )
+    maintain_in_server: bool = Field(
+        True,
+        description="`todo serve` purges every TODO_PURGE_INTERVAL_SECONDS; false when `todo maintain` is "
+        "scheduled instead",
     )
     events_heartbeat_seconds: float = Field(
         15, gt=0, le=300, description="A comment is sent on idle event streams this often, so proxies keep them open"

@@ -378,12 +378,29 @@ class ExportReader(Protocol):
 
 
 class Retention(Protocol):
-    """What is kept only for a while, for every user."""
+    """What is kept only for a while, for every user: purged in batches, each a short
+    transaction of its own, by one process at a time."""
 
-    async def purge(self, *, deleted_before: datetime, recorded_before: datetime) -> tuple[int, int]:
-        """Forget tombstones of rows deleted before `deleted_before` (moving each user's change
-        log horizon past them) and idempotency keys recorded before `recorded_before`; return
-        how many of each.
+    def exclusively(self) -> AbstractAsyncContextManager[bool]:
+        """A block in which this process purges alone: True, no other process of any replica
+        holds it meanwhile; False, another does (skip this round). Never waits for it.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def purge_tombstones(self, *, deleted_before: datetime, limit: int) -> int:
+        """Forget at most `limit` tombstones of rows deleted before `deleted_before`, oldest
+        first, moving the horizon of each user's change log past them, in one transaction;
+        return how many.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def purge_keys(self, *, recorded_before: datetime, limit: int) -> int:
+        """Forget at most `limit` idempotency keys recorded before `recorded_before`, oldest
+        first, in one transaction; return how many.
 
         :raises StorageUnavailable: the store cannot be reached.
         """

@@ -10,11 +10,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from dependency_injector import providers
+from sqlalchemy.engine import make_url
 
-from tests.conftest import Caller, SqlStore, bearer, build_app
+from tests.conftest import Caller, SqlStore, bearer, build_app, settings_for
 from tests.event_streams import EventStream, StreamingASGITransport, changed_token, latest_token, open_events
+from tests.sent_statements import SentStatements
 from todo_adapters.broker import ChangeBroker
+from todo_adapters.sqlalchemy.change_listener import PostgresChangeListener
+from todo_api.app import create_app
 from todo_api.container import Container
 
 #: How long a stream must stay quiet to show it announces nothing.
@@ -169,3 +175,77 @@ async def test_the_openapi_document_describes_the_event_stream(events_api: Event
     assert "event: changed" in ok["description"] and "next_since" in ok["description"]
     for status in ("401", "403"):
         assert set(operation["responses"][status]["content"]) == {"application/problem+json"}, status
+
+
+# PostgreSQL: a change is announced by NOTIFY, sent after the commit, and heard by the process's
+# change listener (started by the app's lifespan).
+
+#: How often the listener of these tests catches up on what it did not hear.
+CATCH_UP_SECONDS = 0.2
+
+
+@pytest.fixture
+async def postgres_events_api(postgres_url: str) -> AsyncIterator[EventsApi]:
+    """An `EventsApi` on PostgreSQL, its lifespan running (so its change listener listens), with
+    a pool of its own (the lifespan closes it)."""
+    container = Container(settings=settings_for(postgres_url))
+    container.change_listener.override(
+        providers.Singleton(
+            PostgresChangeListener, make_url(postgres_url), container.broker, catch_up_seconds=CATCH_UP_SECONDS
+        )
+    )
+    app = create_app(container=container)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as api,
+        httpx.AsyncClient(transport=StreamingASGITransport(app), base_url="http://testserver") as streams,
+    ):
+        await container.change_listener().listening(5.0)
+        yield EventsApi(api, streams, container)
+
+
+def _failing_notify(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """`AsyncCursor.execute`, but a statement that notifies fails in the server instead (a
+    division by zero), as a NOTIFY sent after the commit may fail."""
+
+    def wrapper(cursor: psycopg.AsyncCursor[Any], query: Any, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(query, str) and "pg_notify" in query:
+            query, params = "SELECT 1 / 0", None
+        return execute(cursor, query, params, *args, **kwargs)
+
+    return wrapper
+
+
+@pytest.mark.postgres
+async def test_a_change_whose_notification_failed_still_reaches_the_stream(
+    postgres_events_api: EventsApi, new_user: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = postgres_events_api.caller(new_user())
+    async with postgres_events_api.events(alice) as stream:
+        await alice.create_task(title="Heard")
+        assert await changed_token(stream) == await latest_token(alice)
+        with monkeypatch.context() as failing:
+            failing.setattr(psycopg.AsyncCursor, "execute", _failing_notify(psycopg.AsyncCursor.execute))
+            created = await alice.request("POST", "/tasks", json={"title": "Not notified"})
+        assert created.status_code == 201, created.text  # stored: only its announcement failed
+        # Announced all the same, once the listener catches up; and only once.
+        assert await changed_token(stream) == await latest_token(alice)
+        with pytest.raises(TimeoutError):
+            await stream.next_event(3 * CATCH_UP_SECONDS)
+
+
+@pytest.mark.postgres
+async def test_the_notification_is_sent_after_the_commit_not_inside_the_transaction(
+    postgres_events_api: EventsApi, new_user: Callable[[], str], sent_statements: SentStatements
+) -> None:
+    alice = postgres_events_api.caller(new_user())
+    with sent_statements.capturing() as sent:
+        await alice.create_task(title="Announced after commit")
+    # The listener's catch-up may run meanwhile on its own connection: only this order matters.
+    order = [
+        word
+        for sql in sent
+        for word in ("BEGIN", "COMMIT", "pg_notify")
+        if sql.strip() == word or (word == "pg_notify" and word in sql)
+    ]
+    assert order == ["BEGIN", "COMMIT", "pg_notify"], sent

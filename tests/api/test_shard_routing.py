@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psycopg
 import pytest
 from dependency_injector import providers
@@ -166,11 +167,14 @@ async def test_on_postgresql_events_the_listener_and_the_purge_work_and_cross_us
         async with open_events(streams, alice.url("/events"), alice.headers) as stream:
             task = await alice.create_task()
             assert await changed_token(stream) == await latest_token(alice)
-            # The listener loses its connection: reconnected, it catches up on the open stream's user.
+            # The listener loses its connection, and a change commits meanwhile: reconnected, it
+            # catches up on the open stream's user (the change is announced, heard or not).
             with psycopg.connect(libpq_url(own_postgres_url), autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", [listener])
+                admin.execute("SELECT pg_terminate_backend(%s, 5000)", [listener])
+            await alice.create_task(title="While the listener is away")
             caught_up = await stream.next_event(timeout=5)
             assert caught_up is not None and caught_up.name == "changed"
+            assert orjson.loads(caught_up.data)["next_since"] == await latest_token(alice)
         await alice.request("DELETE", f"/tasks/{task['id']}")
         clock.advance(timedelta(days=31))
         for _ in range(100):  # the first purge runs after one interval

@@ -185,3 +185,23 @@ async def test_the_service_purges_expired_tombstones_by_itself(own_sqlite_url: s
                 break
             await asyncio.sleep(0.05)
         problem(response, 410)
+
+
+async def test_the_service_leaves_the_purge_to_todo_maintain_when_told(own_sqlite_url: str) -> None:
+    container = Container(settings=settings_for(own_sqlite_url, purge_interval_seconds=0.05, maintain_in_server=False))
+    clock = FixedClock(datetime.now(UTC))
+    container.clock.override(providers.Object(clock))
+    app = create_app(container=container)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http,
+    ):
+        alice = Caller(http, "alice")
+        token = (await changes(alice))["next_since"]
+        task = await alice.create_task()
+        await alice.request("DELETE", f"/tasks/{task['id']}")
+        clock.advance(timedelta(days=31))
+        await asyncio.sleep(20 * 0.05)  # twenty intervals
+        response = await alice.request("GET", "/changes", params={"since": token})
+        assert response.status_code == 200, response.text
+        assert response.json()["deleted"]["tasks"] == [task["id"]]

@@ -6,10 +6,13 @@ transaction commits. Each process keeps one connection listening (not one per ev
 and publishes what it hears on its `ChangeBroker`, which wakes that user's streams in the
 process: a change made by any worker of any replica reaches every stream.
 
-Notifications sent while a connection is not listening are lost. So whenever the listener
-(re)connects, after its `LISTEN` is in place, it reads the current change number of every user
-with an open stream and publishes those: a stream that was open through the gap announces the
-newest position once, and nothing is missed (a client already there recognises its own token).
+Notifications sent while a connection is not listening are lost, and so is one whose sender
+failed between its commit and its `NOTIFY` (sent after the commit, see `postgres._ANNOUNCE`). So
+whenever the listener (re)connects, after its `LISTEN` is in place, and then every
+`CATCH_UP_SECONDS`, it reads the current change number of every user with an open stream and
+publishes those: a stream that missed a notification announces the newest position once, within
+that time, and nothing is missed (the broker announces no number twice; a client already there
+recognises its own token).
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from todo_adapters.sqlalchemy.postgres import CHANGES_CHANNEL
 
 log = logging.getLogger(__name__)
 
-#: After this long without a notification, the connection is checked with a query: a peer gone
-#: without closing the connection (a network cut) is noticed within this time.
-HEALTH_CHECK_SECONDS = 30.0
+#: How often the listener reads the change numbers of the users with an open stream, catching up
+#: on notifications that were lost; the query also checks the connection: a peer gone without
+#: closing it (a network cut) is noticed within this time.
+CATCH_UP_SECONDS = 5.0
 #: How long connecting, or a check of the connection, may take before it counts as lost.
 CONNECT_TIMEOUT_SECONDS = 5.0
 #: How the listening connection shows in `pg_stat_activity`.
@@ -63,12 +67,12 @@ class PostgresChangeListener:
         broker: ChangeBroker,
         *,
         backoff: Backoff | None = None,
-        health_check_seconds: float = HEALTH_CHECK_SECONDS,
+        catch_up_seconds: float = CATCH_UP_SECONDS,
     ) -> None:
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._broker = broker
         self._backoff = backoff or Backoff()
-        self._health_check_seconds = health_check_seconds
+        self._catch_up_seconds = catch_up_seconds
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._backend_pid: int | None = None
@@ -121,19 +125,22 @@ class PostgresChangeListener:
             self._backend_pid = connection.info.backend_pid
             self._listening.set()
             while True:
-                async for notification in connection.notifies(timeout=self._health_check_seconds):
+                async for notification in connection.notifies(timeout=self._catch_up_seconds):
                     self._hear(notification.payload)
                 async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-                    await connection.execute("SELECT 1")
+                    if not await self._catch_up(connection):
+                        await connection.execute("SELECT 1")
 
-    async def _catch_up(self, connection: psycopg.AsyncConnection[Any]) -> None:
-        """Publish the current change number of every user with an open stream."""
+    async def _catch_up(self, connection: psycopg.AsyncConnection[Any]) -> bool:
+        """Publish the current change number of every user with an open stream; False when
+        there is none (and nothing was sent)."""
         users = self._broker.users
         if not users:
-            return
+            return False
         cursor = await connection.execute(_CURRENT_NUMBERS, [users])
         for user_id, seq in await cursor.fetchall():
             self._broker.publish(user_id, seq)
+        return True
 
     def _hear(self, payload: str) -> None:
         # `<change number>:<user id>`; a user id may itself hold colons.

@@ -9,9 +9,11 @@ kind's changes that were not read all come after those that were.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import orjson
@@ -23,6 +25,7 @@ from todo_adapters.sqlalchemy.execution import compiled_for_postgresql
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
+from todo_adapters.sqlalchemy.repositories import EPOCH
 from todo_adapters.sqlalchemy.tables import categories, tasks, tombstones, user_changes
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import json_object_of
@@ -175,14 +178,44 @@ class SqliteChangeFeed(_SqlChangeFeed):
             raise storage_unavailable(error) from error
 
 
+class PurgeLock(Protocol):
+    def exclusively(self) -> AbstractAsyncContextManager[bool]: ...
+
+
 class SqlRetention:
-    """The `Retention` port: one transaction of a unit of work made by `uow_factory`."""
+    """The `Retention` port: each batch a transaction of a unit of work made by `uow_factory`;
+    one process at a time by `lock` (`purge_lock`)."""
 
-    def __init__(self, uow_factory: Callable[[], PostgresUnitOfWork | SqlAlchemyUnitOfWork]) -> None:
+    def __init__(self, uow_factory: Callable[[], PostgresUnitOfWork | SqlAlchemyUnitOfWork], lock: PurgeLock) -> None:
         self._uow_factory = uow_factory
+        self._lock = lock
+        # Where the next batch starts: when the newest row of the previous batch was written
+        # (a lower bound on the index, so that a batch does not walk the index entries of the
+        # rows deleted before it, which stay until vacuum; a backlog would cost ever longer
+        # batches). Forgotten at each round: rows a batch left behind are found next round.
+        self._tombstones_from = self._keys_from = EPOCH
 
-    async def purge(self, *, deleted_before: datetime, recorded_before: datetime) -> tuple[int, int]:
+    @contextlib.asynccontextmanager
+    async def exclusively(self) -> AsyncIterator[bool]:
+        async with self._lock.exclusively() as alone:
+            if alone:
+                self._tombstones_from = self._keys_from = EPOCH
+            yield alone
+
+    async def purge_tombstones(self, *, deleted_before: datetime, limit: int) -> int:
         async with self._uow_factory() as uow:
-            purged = await uow.retention.purge(deleted_before=deleted_before, recorded_before=recorded_before)
+            purged, newest = await uow.retention.purge_tombstones(
+                deleted_before=deleted_before, limit=limit, deleted_from=self._tombstones_from
+            )
             await uow.commit()
+        self._tombstones_from = newest or self._tombstones_from
+        return purged
+
+    async def purge_keys(self, *, recorded_before: datetime, limit: int) -> int:
+        async with self._uow_factory() as uow:
+            purged, newest = await uow.retention.purge_keys(
+                recorded_before=recorded_before, limit=limit, recorded_from=self._keys_from
+            )
+            await uow.commit()
+        self._keys_from = newest or self._keys_from
         return purged

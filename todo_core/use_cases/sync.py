@@ -3,9 +3,12 @@ only for a while."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from todo_core.clock import Clock
+from todo_core.errors import ValidationFailed
 from todo_core.ports import ChangeFeed, Retention
 from todo_core.sync import START, ChangePage, ChangePosition, check_limit, check_position
 
@@ -24,9 +27,48 @@ async def changes_since(feed: ChangeFeed, user_id: str, since: ChangePosition | 
     return page
 
 
+#: How many rows one purge statement forgets at most, by default: a short transaction.
+PURGE_BATCH_ROWS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What one purge forgot, and in how many transactions."""
+
+    tombstones: int
+    keys: int
+    batches: int
+
+
 async def purge_expired(
-    retention: Retention, clock: Clock, *, tombstones: timedelta, keys: timedelta
-) -> tuple[int, int]:
-    """Forget tombstones older than `tombstones` and idempotency keys older than `keys`."""
+    retention: Retention, clock: Clock, *, tombstones: timedelta, keys: timedelta, batch: int = PURGE_BATCH_ROWS
+) -> Purged | None:
+    """Forget tombstones older than `tombstones` and idempotency keys older than `keys`, at most
+    `batch` rows per transaction, until none is left; None if another process is purging (this
+    one skips: the other drains the same rows).
+
+    :raises ValidationFailed: `batch` is below 1.
+    :raises StorageUnavailable: the store cannot be reached (what was purged until then stays so).
+    """
+    if batch < 1:
+        raise ValidationFailed.single("batch", "must be at least 1")
     now = clock.now()
-    return await retention.purge(deleted_before=now - tombstones, recorded_before=now - keys)
+    async with retention.exclusively() as alone:
+        if not alone:
+            return None
+        buried, batches = await _drain(
+            lambda: retention.purge_tombstones(deleted_before=now - tombstones, limit=batch), batch
+        )
+        forgotten, more = await _drain(lambda: retention.purge_keys(recorded_before=now - keys, limit=batch), batch)
+    return Purged(buried, forgotten, batches + more)
+
+
+async def _drain(purge_batch: Callable[[], Awaitable[int]], limit: int) -> tuple[int, int]:
+    """Run `purge_batch` until one forgets fewer than `limit` rows; return the rows forgotten
+    and the batches run. It ends: the cut-off is fixed, and rows written from now on are newer."""
+    total = batches = 0
+    while True:
+        purged = await purge_batch()
+        total, batches = total + purged, batches + 1
+        if purged < limit:
+            return total, batches

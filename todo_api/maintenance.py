@@ -1,0 +1,50 @@
+"""Purges of what is kept only for a while (tombstones, idempotency keys), off the request path:
+in batches of at most TODO_PURGE_BATCH_ROWS rows, each a short transaction of its own, by one
+process at a time across every worker and replica (the others skip their round). `todo serve`
+runs them every TODO_PURGE_INTERVAL_SECONDS unless TODO_MAINTAIN_IN_SERVER=false; `todo maintain`
+runs them once, or every `--every` seconds, for operators who schedule them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from todo_api.container import Container
+from todo_api.settings import Settings
+from todo_core.use_cases.sync import Purged, purge_expired
+
+logger = logging.getLogger(__name__)
+
+
+async def purge_once(container: Container, settings: Settings) -> Purged | None:
+    """One purge, drained to the end; None if another process was purging.
+
+    :raises StorageUnavailable: the database cannot be reached (what was purged stays so).
+    """
+    return await purge_expired(
+        container.retention(),
+        container.clock(),
+        tombstones=timedelta(days=settings.tombstone_days),
+        keys=timedelta(hours=settings.idempotency_key_hours),
+        batch=settings.purge_batch_rows,
+    )
+
+
+def described(purged: Purged | None) -> str:
+    if purged is None:
+        return "another process is purging: skipped"
+    return f"purged {purged.tombstones} tombstones and {purged.keys} idempotency keys in {purged.batches} transactions"
+
+
+async def purge_periodically(container: Container, settings: Settings, *, interval: float, first_wait: float) -> None:
+    """Purge every `interval` seconds after `first_wait`, until cancelled; a failure is logged
+    and the next round tries again."""
+    await asyncio.sleep(first_wait)
+    while True:
+        try:
+            purged = await purge_once(container, settings)
+            logger.log(logging.INFO if purged is not None else logging.DEBUG, "%s", described(purged))
+        except Exception:  # the database may be down: try again next time
+            logger.exception("purging expired tombstones and idempotency keys failed")
+        await asyncio.sleep(interval)
