@@ -2,10 +2,10 @@
 
 It gives the guarantees of the SQL adapters. A unit of work reads the committed rows with its
 own writes on top, and `commit()` applies those writes and nothing else: an abandoned unit of
-work leaves nothing behind, and one that commits never undoes another's commit. Reading
-`for_update` or `for_share`, deleting, and clearing a category off tasks lock the rows they
-touch until the unit of work ends, as PostgreSQL's row locks do; here every lock is exclusive,
-so two units of work that share a category take turns where PostgreSQL lets both go on.
+work leaves nothing behind, and one that commits never undoes another's commit. A unit of
+work that writes takes its user's turn before it first touches the user's rows and keeps it
+until it ends, as the SQL adapters hold the user's change counter: one user's writers take
+turns, and no row is locked on top of that.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class _KeyRecord:
 
 @dataclasses.dataclass
 class InMemoryStore:
-    """Everything every user has, as committed, and the locks on its rows."""
+    """Everything every user has, as committed, and each user's turn to write."""
 
     tasks: dict[Key, Task] = dataclasses.field(default_factory=dict)
     categories: dict[Key, Category] = dataclasses.field(default_factory=dict)
@@ -155,10 +155,8 @@ class InMemoryTaskRepository:
         self._store = store
         self._locks = locks
 
-    async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
+    async def get(self, user_id: str, task_id: UUID) -> Task | None:
         await self._locks.take_user(user_id)
-        if for_update:
-            await self._locks.take("tasks", (user_id, task_id))
         return self._store.tasks.get((user_id, task_id))
 
     async def ancestors(self, user_id: str, task_id: UUID) -> Sequence[UUID]:
@@ -170,7 +168,7 @@ class InMemoryTaskRepository:
             task = self._store.tasks.get((user_id, task.fields.parent_id))
         return found
 
-    async def descendants(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Sequence[Task]:
+    async def descendants(self, user_id: str, task_id: UUID) -> Sequence[Task]:
         await self._locks.take_user(user_id)
         found: list[Task] = []
         level = [task_id]
@@ -187,9 +185,6 @@ class InMemoryTaskRepository:
                 break
             found += below
             level = [task.id for task in below]
-        if for_update:
-            for task in found:
-                await self._locks.take("tasks", (user_id, task.id))
         return found
 
     async def children(
@@ -199,10 +194,9 @@ class InMemoryTaskRepository:
         *,
         after: str | None = None,
         limit: int | None = None,
-        for_update: bool = False,
     ) -> Sequence[Task]:
         await self._locks.take_user(user_id)
-        under = sorted(
+        return sorted(
             (
                 task
                 for (owner, _), task in self._store.tasks.items()
@@ -210,10 +204,6 @@ class InMemoryTaskRepository:
             ),
             key=lambda task: (task.position, task.id),
         )[:limit]
-        if for_update:
-            for task in under:
-                await self._locks.take("tasks", (user_id, task.id))
-        return under
 
     async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
         await self._locks.take_user(user_id)
@@ -234,7 +224,6 @@ class InMemoryTaskRepository:
 
     async def remove(self, user_id: str, task_id: UUID, now: datetime, *, version: int | None = None) -> bool:
         await self._locks.take_user(user_id)
-        await self._locks.take("tasks", (user_id, task_id))
         stored = self._store.tasks.get((user_id, task_id))
         if stored is None or (version is not None and stored.version != version):
             return False
@@ -246,13 +235,8 @@ class InMemoryTaskRepository:
         await self._locks.take_user(user_id)
         for key, task in list(self._store.tasks.items()):
             if key[0] == user_id and task.fields.category_id == category_id:
-                # As PostgreSQL's UPDATE: wait for the row, then change it as it is now, if it
-                # still has the category.
-                await self._locks.take("tasks", key)
-                current = self._store.tasks.get(key)
-                if current is not None and current.fields.category_id == category_id:
-                    fields = dataclasses.replace(current.fields, category_id=None)
-                    self._store.tasks[key] = current.with_fields(fields, now)
+                fields = dataclasses.replace(task.fields, category_id=None)
+                self._store.tasks[key] = task.with_fields(fields, now)
 
     async def tag_counts(self, user_id: str) -> Sequence[tuple[str, int]]:
         await self._locks.take_user(user_id)
@@ -284,12 +268,8 @@ class InMemoryCategoryRepository:
         self._store = store
         self._locks = locks
 
-    async def get(
-        self, user_id: str, category_id: UUID, *, for_update: bool = False, for_share: bool = False
-    ) -> Category | None:
+    async def get(self, user_id: str, category_id: UUID) -> Category | None:
         await self._locks.take_user(user_id)
-        if for_update or for_share:
-            await self._locks.take("categories", (user_id, category_id))
         return self._store.categories.get((user_id, category_id))
 
     async def list_for_user(self, user_id: str) -> Sequence[Category]:
@@ -309,7 +289,6 @@ class InMemoryCategoryRepository:
 
     async def remove(self, user_id: str, category_id: UUID, now: datetime) -> bool:
         await self._locks.take_user(user_id)
-        await self._locks.take("categories", (user_id, category_id))
         if self._store.categories.pop((user_id, category_id), None) is None:
             return False
         self._store.deleted_at[(user_id, category_id)] = now
@@ -337,7 +316,6 @@ class InMemoryIdempotencyKeys:
         self, user_id: str, key: str, fingerprint: str, *, now: datetime, expired_before: datetime
     ) -> Recorded | None:
         await self._locks.take_user(user_id)
-        await self._locks.take("idempotency_keys", (user_id, key))  # as the SQL row of the key
         found = self._store.keys.get((user_id, key))
         if found is not None and found.outcome is not None and found.recorded_at >= expired_before:
             return Recorded(found.fingerprint, found.outcome)
