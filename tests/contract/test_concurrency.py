@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,6 +39,40 @@ from todo_core.use_cases.tasks import complete_task, create_task, delete_task, m
 
 SETTLE = 0.2  # seconds a rival may take to finish when nothing holds it back (they take ~10 ms)
 TIMEOUT = 10  # a guard that deadlocks fails its test rather than hang the suite
+POLL = 0.005  # seconds between two looks at PostgreSQL's backends
+
+#: On PostgreSQL: whether another backend of the test's database waits for a lock. Then the
+#: rival is known to be held back, and the gate opens at once; and one that is not held back
+#: is waited for until it finishes (at most TIMEOUT), not only SETTLE.
+_rival_waits: Callable[[], Coroutine[Any, Any, bool]] | None = None
+
+_WAITING_FOR_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+)
+
+
+@pytest.fixture(autouse=True)
+def _watch_postgres_locks(request: pytest.FixtureRequest) -> Iterator[None]:
+    global _rival_waits
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("backend") != "postgres":
+        yield
+        return
+    url = make_url(request.getfixturevalue("postgres_url")).set(drivername="postgresql")
+    # A plain connection: a look takes a fraction of a millisecond, the rival runs between looks.
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as db:
+
+        async def waits() -> bool:
+            row = db.execute(_WAITING_FOR_A_LOCK).fetchone()
+            return row is not None and row[0] > 0
+
+        _rival_waits = waits
+        try:
+            yield
+        finally:
+            _rival_waits = None
+
 
 CLOCK = SystemClock()
 
@@ -111,10 +146,22 @@ async def interleave(
     reached.cancel()
     assert gate.reached.is_set(), f"the first command ended before it read: {held}"
     racing = asyncio.ensure_future(rival())
-    await asyncio.wait({racing}, timeout=SETTLE)
+    await _held_back_or_done(racing)
     gate.opened.set()
     first_result, rival_result = await asyncio.wait_for(asyncio.gather(held, racing, return_exceptions=True), TIMEOUT)
     return first_result, rival_result
+
+
+async def _held_back_or_done(racing: asyncio.Future[Any]) -> None:
+    """Return once the rival has finished, or is held back: on PostgreSQL, as soon as its
+    backend waits for a lock (bounded by TIMEOUT); elsewhere, after SETTLE."""
+    if _rival_waits is None:
+        await asyncio.wait({racing}, timeout=SETTLE)
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while not racing.done() and loop.time() < deadline and not await _rival_waits():
+        await asyncio.wait({racing}, timeout=POLL)
 
 
 def succeeded(results: tuple[Any, Any]) -> tuple[Any, Any]:
