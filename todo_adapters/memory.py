@@ -57,9 +57,7 @@ class InMemoryStore:
 
     tasks: dict[Key, Task] = dataclasses.field(default_factory=dict)
     categories: dict[Key, Category] = dataclasses.field(default_factory=dict)
-    row_locks: defaultdict[tuple[str, object], asyncio.Lock] = dataclasses.field(
-        default_factory=lambda: defaultdict(asyncio.Lock)
-    )
+    turns: defaultdict[str, asyncio.Lock] = dataclasses.field(default_factory=lambda: defaultdict(asyncio.Lock))
     #: Each user's change log, the change number of every row, and the tombstones.
     logs: dict[str, ChangeLog] = dataclasses.field(default_factory=dict)
     change_seqs: dict[tuple[ChangeKind, Key], int] = dataclasses.field(default_factory=dict)
@@ -122,36 +120,31 @@ class _View:
     erased: set[str] = dataclasses.field(default_factory=set)
 
 
-class _RowLocks:
-    """The row locks one unit of work holds: taken when first needed, all released at its end."""
+class _Turns:
+    """The users' turns one unit of work holds: taken when first needed, all given back at its end."""
 
-    def __init__(self, locks: defaultdict[tuple[str, object], asyncio.Lock], *, taking_users: bool = True) -> None:
-        self._locks = locks
+    def __init__(self, turns: defaultdict[str, asyncio.Lock], *, taking_users: bool = True) -> None:
+        self._turns = turns
         self._taking_users = taking_users
-        self._held: set[tuple[str, object]] = set()
-
-    async def take(self, table: str, key: object) -> None:
-        if (table, key) not in self._held:
-            await self._locks[(table, key)].acquire()
-            self._held.add((table, key))
+        self._held: set[str] = set()
 
     async def take_user(self, user_id: str) -> None:
         """Take the user's turn until the unit of work ends, before any of the user's rows, as
         the SQL adapters take the user's change counter: one user's units of work that touch
-        their data take turns (so one that reads the task tree to decide where a task goes
-        sees it as it will commit), and never wait for each other's rows in opposite orders.
-        A unit of work that only reads takes no turn."""
-        if self._taking_users:
-            await self.take("users", user_id)
+        their data take turns, each reading what the one before committed. A unit of work
+        that only reads takes no turn."""
+        if self._taking_users and user_id not in self._held:
+            await self._turns[user_id].acquire()
+            self._held.add(user_id)
 
     def release(self) -> None:
         for held in self._held:
-            self._locks[held].release()
+            self._turns[held].release()
         self._held.clear()
 
 
 class InMemoryTaskRepository:
-    def __init__(self, store: _View, locks: _RowLocks) -> None:
+    def __init__(self, store: _View, locks: _Turns) -> None:
         self._store = store
         self._locks = locks
 
@@ -264,7 +257,7 @@ class InMemoryTaskRepository:
 
 
 class InMemoryCategoryRepository:
-    def __init__(self, store: _View, locks: _RowLocks) -> None:
+    def __init__(self, store: _View, locks: _Turns) -> None:
         self._store = store
         self._locks = locks
 
@@ -307,7 +300,7 @@ class InMemoryCategoryRepository:
 
 
 class InMemoryIdempotencyKeys:
-    def __init__(self, store: InMemoryStore, view: _View, locks: _RowLocks) -> None:
+    def __init__(self, store: InMemoryStore, view: _View, locks: _Turns) -> None:
         self._store = store
         self._view = view
         self._locks = locks
@@ -363,7 +356,7 @@ class InMemoryCalendarFeedRepository:
 
 
 class InMemoryAccountEraser:
-    def __init__(self, view: _View, locks: _RowLocks) -> None:
+    def __init__(self, view: _View, locks: _Turns) -> None:
         self._view = view
         self._locks = locks
 
@@ -381,7 +374,7 @@ class InMemoryUnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._view = _View(_Rows(self._store.tasks), _Rows(self._store.categories))
-        self._locks = _RowLocks(self._store.row_locks, taking_users=not self._read_only)
+        self._locks = _Turns(self._store.turns, taking_users=not self._read_only)
         self.tasks = InMemoryTaskRepository(self._view, self._locks)
         self.categories = InMemoryCategoryRepository(self._view, self._locks)
         self.idempotency = InMemoryIdempotencyKeys(self._store, self._view, self._locks)

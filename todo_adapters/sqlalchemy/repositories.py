@@ -255,9 +255,10 @@ class ChangeNumbers:
     """The users whose change numbers one unit of work has taken (see `UnitOfWork`).
 
     A writing unit of work takes the user's next number before its first statement on the
-    user's rows, so it holds the user's counter before any row lock: two units of work of one
-    user never wait for each other's row locks in opposite orders. A unit of work that only
-    reads takes none (`taking=False`).
+    user's rows, and so holds the user's counter row (locked by the upsert) before it reads
+    anything: one user's writers take turns, each reading what the one before committed. That
+    is the only lock a unit of work takes (no `FOR UPDATE`; see docs/guarantees.md). A unit of
+    work that only reads takes none (`taking=False`).
     """
 
     def __init__(self, executor: Executor, *, taking: bool = True) -> None:
