@@ -3,19 +3,21 @@
 No database, no token check (the Authorization header is sent but ignored): what is left is
 the framework, the server and pydantic serializing the same 50 tasks through a response
 model. The page (a JSON array) comes from the JSON file the harness wrote from the real
-server's answer (`BENCH_CEILING_PAGE`), so both send the same payload, every field of it (the
-harness checks that too).
+server's answer (`BENCH_CEILING_PAGE`), with its `Link` header (`BENCH_CEILING_LINK`), so both
+send the same page: the harness compares the two answers byte for byte before it measures.
+Instants are kept as the text the real page has (RFC 3339 with `+00:00` and a trimmed
+fraction, which pydantic would write otherwise); ids, dates and the rest are typed.
 
-    BENCH_CEILING_PAGE=page.json uvicorn bench.ceiling_app:app --workers 2
+    BENCH_CEILING_PAGE=page.json BENCH_CEILING_LINK='<…>; rel="next"' uvicorn bench.ceiling_app:app --workers 2
 """
 
 import os
 import uuid
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from pydantic import BaseModel, TypeAdapter
 
 
@@ -26,23 +28,24 @@ class TaskRead(BaseModel):
     description: str
     completed: bool
     priority: Literal["none", "low", "medium", "high"]
-    due_at: datetime | None
+    due_at: str | None
     due_date: date | None
-    remind_at: datetime | None
+    remind_at: str | None
     recurrence: str | None
     time_zone: str
     tags: list[str]
     category_id: uuid.UUID | None
     parent_id: uuid.UUID | None
-    completed_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    completed_at: str | None
+    created_at: str
+    updated_at: str
     version: int
     next_occurrence_id: uuid.UUID | None
     position: str
 
 
 TASKS = TypeAdapter(list[TaskRead]).validate_json(Path(os.environ["BENCH_CEILING_PAGE"]).read_bytes())
+LINK = os.environ.get("BENCH_CEILING_LINK", "")
 
 app = FastAPI()
 
@@ -53,5 +56,7 @@ async def healthz() -> dict[str, str]:
 
 
 @app.get("/api/{user_id}/tasks", response_model=list[TaskRead])
-async def list_tasks(user_id: str, status: str = "all", limit: int = 50):
+async def list_tasks(response: Response, user_id: str, status: str = "all", limit: int = 50):
+    if LINK:
+        response.headers["Link"] = LINK
     return TASKS[:limit]

@@ -4,7 +4,8 @@ A sync SQLModel `Session` per request (`Depends(get_session)`), offset paginatio
 response models, and a PyJWT check of the bearer token on every request (HS256, the same
 secret as the real server). It maps the real server's `tasks` table, so it reads the same
 rows; a create fills every NOT NULL column (but, like most such apps, keeps tags only in the
-JSON column: it knows nothing of `task_tags`).
+JSON column: it knows nothing of `task_tags`, nor of the change numbers of sync: its rows get
+change number 0, the time zone UTC and one position for all).
 
     BENCH_NAIVE_DATABASE_URL=postgresql+psycopg://... BENCH_JWT_SECRET=... \\
         uvicorn bench.naive_app:app --workers 2
@@ -42,9 +43,12 @@ class Task(SQLModel, table=True):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     category_id: uuid.UUID | None = None
     next_occurrence_id: uuid.UUID | None = None
+    time_zone: str = "UTC"
+    position: str = "a0"
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=DateTime(timezone=True))
     version: int = 1
+    change_seq: int = 0
 
 
 class TaskPublic(SQLModel):

@@ -86,6 +86,8 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 def ratios(summary: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """todo against each baseline; None (no ratio) where either side had an error or a
+    timeout: a baseline that failed requests did other work than todo did."""
     found: dict[str, float | None] = {}
     for scenario in ("list-50", "create"):
         todo = _find(summary, scenario, "todo")
@@ -93,7 +95,10 @@ def ratios(summary: Sequence[dict[str, Any]]) -> dict[str, float | None]:
             continue
         for baseline in ("ceiling", "naive"):
             other = _find(summary, scenario, baseline)
-            if other is not None:
+            if other is not None and (other["errors"] or other["timeouts"] or todo["errors"] or todo["timeouts"]):
+                found[f"{scenario} req/s todo/{baseline}"] = None
+                found[f"{scenario} server CPU per request {baseline}/todo"] = None
+            elif other is not None:
                 found[f"{scenario} req/s todo/{baseline}"] = _ratio(todo["rps"], other["rps"])
                 found[f"{scenario} server CPU per request {baseline}/todo"] = _ratio(
                     other["server_us_per_request"], todo["server_us_per_request"]
@@ -354,9 +359,11 @@ def markdown(data: dict[str, Any], plot_name: str | None) -> str:
     payload = data.get("payload_check") or {}
     if payload:
         parts += [
-            f"The list-50 page has {payload['todo_items']} items; the naive app returns the same ids: "
-            f"{payload['naive_same_ids']}, the ceiling: {payload['ceiling_same_ids']} (with the same fields: "
-            f"{payload.get('ceiling_same_fields', 'not checked')}).",
+            f"The list-50 page has {payload['todo_items']} items ({payload['todo_bytes']:,} bytes); the naive app "
+            f"returns the same ids: {payload['naive_same_ids']}; the ceiling the same bytes: "
+            f"{payload['ceiling_same_bytes']}, and the same `Link` header: {payload['ceiling_same_link']} (checked "
+            "before measuring). No ratio is computed against a baseline, or for todo, with errors or timeouts "
+            "in that scenario.",
             "",
         ]
     parts += [

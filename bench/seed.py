@@ -155,7 +155,7 @@ def _user(rows: _Rows, user_id: str, count: int, *, now: datetime, rng: random.R
                 due_at,
                 remind_at,
                 recurrence,
-                json.dumps(tags),
+                json.dumps(tags, separators=(",", ":")),  # as the server writes them: PostgreSQL keeps json as written
                 rng.choice(category_ids) if rng.random() < 0.5 else None,
                 None,
                 created,

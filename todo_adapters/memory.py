@@ -2,10 +2,10 @@
 
 It gives the guarantees of the SQL adapters. A unit of work reads the committed rows with its
 own writes on top, and `commit()` applies those writes and nothing else: an abandoned unit of
-work leaves nothing behind, and one that commits never undoes another's commit. Reading
-`for_update` or `for_share`, deleting, and clearing a category off tasks lock the rows they
-touch until the unit of work ends, as PostgreSQL's row locks do; here every lock is exclusive,
-so two units of work that share a category take turns where PostgreSQL lets both go on.
+work leaves nothing behind, and one that commits never undoes another's commit. A unit of
+work that writes takes its user's turn before it first touches the user's rows and keeps it
+until it ends, as the SQL adapters hold the user's change counter: one user's writers take
+turns, and no row is locked on top of that.
 """
 
 from __future__ import annotations
@@ -53,13 +53,11 @@ class _KeyRecord:
 
 @dataclasses.dataclass
 class InMemoryStore:
-    """Everything every user has, as committed, and the locks on its rows."""
+    """Everything every user has, as committed, and each user's turn to write."""
 
     tasks: dict[Key, Task] = dataclasses.field(default_factory=dict)
     categories: dict[Key, Category] = dataclasses.field(default_factory=dict)
-    row_locks: defaultdict[tuple[str, object], asyncio.Lock] = dataclasses.field(
-        default_factory=lambda: defaultdict(asyncio.Lock)
-    )
+    turns: defaultdict[str, asyncio.Lock] = dataclasses.field(default_factory=lambda: defaultdict(asyncio.Lock))
     #: Each user's change log, the change number of every row, and the tombstones.
     logs: dict[str, ChangeLog] = dataclasses.field(default_factory=dict)
     change_seqs: dict[tuple[ChangeKind, Key], int] = dataclasses.field(default_factory=dict)
@@ -124,43 +122,36 @@ class _View:
     erased: set[str] = dataclasses.field(default_factory=set)
 
 
-class _RowLocks:
-    """The row locks one unit of work holds: taken when first needed, all released at its end."""
+class _Turns:
+    """The users' turns one unit of work holds: taken when first needed, all given back at its end."""
 
-    def __init__(self, locks: defaultdict[tuple[str, object], asyncio.Lock], *, taking_users: bool = True) -> None:
-        self._locks = locks
+    def __init__(self, turns: defaultdict[str, asyncio.Lock], *, taking_users: bool = True) -> None:
+        self._turns = turns
         self._taking_users = taking_users
-        self._held: set[tuple[str, object]] = set()
-
-    async def take(self, table: str, key: object) -> None:
-        if (table, key) not in self._held:
-            await self._locks[(table, key)].acquire()
-            self._held.add((table, key))
+        self._held: set[str] = set()
 
     async def take_user(self, user_id: str) -> None:
         """Take the user's turn until the unit of work ends, before any of the user's rows, as
         the SQL adapters take the user's change counter: one user's units of work that touch
-        their data take turns (so one that reads the task tree to decide where a task goes
-        sees it as it will commit), and never wait for each other's rows in opposite orders.
-        A unit of work that only reads takes no turn."""
-        if self._taking_users:
-            await self.take("users", user_id)
+        their data take turns, each reading what the one before committed. A unit of work
+        that only reads takes no turn."""
+        if self._taking_users and user_id not in self._held:
+            await self._turns[user_id].acquire()
+            self._held.add(user_id)
 
     def release(self) -> None:
         for held in self._held:
-            self._locks[held].release()
+            self._turns[held].release()
         self._held.clear()
 
 
 class InMemoryTaskRepository:
-    def __init__(self, store: _View, locks: _RowLocks) -> None:
+    def __init__(self, store: _View, locks: _Turns) -> None:
         self._store = store
         self._locks = locks
 
-    async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
+    async def get(self, user_id: str, task_id: UUID) -> Task | None:
         await self._locks.take_user(user_id)
-        if for_update:
-            await self._locks.take("tasks", (user_id, task_id))
         return self._store.tasks.get((user_id, task_id))
 
     async def ancestors(self, user_id: str, task_id: UUID) -> Sequence[UUID]:
@@ -172,7 +163,7 @@ class InMemoryTaskRepository:
             task = self._store.tasks.get((user_id, task.fields.parent_id))
         return found
 
-    async def descendants(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Sequence[Task]:
+    async def descendants(self, user_id: str, task_id: UUID) -> Sequence[Task]:
         await self._locks.take_user(user_id)
         found: list[Task] = []
         level = [task_id]
@@ -189,9 +180,6 @@ class InMemoryTaskRepository:
                 break
             found += below
             level = [task.id for task in below]
-        if for_update:
-            for task in found:
-                await self._locks.take("tasks", (user_id, task.id))
         return found
 
     async def children(
@@ -201,10 +189,9 @@ class InMemoryTaskRepository:
         *,
         after: str | None = None,
         limit: int | None = None,
-        for_update: bool = False,
     ) -> Sequence[Task]:
         await self._locks.take_user(user_id)
-        under = sorted(
+        return sorted(
             (
                 task
                 for (owner, _), task in self._store.tasks.items()
@@ -212,10 +199,6 @@ class InMemoryTaskRepository:
             ),
             key=lambda task: (task.position, task.id),
         )[:limit]
-        if for_update:
-            for task in under:
-                await self._locks.take("tasks", (user_id, task.id))
-        return under
 
     async def count_for_user(self, user_id: str, *, up_to: int) -> int:
         await self._locks.take_user(user_id)
@@ -244,7 +227,6 @@ class InMemoryTaskRepository:
 
     async def remove(self, user_id: str, task_id: UUID, now: datetime, *, version: int | None = None) -> bool:
         await self._locks.take_user(user_id)
-        await self._locks.take("tasks", (user_id, task_id))
         stored = self._store.tasks.get((user_id, task_id))
         if stored is None or (version is not None and stored.version != version):
             return False
@@ -256,13 +238,8 @@ class InMemoryTaskRepository:
         await self._locks.take_user(user_id)
         for key, task in list(self._store.tasks.items()):
             if key[0] == user_id and task.fields.category_id == category_id:
-                # As PostgreSQL's UPDATE: wait for the row, then change it as it is now, if it
-                # still has the category.
-                await self._locks.take("tasks", key)
-                current = self._store.tasks.get(key)
-                if current is not None and current.fields.category_id == category_id:
-                    fields = dataclasses.replace(current.fields, category_id=None)
-                    self._store.tasks[key] = current.with_fields(fields, now)
+                fields = dataclasses.replace(task.fields, category_id=None)
+                self._store.tasks[key] = task.with_fields(fields, now)
 
     async def tag_counts(self, user_id: str) -> Sequence[tuple[str, int]]:
         await self._locks.take_user(user_id)
@@ -290,16 +267,12 @@ class InMemoryTaskRepository:
 
 
 class InMemoryCategoryRepository:
-    def __init__(self, store: _View, locks: _RowLocks) -> None:
+    def __init__(self, store: _View, locks: _Turns) -> None:
         self._store = store
         self._locks = locks
 
-    async def get(
-        self, user_id: str, category_id: UUID, *, for_update: bool = False, for_share: bool = False
-    ) -> Category | None:
+    async def get(self, user_id: str, category_id: UUID) -> Category | None:
         await self._locks.take_user(user_id)
-        if for_update or for_share:
-            await self._locks.take("categories", (user_id, category_id))
         return self._store.categories.get((user_id, category_id))
 
     async def list_for_user(self, user_id: str) -> Sequence[Category]:
@@ -319,7 +292,6 @@ class InMemoryCategoryRepository:
 
     async def remove(self, user_id: str, category_id: UUID, now: datetime) -> bool:
         await self._locks.take_user(user_id)
-        await self._locks.take("categories", (user_id, category_id))
         if self._store.categories.pop((user_id, category_id), None) is None:
             return False
         self._store.deleted_at[(user_id, category_id)] = now
@@ -338,7 +310,7 @@ class InMemoryCategoryRepository:
 
 
 class InMemoryIdempotencyKeys:
-    def __init__(self, store: InMemoryStore, view: _View, locks: _RowLocks) -> None:
+    def __init__(self, store: InMemoryStore, view: _View, locks: _Turns) -> None:
         self._store = store
         self._view = view
         self._locks = locks
@@ -347,7 +319,6 @@ class InMemoryIdempotencyKeys:
         self, user_id: str, key: str, fingerprint: str, *, now: datetime, expired_before: datetime
     ) -> Recorded | None:
         await self._locks.take_user(user_id)
-        await self._locks.take("idempotency_keys", (user_id, key))  # as the SQL row of the key
         found = self._store.keys.get((user_id, key))
         if found is not None and found.outcome is not None and found.recorded_at >= expired_before:
             return Recorded(found.fingerprint, found.outcome)
@@ -395,7 +366,7 @@ class InMemoryCalendarFeedRepository:
 
 
 class InMemoryAccountEraser:
-    def __init__(self, view: _View, locks: _RowLocks) -> None:
+    def __init__(self, view: _View, locks: _Turns) -> None:
         self._view = view
         self._locks = locks
 
@@ -413,7 +384,7 @@ class InMemoryUnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._view = _View(_Rows(self._store.tasks), _Rows(self._store.categories))
-        self._locks = _RowLocks(self._store.row_locks, taking_users=not self._read_only)
+        self._locks = _Turns(self._store.turns, taking_users=not self._read_only)
         self.tasks = InMemoryTaskRepository(self._view, self._locks)
         self.categories = InMemoryCategoryRepository(self._view, self._locks)
         self.idempotency = InMemoryIdempotencyKeys(self._store, self._view, self._locks)

@@ -45,10 +45,8 @@ __all__ = [
 
 
 class TaskRepository(Protocol):
-    async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
-        """Return the user's task with this id, or None if the user has none. With
-        `for_update`, lock it until this unit of work ends: another that reads it `for_update`,
-        removes it or clears its category waits, then sees what this one committed.
+    async def get(self, user_id: str, task_id: UUID) -> Task | None:
+        """Return the user's task with this id, or None if the user has none.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -62,9 +60,9 @@ class TaskRepository(Protocol):
         """
         ...
 
-    async def descendants(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Sequence[Task]:
+    async def descendants(self, user_id: str, task_id: UUID) -> Sequence[Task]:
         """Return every task below the user's task (its steps, their steps, ...), each parent
-        before its children and siblings by position. `for_update` locks them as `get` does.
+        before its children and siblings by position.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -77,11 +75,9 @@ class TaskRepository(Protocol):
         *,
         after: str | None = None,
         limit: int | None = None,
-        for_update: bool = False,
     ) -> Sequence[Task]:
         """Return the user's tasks directly under `parent_id` (None: the top-level tasks) by
         position, only those after the position `after` when given, at most `limit`.
-        `for_update` locks them as `get` does.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -119,8 +115,8 @@ class TaskRepository(Protocol):
         ...
 
     async def update(self, task: Task) -> None:
-        """Stage a task's new version. Only for a task read `for_update` in this unit of work:
-        that lock, not this method, keeps it from overwriting a concurrent change.
+        """Stage a task's new version. Only for a task read in this unit of work: the user's
+        turn (see `UnitOfWork`), not this method, keeps it from overwriting a concurrent change.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -129,8 +125,7 @@ class TaskRepository(Protocol):
     async def remove(self, user_id: str, task_id: UUID, now: datetime, *, version: int | None = None) -> bool:
         """Stage the deletion of the user's task (only at `version`, when given), leaving its
         tombstone (deleted `now`) for sync; return False if the user has no such task at that
-        version. Waits for a unit of work that holds the task (`for_update`) to end, and then
-        checks `version` against what it committed.
+        version.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -138,8 +133,6 @@ class TaskRepository(Protocol):
 
     async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
         """Take the category off every task of the user that has it (a new version of each).
-        Waits for the units of work that hold those tasks (`for_update`), and leaves a task that
-        one of them moved to another category.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -181,13 +174,8 @@ class TaskViews(Protocol):
 
 
 class CategoryRepository(Protocol):
-    async def get(
-        self, user_id: str, category_id: UUID, *, for_update: bool = False, for_share: bool = False
-    ) -> Category | None:
-        """Return the user's category with this id, or None. With `for_update`, lock it until
-        this unit of work ends: another that reads it `for_update` or `for_share`, or removes
-        it, waits, then sees what this one committed. With `for_share`, its change and its
-        deletion wait until this unit of work ends.
+    async def get(self, user_id: str, category_id: UUID) -> Category | None:
+        """Return the user's category with this id, or None.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -209,8 +197,9 @@ class CategoryRepository(Protocol):
         ...
 
     async def update(self, category: Category) -> None:
-        """Stage a category's new version. Only for a category read `for_update` in this unit
-        of work: that lock, not this method, keeps it from overwriting a concurrent change.
+        """Stage a category's new version. Only for a category read in this unit of work: the
+        user's turn (see `UnitOfWork`), not this method, keeps it from overwriting a concurrent
+        change.
 
         :raises Conflict: the user already has another category of that name (in any case).
         :raises StorageUnavailable: the store cannot be reached.
@@ -219,8 +208,7 @@ class CategoryRepository(Protocol):
 
     async def remove(self, user_id: str, category_id: UUID, now: datetime) -> bool:
         """Stage the deletion of the user's category, leaving its tombstone (deleted `now`) for
-        sync; False if there is none. Waits for the units of work that hold it (`for_update`
-        or `for_share`) to end.
+        sync; False if there is none.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -411,8 +399,12 @@ class UnitOfWork(Protocol):
     """One transaction. Leaving the `async with` block without `commit()` rolls back.
 
     A unit of work that changes a user's data gives the change the user's next change number
-    when it first touches the user's rows, and holds the user's counter until it ends: the
-    user's changes commit one at a time, in the order of their numbers."""
+    when it first touches the user's rows (before its first read of them), and holds the
+    user's counter until it ends: the user's units of work that write take turns, each
+    reading what the one before committed, and their changes commit in the order of their
+    numbers. This turn is the one guard of every rule a command checks on what it read (no
+    lost change, `If-Match`, a category that exists, the depth and cycle rules of subtasks, one
+    answer per idempotency key); no row is locked on top of it (see docs/guarantees.md)."""
 
     @property
     def tasks(self) -> TaskRepository: ...

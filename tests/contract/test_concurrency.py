@@ -1,12 +1,13 @@
 """Concurrent commands on every adapter: two real units of work (on SQL, two connections), interleaved.
 
-The first command stops at a gate right after its first read (a read `for_update` or
-`for_share`, when the command is right), holding whatever that read locked, while a rival
-command runs. A rival that a lock holds back cannot finish within SETTLE; the gate then opens,
-the first command writes and commits, and the rival goes on from what the first committed.
-Take the lock away and the rival finishes on what it read before the first committed: each
-test below then sees a lost change, a resurrected row, a dangling category or an error.
-A few tests stop the first command at its commit instead, to check what is checked there.
+The first command stops at a gate, right after its first read or at its commit with every
+change staged, while a rival command runs. One guard keeps all of these rules: a writer takes
+its user's turn (the `user_changes` row on PostgreSQL, SQLite's write lock, a lock in memory)
+before its first read and keeps it to its end. So a rival held back cannot finish within
+SETTLE; the gate then opens, the first command commits, and the rival reads what it committed.
+Take the turn at the first write instead of the first read, and each test below but the
+deletion and category-move ones sees a lost change, a cycle, a task too deep, a dangling
+category; the unique name is kept by the database's unique index (memory: a check at commit).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,15 +35,49 @@ from todo_adapters.sqlalchemy.engine import SqliteWriters, create_engine
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import SqliteTaskViews
 from todo_core.category import Category, CategoryFields
-from todo_core.errors import Conflict, NotFound, PreconditionFailed, StorageUnavailable
+from todo_core.errors import Conflict, NotFound, PreconditionFailed, StorageUnavailable, ValidationFailed
 from todo_core.ports import UnitOfWork
 from todo_core.query import TaskQuery
 from todo_core.task import Priority, Task, TaskFields
 from todo_core.use_cases.categories import create_category, delete_category, get_category, update_category
-from todo_core.use_cases.tasks import complete_task, create_task, delete_task, patch_task
+from todo_core.use_cases.tasks import complete_task, create_task, delete_task, move_task, patch_task
 
 SETTLE = 0.2  # seconds a rival may take to finish when nothing holds it back (they take ~10 ms)
 TIMEOUT = 10  # a guard that deadlocks fails its test rather than hang the suite
+POLL = 0.005  # seconds between two looks at PostgreSQL's backends
+
+#: On PostgreSQL: whether another backend of the test's database waits for a lock. Then the
+#: rival is known to be held back, and the gate opens at once; and one that is not held back
+#: is waited for until it finishes (at most TIMEOUT), not only SETTLE.
+_rival_waits: Callable[[], Coroutine[Any, Any, bool]] | None = None
+
+_WAITING_FOR_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+)
+
+
+@pytest.fixture(autouse=True)
+def _watch_postgres_locks(request: pytest.FixtureRequest) -> Iterator[None]:
+    global _rival_waits
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("backend") != "postgres":
+        yield
+        return
+    url = make_url(request.getfixturevalue("postgres_url")).set(drivername="postgresql")
+    # A plain connection: a look takes a fraction of a millisecond, the rival runs between looks.
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as db:
+
+        async def waits() -> bool:
+            row = db.execute(_WAITING_FOR_A_LOCK).fetchone()
+            return row is not None and row[0] > 0
+
+        _rival_waits = waits
+        try:
+            yield
+        finally:
+            _rival_waits = None
+
 
 CLOCK = SystemClock()
 
@@ -115,10 +151,22 @@ async def interleave(
     reached.cancel()
     assert gate.reached.is_set(), f"the first command ended before it read: {held}"
     racing = asyncio.ensure_future(rival())
-    await asyncio.wait({racing}, timeout=SETTLE)
+    await _held_back_or_done(racing)
     gate.opened.set()
     first_result, rival_result = await asyncio.wait_for(asyncio.gather(held, racing, return_exceptions=True), TIMEOUT)
     return first_result, rival_result
+
+
+async def _held_back_or_done(racing: asyncio.Future[Any]) -> None:
+    """Return once the rival has finished, or is held back: on PostgreSQL, as soon as its
+    backend waits for a lock (bounded by TIMEOUT); elsewhere, after SETTLE."""
+    if _rival_waits is None:
+        await asyncio.wait({racing}, timeout=SETTLE)
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while not racing.done() and loop.time() < deadline and not await _rival_waits():
+        await asyncio.wait({racing}, timeout=POLL)
 
 
 def succeeded(results: tuple[Any, Any]) -> tuple[Any, Any]:
@@ -249,7 +297,7 @@ async def test_a_task_given_a_category_while_it_is_deleted_loses_it(
     user = new_user()
     category = await new_category(uow_factory, user)
     gate = Gate()
-    # The gate is after the category is read `for_share`: the deletion must wait for the task.
+    # The gate is after the category is read: the deletion must wait for the task.
     created, _ = succeeded(
         await interleave(
             gate,
@@ -259,6 +307,51 @@ async def test_a_task_given_a_category_while_it_is_deleted_loses_it(
     )
     stored = await stored_task(uow_factory, user, created.id)
     assert (stored.fields.category_id, stored.version) == (None, 2)
+
+
+# Subtasks: each move checks the tree as the other left it
+
+
+async def test_two_moves_that_together_would_make_a_cycle_one_is_refused(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    a, b = await new_task(uow_factory, user, title="A"), await new_task(uow_factory, user, title="B")
+    gate = Gate()
+    # The first has checked that B is not below A and staged A under B; the rival, B under A,
+    # must check the tree with that move in it.
+    first, rival = await interleave(
+        gate,
+        move_task(gate.hold_commit(uow_factory()), CLOCK, user, a.id, parent_id=b.id),
+        lambda: move_task(uow_factory(), CLOCK, user, b.id, parent_id=a.id),
+    )
+    assert not isinstance(first, BaseException) and first.fields.parent_id == b.id
+    assert isinstance(rival, ValidationFailed), rival
+    stored = [(await stored_task(uow_factory, user, task.id)).fields.parent_id for task in (a, b)]
+    assert stored == [b.id, None]
+
+
+async def test_a_move_and_a_new_step_that_together_would_nest_too_deep_one_is_refused(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    user = new_user()
+    chain: list[Task] = []
+    for title in ("P1", "P2", "P3"):
+        chain.append(await new_task(uow_factory, user, title=title, parent_id=chain[-1].id if chain else None))
+    q1 = await new_task(uow_factory, user, title="Q1")
+    q2 = await new_task(uow_factory, user, title="Q2", parent_id=q1.id)
+    gate = Gate()
+    # Q1 under P3 puts Q2 at the fifth level: a step of Q2 would be the sixth.
+    first, rival = await interleave(
+        gate,
+        move_task(gate.hold_commit(uow_factory()), CLOCK, user, q1.id, parent_id=chain[-1].id),
+        lambda: create_task(uow_factory(), CLOCK, user, TaskFields(title="Too deep", parent_id=q2.id)),
+    )
+    assert not isinstance(first, BaseException) and first.fields.parent_id == chain[-1].id
+    assert isinstance(rival, ValidationFailed), rival
+    async with uow_factory() as uow:
+        assert await uow.tasks.children(user, q2.id) == []
+        assert await uow.tasks.ancestors(user, q2.id) == [q1.id, *(task.id for task in reversed(chain))]
 
 
 # Categories

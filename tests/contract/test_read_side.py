@@ -24,7 +24,7 @@ async def test_reads_proceed_while_a_writer_holds_its_transaction(
     await add(uow_factory, task)
 
     async with uow_factory() as writer:
-        current = await writer.tasks.get(user, task.id, for_update=True)
+        current = await writer.tasks.get(user, task.id)
         assert current is not None
         await writer.tasks.update(current.with_fields(dataclasses.replace(current.fields, title="Renamed"), NOW))
         # The change is not committed: readers see the last committed version, without waiting.

@@ -135,15 +135,13 @@ async def test_work_not_committed_is_rolled_back_after_reading_in_it(
             assert await uow.tasks.get(user, task.id) is None
 
 
-async def test_update_replaces_the_task_read_for_update(
-    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
-) -> None:
+async def test_update_replaces_the_task_read(uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]) -> None:
     user = new_user()
     task = make_task(user, tags=("a",))
     await add(uow_factory, task)
     changed = task.with_fields(dataclasses.replace(task.fields, title="Renamed", tags=("b", "C")), NOW)
     async with uow_factory() as uow:
-        assert await uow.tasks.get(user, task.id, for_update=True) == task
+        assert await uow.tasks.get(user, task.id) == task
         await uow.tasks.update(changed)
         await uow.commit()
     async with uow_factory() as uow:
@@ -282,7 +280,7 @@ async def test_categories_list_by_name_and_update_and_remove(
         await uow.commit()
     renamed = b.with_fields(CategoryFields("Gamma"), NOW)
     async with uow_factory() as uow:
-        assert await uow.categories.get(user, b.id, for_update=True) == b
+        assert await uow.categories.get(user, b.id) == b
         await uow.categories.update(renamed)
         assert await uow.categories.remove(user, a.id, NOW) is True
         await uow.commit()

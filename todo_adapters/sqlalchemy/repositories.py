@@ -86,7 +86,6 @@ def _bounded_wait(milliseconds: int) -> TextClause:
 
 
 _TASK = select(*TASKS.columns).where(tasks.c.user_id == _USER, tasks.c.id == bindparam("task_id"))
-_TASK_FOR_UPDATE = _TASK.with_for_update()  # SQLite ignores it: its write transactions are serial
 _INSERT_TASK = insert(tasks).values(change_seq=_seq_of("b_user_id"))
 #: Many tasks at once (an import): their change number is given, not looked up per row.
 _INSERT_TASKS = insert(tasks)
@@ -119,7 +118,6 @@ _DESCENDANTS = (
     .where(tasks.c.user_id == _USER, _BELOW.c.depth > 0)
     .order_by(_BELOW.c.depth, tasks.c.position, tasks.c.id)
 )
-_DESCENDANTS_FOR_UPDATE = _DESCENDANTS.with_for_update(of=tasks)
 
 
 def _under(top_level: bool) -> tuple[ColumnElement[bool], ...]:
@@ -129,17 +127,17 @@ def _under(top_level: bool) -> tuple[ColumnElement[bool], ...]:
     return tasks.c.user_id == _USER, parent
 
 
-def _children(top_level: bool, after: bool, limited: bool, for_update: bool) -> Select[Any]:
+def _children(top_level: bool, after: bool, limited: bool) -> Select[Any]:
     statement = select(*TASKS.columns).where(*_under(top_level)).order_by(tasks.c.position, tasks.c.id)
     if after:
         statement = statement.where(tasks.c.position > bindparam("after", type_=tasks.c.position.type))
     if limited:
         statement = statement.limit(bindparam("limit"))
-    return statement.with_for_update() if for_update else statement
+    return statement
 
 
 # Every variant built once (the executors compile each statement once).
-_CHILDREN = {flags: _children(*flags) for flags in itertools.product((False, True), repeat=4)}
+_CHILDREN = {flags: _children(*flags) for flags in itertools.product((False, True), repeat=3)}
 _COUNT_UP_TO = select(func.count()).select_from(
     select(tasks.c.id).where(tasks.c.user_id == _USER).limit(bindparam("up_to")).subquery()
 )
@@ -188,8 +186,6 @@ _TAG_COUNTS = (
 _CATEGORY = select(*CATEGORIES.columns).where(
     categories.c.user_id == _USER, categories.c.id == bindparam("category_id")
 )
-_CATEGORY_FOR_UPDATE = _CATEGORY.with_for_update()
-_CATEGORY_FOR_SHARE = _CATEGORY.with_for_update(read=True)
 _CATEGORIES = (
     select(*CATEGORIES.columns).where(categories.c.user_id == _USER).order_by(categories.c.name_key, categories.c.id)
 )
@@ -314,9 +310,10 @@ class ChangeNumbers:
     """The users whose change numbers one unit of work has taken (see `UnitOfWork`).
 
     A writing unit of work takes the user's next number before its first statement on the
-    user's rows, so it holds the user's counter before any row lock: two units of work of one
-    user never wait for each other's row locks in opposite orders. A unit of work that only
-    reads takes none (`taking=False`).
+    user's rows, and so holds the user's counter row (locked by the upsert) before it reads
+    anything: one user's writers take turns, each reading what the one before committed. That
+    is the only lock a unit of work takes (no `FOR UPDATE`; see docs/guarantees.md). A unit of
+    work that only reads takes none (`taking=False`).
 
     With `lock_timeout_ms` (PostgreSQL), the wait for the number is bounded: past it the
     statement fails with `lock_not_available`, which the unit of work turns into `UserBusy`.
@@ -361,10 +358,9 @@ class SqlTaskRepository:
         # (a completion, a new title) does not rewrite the user's tag index.
         self._tags_read: dict[tuple[str, UUID], tuple[str, ...]] = {}
 
-    async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
+    async def get(self, user_id: str, task_id: UUID) -> Task | None:
         await self._changes.take(user_id)
-        statement = _TASK_FOR_UPDATE if for_update else _TASK
-        rows = await self._sql.rows(statement, {"user_id": user_id, "task_id": task_id})
+        rows = await self._sql.rows(_TASK, {"user_id": user_id, "task_id": task_id})
         if not rows:
             return None
         task = TASKS.from_row(rows[0])
@@ -375,10 +371,9 @@ class SqlTaskRepository:
         await self._changes.take(user_id)
         return [row[0] for row in await self._sql.rows(_ANCESTORS, {"user_id": user_id, "task_id": task_id})]
 
-    async def descendants(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Sequence[Task]:
+    async def descendants(self, user_id: str, task_id: UUID) -> Sequence[Task]:
         await self._changes.take(user_id)
-        statement = _DESCENDANTS_FOR_UPDATE if for_update else _DESCENDANTS
-        return self._loaded(user_id, await self._sql.rows(statement, {"user_id": user_id, "task_id": task_id}))
+        return self._loaded(user_id, await self._sql.rows(_DESCENDANTS, {"user_id": user_id, "task_id": task_id}))
 
     async def children(
         self,
@@ -387,10 +382,9 @@ class SqlTaskRepository:
         *,
         after: str | None = None,
         limit: int | None = None,
-        for_update: bool = False,
     ) -> Sequence[Task]:
         await self._changes.take(user_id)
-        statement = _CHILDREN[(parent_id is None, after is not None, limit is not None, for_update)]
+        statement = _CHILDREN[(parent_id is None, after is not None, limit is not None)]
         values = {"user_id": user_id, "parent_id": parent_id, "after": after, "limit": limit}
         return self._loaded(user_id, await self._sql.rows(statement, _present(values)))
 
@@ -489,12 +483,9 @@ class SqlCategoryRepository:
         self._sql = executor
         self._changes = changes
 
-    async def get(
-        self, user_id: str, category_id: UUID, *, for_update: bool = False, for_share: bool = False
-    ) -> Category | None:
+    async def get(self, user_id: str, category_id: UUID) -> Category | None:
         await self._changes.take(user_id)
-        statement = _CATEGORY_FOR_UPDATE if for_update else _CATEGORY_FOR_SHARE if for_share else _CATEGORY
-        rows = await self._sql.rows(statement, {"user_id": user_id, "category_id": category_id})
+        rows = await self._sql.rows(_CATEGORY, {"user_id": user_id, "category_id": category_id})
         return CATEGORIES.from_row(rows[0]) if rows else None
 
     async def list_for_user(self, user_id: str) -> Sequence[Category]:

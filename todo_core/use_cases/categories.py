@@ -51,9 +51,7 @@ async def update_category(
     if "name" in changes and changes["name"] is None:
         raise ValidationFailed(FieldError("name", "cannot be null"))
     async with uow:
-        # `for_update`: a concurrent change of this category waits until this one is committed,
-        # then reads what it committed.
-        category = await _existing(uow, user_id, category_id, for_update=True)
+        category = await _existing(uow, user_id, category_id)
         if if_match is not None and if_match != category.version:
             raise PreconditionFailed(category.version)
         fields = dataclasses.replace(category.fields, **changes).validated()
@@ -71,8 +69,6 @@ async def delete_category(uow: UnitOfWork, clock: Clock, user_id: str, category_
     :raises NotFound: the user has no category with this id.
     """
     async with uow:
-        # Delete first: a task being given this category holds it until that change commits,
-        # so the tasks are cleared only once every such change is in.
         now = clock.now()
         if not await uow.categories.remove(user_id, category_id, now):
             raise NotFound("category")
@@ -80,8 +76,8 @@ async def delete_category(uow: UnitOfWork, clock: Clock, user_id: str, category_
         await uow.commit()
 
 
-async def _existing(uow: UnitOfWork, user_id: str, category_id: UUID, *, for_update: bool = False) -> Category:
-    category = await uow.categories.get(user_id, category_id, for_update=for_update)
+async def _existing(uow: UnitOfWork, user_id: str, category_id: UUID) -> Category:
+    category = await uow.categories.get(user_id, category_id)
     if category is None:
         raise NotFound("category")
     return category

@@ -269,7 +269,7 @@ async def stage_delete_task(
     if not await uow.tasks.remove(user_id, task_id, now, version=if_match):
         current = await _existing(uow, user_id, task_id)
         raise PreconditionFailed(current.version)  # it exists, so the version did not match
-    for step in await uow.tasks.descendants(user_id, task_id, for_update=True):
+    for step in await uow.tasks.descendants(user_id, task_id):
         await uow.tasks.remove(user_id, step.id, now)
 
 
@@ -333,7 +333,7 @@ async def _stage(uow: UnitOfWork, clock: Clock, task: Task, fields: TaskFields) 
         position = ordering.after(await uow.tasks.last_position(user_id, fields.parent_id))
         updated = dataclasses.replace(updated, position=position)
     if fields.completed and not task.fields.completed:
-        steps = await uow.tasks.descendants(user_id, task.id, for_update=True)
+        steps = await uow.tasks.descendants(user_id, task.id)
         for step in steps:
             if not step.fields.completed:
                 await uow.tasks.update(step.with_fields(dataclasses.replace(step.fields, completed=True), now))
@@ -396,9 +396,7 @@ async def _rebalance(
     """Spread the positions of the siblings under `parent` evenly, with the task in its new
     place (right after `after`, or first), and return the task's new position. Every sibling
     whose position changes is written."""
-    siblings = [
-        sibling for sibling in await uow.tasks.children(user_id, parent, for_update=True) if sibling.id != task_id
-    ]
+    siblings = [sibling for sibling in await uow.tasks.children(user_id, parent) if sibling.id != task_id]
     place = 0 if after is None else next(i for i, sibling in enumerate(siblings) if sibling.id == after) + 1
     positions = list(ordering.spread(len(siblings) + 1))
     mine = positions.pop(place)
@@ -417,14 +415,13 @@ async def _in_a_zone(uow: UnitOfWork, user_id: str, fields: TaskFields) -> TaskF
 
 
 async def _held(uow: UnitOfWork, user_id: str, task_id: UUID, if_match: int | None) -> Task:
-    """The user's task, locked until the unit of work ends (`for_update`: a concurrent change
-    of it waits until this one is committed, then reads what it committed), at version
-    `if_match` when given: no change is made from a version that is no longer current.
+    """The user's task, at version `if_match` when given: no change is made from a version that
+    is no longer current (the user's turn, see `UnitOfWork`, keeps it current until commit).
 
     :raises NotFound: the user has no task with this id.
     :raises PreconditionFailed: it is not at version `if_match`.
     """
-    task = await uow.tasks.get(user_id, task_id, for_update=True)
+    task = await uow.tasks.get(user_id, task_id)
     if task is None:
         raise NotFound("task")
     if if_match is not None:
@@ -446,6 +443,5 @@ def _check_version(task: Task, expected: int) -> None:
 
 async def _check_category(uow: UnitOfWork, user_id: str, category_id: UUID | None) -> None:
     # Another user's category and no category at all read the same: existence is not revealed.
-    # `for_share`: the category cannot be deleted before this task's change is committed.
-    if category_id is not None and await uow.categories.get(user_id, category_id, for_share=True) is None:
+    if category_id is not None and await uow.categories.get(user_id, category_id) is None:
         raise ValidationFailed(FieldError("category_id", "is not one of your categories"))
