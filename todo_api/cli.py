@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("user_id")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     commands.add_parser("openapi", help="print the OpenAPI document the server serves at /openapi.json")
+    commands.add_parser("mcp", help="serve the MCP tools on stdio for the user of the token in TODO_TOKEN")
     arguments = parser.parse_args(argv)
 
     try:
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         case "openapi":
             print(openapi_document(settings))
             return 0
+        case "mcp":
+            return _mcp(settings)
     return 2
 
 
@@ -139,6 +142,25 @@ def _run_uvicorn(settings: Settings) -> int:
         # their responses (streams included); past this it cancels what still runs and exits.
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
+    return 0
+
+
+def _mcp(settings: Settings) -> int:
+    import asyncio
+
+    from todo_api.assistant import serve_stdio
+    from todo_api.container import Container
+    from todo_core.errors import AuthenticationFailed
+
+    token = os.environ.get("TODO_TOKEN", "").strip()
+    if not token:
+        print("todo: mcp needs the user's bearer token in TODO_TOKEN", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve_stdio(Container(settings=settings), token))
+    except AuthenticationFailed:
+        print("todo: the token in TODO_TOKEN is not accepted (expired, or not for this service)", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route, Router, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +21,10 @@ from todo_core.errors import AuthenticationFailed, DomainError, Forbidden
 from todo_core.identity import Identity, IdentityVerifier
 
 API_PREFIX = "/api/"
+#: The MCP endpoint (todo_api/assistant.py): any user's token, the tools check the user.
+MCP_PATH = "/mcp"
+#: Where a client of /mcp learns how to get a token (RFC 9728), named in its 401.
+RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
 IMPORT_SUFFIX = "/import"
 
 
@@ -147,7 +152,9 @@ def _templates(routes: Iterable[BaseRoute], prefix: str) -> list[tuple[re.Patter
 
 
 class BearerAuthentication:
-    """Admit a request under /api/{user_id}/ only with a bearer token for that very user.
+    """Admit a request under /api/{user_id}/ only with a bearer token for that very user, and one
+    to /mcp with a valid bearer token (its 401 names the resource metadata, as the MCP
+    authorization spec asks).
 
     It runs before routing and before anything reads the body, so a caller without a valid
     token learns nothing (not even whether its JSON parses) and costs no more than the check.
@@ -156,11 +163,15 @@ class BearerAuthentication:
     outlive the token: an event stream).
     """
 
-    def __init__(self, app: ASGIApp, verifier: Callable[[], IdentityVerifier]) -> None:
+    def __init__(self, app: ASGIApp, verifier: Callable[[], IdentityVerifier], public_url: str | None = None) -> None:
         self.app = app
         self.verifier = verifier
+        self.public_url = public_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _route_path(scope) == MCP_PATH and not is_preflight(scope):
+            await self._admit_to_mcp(scope, receive, send)
+            return
         if scope["type"] != "http" or not _route_path(scope).startswith(API_PREFIX) or is_preflight(scope):
             # A preflight (from an origin CrossOrigin does not allow, or when none is) goes on to
             # the routes: 405 or 404, never 401, for a request that is never asked for a token.
@@ -176,11 +187,30 @@ class BearerAuthentication:
         state["token_valid_until"] = identity.valid_until
         await self.app(scope, receive, send)
 
-    async def _authorized(self, scope: Scope) -> Identity:
+    async def _admit_to_mcp(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            identity = await self._identified(scope)
+        except DomainError as error:
+            response = domain_problem(error)
+            if isinstance(error, AuthenticationFailed):
+                metadata = public_base(scope, self.public_url) + RESOURCE_METADATA_PATH
+                challenge = response.headers["WWW-Authenticate"]
+                response.headers["WWW-Authenticate"] = f'{challenge}, resource_metadata="{metadata}"'
+            await response(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["user_id"] = identity.user_id
+        state["token_valid_until"] = identity.valid_until
+        await self.app(scope, receive, send)
+
+    async def _identified(self, scope: Scope) -> Identity:
         token = bearer_token(_header(scope, b"authorization"))
         if token is None:
             raise AuthenticationFailed("no bearer token")
-        identity = await self.verifier().identify(token)
+        return await self.verifier().identify(token)
+
+    async def _authorized(self, scope: Scope) -> Identity:
+        identity = await self._identified(scope)
         if identity.user_id != _route_path(scope)[len(API_PREFIX) :].split("/", 1)[0]:
             raise Forbidden("the token's subject is not the user in the path")
         return identity
@@ -190,6 +220,14 @@ def bearer_token(authorization: str) -> str | None:
     """The token of an `Authorization: Bearer <token>` header's value, or None."""
     scheme, _, token = authorization.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def public_base(scope: Scope, public_url: str | None) -> str:
+    """Where clients reach this service: `TODO_PUBLIC_URL` when set, else the request's scheme,
+    `Host` and `root_path` (as the calendar feed links are made)."""
+    if public_url:
+        return public_url.rstrip("/")
+    return str(Request(scope).base_url).rstrip("/")
 
 
 def _route_path(scope: Scope) -> str:
