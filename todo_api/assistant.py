@@ -129,7 +129,7 @@ class OverviewSection(BaseModel):
     more: bool = Field(description="More tasks than shown: list them with `list_tasks`")
 
 
-class Overview(BaseModel):
+class Overview(_RestInstants):
     time_zone: str = Field(description="The user's time zone, in which today and the week are reckoned")
     now: datetime
     overdue: OverviewSection = Field(description="Open tasks whose due time has passed, before today")
@@ -259,7 +259,7 @@ IdempotencyKeyArg = Annotated[
 
 
 BatchOperationsArg = Annotated[
-    list["AssistantBatchOperation"], Field(min_length=1, max_length=BATCH_MAX, description="Applied in order")
+    list[AssistantBatchOperation], Field(min_length=1, max_length=BATCH_MAX, description="Applied in order")
 ]
 
 
