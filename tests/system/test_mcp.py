@@ -34,6 +34,8 @@ from tests.system.test_persistence import Server, clean_environment, free_port, 
 pytestmark = pytest.mark.slow
 
 PHASE_THREE_TOOLS = {"add_task", "list_tasks", "complete_task", "delete_task", "update_task"}
+FUZZER = Path(__file__).resolve().parents[2] / "scripts" / "fuzz_mcp.py"
+FUZZ_SECONDS = int(os.environ.get("TODO_FUZZ_MCP_SECONDS", "10"))
 ALL_TOOLS = PHASE_THREE_TOOLS | {"move_task", "get_overview", "list_categories", "add_category", "batch_tasks"}
 
 
@@ -419,3 +421,21 @@ def test_todo_mcp_refuses_to_start_without_an_accepted_token(sqlite_url: str, tm
         assert result.returncode == 2, result.stderr
         assert b"TODO_TOKEN" in result.stderr
         assert result.stdout == b""  # nothing a client would read as a message
+
+
+def test_fuzzed_calls_of_every_tool_answer_with_a_result_or_a_tool_error(server: Server, database_url: str) -> None:
+    """A short run of `make fuzz`'s MCP part (scripts/fuzz_mcp.py): drawn calls of every tool, each
+    answered by a result that matches the tool's output schema or by a tool error, and no crash in
+    the server's log."""
+    user = new_user()
+    environment = {**os.environ, "TODO_FUZZ_TOKEN": bearer(user)["Authorization"].removeprefix("Bearer ")}
+    run = subprocess.run(
+        [sys.executable, "-W", "ignore", str(FUZZER), "--url", f"{server.base_url}/mcp", "--user", user]
+        + ["--seconds", str(FUZZ_SECONDS), "--server-log", str(server.log)],
+        env=environment,
+        capture_output=True,
+        timeout=FUZZ_SECONDS + 120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr.decode(errors="replace")[-6000:]
+    assert b"no crash" in run.stdout
