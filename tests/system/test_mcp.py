@@ -429,9 +429,9 @@ def test_fuzzed_calls_of_every_tool_answer_with_a_result_or_a_tool_error(server:
     the server's log."""
     user = new_user()
     environment = {**os.environ, "TODO_FUZZ_TOKEN": bearer(user)["Authorization"].removeprefix("Bearer ")}
+    command = [sys.executable, "-W", "ignore", str(FUZZER), "--url", f"{server.base_url}/mcp", "--user", user]
     run = subprocess.run(
-        [sys.executable, "-W", "ignore", str(FUZZER), "--url", f"{server.base_url}/mcp", "--user", user]
-        + ["--seconds", str(FUZZ_SECONDS), "--server-log", str(server.log)],
+        [*command, "--seconds", str(FUZZ_SECONDS), "--server-log", str(server.log)],
         env=environment,
         capture_output=True,
         timeout=FUZZ_SECONDS + 120,
