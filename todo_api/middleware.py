@@ -194,8 +194,10 @@ class BearerAuthentication:
             response = domain_problem(error)
             if isinstance(error, AuthenticationFailed):
                 metadata = public_base(scope, self.public_url) + RESOURCE_METADATA_PATH
-                challenge = response.headers["WWW-Authenticate"]
-                response.headers["WWW-Authenticate"] = f'{challenge}, resource_metadata="{metadata}"'
+                # Added to the challenge the API answers with, whatever its parameters (RFC 9728, 5.1).
+                challenge = response.headers["WWW-Authenticate"].strip()
+                separator = " " if challenge.lower() == "bearer" else ", "
+                response.headers["WWW-Authenticate"] = f'{challenge}{separator}resource_metadata="{metadata}"'
             await response(scope, receive, send)
             return
         state = scope.setdefault("state", {})

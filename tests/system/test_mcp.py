@@ -97,6 +97,13 @@ def refused(result: CallToolResult) -> str:
     return text.text
 
 
+def listed(response: httpx.Response) -> list[dict[str, Any]]:
+    """The tasks of a list answer: a JSON array (or, before lists became arrays, its `items`)."""
+    body = response.json()
+    items: list[dict[str, Any]] = body if isinstance(body, list) else body["items"]
+    return items
+
+
 def rest(server: Server, user_id: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
     return httpx.request(method, f"{server.base_url}/api/{user_id}{path}", headers=bearer(user_id), **kwargs)
 
@@ -302,7 +309,7 @@ async def test_a_batch_applies_all_or_nothing_and_an_idempotency_key_makes_a_ret
             )
         )
         assert "Operation 1" in failed and "priority" in failed
-        titles = [task["title"] for task in rest(server, user, "GET", "/tasks").json()["items"]]
+        titles = [task["title"] for task in listed(rest(server, user, "GET", "/tasks"))]
         assert "Never made" not in titles
 
         first = ok(await client.call_tool("add_task", {"user_id": user, "title": "Once", "idempotency_key": "k-1"}))
@@ -312,7 +319,7 @@ async def test_a_batch_applies_all_or_nothing_and_an_idempotency_key_makes_a_ret
             await client.call_tool("add_task", {"user_id": user, "title": "Another", "idempotency_key": "k-1"})
         )
         assert "idempotency_key" in reused
-    titles = [task["title"] for task in rest(server, user, "GET", "/tasks").json()["items"]]
+    titles = [task["title"] for task in listed(rest(server, user, "GET", "/tasks"))]
     assert titles.count("Once") == 1 and "Another" not in titles
 
 
@@ -349,7 +356,7 @@ async def test_a_user_cannot_see_change_or_delete_another_users_tasks(server: Se
         assert "parent_id" in adopted
     task = rest(server, alice, "GET", f"/tasks/{secret}").json()
     assert task["title"] == "Alice's secret" and task["completed"] is False
-    assert len(rest(server, alice, "GET", "/tasks").json()["items"]) == 1
+    assert len(listed(rest(server, alice, "GET", "/tasks"))) == 1
 
 
 MALFORMED: dict[str, list[dict[str, Any]]] = {
