@@ -17,7 +17,7 @@ import logging
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, ValidationError, field_serializer
@@ -176,7 +177,7 @@ def build_server(container: Container, acting_user: ActingUser) -> MCPServer:
     return server
 
 
-def streamable_http_app(server: MCPServer, max_body_bytes: int) -> Any:
+def streamable_http_app(server: MCPServer, max_body_bytes: int) -> StreamableHTTPASGIApp:
     """The ASGI app of /mcp: stateless, JSON answers (every tool answers at once; no sessions to
     keep across replicas). The bearer token guards it, not the Origin: a browser never sends a
     token of its own accord, so DNS rebinding gains a page nothing."""
@@ -187,8 +188,6 @@ def streamable_http_app(server: MCPServer, max_body_bytes: int) -> Any:
         max_request_body_size=max_body_bytes,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-
     return StreamableHTTPASGIApp(server.session_manager)
 
 
@@ -304,18 +303,12 @@ def _keyword(name: str, annotation: Any, default: Any = inspect.Parameter.empty)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
+@dataclass(frozen=True, slots=True)
 class _Tool:
-    def __init__(
-        self,
-        name: str,
-        description: str,
-        fn: Callable[..., Awaitable[Any]],
-        annotations: ToolAnnotations,
-    ) -> None:
-        self.name = name
-        self.description = description
-        self.fn = fn
-        self.annotations = annotations
+    name: str
+    description: str
+    fn: Callable[..., Awaitable[Any]]
+    annotations: ToolAnnotations
 
 
 _TASK_FIELDS = [name for name in TaskWrite.model_fields if name not in {"title", "description", "completed"}]
@@ -466,7 +459,9 @@ class _Tools:
 
         if idempotency_key is None:
             return await _domain(create(self.container.unit_of_work()))
-        return await _domain(self._once(user_id, idempotency_key, "add_task", body.model_dump(mode="json"), create))
+        return await _domain(
+            self._once(user_id, idempotency_key, "add_task", body.model_dump(mode="json"), TaskResult, create)
+        )
 
     async def list_tasks(self, ctx: Context, user_id: str, **arguments: Any) -> TaskListResult:
         self._check_user(ctx, user_id)
@@ -585,7 +580,7 @@ class _Tools:
         if idempotency_key is None:
             return await _domain(apply(self.container.unit_of_work()))
         arguments = [operation.model_dump(mode="json") for operation in operations]
-        return await _domain(self._once(user_id, idempotency_key, "batch_tasks", arguments, apply))
+        return await _domain(self._once(user_id, idempotency_key, "batch_tasks", arguments, BatchResult, apply))
 
     # ---- shared -----------------------------------------------------------------------------------
 
@@ -600,27 +595,21 @@ class _Tools:
         key: str,
         tool: str,
         arguments: object,
+        answer: type[Answer],
         command: Callable[[UnitOfWork], Awaitable[Answer]],
     ) -> Answer:
         """`command` run once per idempotency key, as the REST routes run theirs (`todo_core.idempotency`):
         a retry with the same key and arguments gets the first answer back."""
         fingerprint = hashlib.sha256(f"MCP {tool}\n".encode() + orjson.dumps(arguments)).hexdigest()
-        answer_type: type[Answer] | None = None
 
         async def recorded(joined: UnitOfWork) -> Outcome:
-            nonlocal answer_type
-            answer = await command(joined)
-            answer_type = type(answer)
-            return Outcome(200, (), answer.model_dump_json().encode())
+            return Outcome(200, (), (await command(joined)).model_dump_json().encode())
 
         kept_for = timedelta(hours=self.container.settings().idempotency_key_hours)
-        outcome, replayed = await once(
+        outcome, _ = await once(
             self.container.unit_of_work(), self.container.clock(), user_id, key, fingerprint, kept_for, recorded
         )
-        if not replayed:
-            assert answer_type is not None
-            return answer_type.model_validate_json(outcome.body)
-        return _REPLAYED[tool].model_validate_json(outcome.body)  # type: ignore[return-value]
+        return answer.model_validate_json(outcome.body)
 
     async def _overview(self, user_id: str) -> Overview:
         settings = await get_settings(self.container.reader(), user_id)
@@ -664,9 +653,6 @@ def _due_before(task: TaskView, now: datetime, today: datetime) -> bool:
     if task.due_at is not None:
         return task.due_at < now
     return task.due_date is not None and task.due_date < today.date()
-
-
-_REPLAYED: Mapping[str, type[BaseModel]] = {"add_task": TaskResult, "batch_tasks": BatchResult}
 
 
 def _arguments(ctx: Context) -> set[str]:
