@@ -11,16 +11,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from todo_adapters.auth import JwksKeys, mint_token
+from todo_api.assistant import build_server, http_acting_user, streamable_http_app
 from todo_api.container import Container
 from todo_api.cross_origin import CrossOrigin
 from todo_api.docs import install_docs
 from todo_api.logs import lighten_log_records
 from todo_api.maintenance import purge_periodically
 from todo_api.metrics import Metrics
-from todo_api.middleware import BearerAuthentication, BodySizeLimit, RequestTelemetry
+from todo_api.middleware import MCP_PATH, BearerAuthentication, BodySizeLimit, RequestTelemetry
 from todo_api.openapi import DESCRIPTION, TAGS, operation_id, shaped
 from todo_api.problems import install_problem_handlers
 from todo_api.rate_limits import RateLimiter, RateLimiting
@@ -38,6 +40,7 @@ from todo_api.routes import (
     tasks,
     user_settings,
 )
+from todo_api.routes import assistant as assistant_routes
 from todo_api.settings import DEMO_TOKEN_SECONDS, DEMO_USER, DEVELOPMENT_SECRET, Settings
 
 logger = logging.getLogger(__name__)
@@ -52,6 +55,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     if container is None:
         container = Container(settings=settings or Settings())
     resolved: Settings = container.settings()
+
+    # The MCP server for AI assistants (todo_api/assistant.py), at /mcp behind the bearer token.
+    assistant = build_server(container, http_acting_user)
+    assistant_endpoint = streamable_http_app(assistant, resolved.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -80,7 +87,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         measured: Metrics = container.metrics()
         measured.forget_dead_workers()
         measuring = asyncio.create_task(_measure_pool_periodically(measured)) if measured.multiprocess else None
-        yield
+        async with assistant.session_manager.run():
+            yield
         for task in (purging, measuring):
             if task is not None:
                 task.cancel()
@@ -118,7 +126,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes, max_import_bytes=resolved.max_import_bytes)
     # Inside authentication: a request counts against the user its token proved it to be.
     app.add_middleware(RateLimiting, limiter=container.rate_limiter, user_id_hasher=container.user_id_hasher)
-    app.add_middleware(BearerAuthentication, verifier=container.identity_verifier)
+    app.add_middleware(BearerAuthentication, verifier=container.identity_verifier, public_url=resolved.public_url)
     # The id is set before anything logs, and the time counts everything.
     app.add_middleware(
         RequestTelemetry,
@@ -148,6 +156,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(calendar.feeds_router)
     app.include_router(account.router)
     app.include_router(problems.router)
+    app.include_router(assistant_routes.router)
+    app.router.routes.append(Route(MCP_PATH, endpoint=assistant_endpoint))
     install_docs(app, demo_token=_demo_token(resolved) if resolved.signs_with_the_development_secret else None)
 
     default_openapi = app.openapi

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         "maintain", help="purge expired tombstones and idempotency keys (once, or --every SECONDS)"
     )
     maintain.add_argument("--every", type=float, metavar="SECONDS", help="purge again every SECONDS, until stopped")
+    commands.add_parser("mcp", help="serve the MCP tools on stdio for the user of the token in TODO_TOKEN")
     arguments = parser.parse_args(argv)
 
     if arguments.command == "openapi":
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             logging.config.dictConfig(logging_config(settings))
             return asyncio.run(_maintain(settings, arguments.every))
+        case "mcp":
+            return _mcp(settings)
     return 2
 
 
@@ -190,6 +193,23 @@ async def _maintain(settings: Settings, every: float | None) -> int:
             await container.postgres_pool().close()
         else:
             await container.engine().dispose()
+
+
+def _mcp(settings: Settings) -> int:
+    from todo_api.assistant import serve_stdio
+    from todo_api.container import Container
+    from todo_core.errors import AuthenticationFailed
+
+    token = os.environ.get("TODO_TOKEN", "").strip()
+    if not token:
+        print("todo: mcp needs the user's bearer token in TODO_TOKEN", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve_stdio(Container(settings=settings), token))
+    except AuthenticationFailed:
+        print("todo: the token in TODO_TOKEN is not accepted (expired, or not for this service)", file=sys.stderr)
+        return 2
+    return 0
 
 
 def openapi_document(settings: Settings) -> str:

@@ -16,10 +16,15 @@ from todo_api.cross_origin import is_preflight
 from todo_api.logs import ACCESS_LOGGER, REQUEST_ID, UserIdHasher, request_id
 from todo_api.metrics import UNMATCHED_ROUTE, Metrics
 from todo_api.problems import BodyTooLarge, body_too_large, domain_problem, internal_error
+from todo_api.representation import public_base_of
 from todo_core.errors import AuthenticationFailed, CredentialProblem, DomainError, Forbidden, IdentityUnavailable
 from todo_core.identity import Identity, IdentityVerifier
 
 API_PREFIX = "/api/"
+#: The MCP endpoint (todo_api/assistant.py): any user's token, the tools check the user.
+MCP_PATH = "/mcp"
+#: Where a client of /mcp learns how to get a token (RFC 9728), named in its 401.
+RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
 IMPORT_SUFFIX = "/import"
 
 
@@ -168,7 +173,9 @@ def _auth_failure(error: DomainError) -> str:
 
 
 class BearerAuthentication:
-    """Admit a request under /api/{user_id}/ only with a bearer token for that very user.
+    """Admit a request under /api/{user_id}/ only with a bearer token for that very user, and one
+    to /mcp with a valid bearer token (its 401 names the resource metadata, as the MCP
+    authorization spec asks).
 
     It runs before routing and before anything reads the body, so a caller without a valid
     token learns nothing (not even whether its JSON parses) and costs no more than the check.
@@ -177,11 +184,15 @@ class BearerAuthentication:
     outlive the token: an event stream).
     """
 
-    def __init__(self, app: ASGIApp, verifier: Callable[[], IdentityVerifier]) -> None:
+    def __init__(self, app: ASGIApp, verifier: Callable[[], IdentityVerifier], public_url: str | None = None) -> None:
         self.app = app
         self.verifier = verifier
+        self.public_url = public_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _route_path(scope) == MCP_PATH and not is_preflight(scope):
+            await self._admit_to_mcp(scope, receive, send)
+            return
         if scope["type"] != "http" or not _route_path(scope).startswith(API_PREFIX) or is_preflight(scope):
             # A preflight (from an origin CrossOrigin does not allow, or when none is) goes on to
             # the routes: 405 or 404, never 401, for a request that is never asked for a token.
@@ -198,7 +209,25 @@ class BearerAuthentication:
         state["token_valid_until"] = identity.valid_until
         await self.app(scope, receive, send)
 
-    async def _authorized(self, scope: Scope) -> Identity:
+    async def _admit_to_mcp(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            identity = await self._identified(scope)
+        except DomainError as error:
+            response = domain_problem(error)
+            if isinstance(error, AuthenticationFailed):
+                metadata = public_base_of(scope, self.public_url) + RESOURCE_METADATA_PATH
+                # Added to the challenge the API answers with, whatever its parameters (RFC 9728, 5.1).
+                challenge = response.headers["WWW-Authenticate"].strip()
+                separator = " " if challenge.lower() == "bearer" else ", "
+                response.headers["WWW-Authenticate"] = f'{challenge}{separator}resource_metadata="{metadata}"'
+            await response(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["user_id"] = identity.user_id
+        state["token_valid_until"] = identity.valid_until
+        await self.app(scope, receive, send)
+
+    async def _identified(self, scope: Scope) -> Identity:
         authorization = _header(scope, b"authorization")
         token = bearer_token(authorization)
         if token is None:
@@ -206,7 +235,10 @@ class BearerAuthentication:
             # scheme, is no bearer credential (RFC 6750 §3.1: a challenge without an error code).
             said_bearer = authorization.partition(" ")[0].lower() == "bearer"
             raise AuthenticationFailed(CredentialProblem.MALFORMED if said_bearer else CredentialProblem.MISSING)
-        identity = await self.verifier().identify(token)
+        return await self.verifier().identify(token)
+
+    async def _authorized(self, scope: Scope) -> Identity:
+        identity = await self._identified(scope)
         if identity.user_id != _route_path(scope)[len(API_PREFIX) :].split("/", 1)[0]:
             raise Forbidden("the token's subject is not the user in the path")
         return identity

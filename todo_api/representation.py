@@ -13,6 +13,7 @@ from urllib.parse import quote, unquote_plus
 
 import orjson
 from fastapi import Request, Response
+from starlette.types import Scope
 
 from todo_api.settings import Settings
 from todo_core.views import instant_text
@@ -27,12 +28,17 @@ def location(user_id: str, *parts: object) -> str:
 
 
 def public_base(request: Request, settings: Settings) -> str:
+    """Where clients reach this service (see `public_base_of`)."""
+    return public_base_of(request.scope, settings.public_url)
+
+
+def public_base_of(scope: Scope, public_url: str | None) -> str:
     """Where clients reach this service: `TODO_PUBLIC_URL` when set; otherwise the request's own
     scheme, `Host` and `root_path`: behind a proxy, the scheme it was asked with when the proxy is
     one of TODO_FORWARDED_ALLOW_IPS, and the `Host` it passes on (`$http_host` in nginx)."""
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    return str(request.base_url).rstrip("/")
+    if public_url:
+        return public_url.rstrip("/")
+    return str(Request(scope).base_url).rstrip("/")
 
 
 def next_page_link(request: Request, settings: Settings, path: str, cursor: str) -> str:

@@ -64,16 +64,21 @@ async def wait_for_creates_at_the_lock(deployment: Deployment, count: int) -> No
 
 
 def stored_ids(deployment: Deployment, user: str) -> set[str]:
+    """The ids of the tasks of the users `creates_in_flight` made for `user`."""
     with connect(deployment) as connection:
-        return {str(row[0]) for row in connection.execute("SELECT id FROM tasks WHERE user_id = %s", (user,))}
+        found = connection.execute("SELECT id FROM tasks WHERE user_id LIKE %s", (f"{user}-%",))
+        return {str(row[0]) for row in found}
 
 
 def creates_in_flight(http: httpx.AsyncClient, user: str) -> list[asyncio.Task[httpx.Response | str]]:
-    """`IN_FLIGHT` creates, sent at once; each ends in a response or the name of the transport error."""
+    """`IN_FLIGHT` creates, sent at once, each of a user of its own (`user-0`, `user-1`, …): one
+    user's writes take turns, and one that waits a second for the one before gets 429 user-busy.
+    Each ends in a response or the name of the transport error."""
 
     async def create(n: int) -> httpx.Response | str:
+        owner = f"{user}-{n}"
         try:
-            return await http.post(f"/api/{user}/tasks", json={"title": f"Task {n}"}, headers=bearer(user))
+            return await http.post(f"/api/{owner}/tasks", json={"title": f"Task {n}"}, headers=bearer(owner))
         except httpx.TransportError as error:
             return type(error).__name__
 
