@@ -64,7 +64,7 @@ from todo_core.idempotency import KEY_MAX_LENGTH, Outcome, once
 from todo_core.identity import Identity
 from todo_core.ports import UnitOfWork
 from todo_core.query import LIMIT_MAX, Sort, SortField, Status, TaskQuery
-from todo_core.task import Priority, Task, TaskFields
+from todo_core.task import Task, TaskFields
 from todo_core.use_cases import batch as batch_use_cases
 from todo_core.use_cases import categories as category_use_cases
 from todo_core.use_cases import tasks as task_use_cases
@@ -469,19 +469,7 @@ class _Tools:
         cursors = self.container.cursor_codec()
 
         async def listed() -> TaskListResult:
-            query = TaskQuery(
-                status=Status(params.status),
-                priorities=frozenset(Priority.from_label(label) for label in params.priority),
-                tags=tuple(params.tag),
-                category_id=params.category_id,
-                due_before=params.due_before,
-                due_after=params.due_after,
-                search=params.q,
-                parent_id=params.parent_id,
-                top_level=params.top_level,
-                sort=Sort.parse(params.sort),
-                limit=params.limit,
-            ).validated()
+            query = params.task_query()
             if params.cursor:
                 query = replace(query, after=cursors.decode(user_id, query, params.cursor))
             page = await task_use_cases.list_tasks(self.container.task_views(), user_id, query)

@@ -15,8 +15,9 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 from pydantic_core import PydanticCustomError
 
+from todo_core import task as domain_task
 from todo_core.category import NAME_MAX
-from todo_core.query import LIMIT_DEFAULT, LIMIT_MAX, SEARCH_MAX
+from todo_core.query import LIMIT_DEFAULT, LIMIT_MAX, SEARCH_MAX, Sort, Status, TaskQuery
 from todo_core.task import DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
 from todo_core.use_cases.batch import BATCH_MAX
 from todo_core.use_cases.batch import REF_MAX as BATCH_REF_MAX
@@ -233,6 +234,25 @@ class TaskListParams(BaseModel):
         max_length=1024,
         description='Opaque; the previous page\'s `Link: <…>; rel="next"` carries it: follow that URL',
     )
+
+    def task_query(self) -> TaskQuery:
+        """The domain's query these parameters ask for, checked (without the page's cursor).
+
+        :raises ValidationFailed: a combination the domain refuses.
+        """
+        return TaskQuery(
+            status=Status(self.status),
+            priorities=frozenset(domain_task.Priority.from_label(label) for label in self.priority),
+            tags=tuple(self.tag),
+            category_id=self.category_id,
+            due_before=self.due_before,
+            due_after=self.due_after,
+            search=self.q,
+            parent_id=self.parent_id,
+            top_level=self.top_level,
+            sort=Sort.parse(self.sort),
+            limit=self.limit,
+        ).validated()
 
 
 class TagCount(BaseModel):

@@ -32,8 +32,7 @@ from todo_api.schemas import (
     TaskWrite,
 )
 from todo_core.ports import UnitOfWork
-from todo_core.query import Sort, Status, TaskQuery
-from todo_core.task import Priority, Task, TaskFields
+from todo_core.task import Task, TaskFields
 from todo_core.use_cases import tasks as use_cases
 from todo_core.views import task_view
 
@@ -61,19 +60,7 @@ async def list_tasks(
 ) -> Response:
     """List the user's tasks, filtered, searched and sorted, one page at a time: a JSON array,
     and while more follow, the next page's URL in `Link: <…>; rel="next"` (RFC 8288)."""
-    query = TaskQuery(
-        status=Status(params.status),
-        priorities=frozenset(Priority.from_label(label) for label in params.priority),
-        tags=tuple(params.tag),
-        category_id=params.category_id,
-        due_before=params.due_before,
-        due_after=params.due_after,
-        search=params.q,
-        parent_id=params.parent_id,
-        top_level=params.top_level,
-        sort=Sort.parse(params.sort),
-        limit=params.limit,
-    ).validated()
+    query = params.task_query()
     if params.cursor:
         query = replace(query, after=cursors.decode(user_id, query, params.cursor))
     page = await use_cases.list_tasks(views, user_id, query)
