@@ -71,7 +71,7 @@ def _sql(statement: Any, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 @pytest.mark.parametrize(
     ("sql", "parameters"),
     [
-        _sql(repositories._TASK_FOR_UPDATE, {"user_id": "alice", "task_id": uuid.uuid4()}),
+        _sql(repositories._TASK, {"user_id": "alice", "task_id": uuid.uuid4()}),
         _sql(repositories._CLEAR_CATEGORY, {"b_user_id": "alice", "b_category_id": uuid.uuid4(), "b_now": None}),
         _sql(repositories._TAG_COUNTS, {"user_id": "alice"}),
         (repositories._NEXT_CHANGE.text.replace(":user_id", "%(user_id)s"), {"user_id": "alice"}),
@@ -82,7 +82,7 @@ def _sql(statement: Any, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         ("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", None),
         ("LISTEN todo_changes", None),
     ],
-    ids=["get for update", "clear category", "tag counts", "next change", "insert of one user", "begin", "listen"],
+    ids=["get", "clear category", "tag counts", "next change", "insert of one user", "begin", "listen"],
 )
 def test_the_check_passes_a_statement_of_one_user_or_of_no_table(sql: str, parameters: Any) -> None:
     assert unrouted(sql, parameters) is None
