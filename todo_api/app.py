@@ -18,7 +18,7 @@ from todo_api.container import Container
 from todo_api.cross_origin import CrossOrigin
 from todo_api.docs import install_docs
 from todo_api.logs import lighten_log_records
-from todo_api.maintenance import purge_periodically
+from todo_api.maintenance import deliver_periodically, purge_periodically
 from todo_api.metrics import Metrics
 from todo_api.middleware import BearerAuthentication, BodySizeLimit, RequestTelemetry
 from todo_api.openapi import DESCRIPTION, TAGS, operation_id, shaped
@@ -37,6 +37,7 @@ from todo_api.routes import (
     sync,
     tasks,
     user_settings,
+    webhooks,
 )
 from todo_api.settings import DEMO_TOKEN_SECONDS, DEMO_USER, DEVELOPMENT_SECRET, Settings
 
@@ -77,11 +78,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             if resolved.maintain_in_server
             else None
         )
+        delivering = (
+            asyncio.create_task(deliver_periodically(container, resolved)) if resolved.webhooks_in_server else None
+        )
         measured: Metrics = container.metrics()
         measured.forget_dead_workers()
         measuring = asyncio.create_task(_measure_pool_periodically(measured)) if measured.multiprocess else None
         yield
-        for task in (purging, measuring):
+        for task in (purging, delivering, measuring):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -100,6 +104,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         limiter: RateLimiter | None = container.rate_limiter()
         if limiter is not None:
             await limiter.close()
+        await container.webhook_sender().aclose()
 
     app = FastAPI(
         title="todo",
@@ -146,6 +151,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(events.router)
     app.include_router(calendar.router)
     app.include_router(calendar.feeds_router)
+    app.include_router(webhooks.router)
     app.include_router(account.router)
     app.include_router(problems.router)
     install_docs(app, demo_token=_demo_token(resolved) if resolved.signs_with_the_development_secret else None)

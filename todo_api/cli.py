@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         "maintain", help="purge expired tombstones and idempotency keys (once, or --every SECONDS)"
     )
     maintain.add_argument("--every", type=float, metavar="SECONDS", help="purge again every SECONDS, until stopped")
+    commands.add_parser("worker", help="deliver webhooks until stopped (with TODO_WEBHOOKS_IN_SERVER=false)")
     arguments = parser.parse_args(argv)
 
     if arguments.command == "openapi":
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             logging.config.dictConfig(logging_config(settings))
             return asyncio.run(_maintain(settings, arguments.every))
+        case "worker":
+            logging.config.dictConfig(logging_config(settings))
+            return asyncio.run(_work(settings))
     return 2
 
 
@@ -190,6 +194,22 @@ async def _maintain(settings: Settings, every: float | None) -> int:
             await container.postgres_pool().close()
         else:
             await container.engine().dispose()
+
+
+async def _work(settings: Settings) -> int:
+    from todo_api.container import Container
+    from todo_api.maintenance import deliver_periodically
+
+    container = Container(settings=settings)
+    try:
+        await deliver_periodically(container, settings)
+    finally:
+        await container.webhook_sender().aclose()
+        if container.backend() == "postgresql":
+            await container.postgres_pool().close()
+        else:
+            await container.engine().dispose()
+    return 0
 
 
 def openapi_document(settings: Settings) -> str:

@@ -1,0 +1,107 @@
+"""Where task events enter the outbox: the task repository every unit of work hands out is
+wrapped in `AnnouncedTasks`, so that each task a command stages (a single request, a batch, an
+idempotent retry, the MCP tools: every driving adapter) writes its event in the same
+transaction, once, whatever route it came by.
+
+- `add` → `task.created`; `update` → `task.completed` when it completes the task (it was read
+  open, `for_update`, in this unit of work), otherwise `task.updated`; `remove` →
+  `task.deleted` (its data: `id`, `user_id`, `deleted_at`).
+- `add_many` (an import of a whole account) writes no events: an import is a restore, not a
+  stream of news, and thousands of deliveries per endpoint would bury what matters.
+- Taking a deleted category off its tasks (`clear_category`) writes no events either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from todo_core.ids import new_id
+from todo_core.ports import TaskRepository, WebhookRepository
+from todo_core.task import Task
+from todo_core.views import task_view
+from todo_core.webhooks import TASK_COMPLETED, TASK_CREATED, TASK_DELETED, TASK_UPDATED, event_body
+
+
+class AnnouncedTasks:
+    """A `TaskRepository` that stages, with each task change, its event in the outbox."""
+
+    def __init__(self, tasks: TaskRepository, outbox: WebhookRepository) -> None:
+        self._tasks = tasks
+        self._outbox = outbox
+        #: Whether each task read `for_update` was completed then: what `update` compares with.
+        self._was_completed: dict[UUID, bool] = {}
+
+    def _held(self, tasks: Sequence[Task]) -> None:
+        for task in tasks:
+            self._was_completed.setdefault(task.id, task.fields.completed)
+
+    async def _announce(self, user_id: str, event_type: str, moment: datetime, data: dict[str, object]) -> None:
+        await self._outbox.enqueue(user_id, event_type, new_id(), event_body(event_type, moment, data), moment)
+
+    async def get(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
+        task = await self._tasks.get(user_id, task_id, for_update=for_update)
+        if for_update and task is not None:
+            self._held([task])
+        return task
+
+    async def ancestors(self, user_id: str, task_id: UUID) -> Sequence[UUID]:
+        return await self._tasks.ancestors(user_id, task_id)
+
+    async def descendants(self, user_id: str, task_id: UUID, *, for_update: bool = False) -> Sequence[Task]:
+        found = await self._tasks.descendants(user_id, task_id, for_update=for_update)
+        if for_update:
+            self._held(found)
+        return found
+
+    async def children(
+        self,
+        user_id: str,
+        parent_id: UUID | None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        for_update: bool = False,
+    ) -> Sequence[Task]:
+        found = await self._tasks.children(user_id, parent_id, after=after, limit=limit, for_update=for_update)
+        if for_update:
+            self._held(found)
+        return found
+
+    async def count_for_user(self, user_id: str, *, up_to: int) -> int:
+        return await self._tasks.count_for_user(user_id, up_to=up_to)
+
+    async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
+        return await self._tasks.last_position(user_id, parent_id)
+
+    async def add(self, task: Task) -> None:
+        await self._tasks.add(task)
+        self._was_completed[task.id] = task.fields.completed
+        await self._announce(task.user_id, TASK_CREATED, task.updated_at, task_view(task))
+
+    async def add_many(self, new: Sequence[Task]) -> None:
+        await self._tasks.add_many(new)
+
+    async def update(self, task: Task) -> None:
+        await self._tasks.update(task)
+        completes = task.fields.completed and not self._was_completed.get(task.id, False)
+        self._was_completed[task.id] = task.fields.completed
+        event_type = TASK_COMPLETED if completes else TASK_UPDATED
+        await self._announce(task.user_id, event_type, task.updated_at, task_view(task))
+
+    async def remove(self, user_id: str, task_id: UUID, now: datetime, *, version: int | None = None) -> bool:
+        removed = await self._tasks.remove(user_id, task_id, now, version=version)
+        if removed:
+            data: dict[str, object] = {"id": task_id, "user_id": user_id, "deleted_at": now}
+            await self._announce(user_id, TASK_DELETED, now, data)
+        return removed
+
+    async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
+        await self._tasks.clear_category(user_id, category_id, now)
+
+    async def tag_counts(self, user_id: str) -> Sequence[tuple[str, int]]:
+        return await self._tasks.tag_counts(user_id)
+
+    async def due_reminders(self, user_id: str, until: datetime, limit: int) -> Sequence[Task]:
+        return await self._tasks.due_reminders(user_id, until, limit)
