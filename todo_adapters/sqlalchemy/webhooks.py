@@ -8,14 +8,26 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Integer, String, Uuid, bindparam, cast, delete, insert, literal_column, select, update
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    String,
+    Uuid,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 
 from todo_adapters.sqlalchemy.execution import Executor
 from todo_adapters.sqlalchemy.tables import UTCDateTime, webhook_deliveries, webhooks
 from todo_core.webhooks import AttemptOutcome, ClaimedDelivery, Delivery, DeliveryState, Webhook
 
-_USER = bindparam("user_id")
-_WEBHOOK = bindparam("webhook_id")
+_USER: BindParameter[str] = bindparam("user_id")
+_WEBHOOK: BindParameter[UUID] = bindparam("webhook_id")
 _W = webhooks.c
 _D = webhook_deliveries.c
 _WEBHOOK_COLUMNS = (
