@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,9 +21,11 @@ from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.api.assertions import field_errors, problem
-from tests.conftest import Caller, SqlStore, build_app
+from tests.conftest import Caller, SqlStore, build_app, settings_for
 from todo_adapters.clock import SystemClock
 from todo_adapters.webhook_delivery import HttpWebhookSender, WebhookDestinationsChecker
+from todo_api.app import create_app
+from todo_api.cli import migrate
 from todo_api.container import Container
 from todo_api.maintenance import deliver_once
 from todo_core.use_cases.webhooks import deliver_due
@@ -358,3 +361,40 @@ async def test_unknown_event_types_and_bodies_are_422(strict_service: Service) -
     nul = {"url": "https://93.184.215.14/", "description": "a\x00b"}
     assert field_errors(await alice.request("POST", "/webhooks", json=nul)) == {"description"}
     assert (await alice.request("GET", "/webhooks")).json() == []
+
+
+@pytest.fixture
+def own_database_url(store: SqlStore, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A migrated database an app may close at the end of its lifespan: a SQLite file of the
+    test's own, or the session's PostgreSQL database (each app opens a pool of its own there)."""
+    if store.pool is not None:
+        return store.url
+    url = f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.mark.parametrize("in_server", [True, False])
+async def test_the_server_delivers_in_the_background_unless_told_not_to(
+    own_database_url: str, receiver: Receiver, in_server: bool
+) -> None:
+    """`todo serve`'s own loop (the app's lifespan), polling every 0.1 s: no test drives it."""
+    settings = settings_for(
+        own_database_url, webhooks_allow_private_networks=True, webhooks_poll_seconds=0.1, webhooks_in_server=in_server
+    )
+    app = create_app(container=Container(settings=settings))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        alice = Caller(client, f"user-{uuid.uuid4().hex[:16]}")
+        webhook = await register(alice, receiver.url)
+        task = await alice.create_task(title="In the background")
+        deadline = time.monotonic() + (5 if in_server else 1)
+        while not receiver.received and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    if not in_server:
+        assert receiver.received == []
+        return
+    assert receiver.received, "nothing was delivered within 5 s"
+    assert verified(webhook["secret"], receiver.received[0])["data"]["id"] == task["id"]
