@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from todo_core.webhooks import AttemptOutcome, ClaimedDelivery, Delivery, DeliveryState, Webhook
+from todo_core.webhooks import REMINDER_DUE, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryState, Webhook
 
 DeliveryKey = tuple[str, UUID, UUID]  # (user_id, webhook_id, event_id)
 
@@ -88,11 +88,35 @@ class InMemoryWebhookRepository:
                 webhook, failing_since=failing_since, disabled_at=disabled_at, disabled_reason=disabled_reason
             )
 
-    async def enqueue(self, user_id: str, event_type: str, event_id: UUID, body: str, now: datetime) -> None:
+    async def enqueue(
+        self,
+        user_id: str,
+        event_type: str,
+        event_id: UUID,
+        body: str,
+        now: datetime,
+        *,
+        due_at: datetime | None = None,
+        task_id: UUID | None = None,
+    ) -> None:
         for webhook in await self.list_for_user(user_id):
             if webhook.disabled_at is None and event_type in webhook.events:
-                delivery = Delivery(user_id, webhook.id, event_id, event_type, body, now, DeliveryState.PENDING, 0, now)
+                delivery = Delivery(
+                    user_id, webhook.id, event_id, event_type, body, now, DeliveryState.PENDING, 0, due_at or now,
+                    task_id=task_id,
+                )  # fmt: skip
                 self._deliveries[(user_id, webhook.id, event_id)] = delivery
+
+    async def cancel_reminders(self, user_id: str, task_id: UUID) -> None:
+        for key, delivery in self._delivery_rows().items():
+            if (
+                key[0] == user_id
+                and delivery.task_id == task_id
+                and delivery.event_type == REMINDER_DUE
+                and delivery.state == DeliveryState.PENDING
+                and delivery.attempts == 0
+            ):
+                self._deliveries[key] = None
 
     async def deliveries(self, user_id: str, webhook_id: UUID, limit: int) -> Sequence[Delivery]:
         found = [d for key, d in self._delivery_rows().items() if key[:2] == (user_id, webhook_id)]

@@ -9,6 +9,11 @@ transaction, once, whatever route it came by.
 - `add_many` (an import of a whole account) writes no events: an import is a restore, not a
   stream of news, and thousands of deliveries per endpoint would bury what matters.
 - Taking a deleted category off its tasks (`clear_category`) writes no events either.
+
+Reminders: an open task whose `remind_at` is in the future gets a `reminder.due` delivery due
+at that instant, written with the task (the outbox holds it until then). Every change of the
+task first cancels the one not yet attempted, then schedules it again from the new version: a
+completed or deleted task, or a reminder moved or cleared, sends nothing at the old time.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from todo_core.ids import new_id
 from todo_core.ports import TaskRepository, WebhookRepository
 from todo_core.task import Task
 from todo_core.views import task_view
-from todo_core.webhooks import TASK_COMPLETED, TASK_CREATED, TASK_DELETED, TASK_UPDATED, event_body
+from todo_core.webhooks import REMINDER_DUE, TASK_COMPLETED, TASK_CREATED, TASK_DELETED, TASK_UPDATED, event_body
 
 
 class AnnouncedTasks:
@@ -30,12 +35,22 @@ class AnnouncedTasks:
     def __init__(self, tasks: TaskRepository, outbox: WebhookRepository) -> None:
         self._tasks = tasks
         self._outbox = outbox
-        #: Whether each task read `for_update` was completed then: what `update` compares with.
-        self._was_completed: dict[UUID, bool] = {}
+        #: Each task read `for_update` as it was then (and each staged since, as staged): what
+        #: `update` compares with.
+        self._before: dict[UUID, Task] = {}
 
     def _held(self, tasks: Sequence[Task]) -> None:
         for task in tasks:
-            self._was_completed.setdefault(task.id, task.fields.completed)
+            self._before.setdefault(task.id, task)
+
+    async def _schedule_reminder(self, task: Task) -> None:
+        remind_at = task.fields.remind_at
+        if remind_at is None or task.fields.completed or remind_at <= task.updated_at:
+            return
+        body = event_body(REMINDER_DUE, remind_at, task_view(task))
+        await self._outbox.enqueue(
+            task.user_id, REMINDER_DUE, new_id(), body, task.updated_at, due_at=remind_at, task_id=task.id
+        )
 
     async def _announce(self, user_id: str, event_type: str, moment: datetime, data: dict[str, object]) -> None:
         await self._outbox.enqueue(user_id, event_type, new_id(), event_body(event_type, moment, data), moment)
@@ -77,22 +92,28 @@ class AnnouncedTasks:
 
     async def add(self, task: Task) -> None:
         await self._tasks.add(task)
-        self._was_completed[task.id] = task.fields.completed
+        self._before[task.id] = task
         await self._announce(task.user_id, TASK_CREATED, task.updated_at, task_view(task))
+        await self._schedule_reminder(task)
 
     async def add_many(self, new: Sequence[Task]) -> None:
         await self._tasks.add_many(new)
 
     async def update(self, task: Task) -> None:
         await self._tasks.update(task)
-        completes = task.fields.completed and not self._was_completed.get(task.id, False)
-        self._was_completed[task.id] = task.fields.completed
+        before = self._before.get(task.id)
+        self._before[task.id] = task
+        completes = task.fields.completed and not (before is not None and before.fields.completed)
         event_type = TASK_COMPLETED if completes else TASK_UPDATED
         await self._announce(task.user_id, event_type, task.updated_at, task_view(task))
+        if before is None or before.fields.remind_at is not None:
+            await self._outbox.cancel_reminders(task.user_id, task.id)
+        await self._schedule_reminder(task)
 
     async def remove(self, user_id: str, task_id: UUID, now: datetime, *, version: int | None = None) -> bool:
         removed = await self._tasks.remove(user_id, task_id, now, version=version)
         if removed:
+            await self._outbox.cancel_reminders(user_id, task_id)
             data: dict[str, object] = {"id": task_id, "user_id": user_id, "deleted_at": now}
             await self._announce(user_id, TASK_DELETED, now, data)
         return removed

@@ -458,9 +458,27 @@ class WebhookRepository(Protocol):
         """
         ...
 
-    async def enqueue(self, user_id: str, event_type: str, event_id: UUID, body: str, now: datetime) -> None:
-        """Stage a delivery of the event, due `now`, for each of the user's enabled endpoints
-        that want its type (none: nothing is written).
+    async def enqueue(
+        self,
+        user_id: str,
+        event_type: str,
+        event_id: UUID,
+        body: str,
+        now: datetime,
+        *,
+        due_at: datetime | None = None,
+        task_id: UUID | None = None,
+    ) -> None:
+        """Stage a delivery of the event, due `due_at` (default: `now`), for each of the user's
+        enabled endpoints that want its type (none: nothing is written); `task_id` names the
+        task of a reminder.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def cancel_reminders(self, user_id: str, task_id: UUID) -> None:
+        """Stage the deletion of the task's `reminder.due` deliveries not yet attempted.
 
         :raises StorageUnavailable: the store cannot be reached.
         """

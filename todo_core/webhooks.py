@@ -98,6 +98,8 @@ class Delivery:
     last_attempt_at: datetime | None = None
     last_status: int | None = None
     last_error: str | None = None
+    #: The task of a `reminder.due`.
+    task_id: UUID | None = None
 
     @property
     def message_id(self) -> str:

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("task_id", sa.Uuid(), nullable=True),
         sa.PrimaryKeyConstraint("user_id", "webhook_id", "event_id", name="pk_webhook_deliveries"),
     )
     op.create_index("ix_webhook_deliveries_state_next_attempt_at", "webhook_deliveries", ["state", "next_attempt_at"])
@@ -53,9 +54,11 @@ def upgrade() -> None:
         "webhook_deliveries",
         ["user_id", "webhook_id", "created_at"],
     )
+    op.create_index("ix_webhook_deliveries_user_id_task_id", "webhook_deliveries", ["user_id", "task_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_webhook_deliveries_user_id_task_id", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_user_id_webhook_id_created_at", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_state_next_attempt_at", table_name="webhook_deliveries")
     op.drop_table("webhook_deliveries")

@@ -398,3 +398,49 @@ async def test_the_server_delivers_in_the_background_unless_told_not_to(
         return
     assert receiver.received, "nothing was delivered within 5 s"
     assert verified(webhook["secret"], receiver.received[0])["data"]["id"] == task["id"]
+
+
+def _instant(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+async def test_a_reminder_goes_out_once_when_it_is_due(service: Service, receiver: Receiver) -> None:
+    alice = service.user()
+    webhook = await register(alice, receiver.url, events=["reminder.due"])
+    remind_at = SystemClock().now().replace(microsecond=0) + timedelta(hours=1)
+    task = await alice.create_task(title="Call Bob", remind_at=_instant(remind_at))
+    await service.drain()
+    assert receiver.received == [], "the reminder went out before its time"
+
+    service.clock.offset = timedelta(hours=1, seconds=1)
+    await service.deliver_until(receiver, 1)
+    await service.drain()
+
+    (event,) = [verified(webhook["secret"], request) for request in receiver.received]
+    assert event["type"] == "reminder.due"
+    assert event["data"]["id"] == task["id"] and event["data"]["title"] == "Call Bob"
+    assert datetime.fromisoformat(event["timestamp"]) == remind_at
+
+
+async def test_completing_deleting_or_moving_a_reminder_cancels_it(service: Service, receiver: Receiver) -> None:
+    alice = service.user()
+    webhook = await register(alice, receiver.url, events=["reminder.due"])
+    in_an_hour = _instant(SystemClock().now() + timedelta(hours=1))
+    completed = await alice.create_task(title="Completed", remind_at=in_an_hour)
+    deleted = await alice.create_task(title="Deleted", remind_at=in_an_hour)
+    moved = await alice.create_task(title="Moved", remind_at=in_an_hour)
+    cleared = await alice.create_task(title="Cleared", remind_at=in_an_hour)
+    assert (await alice.request("PATCH", f"/tasks/{completed['id']}/complete", json={})).status_code == 200
+    assert (await alice.request("DELETE", f"/tasks/{deleted['id']}")).status_code == 204
+    later = _instant(SystemClock().now() + timedelta(hours=3))
+    assert (await alice.request("PATCH", f"/tasks/{moved['id']}", json={"remind_at": later})).status_code == 200
+    assert (await alice.request("PATCH", f"/tasks/{cleared['id']}", json={"remind_at": None})).status_code == 200
+
+    service.clock.offset = timedelta(hours=2)
+    await service.drain()
+    assert receiver.received == [], "a cancelled reminder went out"
+
+    service.clock.offset = timedelta(hours=3, seconds=1)
+    await service.deliver_until(receiver, 1)
+    await service.drain()
+    assert [verified(webhook["secret"], r)["data"]["title"] for r in receiver.received] == ["Moved"]

@@ -254,12 +254,16 @@ webhook_deliveries = Table(
     Column("last_attempt_at", UTCDateTime, nullable=True),
     Column("last_status", Integer, nullable=True),
     Column("last_error", Text, nullable=True),
+    #: The task a `reminder.due` is for (due at its `remind_at`): what a change of the task cancels.
+    Column("task_id", Uuid, nullable=True),
     PrimaryKeyConstraint("user_id", "webhook_id", "event_id"),
 )
 #: What the delivery loop claims: the pending ones, soonest due first.
 Index(None, webhook_deliveries.c.state, webhook_deliveries.c.next_attempt_at)
 #: An endpoint's latest deliveries.
 Index(None, webhook_deliveries.c.user_id, webhook_deliveries.c.webhook_id, webhook_deliveries.c.created_at)
+#: A task's pending reminders.
+Index(None, webhook_deliveries.c.user_id, webhook_deliveries.c.task_id)
 
 # PostgreSQL-only trigram indexes behind `q` search; made by the migrations, not declared
 # here, because SQLite has no such index. The schema test knows to expect them.

@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 from todo_adapters.sqlalchemy.execution import Executor
 from todo_adapters.sqlalchemy.tables import UTCDateTime, webhook_deliveries, webhooks
-from todo_core.webhooks import AttemptOutcome, ClaimedDelivery, Delivery, DeliveryState, Webhook
+from todo_core.webhooks import REMINDER_DUE, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryState, Webhook
 
 _USER: BindParameter[str] = bindparam("user_id")
 _WEBHOOK: BindParameter[UUID] = bindparam("webhook_id")
@@ -36,7 +36,7 @@ _WEBHOOK_COLUMNS = (
 )  # fmt: skip
 _DELIVERY_COLUMNS = (
     _D.user_id, _D.webhook_id, _D.event_id, _D.event_type, _D.body, _D.created_at, _D.state, _D.attempts,
-    _D.next_attempt_at, _D.last_attempt_at, _D.last_status, _D.last_error,
+    _D.next_attempt_at, _D.last_attempt_at, _D.last_status, _D.last_error, _D.task_id,
 )  # fmt: skip
 
 _INSERT_WEBHOOK = insert(webhooks)
@@ -56,7 +56,18 @@ _SET_HEALTH = (
 #: One statement, whether the user has endpoints or not: a row per enabled endpoint that wants
 #: the event's type (`events` is a comma-separated list).
 _ENQUEUE = insert(webhook_deliveries).from_select(
-    ["user_id", "webhook_id", "event_id", "event_type", "body", "created_at", "state", "attempts", "next_attempt_at"],
+    [
+        "user_id",
+        "webhook_id",
+        "event_id",
+        "event_type",
+        "body",
+        "created_at",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "task_id",
+    ],
     select(
         cast(bindparam("b_user_id"), String),
         _W.id,
@@ -67,12 +78,20 @@ _ENQUEUE = insert(webhook_deliveries).from_select(
         bindparam("b_now", type_=UTCDateTime),
         literal_column(f"'{DeliveryState.PENDING}'"),
         literal_column("0"),
-        bindparam("b_now", type_=UTCDateTime),
+        bindparam("b_due", type_=UTCDateTime),
+        cast(bindparam("b_task_id", type_=Uuid), Uuid),  # typed, or PostgreSQL takes a NULL for text
     ).where(
         _W.user_id == bindparam("b_user_id"),
         _W.disabled_at.is_(None),
         (literal_column("','") + _W.events + literal_column("','")).like(bindparam("pattern")),
     ),
+)
+_CANCEL_REMINDERS = delete(webhook_deliveries).where(
+    _D.user_id == _USER,
+    _D.task_id == bindparam("task_id", type_=Uuid),
+    _D.event_type == REMINDER_DUE,
+    _D.state == DeliveryState.PENDING,
+    _D.attempts == 0,
 )
 _DELIVERIES = (
     select(*_DELIVERY_COLUMNS)
@@ -173,8 +192,20 @@ class SqlWebhookRepository:
         }
         await self._sql.run(_SET_HEALTH, values)
 
-    async def enqueue(self, user_id: str, event_type: str, event_id: UUID, body: str, now: datetime) -> None:
+    async def enqueue(
+        self,
+        user_id: str,
+        event_type: str,
+        event_id: UUID,
+        body: str,
+        now: datetime,
+        *,
+        due_at: datetime | None = None,
+        task_id: UUID | None = None,
+    ) -> None:
         values = {
+            "b_due": due_at or now,
+            "b_task_id": task_id,
             "b_user_id": user_id,
             "b_event_id": event_id,
             "b_event_type": event_type,
@@ -183,6 +214,9 @@ class SqlWebhookRepository:
             "pattern": f"%,{event_type},%",
         }
         await self._sql.run(_ENQUEUE, values)
+
+    async def cancel_reminders(self, user_id: str, task_id: UUID) -> None:
+        await self._sql.run(_CANCEL_REMINDERS, {"user_id": user_id, "task_id": task_id})
 
     async def deliveries(self, user_id: str, webhook_id: UUID, limit: int) -> Sequence[Delivery]:
         rows = await self._sql.rows(_DELIVERIES, {"user_id": user_id, "webhook_id": webhook_id, "limit": limit})
