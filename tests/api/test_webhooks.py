@@ -5,6 +5,8 @@ with the Standard Webhooks reference verifier (`standardwebhooks`)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -444,3 +446,34 @@ async def test_completing_deleting_or_moving_a_reminder_cancels_it(service: Serv
     await service.deliver_until(receiver, 1)
     await service.drain()
     assert [verified(webhook["secret"], r)["data"]["title"] for r in receiver.received] == ["Moved"]
+
+
+async def test_todo_worker_delivers_what_the_servers_wrote(
+    own_database_url: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    """`todo worker`, a process of its own, delivers what an app that delivers nothing committed."""
+    settings = settings_for(own_database_url, webhooks_allow_private_networks=True, webhooks_in_server=False)
+    app = create_app(container=Container(settings=settings))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        alice = Caller(client, f"user-{uuid.uuid4().hex[:16]}")
+        webhook = await register(alice, receiver.url)
+        await alice.create_task(title="For the worker")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TODO_")}
+    env |= {
+        "TODO_DATABASE_URL": own_database_url,
+        "TODO_DEV_MODE": "1",
+        "TODO_WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "1",
+        "TODO_WEBHOOKS_POLL_SECONDS": "0.2",
+    }
+    worker = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "todo"), "worker", env=env, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not any(verified(webhook["secret"], r)["data"]["title"] == "For the worker" for r in receiver.received):
+            assert worker.returncode is None, "the worker ended"
+            assert time.monotonic() < deadline, "the worker delivered nothing within 20 s"
+            await asyncio.sleep(0.1)
+    finally:
+        worker.terminate()
+        await asyncio.wait_for(worker.wait(), 10)
