@@ -67,12 +67,19 @@ async def deliver_once(container: Container) -> DeliveryRound:
 
 async def deliver_periodically(container: Container, settings: Settings) -> None:
     """Deliver webhooks until cancelled: again at once after a full batch, otherwise after
-    TODO_WEBHOOKS_POLL_SECONDS; a failure is logged and the next round tries again."""
+    TODO_WEBHOOKS_POLL_SECONDS; a failure is logged (once while it lasts: a database that is down
+    for a minute is one message, not sixty) and the next round tries again."""
+    failing = False
     while True:
         claimed = 0
         try:
             claimed = (await deliver_once(container)).attempted
+            if failing:
+                logger.info("delivering webhooks works again")
+            failing = False
         except Exception:  # the database may be down: try again next time
-            logger.exception("delivering webhooks failed")
+            if not failing:
+                logger.exception("delivering webhooks failed; trying again every round")
+            failing = True
         if claimed < DELIVERY_BATCH:
             await asyncio.sleep(settings.webhooks_poll_seconds)

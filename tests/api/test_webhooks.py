@@ -5,6 +5,8 @@ with the Standard Webhooks reference verifier (`standardwebhooks`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import sys
 import time
@@ -29,7 +31,8 @@ from todo_adapters.webhook_delivery import HttpWebhookSender, WebhookDestination
 from todo_api.app import create_app
 from todo_api.cli import migrate
 from todo_api.container import Container
-from todo_api.maintenance import deliver_once
+from todo_api.maintenance import deliver_once, deliver_periodically
+from todo_core.errors import StorageUnavailable
 from todo_core.use_cases.webhooks import deliver_due
 
 #: Rounds of delivery a test runs at most while it waits for what it expects.
@@ -477,3 +480,29 @@ async def test_todo_worker_delivers_what_the_servers_wrote(
     finally:
         worker.terminate()
         await asyncio.wait_for(worker.wait(), 10)
+
+
+class _Unreachable:
+    """A unit of work whose database is down."""
+
+    async def __aenter__(self) -> None:
+        raise StorageUnavailable("the database cannot be reached")
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+async def test_a_database_that_stays_down_is_logged_once_not_every_round(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}", webhooks_poll_seconds=0.01)
+    container = Container(settings=settings)
+    container.unit_of_work.override(providers.Factory(_Unreachable))
+    with caplog.at_level(logging.ERROR, logger="todo_api.maintenance"):
+        looping = asyncio.create_task(deliver_periodically(container, settings))
+        await asyncio.sleep(0.3)  # some 30 rounds
+        looping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await looping
+    await container.webhook_sender().aclose()
+    assert [record.message for record in caplog.records] == ["delivering webhooks failed; trying again every round"]
