@@ -17,7 +17,10 @@ from todo_core.use_cases import webhooks as use_cases
 from todo_core.webhooks import Delivery, DeliveryState, Webhook
 
 router = APIRouter(
-    route_class=ApiRoute, prefix="/api/{user_id}", tags=["webhooks"], responses=problem_responses(401, 403, 422, 503)
+    route_class=ApiRoute,
+    prefix="/api/{user_id}",
+    tags=["webhooks"],
+    responses=problem_responses(400, 401, 403, 413, 422, 503),
 )
 
 

@@ -5867,6 +5867,22 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookRead"][];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -5897,6 +5913,22 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/forbidden";
+                    };
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -5979,6 +6011,22 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookCreated"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -6025,6 +6073,22 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/conflict" | "/problems/too-many-webhooks";
+                    };
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -6118,6 +6182,22 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -6164,6 +6244,22 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/not-found";
+                    };
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/body-too-large";
                     };
                 };
             };
@@ -6244,6 +6340,22 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookDeliveryRead"][];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/malformed-json" | "/problems/invalid-cursor" | "/problems/invalid-sync-token";
+                    };
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -6290,6 +6402,22 @@ export interface operations {
                          * @enum {string}
                          */
                         type: "/problems/not-found";
+                    };
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /**
+                         * Format: uri-reference
+                         * @enum {string}
+                         */
+                        type: "/problems/body-too-large";
                     };
                 };
             };
