@@ -23,7 +23,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from todo_adapters.sqlalchemy import change_listener, repositories
+from todo_adapters.sqlalchemy import change_listener, repositories, webhooks
 from todo_adapters.sqlalchemy.execution import compiled_for_postgresql
 from todo_adapters.sqlalchemy.tables import metadata
 
@@ -52,6 +52,11 @@ CROSS_USER_STATEMENTS: Mapping[str, str] = {
     _postgres_sql(repositories._MOVE_HORIZONS, "deleted_from", "deleted_before", "limit"): _PURGE,
     _postgres_sql(repositories._PURGE_TOMBSTONES, "deleted_from", "deleted_before", "limit"): _PURGE,
     _postgres_sql(repositories._PURGE_KEYS, "recorded_from", "recorded_before", "limit"): _PURGE,
+    _postgres_sql(webhooks.CLAIM, "now", "limit"): (
+        "the webhook delivery loop's claim (todo_core/use_cases/webhooks.py, `deliver_due`): the next due "
+        "deliveries of every user, a batch at most, skipping those another process holds; sent by the "
+        "delivery loop of `todo serve` or `todo worker`, never for a request"
+    ),
     _normalised(change_listener._CURRENT_NUMBERS): (
         "the change listener's catch-up when it (re)connects and every few seconds "
         "(todo_adapters/sqlalchemy/change_listener.py): "
@@ -154,9 +159,17 @@ def _pin_insert(table: exp.Table, insert: exp.Insert, values: list[exp.Expressio
     rows = insert.expression
     if _COLUMN not in columns:
         return f"a row inserted into {table.name} has no user_id"
+    at = columns.index(_COLUMN)
+    if isinstance(rows, exp.Select):
+        # INSERT … SELECT: every row gets the one user_id the SELECT list gives it (the tables
+        # it reads are checked on their own).
+        given = _bare(rows.expressions[at].unalias())
+        if not isinstance(given, exp.Placeholder | exp.Literal):
+            return f"the rows inserted into {table.name} take their user_id from what they select"
+        values.append(given)
+        return None
     if not isinstance(rows, exp.Values):
         return f"the rows inserted into {table.name} are not given one by one"
-    at = columns.index(_COLUMN)
     values += [_bare(row.expressions[at]) for row in rows.expressions]
     return None
 

@@ -21,11 +21,13 @@ from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
 from todo_adapters.broker import ChangeBroker
+from todo_adapters.memory_webhooks import InMemoryWebhookRepository, WebhookTables
 from todo_core import subtasks
 from todo_core.calendar_feed import CalendarFeed
 from todo_core.category import Category
 from todo_core.errors import Conflict
 from todo_core.idempotency import Outcome, Recorded
+from todo_core.outbox import AnnouncedTasks
 from todo_core.portability import LEVELS, ExportPage, StructurePosition
 from todo_core.query import TaskQuery
 from todo_core.sync import Change, ChangeKind, ChangeLog, ChangePage, ChangePosition, page_of
@@ -65,6 +67,7 @@ class InMemoryStore:
     keys: dict[tuple[str, str], _KeyRecord] = dataclasses.field(default_factory=dict)
     settings: dict[str, UserSettings] = dataclasses.field(default_factory=dict)
     feeds: dict[Key, CalendarFeed] = dataclasses.field(default_factory=dict)
+    webhooks: WebhookTables = dataclasses.field(default_factory=WebhookTables)
     #: Where committed changes are announced.
     broker: ChangeBroker | None = None
     #: Whether a purge runs (one at a time).
@@ -385,7 +388,8 @@ class InMemoryUnitOfWork:
     async def __aenter__(self) -> Self:
         self._view = _View(_Rows(self._store.tasks), _Rows(self._store.categories))
         self._locks = _Turns(self._store.turns, taking_users=not self._read_only)
-        self.tasks = InMemoryTaskRepository(self._view, self._locks)
+        self.webhooks = InMemoryWebhookRepository(self._store.webhooks)
+        self.tasks = AnnouncedTasks(InMemoryTaskRepository(self._view, self._locks), self.webhooks)
         self.categories = InMemoryCategoryRepository(self._view, self._locks)
         self.idempotency = InMemoryIdempotencyKeys(self._store, self._view, self._locks)
         self.settings = InMemorySettingsRepository(self._store, self._view)
@@ -415,6 +419,7 @@ class InMemoryUnitOfWork:
         self._store.settings.update(self._view.settings)
         self._view.settings = {}
         self._view.feeds.apply()
+        self.webhooks.apply()
         for user_id in self._view.erased:
             changed[user_id] = self._erase(user_id)
         self._view.erased = set()
@@ -430,6 +435,7 @@ class InMemoryUnitOfWork:
             _drop_user(rows, lambda key: key[0], user_id)
         _drop_user(store.change_seqs, lambda key: key[1][0], user_id)
         store.settings.pop(user_id, None)
+        self.webhooks.erase(user_id)
         seq = store.logs.get(user_id, ChangeLog(0, 0)).seq + 1
         store.logs[user_id] = ChangeLog(seq, seq)
         return seq

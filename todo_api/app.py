@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,7 +20,7 @@ from todo_api.container import Container
 from todo_api.cross_origin import CrossOrigin
 from todo_api.docs import install_docs
 from todo_api.logs import lighten_log_records
-from todo_api.maintenance import purge_periodically
+from todo_api.maintenance import deliver_periodically, purge_periodically
 from todo_api.metrics import Metrics
 from todo_api.middleware import MCP_PATH, BearerAuthentication, BodySizeLimit, RequestTelemetry
 from todo_api.openapi import DESCRIPTION, TAGS, operation_id, shaped
@@ -39,6 +39,7 @@ from todo_api.routes import (
     sync,
     tasks,
     user_settings,
+    webhooks,
 )
 from todo_api.routes import assistant as assistant_routes
 from todo_api.settings import DEMO_TOKEN_SECONDS, DEMO_USER, DEVELOPMENT_SECRET, Settings
@@ -84,12 +85,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             if resolved.maintain_in_server
             else None
         )
+        delivering = (
+            asyncio.create_task(deliver_periodically(container, resolved)) if resolved.webhooks_in_server else None
+        )
         measured: Metrics = container.metrics()
         measured.forget_dead_workers()
         measuring = asyncio.create_task(_measure_pool_periodically(measured)) if measured.multiprocess else None
-        async with assistant.session_manager.run():
-            yield
-        for task in (purging, measuring):
+        serving_mcp = await _started_in_a_task_of_its_own(assistant.session_manager.run)
+        yield
+        for task in (serving_mcp, purging, delivering, measuring):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -108,6 +112,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         limiter: RateLimiter | None = container.rate_limiter()
         if limiter is not None:
             await limiter.close()
+        await container.webhook_sender().aclose()
 
     app = FastAPI(
         title="todo",
@@ -154,6 +159,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(events.router)
     app.include_router(calendar.router)
     app.include_router(calendar.feeds_router)
+    app.include_router(webhooks.router)
     app.include_router(account.router)
     app.include_router(problems.router)
     app.include_router(assistant_routes.router)
@@ -192,3 +198,23 @@ def _demo_token(settings: Settings) -> Callable[[], str]:
         )
 
     return mint
+
+
+async def _started_in_a_task_of_its_own(context: Callable[[], AbstractAsyncContextManager[Any]]) -> asyncio.Task[None]:
+    """Enter `context` in a task of its own and keep it entered until that task is cancelled.
+    The MCP session manager's context holds an anyio task group, whose cancel scope must be left
+    by the task that entered it; a lifespan may be left by another task (a test's fixture is)."""
+    entered = asyncio.Event()
+
+    async def hold() -> None:
+        async with context():
+            entered.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    task = asyncio.create_task(hold())
+    waiting = asyncio.create_task(entered.wait())
+    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if task.done():
+        task.result()  # entering failed: say why
+    return task

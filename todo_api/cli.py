@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     maintain.add_argument("--every", type=float, metavar="SECONDS", help="purge again every SECONDS, until stopped")
     commands.add_parser("mcp", help="serve the MCP tools on stdio for the user of the token in TODO_TOKEN")
+    commands.add_parser("worker", help="deliver webhooks until stopped (with TODO_WEBHOOKS_IN_SERVER=false)")
     arguments = parser.parse_args(argv)
 
     if arguments.command == "openapi":
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_maintain(settings, arguments.every))
         case "mcp":
             return _mcp(settings)
+        case "worker":
+            logging.config.dictConfig(logging_config(settings))
+            return asyncio.run(_work(settings))
     return 2
 
 
@@ -209,6 +213,22 @@ def _mcp(settings: Settings) -> int:
     except AuthenticationFailed:
         print("todo: the token in TODO_TOKEN is not accepted (expired, or not for this service)", file=sys.stderr)
         return 2
+    return 0
+
+
+async def _work(settings: Settings) -> int:
+    from todo_api.container import Container
+    from todo_api.maintenance import deliver_periodically
+
+    container = Container(settings=settings)
+    try:
+        await deliver_periodically(container, settings)
+    finally:
+        await container.webhook_sender().aclose()
+        if container.backend() == "postgresql":
+            await container.postgres_pool().close()
+        else:
+            await container.engine().dispose()
     return 0
 
 

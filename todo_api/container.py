@@ -24,6 +24,7 @@ from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.purge_lock import PostgresPurgeLock, SqlitePurgeLock
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
+from todo_adapters.webhook_delivery import HttpWebhookSender, WebhookDestinationsChecker
 from todo_api.calendars import RenderedCalendars
 from todo_api.cursor import CursorCodec
 from todo_api.exports import RunningExports
@@ -148,6 +149,11 @@ class Container(containers.DeclarativeContainer):
     )
     retention = providers.Singleton(SqlRetention, unit_of_work.provider, purge_lock)
     clock = providers.Singleton(SystemClock)
+    #: Where webhooks may go, and what sends them (one HTTP client a process).
+    webhook_destinations = providers.Singleton(
+        WebhookDestinationsChecker, allow_private=settings.provided.webhooks_allow_private_networks
+    )
+    webhook_sender = providers.Singleton(HttpWebhookSender, webhook_destinations)
     #: The calendars this process rendered, reused until their user's data changes.
     calendars = providers.Singleton(RenderedCalendars)
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from todo_api.container import Container
 from todo_api.settings import Settings
 from todo_core.use_cases.sync import Purged, purge_expired
+from todo_core.use_cases.webhooks import DeliveryRound, deliver_due
 
 logger = logging.getLogger(__name__)
 
@@ -48,3 +49,37 @@ async def purge_periodically(container: Container, settings: Settings, *, interv
         except Exception:  # the database may be down: try again next time
             logger.exception("purging expired tombstones and idempotency keys failed")
         await asyncio.sleep(interval)
+
+
+#: The most deliveries one round claims (and then attempts, one after the other).
+DELIVERY_BATCH = 20
+
+
+async def deliver_once(container: Container) -> DeliveryRound:
+    """Claim the due webhook deliveries (a batch at most), attempt them, record how each went.
+
+    :raises StorageUnavailable: the database cannot be reached.
+    """
+    return await deliver_due(
+        container.unit_of_work, container.clock(), container.webhook_sender(), batch=DELIVERY_BATCH
+    )
+
+
+async def deliver_periodically(container: Container, settings: Settings) -> None:
+    """Deliver webhooks until cancelled: again at once after a full batch, otherwise after
+    TODO_WEBHOOKS_POLL_SECONDS; a failure is logged (once while it lasts: a database that is down
+    for a minute is one message, not sixty) and the next round tries again."""
+    failing = False
+    while True:
+        claimed = 0
+        try:
+            claimed = (await deliver_once(container)).attempted
+            if failing:
+                logger.info("delivering webhooks works again")
+            failing = False
+        except Exception:  # the database may be down: try again next time
+            if not failing:
+                logger.exception("delivering webhooks failed; trying again every round")
+            failing = True
+        if claimed < DELIVERY_BATCH:
+            await asyncio.sleep(settings.webhooks_poll_seconds)

@@ -71,6 +71,10 @@ TAGS = [
         "name": "calendar",
         "description": "The tasks as an RFC 5545 calendar, and secret subscription links for calendar apps.",
     },
+    {
+        "name": "webhooks",
+        "description": "Endpoints that receive the user's events, signed per Standard Webhooks (see docs/webhooks.md).",
+    },
     {"name": "account", "description": "Everything the service holds for a user: erasing it."},
     {"name": "health", "description": "Probes for load balancers and orchestrators (no token)."},
 ]

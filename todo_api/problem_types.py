@@ -150,6 +150,13 @@ _TYPES = (
         only_in=("createCalendarFeed",),
     ),
     ProblemType(
+        "too-many-webhooks",
+        409,
+        "The user has as many webhook endpoints as one user may have (`TODO_MAX_WEBHOOKS`, 10 by default).",
+        "Delete an endpoint you no longer use (`DELETE /api/{user_id}/webhooks/{webhook_id}`), then create one again.",
+        only_in=("createWebhook",),
+    ),
+    ProblemType(
         "rate-limited",
         429,
         "More requests for this user (for this calendar link, on `/feeds/`) than the service allows "

@@ -36,6 +36,7 @@ from todo_core.errors import (
     TooManyCalendarFeeds,
     TooManyEventStreams,
     TooManyTasks,
+    TooManyWebhooks,
     UserBusy,
     ValidationFailed,
 )
@@ -88,6 +89,7 @@ _DOMAIN_STATUSES: dict[type[DomainError], tuple[int, str]] = {
     UserBusy: (429, "user-busy"),
     TooManyTasks: (409, "too-many-tasks"),
     TooManyCalendarFeeds: (409, "too-many-calendar-feeds"),
+    TooManyWebhooks: (409, "too-many-webhooks"),
     TooManyEventStreams: (429, "too-many-event-streams"),
     SchemaMissing: (503, "not-migrated"),
     IdentityUnavailable: (503, "auth-unavailable"),

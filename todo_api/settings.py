@@ -202,6 +202,20 @@ class Settings(BaseSettings):
     max_event_streams: int = Field(
         10, ge=1, description="Event streams one user may have open at once on one server process (429 beyond)"
     )
+    max_webhooks: int = Field(10, ge=1, description="Webhook endpoints one user may have (409 beyond)")
+    webhooks_allow_private_networks: bool = Field(
+        False,
+        description="Let webhooks go to loopback, private and link-local addresses (intranets, tests); "
+        "otherwise such a URL is refused (422) and never called",
+    )
+    webhooks_in_server: bool = Field(
+        True,
+        description="`todo serve` delivers webhooks (each worker; every delivery by one of them); false when "
+        "`todo worker` runs instead",
+    )
+    webhooks_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often the delivery loop looks for due deliveries when it found none"
+    )
 
     @field_validator("rate_limits")
     @classmethod

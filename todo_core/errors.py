@@ -166,3 +166,8 @@ class TooManyEventStreams(QuotaExceeded):
 
     def __init__(self, limit: int) -> None:
         super().__init__("open event streams", limit)
+
+
+class TooManyWebhooks(QuotaExceeded):
+    def __init__(self, limit: int) -> None:
+        super().__init__("webhooks", limit)

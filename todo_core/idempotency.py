@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the ports name this module's records
         SettingsRepository,
         TaskRepository,
         UnitOfWork,
+        WebhookRepository,
     )
 
 KEY_MAX_LENGTH = 255
@@ -81,6 +82,10 @@ class Joined:
     @property
     def account(self) -> AccountEraser:
         return self._uow.account
+
+    @property
+    def webhooks(self) -> WebhookRepository:
+        return self._uow.webhooks
 
     async def __aenter__(self) -> Self:
         return self

@@ -25,6 +25,7 @@ from todo_core.sync import ChangePage, ChangePosition
 from todo_core.task import Task
 from todo_core.user_settings import UserSettings
 from todo_core.views import VersionedView, ViewPage
+from todo_core.webhooks import AttemptOutcome, ClaimedDelivery, Delivery, Webhook
 
 __all__ = [
     "AccountEraser",
@@ -41,6 +42,9 @@ __all__ = [
     "TaskRepository",
     "TaskViews",
     "UnitOfWork",
+    "WebhookDestinations",
+    "WebhookRepository",
+    "WebhookSender",
 ]
 
 
@@ -395,6 +399,120 @@ class Retention(Protocol):
         ...
 
 
+class WebhookRepository(Protocol):
+    """A user's webhook endpoints and the outbox of their deliveries. Not synced data: saving
+    one takes no change number."""
+
+    async def add(self, webhook: Webhook) -> None:
+        """Stage a new endpoint.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def list_for_user(self, user_id: str) -> Sequence[Webhook]:
+        """Return the user's endpoints, oldest first.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def get(self, user_id: str, webhook_id: UUID) -> Webhook | None:
+        """Return the user's endpoint, or None.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def remove(self, user_id: str, webhook_id: UUID) -> bool:
+        """Stage the deletion of the user's endpoint and of its deliveries; False if there is none.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def set_health(
+        self,
+        user_id: str,
+        webhook_id: UUID,
+        *,
+        failing_since: datetime | None,
+        disabled_at: datetime | None,
+        disabled_reason: str | None,
+    ) -> None:
+        """Stage how the endpoint's deliveries go: failing since when, disabled since when and why.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def enqueue(
+        self,
+        user_id: str,
+        event_type: str,
+        event_id: UUID,
+        body: str,
+        now: datetime,
+        *,
+        due_at: datetime | None = None,
+        task_id: UUID | None = None,
+    ) -> None:
+        """Stage a delivery of the event, due `due_at` (default: `now`), for each of the user's
+        enabled endpoints that want its type (none: nothing is written); `task_id` names the
+        task of a reminder.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def cancel_reminders(self, user_id: str, task_id: UUID) -> None:
+        """Stage the deletion of the task's `reminder.due` deliveries not yet attempted.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def deliveries(self, user_id: str, webhook_id: UUID, limit: int) -> Sequence[Delivery]:
+        """Return the endpoint's latest `limit` deliveries, newest first.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def claim(self, now: datetime, lease_until: datetime, limit: int) -> Sequence[ClaimedDelivery]:
+        """Take up to `limit` pending deliveries due by `now`, of every user, oldest due first, to
+        enabled endpoints: each counts one more attempt and is not due again before
+        `lease_until`. Deliveries another unit of work holds are skipped, not waited for.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def record_attempt(
+        self, delivery: Delivery, outcome: AttemptOutcome, *, now: datetime, next_attempt_at: datetime | None
+    ) -> None:
+        """Stage what the delivery's latest attempt got: delivered (2xx), due again at
+        `next_attempt_at`, or failed for good (None).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+
+class WebhookDestinations(Protocol):
+    async def refusal(self, url: str) -> str | None:
+        """Why events may not be sent to this URL (not http(s), a host that resolves to a
+        private, loopback, link-local, multicast or metadata address...), or None."""
+        ...
+
+
+class WebhookSender(Protocol):
+    async def send(self, claimed: ClaimedDelivery, timestamp: int) -> AttemptOutcome:
+        """POST the delivery's body, signed, to its endpoint (checked again); what came back.
+        Never raises for what the receiver or the network does."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `async with` block without `commit()` rolls back.
 
@@ -423,6 +541,9 @@ class UnitOfWork(Protocol):
 
     @property
     def account(self) -> AccountEraser: ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

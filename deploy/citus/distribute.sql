@@ -24,6 +24,9 @@ SELECT create_distributed_table('tombstones', 'user_id', colocate_with => 'tasks
 SELECT create_distributed_table('idempotency_keys', 'user_id', colocate_with => 'tasks');
 SELECT create_distributed_table('user_settings', 'user_id', colocate_with => 'tasks');
 SELECT create_distributed_table('calendar_feeds', 'user_id', colocate_with => 'tasks');
+-- The outbox is written in the transaction of the task change it tells of: with the tasks.
+SELECT create_distributed_table('webhooks', 'user_id', colocate_with => 'tasks');
+SELECT create_distributed_table('webhook_deliveries', 'user_id', colocate_with => 'tasks');
 
 -- No reference tables: no table is shared by all users. alembic_version stays a plain table on
 -- the coordinator (Alembic's own record); later migrations run on the coordinator, which

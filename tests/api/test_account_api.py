@@ -25,7 +25,10 @@ KEPT_AFTER_ERASURE = {
 
 async def give_everything(caller: Caller) -> dict[str, Any]:
     """Make the user a row in every table the API writes: a category, a tagged task, a deleted
-    task (tombstone), settings, a calendar feed, an idempotency key, and sync state."""
+    task (tombstone), settings, a calendar feed, a webhook and its deliveries, an idempotency
+    key, and sync state."""
+    webhook = await caller.request("POST", "/webhooks", json={"url": "https://93.184.215.14/hook"})
+    assert webhook.status_code == 201, webhook.text
     category = (await caller.request("POST", "/categories", json={"name": "Home"})).json()
     await caller.create_task(title="Kept", tags=["a", "b"], category_id=category["id"])
     gone = await caller.create_task(title="Gone")
@@ -97,7 +100,7 @@ async def test_after_erasure_the_lists_are_empty_feeds_404_and_old_sync_tokens_4
 
     assert (await alice.request("DELETE", "", params={"confirm": alice.id})).status_code == 204
 
-    for path in ("/tasks", "/categories", "/calendar-feeds"):
+    for path in ("/tasks", "/categories", "/calendar-feeds", "/webhooks"):
         assert (await alice.request("GET", path)).json() == [], path
     assert (await alice.request("GET", "/tags")).json() == []
     assert (await alice.request("GET", "/settings")).json() == {"time_zone": "UTC"}

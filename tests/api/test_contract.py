@@ -169,6 +169,7 @@ async def test_every_operation_has_a_readable_stable_id(document: dict[str, Any]
         "getSettings", "replaceSettings",
         "listChanges", "streamChangeEvents",
         "getCalendar", "getCalendarFeed", "createCalendarFeed", "listCalendarFeeds", "revokeCalendarFeed",
+        "createWebhook", "listWebhooks", "deleteWebhook", "listWebhookDeliveries",
         "eraseAccount",
         "exportAccount", "importAccount",
         "getHealth", "getReadiness",

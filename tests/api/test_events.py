@@ -188,7 +188,9 @@ CATCH_UP_SECONDS = 0.2
 async def postgres_events_api(postgres_url: str) -> AsyncIterator[EventsApi]:
     """An `EventsApi` on PostgreSQL, its lifespan running (so its change listener listens), with
     a pool of its own (the lifespan closes it)."""
-    container = Container(settings=settings_for(postgres_url))
+    # No webhook delivery loop: its claims (BEGIN … COMMIT each poll, on a connection of its
+    # own) would interleave with the statements of the commands these tests follow.
+    container = Container(settings=settings_for(postgres_url, webhooks_in_server=False))
     container.change_listener.override(
         providers.Singleton(
             PostgresChangeListener, make_url(postgres_url), container.broker, catch_up_seconds=CATCH_UP_SECONDS

@@ -62,6 +62,9 @@ async def test_openapi_documents_every_route_with_problem_responses(client: http
         "/api/{user_id}/calendar.ics": {"get"},
         "/api/{user_id}/calendar-feeds": {"get", "post"},
         "/api/{user_id}/calendar-feeds/{feed_id}": {"delete"},
+        "/api/{user_id}/webhooks": {"get", "post"},
+        "/api/{user_id}/webhooks/{webhook_id}": {"delete"},
+        "/api/{user_id}/webhooks/{webhook_id}/deliveries": {"get"},
         "/feeds/{secret}.ics": {"get"},
         "/api/{user_id}": {"delete"},
         "/api/{user_id}/export": {"get"},
@@ -282,7 +285,9 @@ async def test_a_task_list_names_the_unknown_parameter_and_what_to_send(alice: C
 
 
 async def test_every_list_is_a_json_array_documented_with_its_link_header(alice: Caller) -> None:
-    task = await alice.create_task(tags=["home"], remind_at="2020-01-01T00:00:00Z")
+    webhook = await alice.request("POST", "/webhooks", json={"url": "https://93.184.215.14/hook"})
+    assert webhook.status_code == 201, webhook.text
+    task = await alice.create_task(tags=["home"], remind_at="2020-01-01T00:00:00Z")  # one delivery
     await alice.request("POST", "/categories", json={"name": "Home"})
     await alice.request("POST", "/calendar-feeds")
     document = (await alice.client.get("/openapi.json")).json()
@@ -299,10 +304,13 @@ async def test_every_list_is_a_json_array_documented_with_its_link_header(alice:
         "/api/{user_id}/tags",
         "/api/{user_id}/reminders",
         "/api/{user_id}/calendar-feeds",
+        "/api/{user_id}/webhooks",
+        "/api/{user_id}/webhooks/{webhook_id}/deliveries",
     }
     for path, response in lists.items():
         assert response["headers"]["Link"] == {"$ref": "#/components/headers/Link"}, path
-        listed = await alice.client.get(_route_url(path, alice.id), headers=alice.headers)
+        url = _route_url(path, alice.id).replace(str(uuid.UUID(int=1)), webhook.json()["id"])
+        listed = await alice.client.get(url, headers=alice.headers)
         assert listed.status_code == 200, listed.text
         assert isinstance(listed.json(), list) and len(listed.json()) == 1, (path, listed.text)
         assert "link" not in listed.headers  # one page

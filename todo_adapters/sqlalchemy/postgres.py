@@ -31,7 +31,9 @@ from todo_adapters.sqlalchemy.repositories import (
     SqlSettingsRepository,
     SqlTaskRepository,
 )
+from todo_adapters.sqlalchemy.webhooks import SqlWebhookRepository
 from todo_core.errors import Conflict, StorageUnavailable, UserBusy
+from todo_core.outbox import AnnouncedTasks
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +190,13 @@ class PostgresUnitOfWork:
     """One transaction on a pooled connection, its statements pipelined; rolled back unless
     committed. With `read_only`, no transaction at all (see `SqlAlchemyUnitOfWork`)."""
 
-    tasks: SqlTaskRepository
+    tasks: AnnouncedTasks
     categories: SqlCategoryRepository
     idempotency: SqlIdempotencyKeys
     settings: SqlSettingsRepository
     feeds: SqlCalendarFeedRepository
     account: SqlAccountEraser
+    webhooks: SqlWebhookRepository
     retention: SqlRetentionRepository
 
     def __init__(self, pool: PostgresPool, *, read_only: bool = False) -> None:
@@ -219,7 +222,8 @@ class PostgresUnitOfWork:
         self._committed = False
         self._executor = executor = PsycopgExecutor(connection, pipeline)
         self._changes = ChangeNumbers(executor, taking=not self._read_only, lock_timeout_ms=self._pool.lock_timeout_ms)
-        self.tasks = SqlTaskRepository(executor, self._changes)
+        self.webhooks = SqlWebhookRepository(executor)
+        self.tasks = AnnouncedTasks(SqlTaskRepository(executor, self._changes), self.webhooks)
         self.categories = SqlCategoryRepository(executor, self._changes)
         self.idempotency = SqlIdempotencyKeys(executor, self._changes)
         self.settings = SqlSettingsRepository(executor, self._changes)

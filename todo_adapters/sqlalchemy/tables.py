@@ -221,6 +221,50 @@ calendar_feeds = Table(
 )
 Index(None, calendar_feeds.c.user_id, calendar_feeds.c.secret_hash, unique=True)
 
+webhooks = Table(
+    "webhooks",
+    metadata,
+    _user_id(),
+    Column("id", Uuid, nullable=False),
+    Column("url", Text, nullable=False),
+    #: The event types it wants, comma-separated (`task.created,task.deleted`).
+    Column("events", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("secret", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("failing_since", UTCDateTime, nullable=True),
+    Column("disabled_at", UTCDateTime, nullable=True),
+    Column("disabled_reason", Text, nullable=True),
+    PrimaryKeyConstraint("user_id", "id"),
+)
+
+#: The outbox: one row per event per endpoint, written in the transaction of the change.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _user_id(),
+    Column("webhook_id", Uuid, nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    #: The task a `reminder.due` is for (due at its `remind_at`): what a change of the task cancels.
+    Column("task_id", Uuid, nullable=True),
+    PrimaryKeyConstraint("user_id", "webhook_id", "event_id"),
+)
+#: What the delivery loop claims: the pending ones, soonest due first.
+Index(None, webhook_deliveries.c.state, webhook_deliveries.c.next_attempt_at)
+#: An endpoint's latest deliveries.
+Index(None, webhook_deliveries.c.user_id, webhook_deliveries.c.webhook_id, webhook_deliveries.c.created_at)
+#: A task's pending reminders.
+Index(None, webhook_deliveries.c.user_id, webhook_deliveries.c.task_id)
+
 # PostgreSQL-only trigram indexes behind `q` search; made by the migrations, not declared
 # here, because SQLite has no such index. The schema test knows to expect them.
 POSTGRES_ONLY_INDEXES = frozenset({"ix_tasks_title_trgm", "ix_tasks_description_trgm"})

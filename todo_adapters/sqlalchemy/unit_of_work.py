@@ -24,7 +24,9 @@ from todo_adapters.sqlalchemy.repositories import (
     SqlSettingsRepository,
     SqlTaskRepository,
 )
+from todo_adapters.sqlalchemy.webhooks import SqlWebhookRepository
 from todo_core.errors import Conflict, StorageUnavailable
+from todo_core.outbox import AnnouncedTasks
 
 
 class SqlAlchemyUnitOfWork:
@@ -35,12 +37,13 @@ class SqlAlchemyUnitOfWork:
     The changes it commits are announced on `broker` (SQLite's writers are this process's:
     other processes on the same file do not hear of them)."""
 
-    tasks: SqlTaskRepository
+    tasks: AnnouncedTasks
     categories: SqlCategoryRepository
     idempotency: SqlIdempotencyKeys
     settings: SqlSettingsRepository
     feeds: SqlCalendarFeedRepository
     account: SqlAccountEraser
+    webhooks: SqlWebhookRepository
     retention: SqlRetentionRepository
 
     def __init__(self, engine: AsyncEngine, *, read_only: bool = False, broker: ChangeBroker | None = None) -> None:
@@ -71,7 +74,8 @@ class SqlAlchemyUnitOfWork:
             raise
         executor = SqlAlchemyExecutor(self._connection)
         self._changes = ChangeNumbers(executor, taking=not self._read_only)
-        self.tasks = SqlTaskRepository(executor, self._changes)
+        self.webhooks = SqlWebhookRepository(executor)
+        self.tasks = AnnouncedTasks(SqlTaskRepository(executor, self._changes), self.webhooks)
         self.categories = SqlCategoryRepository(executor, self._changes)
         self.idempotency = SqlIdempotencyKeys(executor, self._changes)
         self.settings = SqlSettingsRepository(executor, self._changes)

@@ -1,0 +1,126 @@
+"""Where task events enter the outbox: the task repository every unit of work hands out is
+wrapped in `AnnouncedTasks`, so that each task a command stages (a single request, a batch, an
+idempotent retry, the MCP tools: every driving adapter) writes its event in the same
+transaction, once, whatever route it came by.
+
+- `add` → `task.created`; `update` → `task.completed` when it completes the task (it was read
+  open in this unit of work), otherwise `task.updated`; `remove` →
+  `task.deleted` (its data: `id`, `user_id`, `deleted_at`).
+- `add_many` (an import of a whole account) writes no events: an import is a restore, not a
+  stream of news, and thousands of deliveries per endpoint would bury what matters.
+- Taking a deleted category off its tasks (`clear_category`) writes no events either.
+
+Reminders: an open task whose `remind_at` is in the future gets a `reminder.due` delivery due
+at that instant, written with the task (the outbox holds it until then). Every change of the
+task first cancels the one not yet attempted, then schedules it again from the new version: a
+completed or deleted task, or a reminder moved or cleared, sends nothing at the old time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from todo_core.ids import new_id
+from todo_core.ports import TaskRepository, WebhookRepository
+from todo_core.task import Task
+from todo_core.views import task_view
+from todo_core.webhooks import REMINDER_DUE, TASK_COMPLETED, TASK_CREATED, TASK_DELETED, TASK_UPDATED, event_body
+
+
+class AnnouncedTasks:
+    """A `TaskRepository` that stages, with each task change, its event in the outbox."""
+
+    def __init__(self, tasks: TaskRepository, outbox: WebhookRepository) -> None:
+        self._tasks = tasks
+        self._outbox = outbox
+        #: Each task read in this unit of work as it was then (and each staged since, as staged):
+        #: what `update` compares with. A writing unit of work holds its user's change number
+        #: before it reads, so what it read is what it changes.
+        self._before: dict[UUID, Task] = {}
+
+    def _held(self, tasks: Sequence[Task]) -> None:
+        for task in tasks:
+            self._before.setdefault(task.id, task)
+
+    async def _schedule_reminder(self, task: Task) -> None:
+        remind_at = task.fields.remind_at
+        if remind_at is None or task.fields.completed or remind_at <= task.updated_at:
+            return
+        body = event_body(REMINDER_DUE, remind_at, task_view(task))
+        await self._outbox.enqueue(
+            task.user_id, REMINDER_DUE, new_id(), body, task.updated_at, due_at=remind_at, task_id=task.id
+        )
+
+    async def _announce(self, user_id: str, event_type: str, moment: datetime, data: dict[str, object]) -> None:
+        await self._outbox.enqueue(user_id, event_type, new_id(), event_body(event_type, moment, data), moment)
+
+    async def get(self, user_id: str, task_id: UUID) -> Task | None:
+        task = await self._tasks.get(user_id, task_id)
+        if task is not None:
+            self._held([task])
+        return task
+
+    async def ancestors(self, user_id: str, task_id: UUID) -> Sequence[UUID]:
+        return await self._tasks.ancestors(user_id, task_id)
+
+    async def descendants(self, user_id: str, task_id: UUID) -> Sequence[Task]:
+        found = await self._tasks.descendants(user_id, task_id)
+        self._held(found)
+        return found
+
+    async def children(
+        self,
+        user_id: str,
+        parent_id: UUID | None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[Task]:
+        found = await self._tasks.children(user_id, parent_id, after=after, limit=limit)
+        self._held(found)
+        return found
+
+    async def count_for_user(self, user_id: str, *, up_to: int) -> int:
+        return await self._tasks.count_for_user(user_id, up_to=up_to)
+
+    async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
+        return await self._tasks.last_position(user_id, parent_id)
+
+    async def add(self, task: Task) -> None:
+        await self._tasks.add(task)
+        self._before[task.id] = task
+        await self._announce(task.user_id, TASK_CREATED, task.updated_at, task_view(task))
+        await self._schedule_reminder(task)
+
+    async def add_many(self, new: Sequence[Task]) -> None:
+        await self._tasks.add_many(new)
+
+    async def update(self, task: Task) -> None:
+        await self._tasks.update(task)
+        before = self._before.get(task.id)
+        self._before[task.id] = task
+        completes = task.fields.completed and not (before is not None and before.fields.completed)
+        event_type = TASK_COMPLETED if completes else TASK_UPDATED
+        await self._announce(task.user_id, event_type, task.updated_at, task_view(task))
+        if before is None or before.fields.remind_at is not None:
+            await self._outbox.cancel_reminders(task.user_id, task.id)
+        await self._schedule_reminder(task)
+
+    async def remove(self, user_id: str, task_id: UUID, now: datetime, *, version: int | None = None) -> bool:
+        removed = await self._tasks.remove(user_id, task_id, now, version=version)
+        if removed:
+            await self._outbox.cancel_reminders(user_id, task_id)
+            data: dict[str, object] = {"id": task_id, "user_id": user_id, "deleted_at": now}
+            await self._announce(user_id, TASK_DELETED, now, data)
+        return removed
+
+    async def clear_category(self, user_id: str, category_id: UUID, now: datetime) -> None:
+        await self._tasks.clear_category(user_id, category_id, now)
+
+    async def tag_counts(self, user_id: str) -> Sequence[tuple[str, int]]:
+        return await self._tasks.tag_counts(user_id)
+
+    async def due_reminders(self, user_id: str, until: datetime, limit: int) -> Sequence[Task]:
+        return await self._tasks.due_reminders(user_id, until, limit)

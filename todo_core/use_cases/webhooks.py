@@ -1,0 +1,134 @@
+"""Use cases on webhooks: a user's endpoints, and the delivery of what the outbox holds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from todo_core import webhooks
+from todo_core.clock import Clock
+from todo_core.errors import FieldError, NotFound, TooManyWebhooks, ValidationFailed
+from todo_core.ports import UnitOfWork, WebhookDestinations, WebhookSender
+from todo_core.webhooks import ClaimedDelivery, Delivery, Webhook
+
+DELIVERIES_SHOWN = 50
+
+
+async def create_webhook(
+    uow: UnitOfWork,
+    clock: Clock,
+    destinations: WebhookDestinations,
+    user_id: str,
+    url: str,
+    events: Sequence[str] | None,
+    description: str | None,
+    *,
+    at_most: int | None = None,
+) -> Webhook:
+    """A new endpoint of the user's, with its secret (which only this answer shows).
+
+    :raises ValidationFailed: the URL may not receive events (see `WebhookDestinations`), or an
+        event type is unknown.
+    :raises TooManyWebhooks: the user has `at_most` endpoints already (two made at the very same
+        time may both pass: the cap bounds what one user holds, not to the unit).
+    """
+    if len(url) > webhooks.URL_MAX or any(ord(c) < 0x20 or c == "\x7f" for c in url):
+        raise ValidationFailed(FieldError("url", f"must be a URL of at most {webhooks.URL_MAX} characters"))
+    if description is not None and (len(description) > webhooks.DESCRIPTION_MAX or "\x00" in description):
+        raise ValidationFailed(
+            FieldError("description", f"must be at most {webhooks.DESCRIPTION_MAX} characters, without NUL")
+        )
+    chosen = tuple(dict.fromkeys(events)) if events is not None else webhooks.EVENT_TYPES
+    unknown = [kind for kind in chosen if kind not in webhooks.EVENT_TYPES]
+    if unknown or not chosen:
+        raise ValidationFailed(FieldError("events", f"must list one or more of {', '.join(webhooks.EVENT_TYPES)}"))
+    refusal = await destinations.refusal(url)
+    if refusal is not None:
+        raise ValidationFailed(FieldError("url", refusal))
+    webhook = webhooks.new_webhook(user_id, url, chosen, description, clock.now())
+    async with uow:
+        if at_most is not None and len(await uow.webhooks.list_for_user(user_id)) >= at_most:
+            raise TooManyWebhooks(at_most)
+        await uow.webhooks.add(webhook)
+        await uow.commit()
+    return webhook
+
+
+async def list_webhooks(reader: UnitOfWork, user_id: str) -> Sequence[Webhook]:
+    async with reader:
+        return await reader.webhooks.list_for_user(user_id)
+
+
+async def delete_webhook(uow: UnitOfWork, user_id: str, webhook_id: UUID) -> None:
+    """Delete the endpoint and forget its deliveries (those not yet sent are not sent).
+
+    :raises NotFound: the user has no such endpoint.
+    """
+    async with uow:
+        if not await uow.webhooks.remove(user_id, webhook_id):
+            raise NotFound("webhook")
+        await uow.commit()
+
+
+async def list_deliveries(reader: UnitOfWork, user_id: str, webhook_id: UUID) -> Sequence[Delivery]:
+    """The endpoint's latest deliveries, newest first.
+
+    :raises NotFound: the user has no such endpoint.
+    """
+    async with reader:
+        if await reader.webhooks.get(user_id, webhook_id) is None:
+            raise NotFound("webhook")
+        return await reader.webhooks.deliveries(user_id, webhook_id, DELIVERIES_SHOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRound:
+    attempted: int
+    delivered: int
+
+
+async def deliver_due(
+    uow_factory: Callable[[], UnitOfWork], clock: Clock, sender: WebhookSender, *, batch: int
+) -> DeliveryRound:
+    """Claim up to `batch` due deliveries (one short transaction), attempt each, and record
+    each outcome (a short transaction each). A process that dies between the claim and the
+    record leaves its deliveries to be tried again when their lease ends: at least once.
+
+    :raises StorageUnavailable: the store cannot be reached.
+    """
+    now = clock.now()
+    async with uow_factory() as uow:
+        claimed = await uow.webhooks.claim(now, now + webhooks.CLAIM_LEASE, batch)
+        await uow.commit()
+    delivered = 0
+    for item in claimed:
+        outcome = await sender.send(item, int(time.time()))
+        await _record(uow_factory(), clock, item, outcome)
+        delivered += outcome.delivered
+    return DeliveryRound(len(claimed), delivered)
+
+
+async def _record(uow: UnitOfWork, clock: Clock, item: ClaimedDelivery, outcome: webhooks.AttemptOutcome) -> None:
+    delivery, now = item.delivery, clock.now()
+    attempts = delivery.attempts  # the claim counted this attempt
+    retry = None if outcome.delivered else webhooks.next_attempt_after(attempts, now)
+    async with uow:
+        await uow.webhooks.record_attempt(delivery, outcome, now=now, next_attempt_at=retry)
+        webhook = await uow.webhooks.get(delivery.user_id, delivery.webhook_id)
+        if webhook is not None:
+            failing_since = None if outcome.delivered else (webhook.failing_since or now)
+            disabled_at, reason = webhook.disabled_at, webhook.disabled_reason
+            if failing_since is not None and now - failing_since >= webhooks.FAILING_DISABLES_AFTER:
+                disabled_at = disabled_at or now
+                reason = reason or "every delivery failed for 24 hours"
+            if (failing_since, disabled_at) != (webhook.failing_since, webhook.disabled_at):
+                await uow.webhooks.set_health(
+                    delivery.user_id,
+                    delivery.webhook_id,
+                    failing_since=failing_since,
+                    disabled_at=disabled_at,
+                    disabled_reason=reason,
+                )
+        await uow.commit()
