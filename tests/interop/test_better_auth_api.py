@@ -89,7 +89,9 @@ async def test_tampered_better_auth_token_is_401_over_http(
 ) -> None:
     token, user_id = better_auth_issuer.mint(email())
     header, payload, signature = token.split(".")
-    flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
+    # One character from the middle changed: every bit of it is signature (the last character's
+    # low bits are padding, and a changed padding bit makes the token malformed, not forged).
+    flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
 
     response = await api.get(f"/api/{user_id}/tasks", headers=bearer(f"{header}.{payload}.{flipped}"))
 
