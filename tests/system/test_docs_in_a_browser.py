@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET
-from tests.system.test_persistence import Deployment, Server, clean_environment
+from tests.system.test_persistence import Deployment, Server, clean_environment, dev_mode_server
 from todo_api.docs import ASSETS_URL
 from todo_api.settings import DEMO_USER
 
@@ -39,16 +39,17 @@ HOST = "todo.test"
 #: take real time, bounded by the process's timeout.
 VIRTUAL_TIME_MS = 30_000
 BROWSER_SECONDS = 90.0
-_FLAGS = [
+#: How every browser test starts Chromium (as root in CI, on a machine with no network).
+BROWSER_FLAGS = [
     "--headless",
     "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
     "--disable-gpu",
+    "--disable-quic",
     "--no-first-run",
     "--disable-extensions",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    f"--host-resolver-rules=MAP {HOST} 127.0.0.1, MAP * ~NOTFOUND",
 ]
 
 
@@ -80,16 +81,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`make run`'s server: development mode with its built-in secret."""
-    workdir = tmp_path_factory.mktemp("docs-dev")
-    database_url = f"sqlite+aiosqlite:///{workdir / 'todo.db'}"
-    deployment = Deployment(clean_environment(TODO_DATABASE_URL=database_url, TODO_DEV_MODE="1"), workdir)
-    deployment.migrate()
-    running = deployment.start(run=1)
-    try:
-        running.wait_until_healthy()
+    with dev_mode_server(tmp_path_factory.mktemp("docs-dev")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @dataclass(frozen=True)
@@ -101,15 +94,28 @@ class PageLoad:
 
 
 def open_page(chromium: str, url: str, workdir: Path) -> PageLoad:
-    workdir.mkdir()
     network_log = workdir / "netlog.json"
+    dom = dump_dom(
+        chromium,
+        url,
+        workdir,
+        f"--host-resolver-rules=MAP {HOST} 127.0.0.1, MAP * ~NOTFOUND",
+        f"--log-net-log={network_log}",
+    )
+    return PageLoad(dom, _requested_by_pages(json.loads(network_log.read_text())))
+
+
+def dump_dom(chromium: str, url: str, workdir: Path, *flags: str) -> str:
+    """The page's DOM once Chromium has rendered it and run its scripts (in virtual time), in a
+    fresh profile under `workdir` (made here)."""
+    workdir.mkdir()
     try:
         result = subprocess.run(
             [
                 chromium,
-                *_FLAGS,
+                *BROWSER_FLAGS,
+                *flags,
                 f"--user-data-dir={workdir / 'profile'}",
-                f"--log-net-log={network_log}",
                 f"--virtual-time-budget={VIRTUAL_TIME_MS}",
                 "--dump-dom",
                 url,
@@ -121,7 +127,7 @@ def open_page(chromium: str, url: str, workdir: Path) -> PageLoad:
     except subprocess.TimeoutExpired:
         pytest.fail(f"Chromium did not finish rendering {url} within {BROWSER_SECONDS} s")
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-3000:]
-    return PageLoad(result.stdout.decode(), _requested_by_pages(json.loads(network_log.read_text())))
+    return result.stdout.decode()
 
 
 def _requested_by_pages(network_log: dict[str, Any]) -> list[str]:

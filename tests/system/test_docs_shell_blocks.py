@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.test_persistence import Deployment, Server, clean_environment
+from tests.system.test_persistence import Server, clean_environment, dev_mode_server
 
 pytestmark = pytest.mark.slow
 
@@ -125,16 +125,8 @@ def _pasted_documents() -> list[pytest.ParameterSet]:
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`make run`'s server: development mode, a SQLite file, here of the test's own."""
-    workdir = tmp_path_factory.mktemp("paste")
-    database_url = f"sqlite+aiosqlite:///{workdir / 'todo.db'}"
-    deployment = Deployment(clean_environment(TODO_DATABASE_URL=database_url, TODO_DEV_MODE="1"), workdir)
-    deployment.migrate()
-    running = deployment.start(run=1)
-    try:
-        running.wait_until_healthy()
+    with dev_mode_server(tmp_path_factory.mktemp("paste")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def shell_command(name: str) -> list[str]:

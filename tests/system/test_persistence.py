@@ -122,6 +122,20 @@ class Deployment:
         return Server(process, f"http://127.0.0.1:{port}", log)
 
 
+@contextlib.contextmanager
+def dev_mode_server(workdir: Path) -> Iterator[Server]:
+    """`make run`'s server: development mode with its built-in secret, on a SQLite file in `workdir`."""
+    database_url = f"sqlite+aiosqlite:///{workdir / 'todo.db'}"
+    deployment = Deployment(clean_environment(TODO_DATABASE_URL=database_url, TODO_DEV_MODE="1"), workdir)
+    deployment.migrate()
+    running = deployment.start(run=1)
+    try:
+        running.wait_until_healthy()
+        yield running
+    finally:
+        running.stop()
+
+
 def deployed(database_url: str, workdir: Path) -> Deployment:
     """The settings that serve a database (migrated here) from `workdir`."""
     deployment = Deployment(clean_environment(TODO_DATABASE_URL=database_url, TODO_JWT_SECRET=TEST_SECRET), workdir)
