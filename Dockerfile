@@ -9,8 +9,9 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 WORKDIR /app
-COPY requirements/runtime.txt requirements/runtime.txt
-RUN /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r requirements/runtime.txt
+COPY requirements/pip.txt requirements/runtime.txt requirements/
+RUN /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r requirements/pip.txt \
+    && /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r requirements/runtime.txt
 COPY pyproject.toml README.md LICENSE alembic.ini ./
 COPY migrations migrations
 COPY todo_core todo_core

@@ -11,8 +11,9 @@ NPM_CI := npm ci --prefer-offline --no-audit --no-fund
 ## Install exactly what requirements/dev.txt locks, every file checked against its hash, then the
 ## project itself (editable, no dependencies of its own); `pip check` fails when pyproject.toml
 ## needs a package the lock lacks (run `make lock`).
-$(INSTALLED): pyproject.toml requirements/dev.txt
+$(INSTALLED): pyproject.toml requirements/pip.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/pip.txt
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check || (echo "pyproject.toml asks for a package requirements/dev.txt lacks: make lock" >&2; false)
