@@ -90,11 +90,15 @@ async def import_account(
     :raises Conflict: a category of the same name was created meanwhile; nothing is imported.
     :raises TooManyTasks: the document's tasks would take the user past `at_most`; nothing is imported.
     """
+    # Seconds of CPU for a large document: in a worker thread, so that the event loop serves the
+    # other requests meanwhile, and before the unit of work, which may hold the store's one
+    # writer lock (SQLite) while it lasts.
+    zone = document.settings.time_zone if document.settings is not None else await _time_zone(uow, user_id)
+    checked = await asyncio.to_thread(check, document, zone)
     async with uow:
         settings = document.settings or await uow.settings.get(user_id)
-        # Seconds of CPU for a large document: in a worker thread, so that the event loop serves
-        # the other requests meanwhile.
-        checked = await asyncio.to_thread(check, document, settings.time_zone)
+        if settings.time_zone != zone:  # changed meanwhile
+            checked = await asyncio.to_thread(check, document, settings.time_zone)
         await check_task_room(uow, user_id, len(checked.tasks), at_most)
         now = clock.now()
         if checked.settings is not None:
@@ -128,6 +132,11 @@ async def import_account(
         category_ids=category_ids,
         task_ids=task_ids,
     )
+
+
+async def _time_zone(uow: UnitOfWork, user_id: str) -> str:
+    async with uow:
+        return (await uow.settings.get(user_id)).time_zone
 
 
 def _new_tasks(
