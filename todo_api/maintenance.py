@@ -10,6 +10,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from todo_adapters.sqlalchemy.import_slices import sweep_abandoned_imports
 from todo_api.container import Container
 from todo_api.settings import Settings
 from todo_core.use_cases.sync import Purged, purge_expired
@@ -23,6 +24,7 @@ async def purge_once(container: Container, settings: Settings) -> Purged | None:
 
     :raises StorageUnavailable: the database cannot be reached (what was purged stays so).
     """
+    await sweep_imports(container)
     return await purge_expired(
         container.retention(),
         container.clock(),
@@ -30,6 +32,23 @@ async def purge_once(container: Container, settings: Settings) -> Purged | None:
         keys=timedelta(hours=settings.idempotency_key_hours),
         batch=settings.purge_batch_rows,
     )
+
+
+async def sweep_imports(container: Container) -> None:
+    """SQLite: delete what imports interrupted by a crash wrote ahead (see
+    `todo_adapters.sqlalchemy.import_slices`); at startup and in every maintenance round.
+
+    :raises StorageUnavailable: the database cannot be reached.
+    """
+    if container.backend() == "sqlite":
+        await sweep_abandoned_imports(container.engine())
+
+
+async def sweep_imports_logged(container: Container) -> None:
+    try:
+        await sweep_imports(container)
+    except Exception:  # the next maintenance round tries again
+        logger.exception("deleting what interrupted imports wrote failed")
 
 
 def described(purged: Purged | None) -> str:

@@ -29,6 +29,7 @@ from todo_adapters.sqlalchemy.repositories import EPOCH
 from todo_adapters.sqlalchemy.tables import categories, tasks, tombstones, user_changes
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import json_object_of
+from todo_adapters.sqlalchemy.visibility import committed_tasks
 from todo_core.sync import Change, ChangeKind, ChangeLog, ChangePage, ChangePosition, page_of
 from todo_core.views import CATEGORY_VIEW_FIELDS
 
@@ -50,9 +51,11 @@ def _after(table: Table) -> Any:
 
 
 def _changed(table: Table, view_columns: Sequence[Any], dialect: str) -> Select[Any]:
+    # On SQLite, an import's tasks written ahead of its commit are not changes yet.
+    written = [committed_tasks()] if table is tasks and dialect == "sqlite" else []
     return (
         select(json_object_of(view_columns, dialect), table.c.change_seq, table.c.id)
-        .where(_after(table))
+        .where(_after(table), *written)
         .order_by(table.c.change_seq, table.c.id)
         .limit(bindparam("limit"))
     )

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from todo_adapters.sqlalchemy.execution import DuplicateKey, Executor
+from todo_adapters.sqlalchemy.import_slices import WriteAhead
 from todo_adapters.sqlalchemy.mapping import CATEGORIES, TASKS
 from todo_adapters.sqlalchemy.tables import (
     UTCDateTime,
@@ -46,10 +47,11 @@ from todo_adapters.sqlalchemy.tables import (
     user_changes,
     user_settings,
 )
+from todo_adapters.sqlalchemy.visibility import committed_tags, committed_tasks
 from todo_core import subtasks
 from todo_core.calendar_feed import CalendarFeed
 from todo_core.category import Category
-from todo_core.errors import Conflict
+from todo_core.errors import Conflict, UserBusy
 from todo_core.idempotency import Outcome, Recorded
 from todo_core.sync import ChangeKind
 from todo_core.task import Task
@@ -70,6 +72,12 @@ def _seq_of(user_param: str) -> ScalarSelect[Any]:
 _NEXT_CHANGE = text(
     "INSERT INTO user_changes (user_id, seq, horizon) VALUES (:user_id, 1, 0) "
     "ON CONFLICT (user_id) DO UPDATE SET seq = user_changes.seq + 1"
+)
+# SQLite: not while an import of the user's is being written (see `import_slices.py`); no row
+# changes then.
+_NEXT_CHANGE_UNLESS_IMPORTING = text(
+    "INSERT INTO user_changes (user_id, seq, horizon) VALUES (:user_id, 1, 0) "
+    "ON CONFLICT (user_id) DO UPDATE SET seq = user_changes.seq + 1 WHERE user_changes.importing IS NULL"
 )
 _CHANGE_NUMBER = select(user_changes.c.seq).where(user_changes.c.user_id == _USER)
 # PostgreSQL: the wait for the change number bounded, and only that wait (see `ChangeNumbers`).
@@ -169,6 +177,7 @@ _DUE_REMINDERS = (
         tasks.c.user_id == _USER,
         tasks.c.remind_at <= bindparam("until", type_=tasks.c.remind_at.type),
         tasks.c.completed.is_(False),
+        committed_tasks(),  # read without the user's turn: an import's tasks not yet committed are not due
     )
     .order_by(tasks.c.remind_at, tasks.c.id)
     .limit(bindparam("limit"))
@@ -178,7 +187,7 @@ _DELETE_TAGS = delete(task_tags).where(task_tags.c.user_id == _USER, task_tags.c
 _TAGGED = func.count().label("count")
 _TAG_COUNTS = (
     select(func.min(task_tags.c.tag), _TAGGED)
-    .where(task_tags.c.user_id == _USER)
+    .where(task_tags.c.user_id == _USER, committed_tags())
     .group_by(task_tags.c.tag_key)
     .order_by(_TAGGED.desc(), task_tags.c.tag_key)
 )
@@ -320,11 +329,22 @@ class ChangeNumbers:
     Only that wait: the lock it waits for is held by the same user's other writes, whereas a
     wait for anything else (a table an operator or a migration locked) is no user's doing and
     keeps the statement timeout (503).
+
+    With `refusing_imports` (SQLite), a user whose import is being written in slices gets no
+    number: `UserBusy` (429), as on PostgreSQL a write that waits for the user's import.
     """
 
-    def __init__(self, executor: Executor, *, taking: bool = True, lock_timeout_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        taking: bool = True,
+        lock_timeout_ms: int | None = None,
+        refusing_imports: bool = False,
+    ) -> None:
         self._sql = executor
         self._taking = taking
+        self._refusing_imports = refusing_imports
         self._bounded = None if lock_timeout_ms is None else _bounded_wait(lock_timeout_ms)
         self.taken: set[str] = set()
         #: The users whose data this unit of work changed: their change is to be announced.
@@ -332,7 +352,10 @@ class ChangeNumbers:
 
     async def take(self, user_id: str) -> None:
         if self._taking and user_id not in self.taken:
-            if self._bounded is None:
+            if self._refusing_imports:
+                if await self._sql.count(_NEXT_CHANGE_UNLESS_IMPORTING, {"user_id": user_id}) != 1:
+                    raise UserBusy("an import into this account is being written; try again when it is done")
+            elif self._bounded is None:
                 await self._sql.run(_NEXT_CHANGE, {"user_id": user_id})
             else:  # pipelined: three statements, one round trip
                 await self._sql.run(self._bounded, {})
@@ -351,9 +374,13 @@ class ChangeNumbers:
 
 
 class SqlTaskRepository:
-    def __init__(self, executor: Executor, changes: ChangeNumbers) -> None:
+    """With `ahead` (SQLite), `add_many` keeps the rows for the unit of work to write when it
+    commits (see `import_slices.py`): they are not read back before."""
+
+    def __init__(self, executor: Executor, changes: ChangeNumbers, ahead: WriteAhead | None = None) -> None:
         self._sql = executor
         self._changes = changes
+        self._ahead = ahead
         # The tags of the tasks this transaction has read, so that an update that keeps them
         # (a completion, a new title) does not rewrite the user's tag index.
         self._tags_read: dict[tuple[str, UUID], tuple[str, ...]] = {}
@@ -418,14 +445,17 @@ class SqlTaskRepository:
         for user_id in {task.user_id for task in new}:
             await self._changes.write(user_id)
             numbers[user_id] = await self._changes.current(user_id)
-        # One statement for the tasks and one for their tags (PostgreSQL: a multi-row INSERT;
-        # SQLite: executemany), not two per task.
-        await self._sql.run(
-            _INSERT_TASKS, [{**TASKS.to_row(task), "change_seq": numbers[task.user_id]} for task in new]
-        )
+        rows = [{**TASKS.to_row(task), "change_seq": numbers[task.user_id]} for task in new]
         tags = [row for task in new for row in _tag_rows(task)]
-        if tags:
-            await self._sql.run(_INSERT_TAGS, tags)
+        if self._ahead is not None and len(numbers) == 1:
+            ((user_id, number),) = numbers.items()
+            self._ahead.add(user_id, number, rows, tags)
+        else:
+            # One statement for the tasks and one for their tags (PostgreSQL: executemany in
+            # pipeline mode; SQLite: executemany), not two per task.
+            await self._sql.run(_INSERT_TASKS, rows)
+            if tags:
+                await self._sql.run(_INSERT_TAGS, tags)
         for task in new:
             self._tags_read[(task.user_id, task.id)] = task.fields.tags
 

@@ -169,13 +169,16 @@ user_settings = Table(
 
 # Each user's change sequence. A commit that changes the user's data increments `seq` first
 # (and so holds this row until it ends) and writes the new number on every row it writes.
-# `horizon`: the newest number whose tombstones were purged.
+# `horizon`: the newest number whose tombstones were purged. `importing`: the import (SQLite)
+# writing the user's tasks ahead of its commit, under the number `seq + 1`: rows above `seq` are
+# not shown, and the user's other writes are refused meanwhile (`import_slices.py`).
 user_changes = Table(
     "user_changes",
     metadata,
     _user_id(),
     Column("seq", BigInteger, nullable=False),
     Column("horizon", BigInteger, nullable=False),
+    Column("importing", String(64), nullable=True),
     PrimaryKeyConstraint("user_id"),
 )
 

@@ -11,9 +11,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from todo_adapters.broker import ChangeBroker
-from todo_adapters.sqlalchemy.engine import SQLITE_BUSY_SECONDS, sqlite_writers
-from todo_adapters.sqlalchemy.execution import SqlAlchemyExecutor
+from todo_adapters.sqlalchemy.engine import sqlite_writers
 from todo_adapters.sqlalchemy.faults import storage_unavailable
+from todo_adapters.sqlalchemy.import_slices import RecordingExecutor, WriteAhead, WriterTurns, write_in_slices
 from todo_adapters.sqlalchemy.repositories import (
     ChangeNumbers,
     SqlAccountEraser,
@@ -25,7 +25,7 @@ from todo_adapters.sqlalchemy.repositories import (
     SqlTaskRepository,
 )
 from todo_adapters.sqlalchemy.webhooks import SqlWebhookRepository
-from todo_core.errors import Conflict, StorageUnavailable
+from todo_core.errors import Conflict
 from todo_core.outbox import AnnouncedTasks
 
 
@@ -35,7 +35,10 @@ class SqlAlchemyUnitOfWork:
     queries that read once; `commit()` is refused.
 
     The changes it commits are announced on `broker` (SQLite's writers are this process's:
-    other processes on the same file do not hear of them)."""
+    other processes on the same file do not hear of them).
+
+    On a SQLite file, the tasks of an import (`tasks.add_many`) are written when it commits, a
+    large import's in slices that let other writers in between (`import_slices.py`)."""
 
     tasks: AnnouncedTasks
     categories: SqlCategoryRepository
@@ -50,19 +53,14 @@ class SqlAlchemyUnitOfWork:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT") if read_only else engine
         self._read_only = read_only
         self._broker = broker
-        self._writers = None if read_only else sqlite_writers(engine)
-        self._turn_taken = False
+        writers = None if read_only else sqlite_writers(engine)
+        self._turns = None if writers is None else WriterTurns(writers)
+        self._database = engine.url.database
         self._connection: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
-        if self._writers is not None:
-            try:
-                await self._writers.acquire(SQLITE_BUSY_SECONDS)
-            except TimeoutError as error:
-                raise StorageUnavailable("the database is busy; try again") from error
-            except OSError as error:
-                raise StorageUnavailable("the database cannot be written") from error
-            self._turn_taken = True
+        if self._turns is not None:
+            await self._turns.take()
         try:
             self._connection = await self._engine.connect()
             if not self._read_only:
@@ -72,10 +70,11 @@ class SqlAlchemyUnitOfWork:
             if isinstance(error, DBAPIError | OSError | PoolTimeout):  # unreachable, or every connection busy
                 raise storage_unavailable(error) from error
             raise
-        executor = SqlAlchemyExecutor(self._connection)
-        self._changes = ChangeNumbers(executor, taking=not self._read_only)
+        executor = self._executor = RecordingExecutor(self._connection)
+        self._ahead = WriteAhead() if self._turns is not None else None
+        self._changes = ChangeNumbers(executor, taking=not self._read_only, refusing_imports=not self._read_only)
         self.webhooks = SqlWebhookRepository(executor)
-        self.tasks = AnnouncedTasks(SqlTaskRepository(executor, self._changes), self.webhooks)
+        self.tasks = AnnouncedTasks(SqlTaskRepository(executor, self._changes, self._ahead), self.webhooks)
         self.categories = SqlCategoryRepository(executor, self._changes)
         self.idempotency = SqlIdempotencyKeys(executor, self._changes)
         self.settings = SqlSettingsRepository(executor, self._changes)
@@ -101,6 +100,19 @@ class SqlAlchemyUnitOfWork:
     async def commit(self) -> None:
         assert self._connection is not None, "commit() outside `async with`"
         assert not self._read_only, "commit() in a read-only unit of work"
+        ahead = self._ahead
+        if ahead is not None and ahead.task_rows:
+            self._ahead = None
+            if ahead.sliced and self._turns is not None and self._database:
+                await write_in_slices(
+                    self._connection, self._database, ahead, self._executor, self._turns, self._commit_now
+                )
+                return
+            await ahead.write(self._connection)
+        await self._commit_now()
+
+    async def _commit_now(self) -> None:
+        assert self._connection is not None
         numbers = {user_id: await self._changes.current(user_id) for user_id in self._changes.changed}
         await self._connection.commit()
         if self._broker is not None:
@@ -115,7 +127,5 @@ class SqlAlchemyUnitOfWork:
                 with contextlib.suppress(DBAPIError, OSError):
                     await connection.close()
         finally:
-            if self._turn_taken:
-                self._turn_taken = False
-                assert self._writers is not None
-                self._writers.release()
+            if self._turns is not None and self._turns.held:
+                self._turns.give()
