@@ -333,7 +333,10 @@ async def test_a_delivery_to_a_private_address_is_refused_at_delivery_too(
     strict = HttpWebhookSender(WebhookDestinationsChecker(allow_private=False))
     try:
         for _ in range(ROUNDS_MAX):
-            if not (await deliver_due(service.container.unit_of_work, service.clock, strict, batch=20)).attempted:
+            announcer = service.container.reminder_announcer()
+            if not (
+                await deliver_due(service.container.unit_of_work, service.clock, strict, announcer, batch=20)
+            ).attempted:
                 break
     finally:
         await strict.aclose()

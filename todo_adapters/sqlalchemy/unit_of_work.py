@@ -102,10 +102,13 @@ class SqlAlchemyUnitOfWork:
         assert self._connection is not None, "commit() outside `async with`"
         assert not self._read_only, "commit() in a read-only unit of work"
         numbers = {user_id: await self._changes.current(user_id) for user_id in self._changes.changed}
+        wakes = self._broker is not None and bool(self.webhooks.written) and await self.webhooks.wakes_deliverer()
         await self._connection.commit()
         if self._broker is not None:
             for user_id, seq in numbers.items():
                 self._broker.publish(user_id, seq)
+            if wakes:
+                self._broker.ring_outbox()
 
     async def _close(self) -> None:
         connection, self._connection = self._connection, None
