@@ -248,5 +248,6 @@ def test_two_replicas_and_a_kill_mid_delivery_lose_nothing_and_repeat_only_the_u
     assert {a.sender for a in accepted} >= {survivor.process.pid}
     assert elapsed < DEADLINE_SECONDS
     print(
-        f"{len(accepted)} accepted, {len(failed_first)} first tries failed, repeated {sorted(repeated)}, {elapsed:.1f} s"
+        f"{len(accepted)} accepted, {len(failed_first)} first tries failed, "
+        f"repeated {sorted(repeated)}, {elapsed:.1f} s"
     )
