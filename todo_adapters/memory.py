@@ -553,6 +553,9 @@ class InMemoryRetention:
             del store.keys[name]
         return min(limit, len(expired))
 
+    async def purge_deliveries(self, *, finished_before: datetime, limit: int) -> int:
+        return self._store.webhooks.purge_finished(finished_before, limit)
+
 
 class InMemoryAccountSnapshot:
     """A user's data as committed when the snapshot was taken (a copy of the user's rows)."""

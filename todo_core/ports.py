@@ -25,7 +25,7 @@ from todo_core.sync import ChangePage, ChangePosition
 from todo_core.task import Task
 from todo_core.user_settings import UserSettings
 from todo_core.views import VersionedView, ViewPage
-from todo_core.webhooks import AttemptOutcome, ClaimedDelivery, Delivery, Webhook
+from todo_core.webhooks import AttemptOutcome, ClaimedDelivery, Delivery, DueReminder, Webhook
 
 __all__ = [
     "AccountEraser",
@@ -398,6 +398,14 @@ class Retention(Protocol):
         """
         ...
 
+    async def purge_deliveries(self, *, finished_before: datetime, limit: int) -> int:
+        """Forget at most `limit` webhook deliveries that were delivered or given up before
+        `finished_before` (never a pending one), oldest first, in one transaction; return how many.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
 
 class WebhookRepository(Protocol):
     """A user's webhook endpoints and the outbox of their deliveries. Not synced data: saving
@@ -465,8 +473,35 @@ class WebhookRepository(Protocol):
         """
         ...
 
+    async def schedule_reminder(
+        self, user_id: str, task_id: UUID, event_id: UUID, body: str, *, due_at: datetime, now: datetime
+    ) -> None:
+        """Stage the task's reminder, due at `due_at`, whose `reminder.due` event is `body` (what
+        endpoints want it is decided when it falls due: see `claim_due_reminders`).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def claim_due_reminders(self, now: datetime, limit: int) -> Sequence[DueReminder]:
+        """Take up to `limit` reminders due by `now`, of every user, soonest first, out of the
+        store: once this unit of work commits, no other process gets them. Reminders another unit
+        of work holds are skipped, not waited for.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def next_due(self) -> datetime | None:
+        """When the soonest of every user's reminders, and of their pending deliveries to enabled
+        endpoints, is due (it may have passed); None if there is none.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
     async def cancel_reminders(self, user_id: str, task_id: UUID) -> None:
-        """Stage the deletion of the task's `reminder.due` deliveries not yet attempted.
+        """Stage the deletion of the task's reminder not yet due.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -510,6 +545,13 @@ class WebhookSender(Protocol):
     async def send(self, claimed: ClaimedDelivery, timestamp: int) -> AttemptOutcome:
         """POST the delivery's body, signed, to its endpoint (checked again); what came back.
         Never raises for what the receiver or the network does."""
+        ...
+
+
+class ReminderAnnouncer(Protocol):
+    async def announce(self, reminders: Sequence[DueReminder]) -> None:
+        """Tell the event streams of the reminders' users, in every process, that they fell due
+        (after the claim committed: an announcement may be lost, never made twice). Never raises."""
         ...
 
 

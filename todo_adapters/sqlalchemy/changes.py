@@ -32,6 +32,7 @@ from todo_adapters.sqlalchemy.views import json_object_of
 from todo_adapters.sqlalchemy.visibility import committed_tasks
 from todo_core.sync import Change, ChangeKind, ChangeLog, ChangePage, ChangePosition, page_of
 from todo_core.views import CATEGORY_VIEW_FIELDS
+from todo_core.webhooks import DeliveryState
 
 _FIRST_ID = UUID(int=0)
 _LAST_ID = UUID(int=(1 << 128) - 1)
@@ -197,12 +198,14 @@ class SqlRetention:
         # rows deleted before it, which stay until vacuum; a backlog would cost ever longer
         # batches). Forgotten at each round: rows a batch left behind are found next round.
         self._tombstones_from = self._keys_from = EPOCH
+        self._finished_from: dict[str, datetime] = {}
 
     @contextlib.asynccontextmanager
     async def exclusively(self) -> AsyncIterator[bool]:
         async with self._lock.exclusively() as alone:
             if alone:
                 self._tombstones_from = self._keys_from = EPOCH
+                self._finished_from = {}
             yield alone
 
     async def purge_tombstones(self, *, deleted_before: datetime, limit: int) -> int:
@@ -221,4 +224,23 @@ class SqlRetention:
             )
             await uow.commit()
         self._keys_from = newest or self._keys_from
+        return purged
+
+    async def purge_deliveries(self, *, finished_before: datetime, limit: int) -> int:
+        # Delivered ones first (nearly all), then the failed: one state at a time, so that a
+        # batch walks the index on (state, next_attempt_at) in order.
+        purged = 0
+        async with self._uow_factory() as uow:
+            for state in (DeliveryState.DELIVERED, DeliveryState.FAILED):
+                count, newest = await uow.webhooks.purge_finished(
+                    state=state,
+                    finished_before=finished_before,
+                    limit=limit - purged,
+                    finished_from=self._finished_from.get(state, EPOCH),
+                )
+                self._finished_from[state] = newest or self._finished_from.get(state, EPOCH)
+                purged += count
+                if purged >= limit:
+                    break
+            await uow.commit()
         return purged

@@ -268,6 +268,26 @@ Index(None, webhook_deliveries.c.user_id, webhook_deliveries.c.webhook_id, webho
 #: A task's pending reminders.
 Index(None, webhook_deliveries.c.user_id, webhook_deliveries.c.task_id)
 
+#: Reminders not yet due: one row per open task whose `remind_at` is ahead, written with the task.
+#: When it falls due, one process claims it (and deletes it): from that one claim come the
+#: `reminder.due` deliveries of the user's endpoints and the `reminder` event of their streams.
+reminders = Table(
+    "reminders",
+    metadata,
+    _user_id(),
+    Column("event_id", Uuid, nullable=False),
+    Column("task_id", Uuid, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    #: The `reminder.due` event's JSON, as a webhook receives it.
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("user_id", "event_id"),
+)
+#: What falls due next, across users (the delivery loop's claim and its wait).
+Index(None, reminders.c.due_at)
+#: A task's pending reminder (what a change of the task cancels).
+Index(None, reminders.c.user_id, reminders.c.task_id)
+
 # PostgreSQL-only trigram indexes behind `q` search; made by the migrations, not declared
 # here, because SQLite has no such index. The schema test knows to expect them.
 POSTGRES_ONLY_INDEXES = frozenset({"ix_tasks_title_trgm", "ix_tasks_description_trgm"})

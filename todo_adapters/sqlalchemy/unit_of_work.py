@@ -114,10 +114,13 @@ class SqlAlchemyUnitOfWork:
     async def _commit_now(self) -> None:
         assert self._connection is not None
         numbers = {user_id: await self._changes.current(user_id) for user_id in self._changes.changed}
+        wakes = self._broker is not None and bool(self.webhooks.written) and await self.webhooks.wakes_deliverer()
         await self._connection.commit()
         if self._broker is not None:
             for user_id, seq in numbers.items():
                 self._broker.publish(user_id, seq)
+            if wakes:
+                self._broker.ring_outbox()
 
     async def _close(self) -> None:
         connection, self._connection = self._connection, None
