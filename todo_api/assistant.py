@@ -38,16 +38,9 @@ from todo_api.batch_operations import operations_of
 from todo_api.container import Container
 from todo_api.middleware import MCP_PATH
 from todo_api.problems import field_errors
-from todo_api.schemas import (
-    BatchOperation,
-    CategoryRead,
-    CategoryWrite,
-    MoveWrite,
-    TaskListParams,
-    TaskPatch,
-    TaskRead,
-    TaskWrite,
-)
+from todo_api.schemas.batch import BatchOperation
+from todo_api.schemas.categories import CategoryRead, CategoryWrite
+from todo_api.schemas.tasks import MoveWrite, TaskListParams, TaskPatch, TaskRead, TaskWrite
 from todo_core.category import CategoryFields
 from todo_core.errors import (
     BatchOperationFailed,
