@@ -34,7 +34,7 @@ from todo_adapters.memory import (
 from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFeed, SqlRetention
 from todo_adapters.sqlalchemy.engine import create_engine
 from todo_adapters.sqlalchemy.exports import PostgresExportReader, SqliteExportReader
-from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
+from todo_adapters.sqlalchemy.psycopg import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.purge_lock import PostgresPurgeLock, SqlitePurgeLock
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews

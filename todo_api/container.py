@@ -20,7 +20,7 @@ from todo_adapters.sqlalchemy.change_listener import PostgresChangeListener
 from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFeed, SqlRetention
 from todo_adapters.sqlalchemy.engine import create_engine, engine_pool_usage, normalise_url
 from todo_adapters.sqlalchemy.exports import PostgresExportReader, SqliteExportReader
-from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
+from todo_adapters.sqlalchemy.psycopg import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.purge_lock import PostgresPurgeLock, SqlitePurgeLock
 from todo_adapters.sqlalchemy.reminder_announcer import PostgresReminderAnnouncer
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import Backend
 from tests.domain.conftest import FixedClock
-from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
+from todo_adapters.sqlalchemy.psycopg import PostgresPool, PostgresUnitOfWork
 from todo_core.errors import BatchOperationFailed, NotFound
 from todo_core.task import TaskFields
 from todo_core.use_cases.account import erase_account

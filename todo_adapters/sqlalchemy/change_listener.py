@@ -8,7 +8,7 @@ and publishes what it hears on its `ChangeBroker`, which wakes that user's strea
 process: a change made by any worker of any replica reaches every stream.
 
 Notifications sent while a connection is not listening are lost, and so is one whose sender
-failed between its commit and its `NOTIFY` (sent after the commit, see `postgres._ANNOUNCE`). So
+failed between its commit and its `NOTIFY` (sent after the commit, see `psycopg._ANNOUNCE`). So
 whenever the listener (re)connects, after its `LISTEN` is in place, and then every
 `CATCH_UP_SECONDS`, it reads the current change number of every user with an open stream and
 publishes those: a stream that missed a notification announces the newest position once, within
@@ -34,7 +34,7 @@ from sqlalchemy.engine import URL
 
 from todo_adapters.broker import ChangeBroker
 from todo_adapters.sqlalchemy import reminder_announcer
-from todo_adapters.sqlalchemy.postgres import CHANGES_CHANNEL
+from todo_adapters.sqlalchemy.psycopg import CHANGES_CHANNEL
 from todo_adapters.sqlalchemy.reminder_announcer import REMINDERS_CHANNEL
 from todo_adapters.sqlalchemy.webhooks import OUTBOX_CHANNEL
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from todo_adapters.sqlalchemy.execution import Executor, PsycopgExecutor, SqlAlchemyExecutor
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.mapping import TASKS
-from todo_adapters.sqlalchemy.postgres import PostgresPool
+from todo_adapters.sqlalchemy.psycopg import PostgresPool
 from todo_adapters.sqlalchemy.repositories import ChangeNumbers, SqlCategoryRepository, SqlSettingsRepository
 from todo_adapters.sqlalchemy.tables import tasks
 from todo_adapters.sqlalchemy.visibility import committed_tasks

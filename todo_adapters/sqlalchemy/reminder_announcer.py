@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import psycopg
 
-from todo_adapters.sqlalchemy.postgres import PostgresPool
+from todo_adapters.sqlalchemy.psycopg import PostgresPool
 from todo_core.errors import StorageUnavailable
 from todo_core.webhooks import DueReminder
 

@@ -40,7 +40,7 @@ from todo_adapters.sqlalchemy.execution import POSTGRESQL
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.listing import Shape, page_statement, parameters
 from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
-from todo_adapters.sqlalchemy.postgres import PostgresPool
+from todo_adapters.sqlalchemy.psycopg import PostgresPool
 from todo_adapters.sqlalchemy.tables import UTCDateTime, tasks
 from todo_adapters.sqlalchemy.visibility import committed_tasks
 from todo_core.query import TaskQuery

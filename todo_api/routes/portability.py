@@ -19,7 +19,7 @@ from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses, unsupported_media_type
 from todo_api.representation import json_bytes, json_response
 from todo_api.routing import ApiRoute
-from todo_api.schemas import AccountDocument, ExportedTask, ImportResult
+from todo_api.schemas.portability import AccountDocument, ExportedTask, ImportResult
 from todo_core.category import CategoryFields
 from todo_core.clock import Clock
 from todo_core.portability import (
