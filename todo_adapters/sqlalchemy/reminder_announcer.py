@@ -3,7 +3,7 @@ notification each on `REMINDERS_CHANNEL`, heard by each process's change listene
 (`change_listener`), which hands it to its `ChangeBroker`.
 
 Sent by the process that claimed the reminders, after the claim committed, in one statement of
-its own (autocommit): never inside the claiming transaction (see `postgres._ANNOUNCE` for why).
+its own (autocommit): never inside the claiming transaction (see `psycopg._ANNOUNCE` for why).
 A notification is lost if this process dies before sending it, or if a listener is not connected
 at that moment; the streams then miss that reminder (their clients read `GET /reminders`
 when they reconnect), while its webhooks go out regardless. None is sent twice.
