@@ -33,7 +33,6 @@ import contextlib
 import http.client
 import json
 import os
-import re
 import secrets
 import shlex
 import sys
@@ -96,7 +95,7 @@ class Record:
     probe: dict[str, Any] = field(default_factory=dict)
     abuser: dict[str, Any] = field(default_factory=dict)
     gauges: dict[str, float] = field(default_factory=dict)
-    server_log: dict[str, int] = field(default_factory=dict)
+    server_log: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
@@ -437,10 +436,12 @@ def many_streams(ctx: Context) -> list[Check]:
             ", ".join(f"{n} × {key}" for key, n in _tally(f"{a.status} {a.problem}" for a in refusals).items()),
             bool(refusals) and all(a.status == 429 and a.retry_after for a in refusals),
         ),
+        # On SQLite a stream announces only the changes its own server process made (documented
+        # in GET /events): with 2 workers the probe's creates may all go through the other one.
         Check(
-            "another user's stream opens and delivers its changes",
+            "another user's stream opens" + (" and delivers its changes" if ctx.record.database != "sqlite" else ""),
             f"{watched.status}, {watched.events} changed events",
-            watched.status == 200 and watched.events > 0,
+            watched.status == 200 and (watched.events > 0 or ctx.record.database == "sqlite"),
         ),
     ]
 
@@ -620,20 +621,24 @@ def _max_event_streams() -> int:
     return int(Settings.model_fields["max_event_streams"].default)
 
 
-_STATUS_5XX = re.compile(r'"status": ?(5\d\d)\b|answered (5\d\d)\b')
-
-
-def _log_counts(path: Path) -> dict[str, int]:
-    """5xx answers and tracebacks in a server's log (its JSON access lines and warnings)."""
-    counts = {"500": 0, "503": 0, "other_5xx": 0, "tracebacks": 0}
+def _log_counts(path: Path) -> dict[str, Any]:
+    """The 5xx answers of a server's access log, tracebacks, and the first few reasons it logged
+    for a 503 (`answered 503: … (cause)`)."""
+    counts: dict[str, Any] = {"500": 0, "503": 0, "other_5xx": 0, "tracebacks": 0, "503_reasons": []}
     with contextlib.suppress(OSError):
         for line in path.read_text(errors="replace").splitlines():
             if line.startswith("Traceback") or '"exc_info"' in line:
                 counts["tracebacks"] += 1
-            match = _STATUS_5XX.search(line)
-            if match:
-                status = match[1] or match[2]
-                counts[status if status in counts else "other_5xx"] += 1
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                message, status = str(entry.get("message", "")), entry.get("status")
+                if entry.get("logger") == "todo.access" and isinstance(status, int) and status >= 500:
+                    key = str(status) if str(status) in counts else "other_5xx"
+                    counts[key] += 1
+                elif message.startswith("answered 503") and len(counts["503_reasons"]) < 3:
+                    counts["503_reasons"].append(message[:300])
     return counts
 
 

@@ -80,7 +80,11 @@ def markdown(data: dict[str, Any]) -> str:
     lines += ["| scenario | database | highest gauges (sampled every 0.5 s) | log |", "|---|---|---|---|"]
     for record in data["records"]:
         gauges = ", ".join(f"{key} {value:,.0f}" for key, value in sorted(record["gauges"].items()))
-        logged = ", ".join(f"{n} × {key}" for key, n in record["server_log"].items() if n) or "no 5xx, no traceback"
+        logged = (
+            ", ".join(f"{n} × {key}" for key, n in record["server_log"].items() if isinstance(n, int) and n)
+            or "no 5xx, no traceback"
+        )
+        logged += "".join(f"; `{reason}`" for reason in record["server_log"].get("503_reasons", []))
         lines.append(f"| {record['scenario']} | {record['database']} | {gauges} | {logged} |")
     lines += ["", "The abusers' every figure, the probe's per list and create: `abuse.json` next to this file.", ""]
     return "\n".join(lines)
