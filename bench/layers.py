@@ -104,7 +104,7 @@ def _side_by_side(reference: str, requests: int, rounds: int, server_url: str, t
         baseline = scratch / "baseline"
         baseline.mkdir()
         with tarfile.open(fileobj=BytesIO(archive)) as tar:
-            tar.extractall(baseline, filter="data")
+            tar.extractall(baseline, filter=_code_only)
         # The same measurement on both sides: this file, whatever REF's bench holds.
         (baseline / "bench" / "layers.py").write_text(Path(__file__).read_text())
         trees = {f"baseline ({reference})": baseline, "this checkout": repo}
@@ -121,6 +121,15 @@ def _side_by_side(reference: str, requests: int, rounds: int, server_url: str, t
     if target is not None:
         target.write_text(json.dumps(combined, indent=2))
     return 0
+
+
+def _code_only(member: Any, path: str) -> Any:
+    """tarfile's `data` filter, leaving out links out of the tree (a committed `.venv` link)."""
+    import tarfile
+
+    if member.issym() and member.linkname.startswith("/"):
+        return None
+    return tarfile.data_filter(member, path)
 
 
 def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
