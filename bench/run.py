@@ -15,6 +15,7 @@ Settings (environment, or the flags of `python -m bench.run --help`):
     BENCH_SECONDS (8), BENCH_ROUNDS (2), BENCH_WARMUP_SECONDS, BENCH_GROWTH_SECONDS,
     BENCH_USERS (2000), BENCH_DEEP_PAGES (100), BENCH_RESULTS_DIR (bench/results),
     BENCH_ONLY (comma-separated scenarios, e.g. `create-spread`: only those run; unset: all;
+    `layers` is what each layer of a list request costs, `python -m bench.layers`;
     `abuse` or `abuse-greedy`, …: the abuse scenarios of bench/abuse.py, which write their own results),
     BENCH_ABUSE_SECONDS (15), BENCH_ABUSE_BASELINE_SECONDS (5): see bench/abuse.py,
     TODO_BENCH_DATABASE_URL (postgresql://postgres@127.0.0.1:5432/postgres: the server to use),
@@ -194,6 +195,8 @@ class Results:
     sqlite: dict[str, Any] = field(default_factory=dict)
     #: What a calendar costs, and costs others (`bench.calendar_load`).
     calendar: dict[str, Any] = field(default_factory=dict)
+    #: What each layer of a list request costs in one process (`bench.layers`).
+    layers: dict[str, Any] = field(default_factory=dict)
     duration_seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
@@ -1067,6 +1070,17 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
+def _layers(config: Config, scratch: Path) -> dict[str, Any]:
+    """`python -m bench.layers` for this checkout, in a process of its own (its metrics must be
+    in multiprocess mode from the start, as in a server's worker)."""
+    output = scratch / "layers.json"
+    argv = [sys.executable, "-m", "bench.layers", "--rounds", str(max(config.rounds, 3)), "--json", str(output)]
+    log("layers: the list-50 request through ever more of the pipeline, in one process")
+    subprocess.run([*argv, "--server-url", config.server_url], cwd=REPO, check=True, timeout=900)
+    found: dict[str, Any] = json.loads(output.read_text())
+    return found
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
@@ -1101,6 +1115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     abuse_only = bool(config.only) and config.only <= {abuse.ALL, *abuse.SCENARIOS}
     try:
         if not abuse_only:
+            if config.wants("layers"):
+                results.layers = _layers(config, scratch)
             PostgresBench(config, stack, results).run()
             if not config.skip_sqlite and config.wants("sqlite-list", "sqlite-create", "sqlite-mixed"):
                 SqliteBench(config, stack, results).run()

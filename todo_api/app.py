@@ -22,7 +22,7 @@ from todo_api.docs import install_docs
 from todo_api.logs import lighten_log_records
 from todo_api.maintenance import deliver_periodically, purge_periodically, sweep_imports_logged
 from todo_api.metrics import Metrics
-from todo_api.middleware import MCP_PATH, BearerAuthentication, BodySizeLimit, RequestTelemetry
+from todo_api.middleware import MCP_PATH, Authentication, BodySizeLimit, RequestPipeline
 from todo_api.openapi import DESCRIPTION, TAGS, operation_id, shaped
 from todo_api.problems import install_problem_handlers
 from todo_api.rate_limits import RateLimiter, RateLimiting
@@ -130,17 +130,17 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     app.state.container = container
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes, max_import_bytes=resolved.max_import_bytes)
-    # Inside authentication: a request counts against the user its token proved it to be.
-    app.add_middleware(RateLimiting, limiter=container.rate_limiter, user_id_hasher=container.user_id_hasher)
-    app.add_middleware(BearerAuthentication, verifier=container.identity_verifier, public_url=resolved.public_url)
-    # The id is set before anything logs, and the time counts everything.
+    # The id is set before anything logs, and the time counts everything; authentication comes
+    # before the rate limits (a request counts against the user its token proved it to be).
     app.add_middleware(
-        RequestTelemetry,
+        RequestPipeline,
         router=app.router,
         metrics=container.metrics,
         user_id_hasher=container.user_id_hasher,
         access_log=resolved.access_log,
+        authentication=Authentication(container.identity_verifier, public_url=resolved.public_url),
+        rate_limiting=RateLimiting(container.rate_limiter, user_id_hasher=container.user_id_hasher),
+        body_size=BodySizeLimit(resolved.max_body_bytes, max_import_bytes=resolved.max_import_bytes),
     )
     if resolved.cors_origins:
         # Outside authentication: a browser's preflight carries no token and is answered here; the

@@ -1,7 +1,7 @@
 """The MCP server for AI assistants: the same use cases as the REST API, as MCP tools.
 
 A second driving adapter. Every tool acts for one user — the subject of the bearer token that
-`BearerAuthentication` verified for the HTTP request to /mcp, or the user of `TODO_TOKEN` for
+`Authentication` verified for the HTTP request to /mcp, or the user of `TODO_TOKEN` for
 `todo mcp` on stdio — and calls the use cases the routes call, with the same pydantic models
 reading its arguments, so ownership, validation, idempotency, the outbox and the change feed are
 the REST API's own. The Phase III tools (`add_task`, `list_tasks`, `complete_task`,
@@ -125,7 +125,7 @@ def streamable_http_app(server: MCPServer, max_body_bytes: int) -> StreamableHTT
 
 
 def http_acting_user(context: Context) -> str | None:
-    """The user `BearerAuthentication` verified for the HTTP request that carried the call."""
+    """The user `Authentication` verified for the HTTP request that carried the call."""
     request = context.request_context.request
     state = getattr(request, "scope", {}).get("state", {})
     user_id = state.get("user_id")

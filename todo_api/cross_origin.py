@@ -42,7 +42,7 @@ class CrossOrigin(CORSMiddleware):
     Unlike Starlette's own: a request from an origin that is not allowed gets no CORS header at
     all (Starlette adds its exposed headers and credentials flag to every response), and its
     preflight is answered as any `OPTIONS` request (404 or 405, never 401: see
-    BearerAuthentication); and a preflight from an allowed origin that asks for a method or header
+    Authentication); and a preflight from an allowed origin that asks for a method or header
     not allowed is answered with what is allowed, for the browser to refuse naming what it
     missed, rather than with a plain-text 400.
     """

@@ -101,7 +101,7 @@ async def settings(request: Request) -> Settings:
 
 async def token_valid_until(request: Request) -> float:
     """The instant (POSIX seconds) the request's bearer token stops being accepted, as
-    `BearerAuthentication` found it.
+    `Authentication` found it.
 
     :raises AuthenticationFailed: the middleware did not vouch for this request.
     """
@@ -112,7 +112,7 @@ async def token_valid_until(request: Request) -> float:
 
 
 async def authorized_user(request: Request, user_id: str) -> str:
-    """The path's `user_id`, which `BearerAuthentication` proved the caller to be before the
+    """The path's `user_id`, which `Authentication` proved the caller to be before the
     request was routed (it compares the token's subject with the path: that is the one check).
 
     :raises AuthenticationFailed: the middleware did not vouch for this request (a route

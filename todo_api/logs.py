@@ -20,7 +20,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 
 from todo_api.settings import Settings
 
-#: The id of the request being handled, set by `RequestTelemetry` for the request's duration.
+#: The id of the request being handled, set by `RequestPipeline` for the request's duration.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 #: The line per request.
 ACCESS_LOGGER = logging.getLogger("todo.access")

@@ -1,5 +1,5 @@
-"""ASGI middleware: a request's id, metrics and log line; authentication of /api/ requests; a cap
-on request body size."""
+"""The one ASGI middleware every request goes through: its id, metrics and log line;
+authentication of /api/ and /mcp requests; the per-user rate limits; a cap on body size."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,6 +17,7 @@ from todo_api.cross_origin import is_preflight
 from todo_api.logs import ACCESS_LOGGER, REQUEST_ID, UserIdHasher, request_id
 from todo_api.metrics import UNMATCHED_ROUTE, Metrics
 from todo_api.problems import BodyTooLarge, body_too_large, domain_problem, internal_error
+from todo_api.rate_limits import RateLimiting
 from todo_api.representation import public_base_of
 from todo_core.errors import AuthenticationFailed, CredentialProblem, DomainError, Forbidden, IdentityUnavailable
 from todo_core.identity import Identity, IdentityVerifier
@@ -36,13 +38,28 @@ CLIENT_CLOSED_REQUEST = 499
 ERROR_LOGGER = logging.getLogger("todo_api.errors")
 
 
-class RequestTelemetry:
-    """Every HTTP request gets an id, `X-Request-ID`: the client's when it sent a safe one, else a
-    new one. It is sent back in the response and stamped on every log record made while the
-    request runs. The request is counted and timed by route template (`/api/{user_id}/tasks`,
-    never the path itself, which holds user ids) and status, and, with `access_log`, logged in
-    one line with the user's id hashed (never the token), and why a credential was refused
-    (`auth_failure`, left in `scope["state"]` by `BearerAuthentication`).
+class RequestPipeline:
+    """Everything a request meets before its route, in one pass (one layer, one wrapper of
+    `send`), in this order:
+
+    1. Its id, `X-Request-ID`: the client's when it sent a safe one, else a new one. It is sent
+       back in the response and stamped on every log record made while the request runs.
+    2. Authentication (`Authentication`): a request under /api/{user_id}/ needs a bearer token
+       for that user, one to /mcp any valid token; otherwise 401 or 403 before anything reads the
+       body.
+    3. The per-user rate limits (`RateLimiting`, todo_api/rate_limits.py): 429 beyond them, and
+       `RateLimit` headers on every limited answer.
+    4. The cap on body size (`BodySizeLimit`): 413 by `Content-Length` up front or while the
+       body streams.
+
+    When it is answered, the request is counted and timed by route template
+    (`/api/{user_id}/tasks`, never the path itself, which holds user ids) and status, and, with
+    `access_log`, logged in one line with the user's id hashed (never the token), and why a
+    credential was refused (`auth_failure`).
+
+    One layer instead of four: each ASGI layer costs a call, a closure and a copy of the
+    response's start message per request, and these four do nothing but pass the request on
+    when it is let in (`python -m bench.layers` measures what each costs).
     """
 
     def __init__(
@@ -52,12 +69,18 @@ class RequestTelemetry:
         metrics: Callable[[], Metrics],
         user_id_hasher: Callable[[], UserIdHasher],
         access_log: bool,
+        authentication: Authentication,
+        rate_limiting: RateLimiting,
+        body_size: BodySizeLimit,
     ) -> None:
         self.app = app
         self.router = router
         self.metrics = metrics
         self.user_id_hasher = user_id_hasher
         self.access_log = access_log
+        self.authentication = authentication
+        self.rate_limiting = rate_limiting
+        self.body_size = body_size
         self._templates: list[tuple[re.Pattern[str], str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -71,19 +94,30 @@ class RequestTelemetry:
                 given = value
                 break
         identifier = request_id(given)
-        echoed = (b"x-request-id", identifier.encode())
+        #: What every answer gets: the rate limits' headers (once known), then the request id.
+        added = [(b"x-request-id", identifier.encode())]
         status = 0
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), echoed]}
+                message = {**message, "headers": [*message.get("headers", ()), *added]}
             await send(message)
 
         context = REQUEST_ID.set(identifier)
         try:
-            await self.app(scope, receive, send_with_id)
+            path = _route_path(scope)
+            refusal = await self.authentication.refusal(scope, path)
+            if refusal is None:
+                refusal, limits = await self.rate_limiting.check(scope, path)
+                added[:0] = limits
+            if refusal is None:
+                refusal, receive = self.body_size.limited(scope, path, receive)
+            if refusal is not None:
+                await refusal(scope, receive, send_with_headers)
+            else:
+                await self.app(scope, receive, send_with_headers)
         except asyncio.CancelledError:
             status = status or CLIENT_CLOSED_REQUEST
             raise
@@ -94,7 +128,7 @@ class RequestTelemetry:
             # so that the 500 carries the request id and the traceback is logged under it.
             status = 500
             ERROR_LOGGER.exception("%s %s failed", scope["method"], self._route_template(scope))
-            await internal_error()(scope, receive, send_with_id)
+            await internal_error()(scope, receive, send_with_headers)
         finally:
             try:
                 self._record(scope, status, time.perf_counter() - started)
@@ -172,7 +206,7 @@ def _auth_failure(error: DomainError) -> str:
     return "subject_not_path_user" if isinstance(error, Forbidden) else type(error).__name__
 
 
-class BearerAuthentication:
+class Authentication:
     """Admit a request under /api/{user_id}/ only with a bearer token for that very user, and one
     to /mcp with a valid bearer token (its 401 names the resource metadata, as the MCP
     authorization spec asks).
@@ -184,32 +218,30 @@ class BearerAuthentication:
     outlive the token: an event stream).
     """
 
-    def __init__(self, app: ASGIApp, verifier: Callable[[], IdentityVerifier], public_url: str | None = None) -> None:
-        self.app = app
+    def __init__(self, verifier: Callable[[], IdentityVerifier], public_url: str | None = None) -> None:
         self.verifier = verifier
         self.public_url = public_url
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _route_path(scope) == MCP_PATH and not is_preflight(scope):
-            await self._admit_to_mcp(scope, receive, send)
-            return
-        if scope["type"] != "http" or not _route_path(scope).startswith(API_PREFIX) or is_preflight(scope):
+    async def refusal(self, scope: Scope, path: str) -> Response | None:
+        """The 401 or 403 that answers the request, or None: it may go on (verified, or asking
+        for something that needs no token). `path` is the one the router matches."""
+        if path == MCP_PATH and not is_preflight(scope):
+            return await self._mcp_refusal(scope)
+        if not path.startswith(API_PREFIX) or is_preflight(scope):
             # A preflight (from an origin CrossOrigin does not allow, or when none is) goes on to
             # the routes: 405 or 404, never 401, for a request that is never asked for a token.
-            await self.app(scope, receive, send)
-            return
+            return None
         try:
-            identity = await self._authorized(scope)
+            identity = await self._identified(scope)
+            if identity.user_id != path[len(API_PREFIX) :].split("/", 1)[0]:
+                raise Forbidden("the token's subject is not the user in the path")
         except DomainError as error:
             scope.setdefault("state", {})[AUTH_FAILURE] = _auth_failure(error)
-            await domain_problem(error)(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
-        state["user_id"] = identity.user_id
-        state["token_valid_until"] = identity.valid_until
-        await self.app(scope, receive, send)
+            return domain_problem(error)
+        _admit(scope, identity)
+        return None
 
-    async def _admit_to_mcp(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _mcp_refusal(self, scope: Scope) -> Response | None:
         try:
             identity = await self._identified(scope)
         except DomainError as error:
@@ -220,12 +252,9 @@ class BearerAuthentication:
                 challenge = response.headers["WWW-Authenticate"].strip()
                 separator = " " if challenge.lower() == "bearer" else ", "
                 response.headers["WWW-Authenticate"] = f'{challenge}{separator}resource_metadata="{metadata}"'
-            await response(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
-        state["user_id"] = identity.user_id
-        state["token_valid_until"] = identity.valid_until
-        await self.app(scope, receive, send)
+            return response
+        _admit(scope, identity)
+        return None
 
     async def _identified(self, scope: Scope) -> Identity:
         authorization = _header(scope, b"authorization")
@@ -237,11 +266,11 @@ class BearerAuthentication:
             raise AuthenticationFailed(CredentialProblem.MALFORMED if said_bearer else CredentialProblem.MISSING)
         return await self.verifier().identify(token)
 
-    async def _authorized(self, scope: Scope) -> Identity:
-        identity = await self._identified(scope)
-        if identity.user_id != _route_path(scope)[len(API_PREFIX) :].split("/", 1)[0]:
-            raise Forbidden("the token's subject is not the user in the path")
-        return identity
+
+def _admit(scope: Scope, identity: Identity) -> None:
+    state = scope.setdefault("state", {})
+    state["user_id"] = identity.user_id
+    state["token_valid_until"] = identity.valid_until
 
 
 def bearer_token(authorization: str) -> str | None:
@@ -268,20 +297,20 @@ class BodySizeLimit:
     """Refuse bodies over `max_bytes` with 413, by `Content-Length` up front or while streaming;
     an import (`POST /api/{user_id}/import`) may be up to `max_import_bytes`."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, max_import_bytes: int | None = None) -> None:
-        self.app = app
+    def __init__(self, max_bytes: int, max_import_bytes: int | None = None) -> None:
         self.max_bytes = max_bytes
         self.max_import_bytes = max_bytes if max_import_bytes is None else max_import_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        max_bytes = self.max_import_bytes if _is_import(scope) else self.max_bytes
-        declared = dict(scope["headers"]).get(b"content-length")
+    def limited(self, scope: Scope, path: str, receive: Receive) -> tuple[Response | None, Receive]:
+        """The 413 that answers a request whose declared body is too large, or None and a
+        `receive` that raises BodyTooLarge once the body streamed past the limit."""
+        max_bytes = self.max_import_bytes if _is_import(path) else self.max_bytes
+        declared = None
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                declared = value  # the last one, as a dict of the headers would keep
         if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-            await body_too_large()(scope, receive, send)
-            return
+            return body_too_large(), receive
         received = 0
 
         async def counted_receive() -> Message:
@@ -293,10 +322,9 @@ class BodySizeLimit:
                     raise BodyTooLarge()
             return message
 
-        await self.app(scope, counted_receive, send)
+        return None, counted_receive
 
 
-def _is_import(scope: Scope) -> bool:
+def _is_import(path: str) -> bool:
     """Whether the request is an import: `/api/{user_id}/import` (a user id holds no `/`)."""
-    path = _route_path(scope)
     return path.startswith(API_PREFIX) and path.endswith(IMPORT_SUFFIX) and path.count("/") == 3

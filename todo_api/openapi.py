@@ -154,7 +154,7 @@ def shaped(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _secure(path: str, operation: dict[str, Any]) -> None:
-    # `BearerAuthentication` checks the token before routing, so no route declares it as a
+    # `Authentication` checks the token before routing, so no route declares it as a
     # dependency (which would parse it again): the document says it here.
     operation["security"] = [{"HTTPBearer": []}] if path.startswith(API_PREFIX) else []
 

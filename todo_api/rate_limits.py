@@ -1,7 +1,7 @@
 """Per-user rate limits (the `limits` library): counted in this process, or in Redis so that
 every replica shares them.
 
-Each request under /api/ counts against its user, known once `BearerAuthentication` has verified
+Each request under /api/ counts against its user, known once `Authentication` has verified
 the token (a request it refuses costs nothing here). A calendar feed (`/feeds/{secret}.ics`)
 carries no token: it counts against its feed URL, so that pollers of one link share one budget
 and a guess of another's link, or of a user id, takes nobody's budget away. Nothing else (health
@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Scope
 
 from todo_api.problems import problem_response
 
@@ -170,65 +171,52 @@ def _name(item: RateLimitItem) -> str:
 
 class RateLimiting:
     """Refuse a user's requests beyond the limits with 429 `rate-limited`; tell every limited
-    response where its user stands (`RateLimit`, `RateLimit-Policy`). Runs after authentication."""
+    response where its user stands (`RateLimit`, `RateLimit-Policy`). Asked by the request
+    pipeline (todo_api/middleware.py) after authentication."""
 
-    def __init__(
-        self, app: ASGIApp, limiter: Callable[[], RateLimiter | None], user_id_hasher: Callable[[], UserIdHasher]
-    ) -> None:
-        self.app = app
+    def __init__(self, limiter: Callable[[], RateLimiter | None], user_id_hasher: Callable[[], UserIdHasher]) -> None:
         self.limiter = limiter
         self.user_id_hasher = user_id_hasher
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limiter = self.limiter() if scope["type"] == "http" else None
-        key = None if limiter is None else _key(scope)
+    async def check(self, scope: Scope, path: str) -> tuple[Response | None, list[tuple[bytes, bytes]]]:
+        """The 429 that answers the request, if it is over a limit; the headers to add to its
+        answer otherwise (none when it is not limited). `path` is the one the router matches."""
+        limiter = self.limiter()
+        key = None if limiter is None else _key(scope, path)
         if limiter is None or key is None:
-            await self.app(scope, receive, send)
-            return
+            return None, []
         verdict = await limiter.hit(key)
         if verdict is None:
-            await self.app(scope, receive, send)
-            return
-        if not verdict.allowed:
-            if verdict.first_refusal:
-                logger.warning(
-                    "rate limit %s reached by %s: refused with 429 for %d s",
-                    verdict.policy,
-                    self._who(key),
-                    verdict.retry_after,
-                    extra={"limit": verdict.policy, "retry_after": verdict.retry_after},
-                )
-            detail = (
-                f"More requests than this service allows ({verdict.policy}); "
-                f"retry after {verdict.retry_after} s (see the RateLimit header)."
+            return None, []
+        if verdict.allowed:
+            return None, verdict.headers
+        if verdict.first_refusal:
+            logger.warning(
+                "rate limit %s reached by %s: refused with 429 for %d s",
+                verdict.policy,
+                self._who(key),
+                verdict.retry_after,
+                extra={"limit": verdict.policy, "retry_after": verdict.retry_after},
             )
-            headers = {name.decode(): value.decode() for name, value in verdict.headers}
-            headers["Retry-After"] = str(verdict.retry_after)
-            await problem_response(429, "rate-limited", detail, headers=headers)(scope, receive, send)
-            return
-
-        async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), *verdict.headers]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_limits)
+        detail = (
+            f"More requests than this service allows ({verdict.policy}); "
+            f"retry after {verdict.retry_after} s (see the RateLimit header)."
+        )
+        headers = {name.decode(): value.decode() for name, value in verdict.headers}
+        headers["Retry-After"] = str(verdict.retry_after)
+        return problem_response(429, "rate-limited", detail, headers=headers), []
 
     def _who(self, key: str) -> str:
         kind, _, subject = key.partition(":")
         return f"user {self.user_id_hasher()(subject)}" if kind == "user" else f"calendar feed {subject[:12]}"
 
 
-def _key(scope: Scope) -> str | None:
+def _key(scope: Scope, path: str) -> str | None:
     """Whose budget the request takes: `user:<id>` (verified by then), `feed:<hash of the URL's
     secret>` (never the secret itself, which Redis has no need to hold), or None: unlimited."""
     user_id = scope.get("state", {}).get("user_id")
     if user_id is not None:
         return f"user:{user_id}"
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
     if path.startswith(FEEDS_PREFIX):
         return "feed:" + hashlib.sha256(path.encode()).hexdigest()[:32]
     return None

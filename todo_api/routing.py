@@ -1,4 +1,5 @@
-"""The route class of every route: it refuses what the route does not declare."""
+"""The route class of every route: it refuses what the route does not declare, and finds a valid
+request's arguments by a plan made once (`todo_api.direct_calls`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, _effective_route_context_var
 from pydantic import BaseModel
 
+from todo_api.direct_calls import FALL_BACK, json_body, plan_of
 from todo_api.problems import problem_response, unsupported_media_type
 
 _JSON = ("application/json",)
@@ -28,14 +30,21 @@ class ApiRoute(APIRoute):
 
     Checked once the request is routed: a wrong method is still a 405. The names a route knows
     are those of its declared query parameters (its dependencies' too), read once here.
+
+    Then the route's arguments are found by its plan; a request the plan leaves to FastAPI (any
+    invalid one) goes through FastAPI's handler, which answers it as it always has.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        known = _query_parameter_names(self.dependant)
+        effective = _effective_route_context_var.get()
+        route = effective if effective is not None and effective.original_route is self else self
+        known = _query_parameter_names(route.dependant)
         accepted = None
-        if self.body_field is not None:
+        if route.body_field is not None:
             accepted = _MERGE_PATCH if "PATCH" in (self.methods or ()) else _JSON
+        plan = plan_of(route.dependant, embed_body_fields=route._embed_body_fields)
+        overrides = route.dependency_overrides_provider
 
         async def checked(request: Request) -> Response:
             query: bytes = request.scope.get("query_string", b"")
@@ -43,13 +52,21 @@ class ApiRoute(APIRoute):
                 unknown = _unknown_parameters(query, known)
                 if unknown:
                     return _unknown_parameters_problem(unknown, known)
+            media_type = ""
             if accepted is not None:
                 headers = request.headers
                 has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
                 media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
                 if has_body and media_type not in accepted:
                     return unsupported_media_type(accepted)
-            return await handler(request)
+            if plan is None or (overrides is not None and overrides.dependency_overrides):
+                return await handler(request)
+            body = await json_body(request, media_type) if accepted is not None else None
+            arguments = None if body is FALL_BACK else await plan.arguments(request, body, {})
+            if arguments is None:
+                return await handler(request)
+            response: Response = await plan.call(**arguments)
+            return response
 
         return checked
 
