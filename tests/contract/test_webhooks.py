@@ -14,12 +14,13 @@ import pytest
 from tests.conftest import Backend
 from tests.domain.conftest import FixedClock
 from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
+from todo_core.commands import run
 from todo_core.errors import BatchOperationFailed, NotFound
 from todo_core.task import TaskFields
 from todo_core.use_cases.account import erase_account
 from todo_core.use_cases.batch import CreateTask, DeleteTask, run_batch
 from todo_core.use_cases.tasks import complete_task, create_task
-from todo_core.use_cases.webhooks import create_webhook, delete_webhook, deliver_due, list_deliveries
+from todo_core.use_cases.webhooks import checked_webhook, create_webhook, delete_webhook, deliver_due, list_deliveries
 from todo_core.webhooks import CLAIM_LEASE, AttemptOutcome, ClaimedDelivery
 
 
@@ -50,9 +51,8 @@ def clock() -> FixedClock:
 
 
 async def _registered(backend: Backend, clock: FixedClock, user_id: str, events: list[str] | None = None) -> str:
-    webhook = await create_webhook(
-        backend.uow_factory(), clock, AnyDestination(), user_id, "https://example.com/hook", events, None
-    )
+    checked = await checked_webhook(clock, AnyDestination(), user_id, "https://example.com/hook", events, None)
+    webhook = await run(backend.uow_factory(), create_webhook, checked)
     return str(webhook.id)
 
 
@@ -73,9 +73,11 @@ async def test_a_committed_change_is_delivered_and_a_rolled_back_one_is_not(
     user_id = new_user()
     await _registered(backend, clock, user_id)
     with pytest.raises(BatchOperationFailed):
-        await run_batch(backend.uow_factory(), clock, user_id, [CreateTask(TaskFields("Never")), DeleteTask(uuid4())])
-    task = await create_task(backend.uow_factory(), clock, user_id, TaskFields("Kept"))
-    await complete_task(backend.uow_factory(), clock, user_id, task.id, True)
+        await run(
+            backend.uow_factory(), run_batch, clock, user_id, [CreateTask(TaskFields("Never")), DeleteTask(uuid4())]
+        )
+    task = await run(backend.uow_factory(), create_task, clock, user_id, TaskFields("Kept"))
+    await run(backend.uow_factory(), complete_task, clock, user_id, task.id, True)
     sender = RecordingSender()
 
     await _deliver(backend, clock, sender)
@@ -92,7 +94,7 @@ async def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_ends(
 ) -> None:
     user_id = new_user()
     await _registered(backend, clock, user_id)
-    await create_task(backend.uow_factory(), clock, user_id, TaskFields("Once"))
+    await run(backend.uow_factory(), create_task, clock, user_id, TaskFields("Once"))
 
     async def claim() -> list[ClaimedDelivery]:
         async with backend.uow_factory() as uow:
@@ -113,7 +115,7 @@ async def test_a_failed_attempt_is_retried_later_with_the_same_message(
 ) -> None:
     user_id = new_user()
     webhook_id = await _registered(backend, clock, user_id)
-    await create_task(backend.uow_factory(), clock, user_id, TaskFields("Retried"))
+    await run(backend.uow_factory(), create_task, clock, user_id, TaskFields("Retried"))
     sender = RecordingSender(user_id, 503)
     await _deliver(backend, clock, sender)
     assert len(_mine(sender, user_id)) == 1
@@ -133,10 +135,10 @@ async def test_deleting_an_endpoint_or_erasing_the_user_forgets_what_was_not_sen
     alice, bob = new_user(), new_user()
     webhook_id = await _registered(backend, clock, alice)
     await _registered(backend, clock, bob)
-    await create_task(backend.uow_factory(), clock, alice, TaskFields("A"))
-    await create_task(backend.uow_factory(), clock, bob, TaskFields("B"))
-    await delete_webhook(backend.uow_factory(), alice, UUID(webhook_id))
-    await erase_account(backend.uow_factory(), bob, bob)
+    await run(backend.uow_factory(), create_task, clock, alice, TaskFields("A"))
+    await run(backend.uow_factory(), create_task, clock, bob, TaskFields("B"))
+    await run(backend.uow_factory(), delete_webhook, alice, UUID(webhook_id))
+    await run(backend.uow_factory(), erase_account, bob, bob)
     sender = RecordingSender()
 
     await _deliver(backend, clock, sender)
@@ -153,12 +155,11 @@ async def test_two_claims_at_once_share_nothing(
     holds, rather than waiting or taking them too. (SQLite and memory claim one writer at a
     time; the lease test above covers them.)"""
     user_id = new_user()
-    webhook = await create_webhook(
-        PostgresUnitOfWork(postgres_pool), clock, AnyDestination(), user_id, "https://example.com/", None, None
-    )
+    checked = await checked_webhook(clock, AnyDestination(), user_id, "https://example.com/", None, None)
+    webhook = await run(PostgresUnitOfWork(postgres_pool), create_webhook, checked)
     assert webhook.id
     for title in ("1", "2", "3"):
-        await create_task(PostgresUnitOfWork(postgres_pool), clock, user_id, TaskFields(title))
+        await run(PostgresUnitOfWork(postgres_pool), create_task, clock, user_id, TaskFields(title))
     first_holds, second_done = asyncio.Event(), asyncio.Event()
     claimed: dict[str, list[str]] = {}
 

@@ -11,40 +11,21 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from todo_adapters.broker import ChangeBroker
+from todo_adapters.sqlalchemy.bundle import SqlRepositories
 from todo_adapters.sqlalchemy.engine import SQLITE_BUSY_SECONDS, sqlite_writers
 from todo_adapters.sqlalchemy.execution import SqlAlchemyExecutor
 from todo_adapters.sqlalchemy.faults import storage_unavailable
-from todo_adapters.sqlalchemy.repositories import (
-    ChangeNumbers,
-    SqlAccountEraser,
-    SqlCalendarFeedRepository,
-    SqlCategoryRepository,
-    SqlIdempotencyKeys,
-    SqlRetentionRepository,
-    SqlSettingsRepository,
-    SqlTaskRepository,
-)
-from todo_adapters.sqlalchemy.webhooks import SqlWebhookRepository
+from todo_adapters.sqlalchemy.repositories.change_numbers import ChangeNumbers
 from todo_core.errors import Conflict, StorageUnavailable
-from todo_core.outbox import AnnouncedTasks
 
 
-class SqlAlchemyUnitOfWork:
+class SqlAlchemyUnitOfWork(SqlRepositories):
     """With `read_only`, no transaction at all: each statement sees the latest commits, takes
     no lock (not even SQLite's write lock) and costs no BEGIN or ROLLBACK round trip. For
     queries that read once; `commit()` is refused.
 
     The changes it commits are announced on `broker` (SQLite's writers are this process's:
     other processes on the same file do not hear of them)."""
-
-    tasks: AnnouncedTasks
-    categories: SqlCategoryRepository
-    idempotency: SqlIdempotencyKeys
-    settings: SqlSettingsRepository
-    feeds: SqlCalendarFeedRepository
-    account: SqlAccountEraser
-    webhooks: SqlWebhookRepository
-    retention: SqlRetentionRepository
 
     def __init__(self, engine: AsyncEngine, *, read_only: bool = False, broker: ChangeBroker | None = None) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT") if read_only else engine
@@ -74,14 +55,7 @@ class SqlAlchemyUnitOfWork:
             raise
         executor = SqlAlchemyExecutor(self._connection)
         self._changes = ChangeNumbers(executor, taking=not self._read_only)
-        self.webhooks = SqlWebhookRepository(executor)
-        self.tasks = AnnouncedTasks(SqlTaskRepository(executor, self._changes), self.webhooks)
-        self.categories = SqlCategoryRepository(executor, self._changes)
-        self.idempotency = SqlIdempotencyKeys(executor, self._changes)
-        self.settings = SqlSettingsRepository(executor, self._changes)
-        self.feeds = SqlCalendarFeedRepository(executor)
-        self.account = SqlAccountEraser(executor, self._changes)
-        self.retention = SqlRetentionRepository(executor)
+        self._open_repositories(executor, self._changes)
         return self
 
     async def __aexit__(

@@ -6,12 +6,13 @@ one unit of work, with positions and links decided for the whole document at onc
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from todo_core import ordering
@@ -70,12 +71,33 @@ async def _task_pages(snapshot: AccountSnapshot, page_size: int) -> AsyncIterato
         after = page.next
 
 
+T = TypeVar("T")
+
 #: How many tasks an import hands the store at a time.
 IMPORT_BATCH = 250
 
 
+class Offload(Protocol):
+    """How a use case runs CPU work of its own (seconds for a large document): its caller
+    decides (the REST API, in a worker thread, so that the event loop serves the other requests
+    meanwhile; `asyncio.to_thread` is one)."""
+
+    def __call__(self, work: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+async def inline(work: Callable[[], T]) -> T:
+    """Run the work here and now: for callers that do not offload it."""
+    return work()
+
+
 async def import_account(
-    uow: UnitOfWork, clock: Clock, user_id: str, document: AccountDocument, *, at_most: int | None = None
+    uow: UnitOfWork,
+    clock: Clock,
+    user_id: str,
+    document: AccountDocument,
+    *,
+    at_most: int | None = None,
+    offload: Offload = inline,
 ) -> Imported:
     """Add everything of the document to the user's account, with new ids, in one unit of work
     (so one change number): the tasks' structure, their order among siblings and their
@@ -83,44 +105,41 @@ async def import_account(
     The new ids sort as the document's did. A category named as one the user has (in any case)
     is merged into it: its tasks go there, and the user's category keeps its color. The
     document's settings, if any, replace the user's, and a task without a `time_zone` gets the
-    zone they name (else the user's).
+    zone they name (else the user's). The document's check and the making of its tasks run
+    through `offload`.
 
     :raises ValidationFailed: the document breaks a rule (see `todo_core.portability.check`);
         nothing is imported.
     :raises Conflict: a category of the same name was created meanwhile; nothing is imported.
     :raises TooManyTasks: the document's tasks would take the user past `at_most`; nothing is imported.
     """
-    async with uow:
-        settings = document.settings or await uow.settings.get(user_id)
-        # Seconds of CPU for a large document: in a worker thread, so that the event loop serves
-        # the other requests meanwhile.
-        checked = await asyncio.to_thread(check, document, settings.time_zone)
-        await check_task_room(uow, user_id, len(checked.tasks), at_most)
-        now = clock.now()
-        if checked.settings is not None:
-            await uow.settings.put(user_id, checked.settings)
+    settings = document.settings or await uow.settings.get(user_id)
+    checked = await offload(partial(check, document, settings.time_zone))
+    await check_task_room(uow, user_id, len(checked.tasks), at_most)
+    now = clock.now()
+    if checked.settings is not None:
+        await uow.settings.put(user_id, checked.settings)
 
-        existing = {category.name_key: category.id for category in await uow.categories.list_for_user(user_id)}
-        category_ids: dict[UUID, UUID] = {}
-        created = 0
-        for written in checked.categories:
-            merged_into = existing.get(comparison_key(written.fields.name))
-            if merged_into is not None:
-                category_ids[written.id] = merged_into
-                continue
-            category = Category.new(user_id, written.fields, now)
-            if written.created_at is not None:
-                category = dataclasses.replace(category, created_at=written.created_at)
-            await uow.categories.add(category)
-            category_ids[written.id] = category.id
-            created += 1
+    existing = {category.name_key: category.id for category in await uow.categories.list_for_user(user_id)}
+    category_ids: dict[UUID, UUID] = {}
+    created = 0
+    for written in checked.categories:
+        merged_into = existing.get(comparison_key(written.fields.name))
+        if merged_into is not None:
+            category_ids[written.id] = merged_into
+            continue
+        category = Category.new(user_id, written.fields, now)
+        if written.created_at is not None:
+            category = dataclasses.replace(category, created_at=written.created_at)
+        await uow.categories.add(category)
+        category_ids[written.id] = category.id
+        created += 1
 
-        last = await uow.tasks.last_position(user_id, None)
-        task_ids, new_tasks = await asyncio.to_thread(_new_tasks, checked.tasks, user_id, now, last, category_ids)
-        # In batches: a few statements for the store each, not two per task.
-        for start in range(0, len(new_tasks), IMPORT_BATCH):
-            await uow.tasks.add_many(new_tasks[start : start + IMPORT_BATCH])
-        await uow.commit()
+    last = await uow.tasks.last_position(user_id, None)
+    task_ids, new_tasks = await offload(partial(_new_tasks, checked.tasks, user_id, now, last, category_ids))
+    # In batches: a few statements for the store each, not two per task.
+    for start in range(0, len(new_tasks), IMPORT_BATCH):
+        await uow.tasks.add_many(new_tasks[start : start + IMPORT_BATCH])
     return Imported(
         categories=created,
         merged_categories=len(checked.categories) - created,
@@ -138,7 +157,7 @@ def _new_tasks(
     category_ids: Mapping[UUID, UUID],
 ) -> tuple[dict[UUID, UUID], list[Task]]:
     """The document's ids, each with its task's new one, and the new tasks, parents first. CPU
-    only (run in a worker thread): a large document costs a fraction of a second."""
+    only (offloaded): a large document costs a fraction of a second."""
     # New ids in the order of the document's: lists that break ties by id, and an export's
     # order of each level's groups of siblings (by parent id), stay as they were.
     fresh = sorted(new_id() for _ in portables)
