@@ -459,7 +459,7 @@ class _Tools:
 
         create = task_use_cases.create_task
         if idempotency_key is None:
-            return created(await _domain(run(self.container.unit_of_work(), create, clock, user_id, task_fields)))
+            return created(await self._run(create, clock, user_id, task_fields))
         arguments = body.model_dump(mode="json")
         once = self._once(
             user_id, idempotency_key, "add_task", arguments, TaskResult, created, create, clock, user_id, task_fields
@@ -483,16 +483,8 @@ class _Tools:
 
     async def complete_task(self, ctx: Context, user_id: str, task_id: UUID, completed: bool) -> TaskResult:
         self._check_user(ctx, user_id)
-        task = await _domain(
-            run(
-                self.container.unit_of_work(),
-                task_use_cases.complete_task,
-                self.container.clock(),
-                user_id,
-                task_id,
-                completed,
-            )
-        )
+        clock = self.container.clock()
+        task = await self._run(task_use_cases.complete_task, clock, user_id, task_id, completed)
         return _result(task, "completed" if task.fields.completed else "reopened")
 
     async def delete_task(self, ctx: Context, user_id: str, task_id: UUID) -> TaskResult:
@@ -500,10 +492,11 @@ class _Tools:
 
         async def delete() -> TaskResult:
             found = await task_use_cases.get_task(self.container.task_views(), user_id, task_id)
+            clock = self.container.clock()
             await run(
                 self.container.unit_of_work(),
                 task_use_cases.delete_task,
-                self.container.clock(),
+                clock,
                 user_id,
                 task_id,
                 if_match=found.version,
@@ -517,16 +510,8 @@ class _Tools:
         self._check_user(ctx, user_id)
         given = _arguments(ctx)
         changes = _validated(TaskPatch, {name: value for name, value in fields.items() if name in given})
-        task = await _domain(
-            run(
-                self.container.unit_of_work(),
-                task_use_cases.patch_task,
-                self.container.clock(),
-                user_id,
-                task_id,
-                changes.model_dump(exclude_unset=True),
-            )
-        )
+        patch = changes.model_dump(exclude_unset=True)
+        task = await self._run(task_use_cases.patch_task, self.container.clock(), user_id, task_id, patch)
         return _result(task, "updated")
 
     async def move_task(self, ctx: Context, user_id: str, task_id: UUID, **fields: Any) -> TaskResult:
@@ -534,17 +519,8 @@ class _Tools:
         given = _arguments(ctx)
         move = _validated(MoveWrite, {name: value for name, value in fields.items() if name in given})
         parent_id = move.parent_id if "parent_id" in move.model_fields_set else task_use_cases.KEEP_PARENT
-        task = await _domain(
-            run(
-                self.container.unit_of_work(),
-                task_use_cases.move_task,
-                self.container.clock(),
-                user_id,
-                task_id,
-                parent_id=parent_id,
-                after=move.after,
-            )
-        )
+        clock = self.container.clock()
+        task = await self._run(task_use_cases.move_task, clock, user_id, task_id, parent_id=parent_id, after=move.after)
         return _result(task, "moved")
 
     async def get_overview(self, ctx: Context, user_id: str) -> Overview:
@@ -559,15 +535,9 @@ class _Tools:
     async def add_category(self, ctx: Context, user_id: str, **fields: Any) -> CategoryView:
         self._check_user(ctx, user_id)
         body = _validated(CategoryWrite, fields)
-        category = await _domain(
-            run(
-                self.container.unit_of_work(),
-                category_use_cases.create_category,
-                self.container.clock(),
-                user_id,
-                CategoryFields(body.name, body.color),
-            )
-        )
+        clock = self.container.clock()
+        new = CategoryFields(body.name, body.color)
+        category = await self._run(category_use_cases.create_category, clock, user_id, new)
         return CategoryView.model_validate(category_view(category))
 
     async def batch_tasks(
@@ -598,6 +568,10 @@ class _Tools:
         """The one ownership check of a call (the use cases filter by this id in every query)."""
         if self.acting_user(ctx) != user_id:
             raise ToolError("user_id is not the user this connection acts for")
+
+    async def _run(self, command: Command[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """The command run by the runner (`todo_core.commands`), a domain error as a tool error."""
+        return await _domain(run(self.container.unit_of_work(), command, *args, **kwargs))
 
     async def _once(
         self,

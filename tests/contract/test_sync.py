@@ -24,6 +24,7 @@ from todo_core.ports import UnitOfWork
 from todo_core.sync import START, ChangePage, ChangePosition
 from todo_core.task import TaskFields
 from todo_core.use_cases.categories import create_category, delete_category, update_category
+from todo_core.use_cases.batch import MoveTask, PatchTask, run_batch
 from todo_core.use_cases.sync import changes_since, purge_expired
 from todo_core.use_cases.tasks import complete_task, create_task, delete_task, patch_task
 
@@ -74,6 +75,23 @@ async def server_state(backend: Backend, user: str) -> Copy:
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock()
+
+
+async def test_a_command_that_changes_nothing_takes_no_change_number(
+    backend: Backend, new_user: Callable[[], str], clock: FixedClock
+) -> None:
+    user = new_user()
+    task = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Same"))
+    category = await run(backend.uow_factory(), create_category, clock, user, CategoryFields("Home"))
+    before = await backend.feed.change_number(user)
+
+    unchanged = await run(backend.uow_factory(), patch_task, clock, user, task.id, {"title": "Same"})
+    await run(backend.uow_factory(), update_category, clock, user, category.id, {"name": "Home"})
+    operations = [PatchTask(task.id, {"title": "Same"}), MoveTask(task.id)]
+    await run(backend.uow_factory(), run_batch, clock, user, operations)
+
+    assert unchanged == task
+    assert await backend.feed.change_number(user) == before
 
 
 async def test_a_snapshot_holds_everything_and_no_deletions(
