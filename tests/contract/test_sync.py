@@ -23,8 +23,8 @@ from todo_core.idempotency import Answer, IdempotencyKey
 from todo_core.ports import UnitOfWork
 from todo_core.sync import START, ChangePage, ChangePosition
 from todo_core.task import TaskFields
-from todo_core.use_cases.categories import create_category, delete_category, update_category
 from todo_core.use_cases.batch import MoveTask, PatchTask, run_batch
+from todo_core.use_cases.categories import create_category, delete_category, update_category
 from todo_core.use_cases.sync import changes_since, purge_expired
 from todo_core.use_cases.tasks import complete_task, create_task, delete_task, patch_task
 
