@@ -49,7 +49,7 @@ from todo_api.schemas import (
     TaskWrite,
 )
 from todo_core.category import CategoryFields
-from todo_core.commands import Command, run, run_once
+from todo_core.commands import Command, Unchanged, run, run_once
 from todo_core.errors import (
     BatchOperationFailed,
     Conflict,
@@ -63,6 +63,7 @@ from todo_core.errors import (
 )
 from todo_core.idempotency import KEY_MAX_LENGTH, Answer, IdempotencyKey
 from todo_core.identity import Identity
+from todo_core.ports import UnitOfWork
 from todo_core.query import LIMIT_MAX, Sort, SortField, Status, TaskQuery
 from todo_core.task import Task, TaskFields
 from todo_core.use_cases import batch as batch_use_cases
@@ -546,21 +547,19 @@ class _Tools:
         self._check_user(ctx, user_id)
         clock = self.container.clock()
 
-        async def batch() -> BatchResult:
+        async def apply(uow: UnitOfWork) -> BatchResult | Unchanged[BatchResult]:
+            # Read inside the command, after the key's check: a reused key is refused as such,
+            # whatever the operations.
             read = operations_of(list(operations))
+            done = await batch_use_cases.run_batch(uow, clock, user_id, read)
+            tasks = done.value if isinstance(done, Unchanged) else done
+            result = BatchResult(results=[_batch_result(op, task) for op, task in zip(read, tasks, strict=True)])
+            return Unchanged(result) if isinstance(done, Unchanged) else result
 
-            def applied(tasks: list[Task | None]) -> BatchResult:
-                return BatchResult(results=[_batch_result(op, task) for op, task in zip(read, tasks, strict=True)])
-
-            apply = batch_use_cases.run_batch
-            if idempotency_key is None:
-                return applied(await run(self.container.unit_of_work(), apply, clock, user_id, read))
-            arguments = [operation.model_dump(mode="json") for operation in operations]
-            return await self._once(
-                user_id, idempotency_key, "batch_tasks", arguments, BatchResult, applied, apply, clock, user_id, read
-            )
-
-        return await _domain(batch())
+        if idempotency_key is None:
+            return await self._run(apply)
+        arguments = [operation.model_dump(mode="json") for operation in operations]
+        return await _domain(self._once(user_id, idempotency_key, "batch_tasks", arguments, BatchResult, _same, apply))
 
     # ---- shared -----------------------------------------------------------------------------------
 
@@ -635,6 +634,10 @@ class _Tools:
             counts={name: len(found.tasks) for name, found in sections.items()},
             **sections,
         )
+
+
+def _same(result: Model) -> Model:
+    return result
 
 
 def _due_before(task: TaskView, now: datetime, today: datetime) -> bool:
