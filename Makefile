@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 CLIENT := clients/typescript
 NPM_CI := npm ci --prefer-offline --no-audit --no-fund
 
-.PHONY: install lock run migrate test browser proxies shells calendar-parsers lint format client fuzz bench clean
+.PHONY: install lock run migrate test browser proxies shells calendar-parsers lint format client fuzz bench bench-abuse clean
 
 ## Install exactly what requirements/dev.txt locks, every file checked against its hash, then the
 ## project itself (editable, no dependencies of its own); `pip check` fails when pyproject.toml
@@ -111,6 +111,12 @@ bench: install
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/bench.txt
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m bench.run
+
+## Only the abuse scenarios of issue 19 (~8 minutes; `make bench` runs them too): calendar pollers, slow
+## exports, a large import, a greedy user, many event streams, each against another user's latency, on
+## PostgreSQL and SQLite; results in bench/results/<date>-abuse/. BENCH_ONLY=abuse-greedy,… for some of them.
+bench-abuse:
+	BENCH_ONLY=$${BENCH_ONLY:-abuse} $(MAKE) bench
 
 clean:
 	rm -rf $(VENV) $(CLIENT)/node_modules .coverage .coverage.* htmlcov .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis todo.db todo.db-*

@@ -14,7 +14,9 @@ the database is dropped even on failure, and every wait has a timeout.
 Settings (environment, or the flags of `python -m bench.run --help`):
     BENCH_SECONDS (8), BENCH_ROUNDS (2), BENCH_WARMUP_SECONDS, BENCH_GROWTH_SECONDS,
     BENCH_USERS (2000), BENCH_DEEP_PAGES (100), BENCH_RESULTS_DIR (bench/results),
-    BENCH_ONLY (comma-separated scenarios, e.g. `create-spread`: only those run; unset: all),
+    BENCH_ONLY (comma-separated scenarios, e.g. `create-spread`: only those run; unset: all;
+    `abuse` or `abuse-greedy`, …: the abuse scenarios of bench/abuse.py, which write their own results),
+    BENCH_ABUSE_SECONDS (15), BENCH_ABUSE_BASELINE_SECONDS (5): see bench/abuse.py,
     TODO_BENCH_DATABASE_URL (postgresql://postgres@127.0.0.1:5432/postgres: the server to use),
     BENCH_RATE_LIMITS (none: the servers' TODO_RATE_LIMITS; the bench measures throughput, and one
     user's list at 1,800 req/s would be the limiter's to refuse)
@@ -50,7 +52,7 @@ import jwt
 import psycopg
 from psycopg import sql
 
-from bench import calendar_load, report
+from bench import abuse, calendar_load, report
 from bench.loadgen import Measurement, WrkResult, measure, other_share, run_wrk
 from bench.procs import (
     Server,
@@ -1095,10 +1097,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     scratch = Path(tempfile.mkdtemp(prefix="todo-bench-"))
     stack = Stack(scratch)
+    # Only abuse scenarios chosen: they write their own results (bench/abuse.py), nothing else runs.
+    abuse_only = bool(config.only) and config.only <= {abuse.ALL, *abuse.SCENARIOS}
     try:
-        PostgresBench(config, stack, results).run()
-        if not config.skip_sqlite and config.wants("sqlite-list", "sqlite-create", "sqlite-mixed"):
-            SqliteBench(config, stack, results).run()
+        if not abuse_only:
+            PostgresBench(config, stack, results).run()
+            if not config.skip_sqlite and config.wants("sqlite-list", "sqlite-create", "sqlite-mixed"):
+                SqliteBench(config, stack, results).run()
+        if config.wants(abuse.ALL, *abuse.SCENARIOS):
+            abuse.run(
+                stack,
+                server_url=config.server_url,
+                results_dir=config.results_dir,
+                only=config.only,
+                skip_sqlite=config.skip_sqlite,
+            )
     except BaseException:
         for server in stack.servers:
             server.stop()
@@ -1108,6 +1121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for server in stack.servers:
         server.stop()
     shutil.rmtree(scratch, ignore_errors=True)
+    if abuse_only:
+        return 0
     results.duration_seconds = time.monotonic() - STARTED
     data = results.as_json()
     outputs = report.write(data, config.results_dir)

@@ -43,7 +43,8 @@ def _postgres_sql(statement: Any, *value_names: str) -> str:
 
 
 _PURGE = (
-    "the purge of what is kept only for a while (todo_api/maintenance.py, `Retention`): a batch of at "
+    "the purge of what is kept only for a while (todo_api/maintenance.py, `Retention`: tombstones, idempotency "
+    "keys, finished webhook deliveries): a batch of at "
     "most TODO_PURGE_BATCH_ROWS of every user's expired rows, oldest first; a multi-shard statement, "
     "sent by `todo maintain` or by one process of `todo serve` at a time, never for a request"
 )
@@ -58,6 +59,16 @@ CROSS_USER_STATEMENTS: Mapping[str, str] = {
         "deliveries of every user, a batch at most, skipping those another process holds; sent by the "
         "delivery loop of `todo serve` or `todo worker`, never for a request"
     ),
+    _postgres_sql(webhooks.CLAIM_REMINDERS, "now", "limit"): (
+        "the delivery loop's claim of the reminders that fell due (`deliver_due`, in the claim's transaction): "
+        "the soonest due of every user, a batch at most, deleted as they are taken so that each is claimed once; "
+        "sent by the delivery loop of `todo serve` or `todo worker`, never for a request"
+    ),
+    _postgres_sql(webhooks.NEXT_DUE): (
+        "the delivery loop's look at when something is next due, across users (todo_api/maintenance.py, "
+        "`deliver_periodically`): a read of two index ends, once per wake-up or poll, never for a request"
+    ),
+    _postgres_sql(webhooks.PURGE_FINISHED, "state", "finished_from", "finished_before", "limit"): _PURGE,
     _normalised(change_listener._CURRENT_NUMBERS): (
         "the change listener's catch-up when it (re)connects and every few seconds "
         "(todo_adapters/sqlalchemy/change_listener.py): "

@@ -1,4 +1,5 @@
-"""In-process fan-out of "this user's data changed": what wakes the user's event streams.
+"""In-process fan-out of "this user's data changed" and "this user's reminder fell due": what
+wakes the user's event streams; and the doorbell of the process's webhook delivery loop.
 
 A unit of work that commits a change of a user's data announces the user's new change
 sequence number. On SQLite and in memory it publishes here directly, after the commit; on
@@ -11,14 +12,26 @@ change instead of queueing every one it missed. The broker remembers the newest 
 announced for each user with a subscriber, and announces no number twice: announcements may come
 more than once and out of order (PostgreSQL's are sent after commit, and a listener catching up
 announces numbers again) without waking a stream for nothing.
+
+A reminder is announced once, by the process that claimed it (`ReminderAnnouncer`), and queued
+on each subscription of its user (a stream that takes none of them keeps the newest
+`REMINDERS_KEPT`).
+
+The doorbell (`ring_outbox`, `outbox_rung`) wakes the delivery loop when a commit wrote to the
+outbox: in the process on SQLite, from every process's listener on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
-from collections.abc import Iterator
+from collections import defaultdict, deque
+from collections.abc import Iterator, Sequence
+
+from todo_core.webhooks import DueReminder
+
+#: The reminders a subscription keeps while its stream does not take them.
+REMINDERS_KEPT = 100
 
 
 class Subscription:
@@ -26,6 +39,7 @@ class Subscription:
 
     def __init__(self) -> None:
         self._latest: int | None = None
+        self._reminders: deque[str] = deque(maxlen=REMINDERS_KEPT)
         self._changed = asyncio.Event()
 
     def _offer(self, seq: int) -> None:
@@ -33,15 +47,26 @@ class Subscription:
             self._latest = seq
             self._changed.set()
 
+    def _remind(self, data: str) -> None:
+        self._reminders.append(data)
+        self._changed.set()
+
     async def next(self, timeout: float) -> int | None:
         """The newest sequence number announced since the last call, waiting up to `timeout`
-        seconds for one; None if none came."""
-        if self._latest is None:
+        seconds for one or for a reminder (see `reminders`); None if none came."""
+        if self._latest is None and not self._reminders:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout)
         latest, self._latest = self._latest, None
         self._changed.clear()
         return latest
+
+    def reminders(self) -> list[str]:
+        """The reminders announced since the last call (each the data of an `event: reminder`),
+        oldest first."""
+        taken = list(self._reminders)
+        self._reminders.clear()
+        return taken
 
 
 class ChangeBroker:
@@ -51,6 +76,7 @@ class ChangeBroker:
         self._subscribers: defaultdict[str, set[Subscription]] = defaultdict(set)
         #: The newest number announced, for each user with a subscriber.
         self._announced: dict[str, int] = {}
+        self._outbox = asyncio.Event()
 
     def publish(self, user_id: str, seq: int) -> None:
         """Announce that the user's data changed, up to change `seq` (not again if it was
@@ -61,6 +87,24 @@ class ChangeBroker:
         self._announced[user_id] = seq
         for subscription in subscribers:
             subscription._offer(seq)
+
+    def remind(self, user_id: str, data: str) -> None:
+        """Announce one of the user's reminders that fell due (`data`: its stream event's data)."""
+        for subscription in self._subscribers.get(user_id, ()):
+            subscription._remind(data)
+
+    def ring_outbox(self) -> None:
+        """Wake the delivery loop: a commit wrote events, or reminders, to the outbox."""
+        self._outbox.set()
+
+    async def outbox_rung(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for `ring_outbox` (or take one made since the last call);
+        whether it rang."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._outbox.wait(), timeout)
+        rang = self._outbox.is_set()
+        self._outbox.clear()
+        return rang
 
     @contextlib.contextmanager
     def subscribe(self, user_id: str) -> Iterator[Subscription]:
@@ -89,3 +133,14 @@ class ChangeBroker:
     def users(self) -> list[str]:
         """The users with at least one open subscription."""
         return list(self._subscribers)
+
+
+class BrokerReminderAnnouncer:
+    """`ReminderAnnouncer` for one process (SQLite, memory): straight to its broker's streams."""
+
+    def __init__(self, broker: ChangeBroker) -> None:
+        self._broker = broker
+
+    async def announce(self, reminders: Sequence[DueReminder]) -> None:
+        for reminder in reminders:
+            self._broker.remind(reminder.user_id, reminder.stream_data())

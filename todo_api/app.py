@@ -20,7 +20,7 @@ from todo_api.container import Container
 from todo_api.cross_origin import CrossOrigin
 from todo_api.docs import install_docs
 from todo_api.logs import lighten_log_records
-from todo_api.maintenance import deliver_periodically, purge_periodically
+from todo_api.maintenance import deliver_periodically, purge_periodically, sweep_imports_logged
 from todo_api.metrics import Metrics
 from todo_api.middleware import MCP_PATH, BearerAuthentication, BodySizeLimit, RequestTelemetry
 from todo_api.openapi import DESCRIPTION, TAGS, operation_id, shaped
@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         postgres = container.backend() == "postgresql"
         if postgres:
             container.change_listener().start()
+        # SQLite: what imports interrupted by a crash wrote ahead, deleted at once (not shown meanwhile).
+        sweeping = None if postgres else asyncio.create_task(sweep_imports_logged(container))
         purging = (
             asyncio.create_task(
                 purge_periodically(
@@ -93,7 +95,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         measuring = asyncio.create_task(_measure_pool_periodically(measured)) if measured.multiprocess else None
         serving_mcp = await _started_in_a_task_of_its_own(assistant.session_manager.run)
         yield
-        for task in (serving_mcp, purging, delivering, measuring):
+        for task in (serving_mcp, purging, delivering, measuring, sweeping):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -10,15 +10,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from todo_api.problems import field_errors
 from todo_api.representation import if_match_version
-from todo_api.schemas import (
-    REF_PREFIX,
-    BatchOperation,
-    BatchOperationName,
-    CompletionWrite,
-    MoveWrite,
-    TaskPatch,
-    TaskWrite,
-)
+from todo_api.schemas.batch import REF_PREFIX, BatchOperation, BatchOperationName
+from todo_api.schemas.tasks import CompletionWrite, MoveWrite, TaskPatch, TaskWrite
 from todo_core.errors import BatchOperationFailed, FieldError, ValidationFailed
 from todo_core.task import TaskFields
 from todo_core.use_cases import batch

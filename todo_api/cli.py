@@ -221,11 +221,15 @@ async def _work(settings: Settings) -> int:
     from todo_api.maintenance import deliver_periodically
 
     container = Container(settings=settings)
+    postgres = container.backend() == "postgresql"
+    if postgres:
+        container.change_listener().start()  # what wakes the loop when a server writes an event
     try:
         await deliver_periodically(container, settings)
     finally:
         await container.webhook_sender().aclose()
-        if container.backend() == "postgresql":
+        if postgres:
+            await container.change_listener().stop()
             await container.postgres_pool().close()
         else:
             await container.engine().dispose()

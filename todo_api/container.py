@@ -14,14 +14,15 @@ import secrets
 from dependency_injector import containers, providers
 
 from todo_adapters.auth import JwksKeys, JwtVerifier, SharedSecretKeys
-from todo_adapters.broker import ChangeBroker
+from todo_adapters.broker import BrokerReminderAnnouncer, ChangeBroker
 from todo_adapters.clock import SystemClock
 from todo_adapters.sqlalchemy.change_listener import PostgresChangeListener
 from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFeed, SqlRetention
 from todo_adapters.sqlalchemy.engine import create_engine, engine_pool_usage, normalise_url
 from todo_adapters.sqlalchemy.exports import PostgresExportReader, SqliteExportReader
-from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
+from todo_adapters.sqlalchemy.psycopg import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.purge_lock import PostgresPurgeLock, SqlitePurgeLock
+from todo_adapters.sqlalchemy.reminder_announcer import PostgresReminderAnnouncer
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
 from todo_adapters.webhook_delivery import HttpWebhookSender, WebhookDestinationsChecker
@@ -154,6 +155,12 @@ class Container(containers.DeclarativeContainer):
         WebhookDestinationsChecker, allow_private=settings.provided.webhooks_allow_private_networks
     )
     webhook_sender = providers.Singleton(HttpWebhookSender, webhook_destinations)
+    #: Where a reminder that fell due is announced to the users' event streams, in every process.
+    reminder_announcer = providers.Selector(
+        backend,
+        postgresql=providers.Singleton(PostgresReminderAnnouncer, postgres_pool),
+        sqlite=providers.Singleton(BrokerReminderAnnouncer, broker),
+    )
     #: The calendars this process rendered, reused until their user's data changes.
     calendars = providers.Singleton(RenderedCalendars)
 

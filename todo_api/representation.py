@@ -1,6 +1,6 @@
 """Responses serialized once with orjson: the fast path that skips response models.
 
-A task's shape is its view (`todo_core.views`), derived from the entity; `schemas.py`
+A task's shape is its view (`todo_core.views`), derived from the entity; `schemas/tasks.py`
 documents it, and the API tests compare real responses with those documented schemas.
 """
 

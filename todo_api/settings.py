@@ -214,7 +214,24 @@ class Settings(BaseSettings):
         "`todo worker` runs instead",
     )
     webhooks_poll_seconds: float = Field(
-        1.0, gt=0, le=60, description="How often the delivery loop looks for due deliveries when it found none"
+        4.0,
+        gt=0,
+        le=60,
+        description="The longest the delivery loop waits before it looks at the outbox again when nothing wakes it "
+        "(a committed event wakes it at once, a reminder or retry when due): the safety net for a lost wake-up",
+    )
+    webhooks_lease_seconds: float = Field(
+        120.0,
+        ge=15,
+        le=3600,
+        description="How long a claimed delivery is left to the process that claimed it: one that died mid-delivery "
+        "has it sent again after this (it must outlast an attempt, 10 s at most)",
+    )
+    webhook_history_hours: float = Field(
+        72.0,
+        gt=0,
+        description="How long a delivery that was delivered or given up stays in its endpoint's deliveries list, "
+        "before the purge forgets it",
     )
 
     @field_validator("rate_limits")

@@ -11,10 +11,11 @@ a batch, an idempotent retry, the MCP tools), records each of its events once.
   stream of news, and thousands of deliveries per endpoint would bury what matters.
 - Taking a deleted category off its tasks (`clear_category`) stages no events either.
 
-Reminders: an open task whose `remind_at` is in the future gets a `reminder.due` delivery due
-at that instant, written with the task (the outbox holds it until then). Every change of the
-task first cancels the one not yet attempted, then schedules it again from the new version: a
-completed or deleted task, or a reminder moved or cleared, sends nothing at the old time.
+Reminders: an open task whose `remind_at` is in the future gets a reminder due at that instant,
+written with the task; when it falls due, one process claims it and makes from it the
+`reminder.due` deliveries and the event streams' `reminder` (`todo_core/use_cases/webhooks.py`).
+Every change of the task first cancels the one not yet due, then schedules it again from the new
+version: a completed or deleted task, or a reminder moved or cleared, sends nothing at the old time.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ async def _schedule_reminder(outbox: WebhookRepository, task: Task) -> None:
     if remind_at is None or task.fields.completed or remind_at <= task.updated_at:
         return
     body = event_body(REMINDER_DUE, remind_at, task_view(task))
-    await outbox.enqueue(task.user_id, REMINDER_DUE, new_id(), body, task.updated_at, due_at=remind_at, task_id=task.id)
+    await outbox.schedule_reminder(task.user_id, task.id, new_id(), body, due_at=remind_at, now=task.updated_at)
 
 
 async def _announce(

@@ -54,6 +54,8 @@ ATTEMPTS_MAX = len(RETRY_DELAYS) + 1
 JITTER = 0.2
 #: An endpoint whose every attempt failed for this long is disabled (its deliveries stop).
 FAILING_DISABLES_AFTER = timedelta(hours=24)
+#: How long a delivery that was delivered or given up stays in its endpoint's history (by default).
+FINISHED_DELIVERIES_KEPT = timedelta(hours=72)
 #: How long a claimed delivery is left to the process that claimed it before another may try
 #: it again (an attempt takes at most its timeout, far less than this).
 CLAIM_LEASE = timedelta(minutes=2)
@@ -105,6 +107,39 @@ class Delivery:
     def message_id(self) -> str:
         """Its `webhook-id`: the same for every attempt (and for each endpoint of the event)."""
         return f"msg_{self.event_id.hex}"
+
+
+@dataclass(frozen=True, slots=True)
+class DueReminder:
+    """A task's reminder that fell due, claimed (and so taken out of the store) by one process:
+    what its `reminder.due` deliveries and its event-stream announcement are made from."""
+
+    user_id: str
+    task_id: UUID
+    event_id: UUID
+    due_at: datetime
+    #: The `reminder.due` event's JSON, as a webhook receives it.
+    body: str
+
+    @property
+    def message_id(self) -> str:
+        """The `webhook-id` of its deliveries."""
+        return f"msg_{self.event_id.hex}"
+
+    def stream_data(self) -> str:
+        """The `data` of the `event: reminder` on the user's event stream: small (it travels in a
+        PostgreSQL notification, at most 8000 bytes), enough to show a notification."""
+        task = json.loads(self.body)["data"]
+        return json.dumps(
+            {
+                "id": self.message_id,
+                "task_id": str(self.task_id),
+                "title": task["title"],
+                "remind_at": instant_text(self.due_at),
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
 
 
 @dataclass(frozen=True, slots=True)

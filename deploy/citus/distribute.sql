@@ -27,6 +27,7 @@ SELECT create_distributed_table('calendar_feeds', 'user_id', colocate_with => 't
 -- The outbox is written in the transaction of the task change it tells of: with the tasks.
 SELECT create_distributed_table('webhooks', 'user_id', colocate_with => 'tasks');
 SELECT create_distributed_table('webhook_deliveries', 'user_id', colocate_with => 'tasks');
+SELECT create_distributed_table('reminders', 'user_id', colocate_with => 'tasks');
 
 -- No reference tables: no table is shared by all users. alembic_version stays a plain table on
 -- the coordinator (Alembic's own record); later migrations run on the coordinator, which

@@ -12,8 +12,8 @@ import pytest
 
 from tests.api.assertions import field_errors, next_cursor, problem
 from tests.conftest import Caller
-from todo_api import schemas
 from todo_api.problem_types import PROBLEM_TYPES
+from todo_api.schemas import tasks as task_schemas
 from todo_core.portability import EXPORTED_TASK_FIELDS
 from todo_core.query import SortField, Status
 from todo_core.task import Priority
@@ -181,7 +181,7 @@ async def test_enumerations_are_named_schemas_equal_to_the_domains(document: dic
     assert components["Priority"]["enum"] == [p.label for p in Priority]
     assert components["TaskStatus"]["enum"] == [s.value for s in Status]
     assert components["TaskSort"]["enum"] == [sort for f in SortField for sort in (f.value, f"-{f.value}")]
-    assert [p.value for p in schemas.Priority] == [p.label for p in Priority]
+    assert [p.value for p in task_schemas.Priority] == [p.label for p in Priority]
     task = components["TaskRead"]["properties"]
     assert task["priority"] == {"$ref": "#/components/schemas/Priority"}
 

@@ -15,14 +15,8 @@ from pydantic import BaseModel
 
 from tests.api.assertions import problem
 from tests.conftest import Caller, SqlStore, api_client, bearer
-from todo_api.schemas import (
-    CategoryRead,
-    CategoryWrite,
-    TagCount,
-    TaskPatch,
-    TaskRead,
-    TaskWrite,
-)
+from todo_api.schemas.categories import CategoryRead, CategoryWrite
+from todo_api.schemas.tasks import TagCount, TaskPatch, TaskRead, TaskWrite
 from todo_core.category import CategoryFields
 from todo_core.task import TaskFields
 from todo_core.views import CATEGORY_VIEW_FIELDS, TASK_VIEW_FIELDS

@@ -152,7 +152,9 @@ def own_postgres_url(postgres_server_url: str) -> Iterator[str]:
 async def test_on_postgresql_events_the_listener_and_the_purge_work_and_cross_users_only_where_allowed(
     own_postgres_url: str, sent_statements: SentStatements
 ) -> None:
-    container = Container(settings=settings_for(own_postgres_url, purge_interval_seconds=0.05))
+    container = Container(
+        settings=settings_for(own_postgres_url, purge_interval_seconds=0.05, webhooks_poll_seconds=0.05)
+    )
     clock = FixedClock(datetime.now(UTC))
     container.clock.override(providers.Object(clock))
     app = create_app(container=container)
@@ -175,6 +177,15 @@ async def test_on_postgresql_events_the_listener_and_the_purge_work_and_cross_us
             caught_up = await stream.next_event(timeout=5)
             assert caught_up is not None and caught_up.name == "changed"
             assert orjson.loads(caught_up.data)["next_since"] == await latest_token(alice)
+            # A reminder falls due: the delivery loop claims it, the stream hears of it.
+            remind_at = clock.now() + timedelta(hours=1)
+            reminded = await alice.create_task(title="Reminded", remind_at=remind_at.isoformat())
+            clock.advance(timedelta(hours=2))
+            events = [await stream.next_event(timeout=5) for _ in range(2)]
+            assert [(e.name, orjson.loads(e.data).get("task_id")) for e in events if e is not None][-1] == (
+                "reminder",
+                reminded["id"],
+            )
         await alice.request("DELETE", f"/tasks/{task['id']}")
         clock.advance(timedelta(days=31))
         for _ in range(100):  # the first purge runs after one interval

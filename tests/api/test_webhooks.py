@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 from dependency_injector import providers
@@ -26,6 +27,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.api.assertions import field_errors, problem
 from tests.conftest import Caller, SqlStore, build_app, settings_for
+from tests.event_streams import StreamingASGITransport, open_events
+from tests.sent_statements import SentStatements
 from todo_adapters.clock import SystemClock
 from todo_adapters.webhook_delivery import HttpWebhookSender, WebhookDestinationsChecker
 from todo_api.app import create_app
@@ -333,7 +336,10 @@ async def test_a_delivery_to_a_private_address_is_refused_at_delivery_too(
     strict = HttpWebhookSender(WebhookDestinationsChecker(allow_private=False))
     try:
         for _ in range(ROUNDS_MAX):
-            if not (await deliver_due(service.container.unit_of_work, service.clock, strict, batch=20)).attempted:
+            announcer = service.container.reminder_announcer()
+            if not (
+                await deliver_due(service.container.unit_of_work, service.clock, strict, announcer, batch=20)
+            ).attempted:
                 break
     finally:
         await strict.aclose()
@@ -506,3 +512,102 @@ async def test_a_database_that_stays_down_is_logged_once_not_every_round(
             await looping
     await container.webhook_sender().aclose()
     assert [record.message for record in caplog.records] == ["delivering webhooks failed; trying again every round"]
+
+
+def _kind(sql: str) -> str | None:
+    """Which statement of the delivery loop this is, if it is one."""
+    flat = " ".join(sql.split())
+    if flat.startswith("DELETE FROM reminders WHERE (reminders.user_id, reminders.event_id) IN"):
+        return "reminder claim"
+    if "webhook_deliveries.next_attempt_at <=" in flat and flat.startswith("SELECT"):
+        return "delivery claim"
+    if "min(reminders.due_at)" in flat:
+        return "next due"
+    return None
+
+
+async def test_a_reminder_reaches_the_event_stream_once_within_5_s_with_its_webhook(
+    own_database_url: str, receiver: Receiver
+) -> None:
+    """`todo serve`'s own loop, at its default settings: a reminder set 2 s ahead is claimed at its
+    time, once, and heard on the stream; one completed before then, and one moved, are not."""
+    settings = settings_for(own_database_url, webhooks_allow_private_networks=True)
+    app = create_app(container=Container(settings=settings))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
+        httpx.AsyncClient(transport=StreamingASGITransport(app), base_url="http://testserver") as streams,
+    ):
+        alice = Caller(client, f"user-{uuid.uuid4().hex[:16]}")
+        webhook = await register(alice, receiver.url, events=["reminder.due"])
+        async with open_events(streams, alice.url("/events"), alice.headers) as stream:
+            soon = SystemClock().now() + timedelta(seconds=2)
+            due = await alice.create_task(title="Due soon", remind_at=soon.isoformat())
+            completed = await alice.create_task(title="Completed first", remind_at=soon.isoformat())
+            moved = await alice.create_task(title="Moved away", remind_at=soon.isoformat())
+            assert (await alice.request("PATCH", f"/tasks/{completed['id']}/complete", json={})).status_code == 200
+            later = (SystemClock().now() + timedelta(hours=1)).isoformat()
+            assert (await alice.request("PATCH", f"/tasks/{moved['id']}", json={"remind_at": later})).status_code == 200
+            reminders = []
+            deadline = time.monotonic() + 12
+            while time.monotonic() < deadline:  # past the reminder's time by 10 s: a second one would show
+                with contextlib.suppress(TimeoutError):
+                    event = await stream.next_event(max(0.0, deadline - time.monotonic()))
+                    assert event is not None
+                    if event.name == "reminder":
+                        reminders.append((SystemClock().now(), orjson.loads(event.data)))
+        while len(receiver.received) < 1 and time.monotonic() < deadline + 5:
+            await asyncio.sleep(0.05)
+    ((heard_at, data),) = reminders
+    assert data["task_id"] == due["id"] and data["title"] == "Due soon"
+    assert abs(datetime.fromisoformat(data["remind_at"]) - soon) < timedelta(milliseconds=1)
+    assert timedelta(0) <= heard_at - soon < timedelta(seconds=5)
+    (sent,) = receiver.received
+    assert sent[0]["webhook-id"] == data["id"]
+    assert verified(webhook["secret"], sent)["data"]["id"] == due["id"]
+
+
+async def test_a_write_wakes_the_delivery_loop_and_an_idle_one_claims_nothing(
+    own_database_url: str, receiver: Receiver, sent_statements: SentStatements
+) -> None:
+    """With the safety-net poll at its longest (60 s), an event is delivered within a second of
+    its commit: the commit wakes the loop. Idle, the loop reads when something is next due once
+    per poll and sends no claim."""
+    poll = 2.0
+    settings = settings_for(own_database_url, webhooks_allow_private_networks=True, webhooks_poll_seconds=60)
+    app = create_app(container=Container(settings=settings))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        alice = Caller(client, f"user-{uuid.uuid4().hex[:16]}")
+        webhook = await register(alice, receiver.url, events=["task.created"])
+        await asyncio.sleep(0.5)  # the loop's first look is over: it sleeps for 60 s
+        task = await alice.create_task(title="Woken")
+        written = time.monotonic()
+        while not receiver.received and time.monotonic() - written < 5:
+            await asyncio.sleep(0.02)
+        delivered_after = time.monotonic() - written
+        assert receiver.received, "not delivered within 5 s"
+        assert verified(webhook["secret"], receiver.received[0])["data"]["id"] == task["id"]
+        assert delivered_after < 1.0
+        await asyncio.sleep(0.5)  # the round's records are done
+        with sent_statements.capturing() as sent:
+            await asyncio.sleep(poll)
+    idle = [kind for kind in map(_kind, sent) if kind is not None]
+    assert idle == [], f"an idle loop sent {idle} in {poll} s"
+
+
+async def test_an_idle_loop_looks_once_per_poll_and_never_claims(
+    own_database_url: str, sent_statements: SentStatements
+) -> None:
+    """TODO_WEBHOOKS_POLL_SECONDS=1 for 3.5 s with nothing due: 3 or 4 looks (one a poll), no claim."""
+    settings = settings_for(own_database_url, webhooks_poll_seconds=1)
+    app = create_app(container=Container(settings=settings))
+    async with app.router.lifespan_context(app):
+        await asyncio.sleep(0.3)
+        with sent_statements.capturing() as sent:
+            await asyncio.sleep(3.5)
+    kinds = [kind for kind in map(_kind, sent) if kind is not None]
+    assert set(kinds) <= {"next due"}, kinds
+    assert 3 <= len(kinds) <= 4, kinds

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from tests.conftest import libpq_url
 from todo_adapters.broker import ChangeBroker
 from todo_adapters.sqlalchemy.change_listener import Backoff, PostgresChangeListener
-from todo_adapters.sqlalchemy.postgres import CHANGES_CHANNEL
+from todo_adapters.sqlalchemy.psycopg import CHANGES_CHANNEL
 
 pytestmark = pytest.mark.postgres
 

@@ -10,12 +10,12 @@ from uuid import UUID
 import orjson
 import pytest
 
-from tests.conftest import Backend
+from tests.conftest import Backend, imported
 from tests.domain.conftest import FixedClock
 from todo_core.category import CategoryFields
 from todo_core.commands import run
 from todo_core.errors import ValidationFailed
-from todo_core.portability import AccountDocument, PortableCategory, PortableTask
+from todo_core.portability import AccountDocument, Imported, PortableCategory, PortableTask
 from todo_core.query import Sort, TaskQuery
 from todo_core.sync import START
 from todo_core.task import Task, TaskFields
@@ -157,7 +157,7 @@ async def test_an_import_adds_new_tasks_after_the_users_own_keeping_structure_an
         ],
     )
 
-    imported = await run(backend.uow_factory(), use_cases.import_account, clock, user, document)
+    imported = await import_into(backend, clock, user, document)
 
     assert (imported.categories, imported.merged_categories, imported.tasks) == (1, 1, 5)
     assert imported.category_ids[UUID(int=100)] == home.id  # merged by name, in any case
@@ -200,7 +200,7 @@ async def test_a_document_that_breaks_a_rule_imports_nothing(
         settings=UserSettings("Europe/Berlin"),
     )
     with pytest.raises(ValidationFailed) as refused:
-        await run(backend.uow_factory(), use_cases.import_account, clock, user, document)
+        await import_into(backend, clock, user, document)
 
     assert field in {error.field for error in refused.value.errors}
     assert (await changes_since(backend.feed, user, None, 1000)).next == START  # nothing at all
@@ -213,11 +213,13 @@ async def test_a_document_without_settings_keeps_the_users_and_its_tasks_take_th
 ) -> None:
     clock = FixedClock()
     await run(backend.uow_factory(), replace_settings, user, UserSettings("Asia/Tokyo"))
-    imported = await run(
-        backend.uow_factory(), use_cases.import_account, clock, user, AccountDocument(tasks=[portable("No zone", 1)])
-    )
+    imported = await import_into(backend, clock, user, AccountDocument(tasks=[portable("No zone", 1)]))
     async with backend.uow_factory() as uow:
         task = await uow.tasks.get(user, imported.task_ids[UUID(int=1)])
         settings = await uow.settings.get(user)
     assert task is not None and task.fields.time_zone == "Asia/Tokyo"
     assert settings == UserSettings("Asia/Tokyo")
+
+
+async def import_into(backend: Backend, clock: FixedClock, user: str, document: AccountDocument) -> Imported:
+    return await imported(backend.uow_factory(), backend.reader_factory(), clock, user, document)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -13,15 +13,23 @@ import pytest
 
 from tests.conftest import Backend
 from tests.domain.conftest import FixedClock
-from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
+from todo_adapters.sqlalchemy.psycopg import PostgresPool, PostgresUnitOfWork
 from todo_core.commands import run
 from todo_core.errors import BatchOperationFailed, NotFound
 from todo_core.task import TaskFields
 from todo_core.use_cases.account import erase_account
 from todo_core.use_cases.batch import CreateTask, DeleteTask, run_batch
-from todo_core.use_cases.tasks import complete_task, create_task
-from todo_core.use_cases.webhooks import checked_webhook, create_webhook, delete_webhook, deliver_due, list_deliveries
-from todo_core.webhooks import CLAIM_LEASE, AttemptOutcome, ClaimedDelivery
+from todo_core.use_cases.sync import purge_expired
+from todo_core.use_cases.tasks import complete_task, create_task, delete_task, patch_task
+from todo_core.use_cases.webhooks import (
+    checked_webhook,
+    create_webhook,
+    delete_webhook,
+    deliver_due,
+    list_deliveries,
+    next_due,
+)
+from todo_core.webhooks import CLAIM_LEASE, AttemptOutcome, ClaimedDelivery, DueReminder
 
 
 class AnyDestination:
@@ -60,9 +68,25 @@ def _mine(sender: RecordingSender, user_id: str) -> list[dict[str, object]]:
     return [json.loads(sent.delivery.body) for sent in sender.sent if sent.delivery.user_id == user_id]
 
 
-async def _deliver(backend: Backend, clock: FixedClock, sender: RecordingSender) -> None:
+class RecordingAnnouncer:
+    """What would be told to the event streams."""
+
+    def __init__(self) -> None:
+        self.announced: list[DueReminder] = []
+
+    async def announce(self, reminders: Sequence[DueReminder]) -> None:
+        self.announced += reminders
+
+    def of(self, user_id: str) -> list[DueReminder]:
+        return [reminder for reminder in self.announced if reminder.user_id == user_id]
+
+
+async def _deliver(
+    backend: Backend, clock: FixedClock, sender: RecordingSender, announcer: RecordingAnnouncer | None = None
+) -> None:
     for _ in range(20):
-        if not (await deliver_due(backend.uow_factory, clock, sender, batch=100)).attempted:
+        done = await deliver_due(backend.uow_factory, clock, sender, announcer or RecordingAnnouncer(), batch=100)
+        if not (done.attempted or done.reminded):
             return
     raise AssertionError("deliveries are still due")
 
@@ -182,3 +206,79 @@ async def test_two_claims_at_once_share_nothing(
     assert len(claimed["first"]) <= 1
     assert set(claimed["first"]).isdisjoint(claimed["second"])
     assert len(claimed["first"]) + len(claimed["second"]) == 3
+
+
+async def test_a_due_reminder_is_claimed_once_and_makes_its_deliveries_and_its_stream_event(
+    backend: Backend, new_user: Callable[[], str], clock: FixedClock
+) -> None:
+    user_id, without_endpoints = new_user(), new_user()
+    await _registered(backend, clock, user_id, ["reminder.due"])
+    remind_at = clock.now() + timedelta(hours=1)
+    task = await run(backend.uow_factory(), create_task, clock, user_id, TaskFields("Call", remind_at=remind_at))
+    await run(backend.uow_factory(), create_task, clock, without_endpoints, TaskFields("Alone", remind_at=remind_at))
+    assert await next_due(backend.reader_factory()) is not None
+    sender, announcer = RecordingSender(), RecordingAnnouncer()
+    await _deliver(backend, clock, sender, announcer)
+    assert announcer.of(user_id) == [] and _mine(sender, user_id) == [], "before its time"
+
+    clock.advance(timedelta(hours=1))
+    await _deliver(backend, clock, sender, announcer)
+    await _deliver(backend, clock, sender, announcer)
+
+    (reminder,) = announcer.of(user_id)
+    assert (reminder.task_id, reminder.due_at) == (task.id, remind_at)
+    (sent,) = [item.delivery for item in sender.sent if item.delivery.user_id == user_id]
+    assert sent.message_id == reminder.message_id and sent.event_type == "reminder.due"
+    assert json.loads(reminder.stream_data()) == {
+        "id": reminder.message_id,
+        "task_id": str(task.id),
+        "title": "Call",
+        "remind_at": json.loads(sent.body)["timestamp"],
+    }
+    assert len(announcer.of(without_endpoints)) == 1, "a stream is told even without endpoints"
+
+
+async def test_completing_deleting_or_moving_a_task_cancels_its_reminder(
+    backend: Backend, new_user: Callable[[], str], clock: FixedClock
+) -> None:
+    user_id = new_user()
+    soon = clock.now() + timedelta(minutes=5)
+    completed, deleted, moved = [
+        await run(backend.uow_factory(), create_task, clock, user_id, TaskFields(title, remind_at=soon))
+        for title in ("Completed", "Deleted", "Moved")
+    ]
+    await run(backend.uow_factory(), complete_task, clock, user_id, completed.id, True)
+    await run(backend.uow_factory(), delete_task, clock, user_id, deleted.id)
+    later = soon + timedelta(hours=1)
+    await run(backend.uow_factory(), patch_task, clock, user_id, moved.id, {"remind_at": later})
+    announcer = RecordingAnnouncer()
+
+    clock.advance(timedelta(minutes=6))
+    await _deliver(backend, clock, RecordingSender(), announcer)
+    assert announcer.of(user_id) == []
+    clock.advance(timedelta(hours=1))
+    await _deliver(backend, clock, RecordingSender(), announcer)
+    assert [(r.task_id, r.due_at) for r in announcer.of(user_id)] == [(moved.id, later)]
+
+
+async def test_finished_deliveries_are_purged_in_batches_and_pending_ones_kept(
+    backend: Backend, new_user: Callable[[], str], clock: FixedClock
+) -> None:
+    user_id = new_user()
+    webhook_id = UUID(await _registered(backend, clock, user_id, ["task.created"]))
+    for title in ("1", "2", "3", "4", "5"):
+        await run(backend.uow_factory(), create_task, clock, user_id, TaskFields(title))
+    await _deliver(backend, clock, RecordingSender(user_id, 200, 200, 200, 500))  # the 4th fails: pending
+    clock.advance(timedelta(hours=2))
+    await run(backend.uow_factory(), create_task, clock, user_id, TaskFields("Recent"))
+    await _deliver(backend, clock, RecordingSender(user_id, 200, 200))  # the retry and the recent one
+
+    purged = await purge_expired(
+        backend.retention, clock, tombstones=timedelta(days=30), keys=timedelta(days=1),
+        deliveries=timedelta(hours=1), batch=2,
+    )  # fmt: skip
+
+    assert purged is not None and purged.deliveries >= 4
+    left = await list_deliveries(backend.reader_factory(), user_id, webhook_id)
+    assert sorted(d.state for d in left) == ["delivered", "delivered"], "finished within the hour: kept"
+    assert purged.batches >= 2

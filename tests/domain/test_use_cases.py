@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from tests.conftest import stored_task
+from tests.conftest import imported, stored_task
 from tests.domain.conftest import FixedClock
 from todo_adapters.memory import InMemoryStore, InMemoryTaskViews, InMemoryUnitOfWork
 from todo_core.category import Category, CategoryFields
@@ -25,7 +25,6 @@ from todo_core.use_cases.categories import (
     list_categories,
     update_category,
 )
-from todo_core.use_cases.portability import import_account
 from todo_core.use_cases.tasks import (
     complete_task,
     create_task,
@@ -542,5 +541,5 @@ async def test_a_refused_import_lists_at_most_a_hundred_broken_rules(
 ) -> None:
     tasks = [PortableTask(UUID(int=n + 1), TaskFields(" ")) for n in range(ERRORS_MAX + 50)]
     with pytest.raises(ValidationFailed) as refused:
-        await run(uow(), import_account, clock, "alice", AccountDocument(tasks=tasks))
+        await imported(uow(), uow(), clock, "alice", AccountDocument(tasks=tasks))
     assert [error.field for error in refused.value.errors] == [f"tasks[{n}].title" for n in range(ERRORS_MAX)]

@@ -321,7 +321,9 @@ def test_after_a_restart_a_quiet_server_fails_one_request_not_one_per_pooled_con
     wait_for_idle_pool(cluster)
     cluster.ctl("restart", "-m", "fast")
     statuses = [create(server, user).status_code for _ in range(POOL_SIZE + 2)]
-    assert statuses == [503] + [201] * (POOL_SIZE + 1)
+    # The first use of a dead connection finds the restart; that may be this request or the
+    # server's own background work (the webhook loop's next-due read) just before it.
+    assert statuses in ([503] + [201] * (POOL_SIZE + 1), [201] * (POOL_SIZE + 2)), statuses
 
 
 def test_a_statement_that_cannot_finish_in_time_gets_a_503_not_a_hang(cluster: Cluster, server: Server) -> None:

@@ -74,3 +74,6 @@ class InMemoryRetention:
         for _, name in expired[:limit]:
             del store.keys[name]
         return min(limit, len(expired))
+
+    async def purge_deliveries(self, *, finished_before: datetime, limit: int) -> int:
+        return self._store.webhooks.purge_finished(finished_before, limit)

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from todo_core.webhooks import REMINDER_DUE, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryState, Webhook
+from todo_core.webhooks import AttemptOutcome, ClaimedDelivery, Delivery, DeliveryState, DueReminder, Webhook
 
 DeliveryKey = tuple[str, UUID, UUID]  # (user_id, webhook_id, event_id)
+ReminderKey = tuple[str, UUID]  # (user_id, event_id)
 
 
 @dataclasses.dataclass
@@ -19,6 +20,18 @@ class WebhookTables:
 
     webhooks: dict[tuple[str, UUID], Webhook] = dataclasses.field(default_factory=dict)
     deliveries: dict[DeliveryKey, Delivery] = dataclasses.field(default_factory=dict)
+    reminders: dict[ReminderKey, DueReminder] = dataclasses.field(default_factory=dict)
+
+    def purge_finished(self, finished_before: datetime, limit: int) -> int:
+        """Forget at most `limit` deliveries delivered or given up before `finished_before`."""
+        finished = sorted(
+            (delivery.next_attempt_at, key)
+            for key, delivery in self.deliveries.items()
+            if delivery.state != DeliveryState.PENDING and delivery.next_attempt_at < finished_before
+        )
+        for _, key in finished[:limit]:
+            del self.deliveries[key]
+        return min(limit, len(finished))
 
 
 class InMemoryWebhookRepository:
@@ -26,6 +39,7 @@ class InMemoryWebhookRepository:
         self._tables = tables
         self._webhooks: dict[tuple[str, UUID], Webhook | None] = {}
         self._deliveries: dict[DeliveryKey, Delivery | None] = {}
+        self._reminders: dict[ReminderKey, DueReminder | None] = {}
 
     def _webhook_rows(self) -> dict[tuple[str, UUID], Webhook]:
         rows: dict[tuple[str, UUID], Webhook | None] = {**self._tables.webhooks, **self._webhooks}
@@ -35,7 +49,17 @@ class InMemoryWebhookRepository:
         rows: dict[DeliveryKey, Delivery | None] = {**self._tables.deliveries, **self._deliveries}
         return {key: row for key, row in rows.items() if row is not None}
 
+    def _reminder_rows(self) -> dict[ReminderKey, DueReminder]:
+        rows: dict[ReminderKey, DueReminder | None] = {**self._tables.reminders, **self._reminders}
+        return {key: row for key, row in rows.items() if row is not None}
+
     def apply(self) -> None:
+        for rkey, reminder in self._reminders.items():
+            if reminder is None:
+                self._tables.reminders.pop(rkey, None)
+            else:
+                self._tables.reminders[rkey] = reminder
+        self._reminders = {}
         for key, webhook in self._webhooks.items():
             if webhook is None:
                 self._tables.webhooks.pop(key, None)
@@ -53,6 +77,8 @@ class InMemoryWebhookRepository:
             del self._tables.webhooks[key]
         for dkey in [dkey for dkey in self._tables.deliveries if dkey[0] == user_id]:
             del self._tables.deliveries[dkey]
+        for rkey in [rkey for rkey in self._tables.reminders if rkey[0] == user_id]:
+            del self._tables.reminders[rkey]
 
     async def add(self, webhook: Webhook) -> None:
         self._webhooks[(webhook.user_id, webhook.id)] = webhook
@@ -107,16 +133,32 @@ class InMemoryWebhookRepository:
                 )  # fmt: skip
                 self._deliveries[(user_id, webhook.id, event_id)] = delivery
 
+    async def schedule_reminder(
+        self, user_id: str, task_id: UUID, event_id: UUID, body: str, *, due_at: datetime, now: datetime
+    ) -> None:
+        self._reminders[(user_id, event_id)] = DueReminder(user_id, task_id, event_id, due_at, body)
+
     async def cancel_reminders(self, user_id: str, task_id: UUID) -> None:
-        for key, delivery in self._delivery_rows().items():
-            if (
-                key[0] == user_id
-                and delivery.task_id == task_id
-                and delivery.event_type == REMINDER_DUE
-                and delivery.state == DeliveryState.PENDING
-                and delivery.attempts == 0
-            ):
-                self._deliveries[key] = None
+        for key, reminder in self._reminder_rows().items():
+            if key[0] == user_id and reminder.task_id == task_id:
+                self._reminders[key] = None
+
+    async def claim_due_reminders(self, now: datetime, limit: int) -> Sequence[DueReminder]:
+        due = sorted((r for r in self._reminder_rows().values() if r.due_at <= now), key=lambda r: r.due_at)[:limit]
+        for reminder in due:
+            self._reminders[(reminder.user_id, reminder.event_id)] = None
+        return due
+
+    async def next_due(self) -> datetime | None:
+        webhooks = self._webhook_rows()
+        pending = [
+            d.next_attempt_at
+            for d in self._delivery_rows().values()
+            if d.state == DeliveryState.PENDING
+            and (webhook := webhooks.get((d.user_id, d.webhook_id))) is not None
+            and webhook.disabled_at is None
+        ]
+        return min([*pending, *(r.due_at for r in self._reminder_rows().values())], default=None)
 
     async def deliveries(self, user_id: str, webhook_id: UUID, limit: int) -> Sequence[Delivery]:
         found = [d for key, d in self._delivery_rows().items() if key[:2] == (user_id, webhook_id)]

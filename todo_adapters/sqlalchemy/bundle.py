@@ -4,6 +4,7 @@ through SQLAlchemy, PostgreSQL through psycopg): a repository is added here once
 from __future__ import annotations
 
 from todo_adapters.sqlalchemy.execution import Executor
+from todo_adapters.sqlalchemy.import_slices import WriteAhead
 from todo_adapters.sqlalchemy.repositories.account import SqlAccountEraser
 from todo_adapters.sqlalchemy.repositories.calendar_feeds import SqlCalendarFeedRepository
 from todo_adapters.sqlalchemy.repositories.categories import SqlCategoryRepository
@@ -30,8 +31,9 @@ class SqlRepositories:
     webhooks: SqlWebhookRepository
     retention: SqlRetentionRepository
 
-    def _open_repositories(self, executor: Executor, changes: ChangeNumbers) -> None:
-        self.tasks = StagedTasks(SqlTaskRepository(executor, changes))
+    def _open_repositories(self, executor: Executor, changes: ChangeNumbers, ahead: WriteAhead | None = None) -> None:
+        """`ahead`: where an import's tasks wait for the commit (SQLite, `import_slices.py`)."""
+        self.tasks = StagedTasks(SqlTaskRepository(executor, changes, ahead))
         self.categories = SqlCategoryRepository(executor, changes)
         self.idempotency = SqlIdempotencyKeys(executor, changes)
         self.settings = SqlSettingsRepository(executor, changes)

@@ -1,4 +1,5 @@
-"""PostgreSQL's announcements of committed changes, heard on one connection per process.
+"""PostgreSQL's announcements of committed changes (and of reminders that fell due, and of
+events written to the outbox), heard on one connection per process.
 
 A transaction that changes a user's data sends `NOTIFY todo_changes, '<change number>:<user
 id>'`; PostgreSQL delivers it to every listening connection when, and only if, the
@@ -7,12 +8,16 @@ and publishes what it hears on its `ChangeBroker`, which wakes that user's strea
 process: a change made by any worker of any replica reaches every stream.
 
 Notifications sent while a connection is not listening are lost, and so is one whose sender
-failed between its commit and its `NOTIFY` (sent after the commit, see `postgres._ANNOUNCE`). So
+failed between its commit and its `NOTIFY` (sent after the commit, see `psycopg._ANNOUNCE`). So
 whenever the listener (re)connects, after its `LISTEN` is in place, and then every
 `CATCH_UP_SECONDS`, it reads the current change number of every user with an open stream and
 publishes those: a stream that missed a notification announces the newest position once, within
 that time, and nothing is missed (the broker announces no number twice; a client already there
 recognises its own token).
+
+The same connection hears `REMINDERS_CHANNEL` (a reminder for a user's streams, see
+`reminder_announcer`) and `OUTBOX_CHANNEL` (wake the delivery loop, see `webhooks.RING`); each
+(re)connection also wakes the delivery loop, which looks at what it may have missed.
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ import psycopg
 from sqlalchemy.engine import URL
 
 from todo_adapters.broker import ChangeBroker
-from todo_adapters.sqlalchemy.postgres import CHANGES_CHANNEL
+from todo_adapters.sqlalchemy import reminder_announcer
+from todo_adapters.sqlalchemy.psycopg import CHANGES_CHANNEL
+from todo_adapters.sqlalchemy.reminder_announcer import REMINDERS_CHANNEL
+from todo_adapters.sqlalchemy.webhooks import OUTBOX_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +128,20 @@ class PostgresChangeListener:
             )
         async with connection:
             async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-                await connection.execute(f"LISTEN {CHANGES_CHANNEL}")
+                for channel in (CHANGES_CHANNEL, REMINDERS_CHANNEL, OUTBOX_CHANNEL):
+                    await connection.execute(f"LISTEN {channel}")
                 await self._catch_up(connection)
             self._backend_pid = connection.info.backend_pid
             self._listening.set()
+            self._broker.ring_outbox()  # what was written while no one listened is due, maybe
             while True:
                 async for notification in connection.notifies(timeout=self._catch_up_seconds):
-                    self._hear(notification.payload)
+                    if notification.channel == CHANGES_CHANNEL:
+                        self._hear(notification.payload)
+                    elif notification.channel == REMINDERS_CHANNEL:
+                        self._hear_reminder(notification.payload)
+                    else:
+                        self._broker.ring_outbox()
                 async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
                     if not await self._catch_up(connection):
                         await connection.execute("SELECT 1")
@@ -141,6 +156,13 @@ class PostgresChangeListener:
         for user_id, seq in await cursor.fetchall():
             self._broker.publish(user_id, seq)
         return True
+
+    def _hear_reminder(self, payload: str) -> None:
+        parsed = reminder_announcer.parse(payload)
+        if parsed is None:
+            log.warning("reminder notifications: ignored a malformed payload %r", payload[:100])
+            return
+        self._broker.remind(*parsed)
 
     def _hear(self, payload: str) -> None:
         # `<change number>:<user id>`; a user id may itself hold colons.

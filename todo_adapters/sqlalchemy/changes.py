@@ -24,13 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from todo_adapters.sqlalchemy.execution import compiled_for_postgresql
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
-from todo_adapters.sqlalchemy.postgres import PostgresPool, PostgresUnitOfWork
+from todo_adapters.sqlalchemy.psycopg import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.repositories.retention import EPOCH
 from todo_adapters.sqlalchemy.tables import categories, tasks, tombstones, user_changes
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import json_object_of
+from todo_adapters.sqlalchemy.visibility import committed_tasks
 from todo_core.sync import Change, ChangeKind, ChangeLog, ChangePage, ChangePosition, page_of
 from todo_core.views import CATEGORY_VIEW_FIELDS
+from todo_core.webhooks import DeliveryState
 
 _FIRST_ID = UUID(int=0)
 _LAST_ID = UUID(int=(1 << 128) - 1)
@@ -50,9 +52,11 @@ def _after(table: Table) -> Any:
 
 
 def _changed(table: Table, view_columns: Sequence[Any], dialect: str) -> Select[Any]:
+    # On SQLite, an import's tasks written ahead of its commit are not changes yet.
+    written = [committed_tasks()] if table is tasks and dialect == "sqlite" else []
     return (
         select(json_object_of(view_columns, dialect), table.c.change_seq, table.c.id)
-        .where(_after(table))
+        .where(_after(table), *written)
         .order_by(table.c.change_seq, table.c.id)
         .limit(bindparam("limit"))
     )
@@ -194,12 +198,14 @@ class SqlRetention:
         # rows deleted before it, which stay until vacuum; a backlog would cost ever longer
         # batches). Forgotten at each round: rows a batch left behind are found next round.
         self._tombstones_from = self._keys_from = EPOCH
+        self._finished_from: dict[str, datetime] = {}
 
     @contextlib.asynccontextmanager
     async def exclusively(self) -> AsyncIterator[bool]:
         async with self._lock.exclusively() as alone:
             if alone:
                 self._tombstones_from = self._keys_from = EPOCH
+                self._finished_from = {}
             yield alone
 
     async def purge_tombstones(self, *, deleted_before: datetime, limit: int) -> int:
@@ -218,4 +224,23 @@ class SqlRetention:
             )
             await uow.commit()
         self._keys_from = newest or self._keys_from
+        return purged
+
+    async def purge_deliveries(self, *, finished_before: datetime, limit: int) -> int:
+        # Delivered ones first (nearly all), then the failed: one state at a time, so that a
+        # batch walks the index on (state, next_attempt_at) in order.
+        purged = 0
+        async with self._uow_factory() as uow:
+            for state in (DeliveryState.DELIVERED, DeliveryState.FAILED):
+                count, newest = await uow.webhooks.purge_finished(
+                    state=state,
+                    finished_before=finished_before,
+                    limit=limit - purged,
+                    finished_from=self._finished_from.get(state, EPOCH),
+                )
+                self._finished_from[state] = newest or self._finished_from.get(state, EPOCH)
+                purged += count
+                if purged >= limit:
+                    break
+            await uow.commit()
         return purged

@@ -25,11 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from todo_adapters.sqlalchemy.execution import Executor, PsycopgExecutor, SqlAlchemyExecutor
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.mapping import TASKS
-from todo_adapters.sqlalchemy.postgres import PostgresPool
+from todo_adapters.sqlalchemy.psycopg import PostgresPool
 from todo_adapters.sqlalchemy.repositories.categories import SqlCategoryRepository
 from todo_adapters.sqlalchemy.repositories.change_numbers import ChangeNumbers
 from todo_adapters.sqlalchemy.repositories.settings import SqlSettingsRepository
 from todo_adapters.sqlalchemy.tables import tasks
+from todo_adapters.sqlalchemy.visibility import committed_tasks
 from todo_core.category import Category
 from todo_core.errors import StorageUnavailable
 from todo_core.portability import LEVELS, ExportPage, StructurePosition
@@ -54,7 +55,7 @@ def _levels_up(task_id: Any, ancestors: int) -> Any:
 
 def _level(level: int, *, after: bool) -> Select[Any]:
     """The user's tasks on `level`, by (parent, position, id), after a bound position if `after`."""
-    conditions: list[Any] = [tasks.c.user_id == _USER]
+    conditions: list[Any] = [tasks.c.user_id == _USER, committed_tasks()]
     if level == 0:
         conditions.append(tasks.c.parent_id.is_(None))
     else:

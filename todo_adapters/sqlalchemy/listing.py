@@ -31,6 +31,7 @@ from sqlalchemy import (
 
 from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
 from todo_adapters.sqlalchemy.tables import task_tags, tasks
+from todo_adapters.sqlalchemy.visibility import committed_tasks
 from todo_core.query import SortField, Status, TaskQuery
 
 SORT_COLUMNS = {
@@ -144,6 +145,8 @@ def _after_undated_last(shape: Shape) -> ColumnElement[bool] | None:
 
 def _selected(shape: Shape, dialect: str, *extra: ColumnElement[bool] | None) -> Select[Any]:
     conditions = [tasks.c.user_id == bindparam("user_id"), *_filters(shape, dialect)]
+    if dialect == "sqlite":  # an import's tasks written ahead of its commit are not shown
+        conditions.append(committed_tasks())
     return select(*TASK_VIEW_COLUMNS).where(*conditions, *(condition for condition in extra if condition is not None))
 
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import psycopg
 from sqlalchemy.engine import URL
 
-from todo_adapters.sqlalchemy.postgres import UNREACHABLE
+from todo_adapters.sqlalchemy.psycopg import UNREACHABLE
 from todo_core.errors import StorageUnavailable
 
 #: The advisory lock a purge holds: a number no other application of the database should use

@@ -169,13 +169,16 @@ user_settings = Table(
 
 # Each user's change sequence. A commit that changes the user's data increments `seq` first
 # (and so holds this row until it ends) and writes the new number on every row it writes.
-# `horizon`: the newest number whose tombstones were purged.
+# `horizon`: the newest number whose tombstones were purged. `importing`: the import (SQLite)
+# writing the user's tasks ahead of its commit, under the number `seq + 1`: rows above `seq` are
+# not shown, and the user's other writes are refused meanwhile (`import_slices.py`).
 user_changes = Table(
     "user_changes",
     metadata,
     _user_id(),
     Column("seq", BigInteger, nullable=False),
     Column("horizon", BigInteger, nullable=False),
+    Column("importing", String(64), nullable=True),
     PrimaryKeyConstraint("user_id"),
 )
 
@@ -264,6 +267,26 @@ Index(None, webhook_deliveries.c.state, webhook_deliveries.c.next_attempt_at)
 Index(None, webhook_deliveries.c.user_id, webhook_deliveries.c.webhook_id, webhook_deliveries.c.created_at)
 #: A task's pending reminders.
 Index(None, webhook_deliveries.c.user_id, webhook_deliveries.c.task_id)
+
+#: Reminders not yet due: one row per open task whose `remind_at` is ahead, written with the task.
+#: When it falls due, one process claims it (and deletes it): from that one claim come the
+#: `reminder.due` deliveries of the user's endpoints and the `reminder` event of their streams.
+reminders = Table(
+    "reminders",
+    metadata,
+    _user_id(),
+    Column("event_id", Uuid, nullable=False),
+    Column("task_id", Uuid, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    #: The `reminder.due` event's JSON, as a webhook receives it.
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("user_id", "event_id"),
+)
+#: What falls due next, across users (the delivery loop's claim and its wait).
+Index(None, reminders.c.due_at)
+#: A task's pending reminder (what a change of the task cancels).
+Index(None, reminders.c.user_id, reminders.c.task_id)
 
 # PostgreSQL-only trigram indexes behind `q` search; made by the migrations, not declared
 # here, because SQLite has no such index. The schema test knows to expect them.

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from todo_adapters.broker import ChangeBroker
 from todo_adapters.sqlalchemy.bundle import SqlRepositories
-from todo_adapters.sqlalchemy.engine import SQLITE_BUSY_SECONDS, sqlite_writers
-from todo_adapters.sqlalchemy.execution import SqlAlchemyExecutor
+from todo_adapters.sqlalchemy.engine import sqlite_writers
 from todo_adapters.sqlalchemy.faults import storage_unavailable
+from todo_adapters.sqlalchemy.import_slices import RecordingExecutor, WriteAhead, WriterTurns, write_in_slices
 from todo_adapters.sqlalchemy.repositories.change_numbers import ChangeNumbers
-from todo_core.errors import Conflict, StorageUnavailable
+from todo_core.errors import Conflict
 
 
 class SqlAlchemyUnitOfWork(SqlRepositories):
@@ -25,25 +25,23 @@ class SqlAlchemyUnitOfWork(SqlRepositories):
     queries that read once; `commit()` is refused.
 
     The changes it commits are announced on `broker` (SQLite's writers are this process's:
-    other processes on the same file do not hear of them)."""
+    other processes on the same file do not hear of them).
+
+    On a SQLite file, the tasks of an import (`tasks.add_many`) are written when it commits, a
+    large import's in slices that let other writers in between (`import_slices.py`)."""
 
     def __init__(self, engine: AsyncEngine, *, read_only: bool = False, broker: ChangeBroker | None = None) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT") if read_only else engine
         self._read_only = read_only
         self._broker = broker
-        self._writers = None if read_only else sqlite_writers(engine)
-        self._turn_taken = False
+        writers = None if read_only else sqlite_writers(engine)
+        self._turns = None if writers is None else WriterTurns(writers)
+        self._database = engine.url.database
         self._connection: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
-        if self._writers is not None:
-            try:
-                await self._writers.acquire(SQLITE_BUSY_SECONDS)
-            except TimeoutError as error:
-                raise StorageUnavailable("the database is busy; try again") from error
-            except OSError as error:
-                raise StorageUnavailable("the database cannot be written") from error
-            self._turn_taken = True
+        if self._turns is not None:
+            await self._turns.take()
         try:
             self._connection = await self._engine.connect()
             if not self._read_only:
@@ -53,9 +51,10 @@ class SqlAlchemyUnitOfWork(SqlRepositories):
             if isinstance(error, DBAPIError | OSError | PoolTimeout):  # unreachable, or every connection busy
                 raise storage_unavailable(error) from error
             raise
-        executor = SqlAlchemyExecutor(self._connection)
-        self._changes = ChangeNumbers(executor, taking=not self._read_only)
-        self._open_repositories(executor, self._changes)
+        executor = self._executor = RecordingExecutor(self._connection)
+        self._ahead = WriteAhead() if self._turns is not None else None
+        self._changes = ChangeNumbers(executor, taking=not self._read_only, refusing_imports=not self._read_only)
+        self._open_repositories(executor, self._changes, self._ahead)
         return self
 
     async def __aexit__(
@@ -75,11 +74,27 @@ class SqlAlchemyUnitOfWork(SqlRepositories):
     async def commit(self) -> None:
         assert self._connection is not None, "commit() outside `async with`"
         assert not self._read_only, "commit() in a read-only unit of work"
+        ahead = self._ahead
+        if ahead is not None and ahead.task_rows:
+            self._ahead = None
+            if ahead.sliced and self._turns is not None and self._database:
+                await write_in_slices(
+                    self._connection, self._database, ahead, self._executor, self._turns, self._commit_now
+                )
+                return
+            await ahead.write(self._connection)
+        await self._commit_now()
+
+    async def _commit_now(self) -> None:
+        assert self._connection is not None
         numbers = {user_id: await self._changes.current(user_id) for user_id in self._changes.changed}
+        wakes = self._broker is not None and bool(self.webhooks.written) and await self.webhooks.wakes_deliverer()
         await self._connection.commit()
         if self._broker is not None:
             for user_id, seq in numbers.items():
                 self._broker.publish(user_id, seq)
+            if wakes:
+                self._broker.ring_outbox()
 
     async def _close(self) -> None:
         connection, self._connection = self._connection, None
@@ -89,7 +104,5 @@ class SqlAlchemyUnitOfWork(SqlRepositories):
                 with contextlib.suppress(DBAPIError, OSError):
                     await connection.close()
         finally:
-            if self._turn_taken:
-                self._turn_taken = False
-                assert self._writers is not None
-                self._writers.release()
+            if self._turns is not None and self._turns.held:
+                self._turns.give()

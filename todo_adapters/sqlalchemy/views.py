@@ -40,8 +40,9 @@ from todo_adapters.sqlalchemy.execution import POSTGRESQL
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.listing import Shape, page_statement, parameters
 from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
-from todo_adapters.sqlalchemy.postgres import PostgresPool
+from todo_adapters.sqlalchemy.psycopg import PostgresPool
 from todo_adapters.sqlalchemy.tables import UTCDateTime, tasks
+from todo_adapters.sqlalchemy.visibility import committed_tasks
 from todo_core.query import TaskQuery
 from todo_core.views import VersionedView, ViewPage, position_of_json
 
@@ -60,7 +61,9 @@ class _RenderedTaskViews:
 
     def __init__(self) -> None:
         self._pages: dict[Shape, Any] = {}
-        self._one_task = self._rendered(_ONE_TASK, with_version=True)
+        # On SQLite, an import's tasks written ahead of its commit are not shown.
+        one_task = _ONE_TASK.where(committed_tasks()) if self._dialect == "sqlite" else _ONE_TASK
+        self._one_task = self._rendered(one_task, with_version=True)
 
     async def list_for_user(self, user_id: str, query: TaskQuery) -> ViewPage:
         shape = Shape.of(query)

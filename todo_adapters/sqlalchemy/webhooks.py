@@ -16,15 +16,20 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    exists,
+    func,
     insert,
     literal_column,
     select,
+    text,
+    tuple_,
+    union_all,
     update,
 )
 
 from todo_adapters.sqlalchemy.execution import Executor
-from todo_adapters.sqlalchemy.tables import UTCDateTime, webhook_deliveries, webhooks
-from todo_core.webhooks import REMINDER_DUE, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryState, Webhook
+from todo_adapters.sqlalchemy.tables import UTCDateTime, reminders, webhook_deliveries, webhooks
+from todo_core.webhooks import AttemptOutcome, ClaimedDelivery, Delivery, DeliveryState, DueReminder, Webhook
 
 _USER: BindParameter[str] = bindparam("user_id")
 _WEBHOOK: BindParameter[UUID] = bindparam("webhook_id")
@@ -86,13 +91,64 @@ _ENQUEUE = insert(webhook_deliveries).from_select(
         (literal_column("','") + _W.events + literal_column("','")).like(bindparam("pattern")),
     ),
 )
-_CANCEL_REMINDERS = delete(webhook_deliveries).where(
-    _D.user_id == _USER,
-    _D.task_id == bindparam("task_id", type_=Uuid),
-    _D.event_type == REMINDER_DUE,
-    _D.state == DeliveryState.PENDING,
-    _D.attempts == 0,
+_R = reminders.c
+_SCHEDULE_REMINDER = insert(reminders)
+_CANCEL_REMINDERS = delete(reminders).where(_R.user_id == _USER, _R.task_id == bindparam("task_id", type_=Uuid))
+#: The delivery loop's claim of the reminders that fell due, across users (a maintenance
+#: statement, never sent for a request): taken out of the table in the claiming transaction, so
+#: that each is claimed once. PostgreSQL skips the rows another process claims meanwhile.
+CLAIM_REMINDERS = (
+    delete(reminders)
+    .where(
+        tuple_(_R.user_id, _R.event_id).in_(
+            select(_R.user_id, _R.event_id)
+            .where(_R.due_at <= bindparam("now", type_=UTCDateTime))
+            .order_by(_R.due_at)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+        )
+    )
+    .returning(_R.user_id, _R.task_id, _R.event_id, _R.due_at, _R.body)
 )
+_SOONEST = union_all(
+    select(func.min(_R.due_at).label("due")),
+    select(func.min(_D.next_attempt_at))
+    .join(webhooks, (_W.user_id == _D.user_id) & (_W.id == _D.webhook_id))
+    .where(_D.state == DeliveryState.PENDING, _W.disabled_at.is_(None)),
+).subquery()
+#: When the delivery loop has something to do next, across users (its wait between rounds):
+#: what the claims above would take, soonest first.
+NEXT_DUE = select(func.min(_SOONEST.c.due))
+#: The purge of finished deliveries, across users (the batched maintenance): a batch of one
+#: state's, finished before a time (a finished delivery's `next_attempt_at` is when it finished),
+#: oldest first; never a pending one.
+PURGE_FINISHED = (
+    delete(webhook_deliveries)
+    .where(
+        tuple_(_D.user_id, _D.webhook_id, _D.event_id).in_(
+            select(_D.user_id, _D.webhook_id, _D.event_id)
+            .where(
+                _D.state == bindparam("state"),
+                _D.next_attempt_at >= bindparam("finished_from", type_=UTCDateTime),
+                _D.next_attempt_at < bindparam("finished_before", type_=UTCDateTime),
+            )
+            .order_by(_D.next_attempt_at)
+            .limit(bindparam("limit"))
+        )
+    )
+    .returning(_D.next_attempt_at)
+)
+#: The channel that wakes the delivery loops of every process (PostgreSQL's `LISTEN`).
+OUTBOX_CHANNEL = "todo_outbox"
+#: Sent after the COMMIT of a change that wrote to the outbox, as `_ANNOUNCE` is (and for the same
+#: reason, outside the transaction): only when there is something to wake for, a reminder or an
+#: enabled endpoint of the user's (the event's deliveries), so that a user without endpoints costs
+#: no notification.
+RING = text(
+    f"SELECT pg_notify('{OUTBOX_CHANNEL}', '') WHERE :reminder OR EXISTS "
+    "(SELECT 1 FROM webhooks WHERE webhooks.user_id = :user_id AND webhooks.disabled_at IS NULL)"
+)
+_HAS_ENABLED_ENDPOINT = select(exists().where(_W.user_id == _USER, _W.disabled_at.is_(None)))
 _DELIVERIES = (
     select(*_DELIVERY_COLUMNS)
     .where(_D.user_id == _USER, _D.webhook_id == _WEBHOOK)
@@ -146,6 +202,25 @@ def _webhook(row: Sequence[Any]) -> Webhook:
 class SqlWebhookRepository:
     def __init__(self, executor: Executor) -> None:
         self._sql = executor
+        #: The users whose events this unit of work wrote, each with whether one was a reminder:
+        #: whom its commit wakes the delivery loops for (see `RING`, `wakes_deliverer`).
+        self.written: dict[str, bool] = {}
+
+    async def wakes_deliverer(self) -> bool:
+        """Whether what this unit of work wrote gives the delivery loop something to do (read
+        before the commit, on SQLite, where the loop is woken in the process)."""
+        if any(self.written.values()):
+            return True
+        for user_id in self.written:
+            if (await self._sql.rows(_HAS_ENABLED_ENDPOINT, {"user_id": user_id}))[0][0]:
+                return True
+        return False
+
+    async def ring(self) -> None:
+        """Wake every process's delivery loop for what this unit of work wrote (PostgreSQL,
+        right after the COMMIT)."""
+        for user_id, reminder in self.written.items():
+            await self._sql.run(RING, {"user_id": user_id, "reminder": reminder})
 
     async def add(self, webhook: Webhook) -> None:
         values = {
@@ -214,9 +289,40 @@ class SqlWebhookRepository:
             "pattern": f"%,{event_type},%",
         }
         await self._sql.run(_ENQUEUE, values)
+        self.written.setdefault(user_id, False)
+
+    async def schedule_reminder(
+        self, user_id: str, task_id: UUID, event_id: UUID, body: str, *, due_at: datetime, now: datetime
+    ) -> None:
+        values = {
+            "user_id": user_id,
+            "event_id": event_id,
+            "task_id": task_id,
+            "due_at": due_at,
+            "body": body,
+            "created_at": now,
+        }
+        await self._sql.run(_SCHEDULE_REMINDER, values)
+        self.written[user_id] = True
 
     async def cancel_reminders(self, user_id: str, task_id: UUID) -> None:
         await self._sql.run(_CANCEL_REMINDERS, {"user_id": user_id, "task_id": task_id})
+
+    async def claim_due_reminders(self, now: datetime, limit: int) -> Sequence[DueReminder]:
+        return [DueReminder(*row) for row in await self._sql.rows(CLAIM_REMINDERS, {"now": now, "limit": limit})]
+
+    async def next_due(self) -> datetime | None:
+        due: datetime | None = (await self._sql.rows(NEXT_DUE, {}))[0][0]
+        return due
+
+    async def purge_finished(
+        self, *, state: str, finished_before: datetime, limit: int, finished_from: datetime
+    ) -> tuple[int, datetime | None]:
+        """Forget a batch of the deliveries in `state` (delivered or failed) that finished from
+        `finished_from` until `finished_before`; return how many, and when the newest finished."""
+        values = {"state": state, "finished_from": finished_from, "finished_before": finished_before, "limit": limit}
+        purged = await self._sql.rows(PURGE_FINISHED, values)
+        return len(purged), max((row[0] for row in purged), default=None)
 
     async def deliveries(self, user_id: str, webhook_id: UUID, limit: int) -> Sequence[Delivery]:
         rows = await self._sql.rows(_DELIVERIES, {"user_id": user_id, "webhook_id": webhook_id, "limit": limit})

@@ -10,7 +10,7 @@ from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses
 from todo_api.representation import json_response
 from todo_api.routing import ApiRoute
-from todo_api.schemas import BatchRead, BatchWrite
+from todo_api.schemas.batch import BatchRead, BatchWrite
 from todo_core.task import Task
 from todo_core.use_cases import batch as use_cases
 from todo_core.views import task_view

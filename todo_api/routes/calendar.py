@@ -16,7 +16,8 @@ from todo_api.ical import MEDIA_TYPE
 from todo_api.problems import problem_responses
 from todo_api.representation import json_response, location, public_base, tag_listed
 from todo_api.routing import ApiRoute
-from todo_api.schemas import CalendarFeedCreated, CalendarFeedRead, TaskStatus
+from todo_api.schemas.calendar import CalendarFeedCreated, CalendarFeedRead
+from todo_api.schemas.tasks import TaskStatus
 from todo_api.settings import Settings
 from todo_core.calendar_feed import CalendarFeed
 from todo_core.clock import Clock

@@ -12,7 +12,7 @@ from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses
 from todo_api.representation import if_match_version, json_response, location, versioned_response
 from todo_api.routing import ApiRoute
-from todo_api.schemas import CategoryPatch, CategoryRead, CategoryWrite
+from todo_api.schemas.categories import CategoryPatch, CategoryRead, CategoryWrite
 from todo_core.category import Category, CategoryFields
 from todo_core.commands import run
 from todo_core.use_cases import categories as use_cases

@@ -1,4 +1,5 @@
-"""GET /api/{user_id}/events: Server-Sent Events that tell a client when to sync."""
+"""GET /api/{user_id}/events: Server-Sent Events that tell a client when to sync, and when a
+reminder falls due."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ with a fresh token), the client leaves or the server stops (reconnect).
   `next_since` is the sync token of a copy that has every change so far: sync with
   `GET /api/{user_id}/changes?since=<your token>` unless your token is already this one.
   Changes that come quickly are announced once, with the newest token.
+- `event: reminder`, `data: {"id", "task_id", "title", "remind_at"}`: an open task's reminder
+  fell due (within 5 seconds of `remind_at`). `id` is the `webhook-id` of the same reminder's
+  `reminder.due` webhooks. Sent once, to the streams open at that moment, on every server
+  process; completing or deleting the task, or moving its reminder, before then cancels it. A
+  stream that was closed then misses it: `GET /api/{user_id}/reminders?until=` lists what is due.
 - Comment lines (`: ping ...`) every 15 seconds by default, so that proxies keep the
   connection open.
 
@@ -79,7 +85,7 @@ async def stream_change_events(
 
 
 class ChangeEventStream(EventSourceResponse):
-    """One user's `changed` events until `valid_until` (POSIX seconds), the client leaves or the
+    """One user's `changed` and `reminder` events until `valid_until` (POSIX seconds), the client leaves or the
     server shuts down: sse-starlette sees uvicorn's `should_exit` and sets `shutdown`, and the
     stream ends cleanly, so that it does not hold up uvicorn's graceful shutdown (which waits
     for every open connection).
@@ -142,6 +148,8 @@ class ChangeEventStream(EventSourceResponse):
                     change.cancel()
                     return
                 seq = change.result()
+                for data in subscription.reminders():
+                    yield ServerSentEvent(data, event="reminder")
                 if seq is not None:
                     data = orjson.dumps({"next_since": self._tokens.after(self._user_id, seq)}).decode()
                     yield ServerSentEvent(data, event="changed")

@@ -10,7 +10,7 @@ from todo_api.dependencies import Keys, Views
 from todo_api.problems import NOT_MIGRATED_DETAIL
 from todo_api.representation import json_response
 from todo_api.routing import ApiRoute
-from todo_api.schemas import Health
+from todo_api.schemas.health import Health
 from todo_core.errors import IdentityUnavailable, SchemaMissing, StorageUnavailable
 
 router = APIRouter(route_class=ApiRoute, tags=["health"])

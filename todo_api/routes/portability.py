@@ -13,13 +13,21 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from todo_api.dependencies import CurrentClock, CurrentSettings, Exports, RunningExportsOfProcess, Uow, UserId
+from todo_api.dependencies import (
+    CurrentClock,
+    CurrentSettings,
+    Exports,
+    Reader,
+    RunningExportsOfProcess,
+    Uow,
+    UserId,
+)
 from todo_api.exports import SpooledDocument, spooled
 from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses, unsupported_media_type
 from todo_api.representation import json_bytes, json_response
 from todo_api.routing import ApiRoute
-from todo_api.schemas import AccountDocument, ExportedTask, ImportResult
+from todo_api.schemas.portability import AccountDocument, ExportedTask, ImportResult
 from todo_core.category import CategoryFields
 from todo_core.clock import Clock
 from todo_core.portability import (
@@ -100,6 +108,7 @@ async def import_account(
     request: Request,
     user_id: UserId,
     uow: Uow,
+    reader: Reader,
     clock: CurrentClock,
     idempotency: Idempotent,
     settings: CurrentSettings,
@@ -129,10 +138,12 @@ async def import_account(
         }
         return json_response(result, status_code=201)
 
-    # The document's check costs seconds of CPU for a large one: in a worker thread too.
+    # The document's check costs seconds of CPU for a large one: in a worker thread too, and
+    # before the unit of work (see `prepare_import`).
+    prepared = await use_cases.prepare_import(reader, user_id, document, offload=asyncio.to_thread)
     imported = use_cases.import_account
     return await idempotency.run(
-        uow, user_id, answer, imported, clock, user_id, document, at_most=settings.max_tasks, offload=asyncio.to_thread
+        uow, user_id, answer, imported, clock, user_id, prepared, at_most=settings.max_tasks, offload=asyncio.to_thread
     )
 
 

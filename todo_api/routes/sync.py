@@ -10,7 +10,7 @@ from todo_api.dependencies import Feed, SyncTokens, UserId
 from todo_api.problems import problem_responses
 from todo_api.representation import json_response
 from todo_api.routing import ApiRoute
-from todo_api.schemas import ChangeFeedPage
+from todo_api.schemas.sync import ChangeFeedPage
 from todo_core.sync import CHANGES_LIMIT_DEFAULT, CHANGES_LIMIT_MAX
 from todo_core.use_cases import sync
 

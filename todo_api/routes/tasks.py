@@ -21,10 +21,10 @@ from todo_api.representation import (
     versioned_response,
 )
 from todo_api.routing import ApiRoute
-from todo_api.schemas import (
+from todo_api.schemas.common import Rfc3339
+from todo_api.schemas.tasks import (
     CompletionWrite,
     MoveWrite,
-    Rfc3339,
     TagCount,
     TaskListParams,
     TaskPatch,

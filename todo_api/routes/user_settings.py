@@ -10,7 +10,7 @@ from todo_api.dependencies import Reader, Uow, UserId
 from todo_api.problems import problem_responses
 from todo_api.representation import json_response
 from todo_api.routing import ApiRoute
-from todo_api.schemas import SettingsRead, SettingsWrite
+from todo_api.schemas.user_settings import SettingsRead, SettingsWrite
 from todo_core.commands import run
 from todo_core.use_cases import settings as use_cases
 from todo_core.user_settings import UserSettings

@@ -11,7 +11,7 @@ from todo_api.dependencies import CurrentClock, CurrentSettings, Reader, Uow, Us
 from todo_api.problems import problem_responses
 from todo_api.representation import json_response, location
 from todo_api.routing import ApiRoute
-from todo_api.schemas import WebhookCreated, WebhookDeliveryRead, WebhookRead, WebhookWrite
+from todo_api.schemas.webhooks import WebhookCreated, WebhookDeliveryRead, WebhookRead, WebhookWrite
 from todo_core.commands import run
 from todo_core.ports import WebhookDestinations
 from todo_core.use_cases import webhooks as use_cases

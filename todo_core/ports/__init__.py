@@ -20,7 +20,7 @@ from todo_core.ports.repositories import (
     TaskRepository,
     WebhookRepository,
 )
-from todo_core.ports.services import Retention, WebhookDestinations, WebhookSender
+from todo_core.ports.services import ReminderAnnouncer, Retention, WebhookDestinations, WebhookSender
 from todo_core.ports.unit_of_work import Repositories, UnitOfWork
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "ExportReader",
     "IdempotencyKeys",
     "IdentityVerifier",
+    "ReminderAnnouncer",
     "Repositories",
     "Retention",
     "SettingsRepository",

@@ -13,7 +13,7 @@ from todo_core.category import Category
 from todo_core.idempotency import Answer, Recorded
 from todo_core.task import Task
 from todo_core.user_settings import UserSettings
-from todo_core.webhooks import AttemptOutcome, ClaimedDelivery, Delivery, Webhook
+from todo_core.webhooks import AttemptOutcome, ClaimedDelivery, Delivery, DueReminder, Webhook
 
 
 class TaskRepository(Protocol):
@@ -321,8 +321,35 @@ class WebhookRepository(Protocol):
         """
         ...
 
+    async def schedule_reminder(
+        self, user_id: str, task_id: UUID, event_id: UUID, body: str, *, due_at: datetime, now: datetime
+    ) -> None:
+        """Stage the task's reminder, due at `due_at`, whose `reminder.due` event is `body` (what
+        endpoints want it is decided when it falls due: see `claim_due_reminders`).
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def claim_due_reminders(self, now: datetime, limit: int) -> Sequence[DueReminder]:
+        """Take up to `limit` reminders due by `now`, of every user, soonest first, out of the
+        store: once this unit of work commits, no other process gets them. Reminders another unit
+        of work holds are skipped, not waited for.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
+    async def next_due(self) -> datetime | None:
+        """When the soonest of every user's reminders, and of their pending deliveries to enabled
+        endpoints, is due (it may have passed); None if there is none.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
     async def cancel_reminders(self, user_id: str, task_id: UUID) -> None:
-        """Stage the deletion of the task's `reminder.due` deliveries not yet attempted.
+        """Stage the deletion of the task's reminder not yet due.
 
         :raises StorageUnavailable: the store cannot be reached.
         """

@@ -1,14 +1,15 @@
 """Services the domain calls that are no repository of a user's rows: the purge of what is
-kept only for a while, and the sending of webhooks. (Time and identity: `todo_core.clock`,
-`todo_core.identity`.)"""
+kept only for a while, the sending of webhooks, the announcement of due reminders. (Time and
+identity: `todo_core.clock`, `todo_core.identity`.)"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
-from todo_core.webhooks import AttemptOutcome, ClaimedDelivery
+from todo_core.webhooks import AttemptOutcome, ClaimedDelivery, DueReminder
 
 
 class Retention(Protocol):
@@ -40,6 +41,14 @@ class Retention(Protocol):
         """
         ...
 
+    async def purge_deliveries(self, *, finished_before: datetime, limit: int) -> int:
+        """Forget at most `limit` webhook deliveries that were delivered or given up before
+        `finished_before` (never a pending one), oldest first, in one transaction; return how many.
+
+        :raises StorageUnavailable: the store cannot be reached.
+        """
+        ...
+
 
 class WebhookDestinations(Protocol):
     async def refusal(self, url: str) -> str | None:
@@ -52,4 +61,11 @@ class WebhookSender(Protocol):
     async def send(self, claimed: ClaimedDelivery, timestamp: int) -> AttemptOutcome:
         """POST the delivery's body, signed, to its endpoint (checked again); what came back.
         Never raises for what the receiver or the network does."""
+        ...
+
+
+class ReminderAnnouncer(Protocol):
+    async def announce(self, reminders: Sequence[DueReminder]) -> None:
+        """Tell the event streams of the reminders' users, in every process, that they fell due
+        (after the claim committed: an announcement may be lost, never made twice). Never raises."""
         ...

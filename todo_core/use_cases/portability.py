@@ -18,10 +18,12 @@ from uuid import UUID
 from todo_core import ordering
 from todo_core.category import Category
 from todo_core.clock import Clock
+from todo_core.errors import ValidationFailed
 from todo_core.ids import new_id
 from todo_core.portability import (
     EXPORT_PAGE_SIZE,
     AccountDocument,
+    CheckedDocument,
     Imported,
     PortableTask,
     StructurePosition,
@@ -90,31 +92,66 @@ async def inline(work: Callable[[], T]) -> T:
     return work()
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedImport:
+    """A document checked before the unit of work that imports it, in the time zone its tasks
+    would take then: `checked`, or why it is refused (which the import raises, after its
+    idempotency key: a reused key is told as such)."""
+
+    document: AccountDocument
+    time_zone: str
+    checked: CheckedDocument | None
+    refused: ValidationFailed | None = None
+
+
+async def prepare_import(
+    reader: UnitOfWork, user_id: str, document: AccountDocument, *, offload: Offload = inline
+) -> PreparedImport:
+    """Check the document outside any writing unit of work: seconds of CPU for a large one,
+    which on SQLite would keep every other user's writes waiting behind the writer lock. The
+    user's time zone is read first, without a transaction."""
+    if document.settings is not None:
+        zone = document.settings.time_zone
+    else:
+        async with reader:
+            zone = (await reader.settings.get(user_id)).time_zone
+    try:
+        return PreparedImport(document, zone, await offload(partial(check, document, zone)))
+    except ValidationFailed as refused:
+        return PreparedImport(document, zone, None, refused)
+
+
 async def import_account(
     uow: UnitOfWork,
     clock: Clock,
     user_id: str,
-    document: AccountDocument,
+    prepared: PreparedImport,
     *,
     at_most: int | None = None,
     offload: Offload = inline,
 ) -> Imported:
-    """Add everything of the document to the user's account, with new ids, in one unit of work
-    (so one change number): the tasks' structure, their order among siblings and their
-    categories are kept; the top-level tasks go after the user's own, in the document's order.
-    The new ids sort as the document's did. A category named as one the user has (in any case)
-    is merged into it: its tasks go there, and the user's category keeps its color. The
+    """Add everything of the (prepared) document to the user's account, with new ids, in one
+    unit of work (so one change number): the tasks' structure, their order among siblings and
+    their categories are kept; the top-level tasks go after the user's own, in the document's
+    order. The new ids sort as the document's did. A category named as one the user has (in any
+    case) is merged into it: its tasks go there, and the user's category keeps its color. The
     document's settings, if any, replace the user's, and a task without a `time_zone` gets the
-    zone they name (else the user's). The document's check and the making of its tasks run
-    through `offload`.
+    zone they name (else the user's). CPU work (the document's check again when the user's zone
+    changed meanwhile, the making of its tasks) runs through `offload`.
 
     :raises ValidationFailed: the document breaks a rule (see `todo_core.portability.check`);
         nothing is imported.
     :raises Conflict: a category of the same name was created meanwhile; nothing is imported.
     :raises TooManyTasks: the document's tasks would take the user past `at_most`; nothing is imported.
     """
+    document = prepared.document
     settings = document.settings or await uow.settings.get(user_id)
-    checked = await offload(partial(check, document, settings.time_zone))
+    checked = prepared.checked
+    if settings.time_zone != prepared.time_zone:  # changed meanwhile
+        checked = await offload(partial(check, document, settings.time_zone))
+    elif prepared.refused is not None:
+        raise prepared.refused
+    assert checked is not None, "a prepared import is checked or refused"
     await check_task_room(uow, user_id, len(checked.tasks), at_most)
     now = clock.now()
     if checked.settings is not None:

@@ -11,6 +11,7 @@ from todo_core.clock import Clock
 from todo_core.errors import ValidationFailed
 from todo_core.ports import ChangeFeed, Retention
 from todo_core.sync import START, ChangePage, ChangePosition, check_limit, check_position
+from todo_core.webhooks import FINISHED_DELIVERIES_KEPT
 
 
 async def changes_since(feed: ChangeFeed, user_id: str, since: ChangePosition | None, limit: int) -> ChangePage:
@@ -38,14 +39,23 @@ class Purged:
     tombstones: int
     keys: int
     batches: int
+    #: Webhook deliveries delivered or given up.
+    deliveries: int = 0
 
 
 async def purge_expired(
-    retention: Retention, clock: Clock, *, tombstones: timedelta, keys: timedelta, batch: int = PURGE_BATCH_ROWS
+    retention: Retention,
+    clock: Clock,
+    *,
+    tombstones: timedelta,
+    keys: timedelta,
+    deliveries: timedelta = FINISHED_DELIVERIES_KEPT,
+    batch: int = PURGE_BATCH_ROWS,
 ) -> Purged | None:
-    """Forget tombstones older than `tombstones` and idempotency keys older than `keys`, at most
-    `batch` rows per transaction, until none is left; None if another process is purging (this
-    one skips: the other drains the same rows).
+    """Forget tombstones older than `tombstones`, idempotency keys older than `keys` and webhook
+    deliveries that finished (delivered or given up) more than `deliveries` ago, at most `batch`
+    rows per transaction, until none is left; None if another process is purging (this one
+    skips: the other drains the same rows).
 
     :raises ValidationFailed: `batch` is below 1.
     :raises StorageUnavailable: the store cannot be reached (what was purged until then stays so).
@@ -60,7 +70,10 @@ async def purge_expired(
             lambda: retention.purge_tombstones(deleted_before=now - tombstones, limit=batch), batch
         )
         forgotten, more = await _drain(lambda: retention.purge_keys(recorded_before=now - keys, limit=batch), batch)
-    return Purged(buried, forgotten, batches + more)
+        sent, last = await _drain(
+            lambda: retention.purge_deliveries(finished_before=now - deliveries, limit=batch), batch
+        )
+    return Purged(buried, forgotten, batches + more + last, sent)
 
 
 async def _drain(purge_batch: Callable[[], Awaitable[int]], limit: int) -> tuple[int, int]:

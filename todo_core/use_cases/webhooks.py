@@ -3,17 +3,19 @@ commands stage in an entered unit of work and commit nothing (`todo_core.command
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from todo_core import webhooks
 from todo_core.clock import Clock
 from todo_core.commands import run
 from todo_core.errors import FieldError, NotFound, TooManyWebhooks, ValidationFailed
-from todo_core.ports import UnitOfWork, WebhookDestinations, WebhookSender
-from todo_core.webhooks import ClaimedDelivery, Delivery, Webhook
+from todo_core.ports import ReminderAnnouncer, UnitOfWork, WebhookDestinations, WebhookSender
+from todo_core.webhooks import ClaimedDelivery, Delivery, DueReminder, Webhook
 
 DELIVERIES_SHOWN = 50
 
@@ -90,29 +92,72 @@ async def list_deliveries(reader: UnitOfWork, user_id: str, webhook_id: UUID) ->
 class DeliveryRound:
     attempted: int
     delivered: int
+    #: Reminders that fell due this round.
+    reminded: int = 0
 
 
 async def deliver_due(
-    uow_factory: Callable[[], UnitOfWork], clock: Clock, sender: WebhookSender, *, batch: int
+    uow_factory: Callable[[], UnitOfWork],
+    clock: Clock,
+    sender: WebhookSender,
+    announcer: ReminderAnnouncer,
+    *,
+    batch: int,
+    lease: timedelta = webhooks.CLAIM_LEASE,
 ) -> DeliveryRound:
-    """Claim up to `batch` due deliveries (one short transaction), attempt each, and record
-    each outcome (a short transaction each). A process that dies between the claim and the
-    record leaves its deliveries to be tried again when their lease ends: at least once.
+    """One round, in one short transaction: claim up to `batch` reminders that fell due and turn
+    each into its `reminder.due` deliveries, then claim up to `batch` due deliveries (each
+    leased until `now + lease`). After the commit, tell the event streams of the reminders, and
+    attempt the deliveries all at once, recording each outcome (a short transaction each, one
+    after the other) as soon as it is known.
+
+    A reminder is claimed once: its deliveries and its stream event come from that one claim,
+    whatever the number of processes. A process that dies between the claim and a record leaves
+    that delivery to be tried again when its lease ends: at least once (a receiver that had
+    answered 2xx before the death gets it twice, with the same `webhook-id`). `lease` must
+    outlast an attempt, or a slow one is sent again meanwhile.
 
     :raises StorageUnavailable: the store cannot be reached.
     """
-    claimed = await run(uow_factory(), _claim, clock, batch)
+    reminders, claimed = await run(uow_factory(), _claim, clock, batch, lease)
+    if reminders:
+        await announcer.announce(reminders)
     delivered = 0
-    for item in claimed:
-        outcome = await sender.send(item, int(time.time()))
-        await run(uow_factory(), _record, clock, item, outcome)
-        delivered += outcome.delivered
-    return DeliveryRound(len(claimed), delivered)
+    attempts = [asyncio.ensure_future(_attempt(sender, item)) for item in claimed]
+    try:
+        for finished in asyncio.as_completed(attempts):
+            item, outcome = await finished
+            await run(uow_factory(), _record, clock, item, outcome)
+            delivered += outcome.delivered
+    finally:
+        for attempt in attempts:
+            attempt.cancel()
+    return DeliveryRound(len(claimed), delivered, len(reminders))
 
 
-async def _claim(uow: UnitOfWork, clock: Clock, batch: int) -> Sequence[ClaimedDelivery]:
+async def next_due(reader: UnitOfWork) -> datetime | None:
+    """When the next reminder or delivery of any user is due (it may have passed); None: none is.
+
+    :raises StorageUnavailable: the store cannot be reached.
+    """
+    async with reader:
+        return await reader.webhooks.next_due()
+
+
+async def _claim(
+    uow: UnitOfWork, clock: Clock, batch: int, lease: timedelta
+) -> tuple[Sequence[DueReminder], Sequence[ClaimedDelivery]]:
     now = clock.now()
-    return await uow.webhooks.claim(now, now + webhooks.CLAIM_LEASE, batch)
+    reminders = await uow.webhooks.claim_due_reminders(now, batch)
+    for reminder in reminders:
+        await uow.webhooks.enqueue(
+            reminder.user_id, webhooks.REMINDER_DUE, reminder.event_id, reminder.body, now, task_id=reminder.task_id
+        )
+    return reminders, await uow.webhooks.claim(now, now + lease, batch)
+
+
+async def _attempt(sender: WebhookSender, item: ClaimedDelivery) -> tuple[ClaimedDelivery, webhooks.AttemptOutcome]:
+    return item, await sender.send(item, int(time.time()))
 
 
 async def _record(uow: UnitOfWork, clock: Clock, item: ClaimedDelivery, outcome: webhooks.AttemptOutcome) -> None:

@@ -5147,6 +5147,11 @@ export interface operations {
              *       `next_since` is the sync token of a copy that has every change so far: sync with
              *       `GET /api/{user_id}/changes?since=<your token>` unless your token is already this one.
              *       Changes that come quickly are announced once, with the newest token.
+             *     - `event: reminder`, `data: {"id", "task_id", "title", "remind_at"}`: an open task's reminder
+             *       fell due (within 5 seconds of `remind_at`). `id` is the `webhook-id` of the same reminder's
+             *       `reminder.due` webhooks. Sent once, to the streams open at that moment, on every server
+             *       process; completing or deleting the task, or moving its reminder, before then cancels it. A
+             *       stream that was closed then misses it: `GET /api/{user_id}/reminders?until=` lists what is due.
              *     - Comment lines (`: ping ...`) every 15 seconds by default, so that proxies keep the
              *       connection open.
              *

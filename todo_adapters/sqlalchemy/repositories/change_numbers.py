@@ -11,6 +11,7 @@ from sqlalchemy import BindParameter, ScalarSelect, TextClause, bindparam, inser
 
 from todo_adapters.sqlalchemy.execution import Executor
 from todo_adapters.sqlalchemy.tables import tombstones, user_changes
+from todo_core.errors import UserBusy
 from todo_core.sync import ChangeKind
 
 _USER: BindParameter[str] = bindparam("user_id")
@@ -25,6 +26,12 @@ def seq_of(user_param: str) -> ScalarSelect[Any]:
 _NEXT_CHANGE = text(
     "INSERT INTO user_changes (user_id, seq, horizon) VALUES (:user_id, 1, 0) "
     "ON CONFLICT (user_id) DO UPDATE SET seq = user_changes.seq + 1"
+)
+# SQLite: not while an import of the user's is being written (see `import_slices.py`); no row
+# changes then.
+_NEXT_CHANGE_UNLESS_IMPORTING = text(
+    "INSERT INTO user_changes (user_id, seq, horizon) VALUES (:user_id, 1, 0) "
+    "ON CONFLICT (user_id) DO UPDATE SET seq = user_changes.seq + 1 WHERE user_changes.importing IS NULL"
 )
 _CHANGE_NUMBER = select(user_changes.c.seq).where(user_changes.c.user_id == _USER)
 # PostgreSQL: the wait for the change number bounded, and only that wait (see `ChangeNumbers`).
@@ -57,11 +64,22 @@ class ChangeNumbers:
     Only that wait: the lock it waits for is held by the same user's other writes, whereas a
     wait for anything else (a table an operator or a migration locked) is no user's doing and
     keeps the statement timeout (503).
+
+    With `refusing_imports` (SQLite), a user whose import is being written in slices gets no
+    number: `UserBusy` (429), as on PostgreSQL a write that waits for the user's import.
     """
 
-    def __init__(self, executor: Executor, *, taking: bool = True, lock_timeout_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        taking: bool = True,
+        lock_timeout_ms: int | None = None,
+        refusing_imports: bool = False,
+    ) -> None:
         self._sql = executor
         self._taking = taking
+        self._refusing_imports = refusing_imports
         self._bounded = None if lock_timeout_ms is None else _bounded_wait(lock_timeout_ms)
         self.taken: set[str] = set()
         #: The users whose data this unit of work changed: their change is to be announced.
@@ -69,7 +87,10 @@ class ChangeNumbers:
 
     async def take(self, user_id: str) -> None:
         if self._taking and user_id not in self.taken:
-            if self._bounded is None:
+            if self._refusing_imports:
+                if await self._sql.count(_NEXT_CHANGE_UNLESS_IMPORTING, {"user_id": user_id}) != 1:
+                    raise UserBusy("an import into this account is being written; try again when it is done")
+            elif self._bounded is None:
                 await self._sql.run(_NEXT_CHANGE, {"user_id": user_id})
             else:  # pipelined: three statements, one round trip
                 await self._sql.run(self._bounded, {})

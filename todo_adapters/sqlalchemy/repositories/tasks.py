@@ -11,9 +11,11 @@ from uuid import UUID
 from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, delete, func, insert, literal, select, update
 
 from todo_adapters.sqlalchemy.execution import Executor
+from todo_adapters.sqlalchemy.import_slices import WriteAhead
 from todo_adapters.sqlalchemy.mapping import FIXED, TASKS
 from todo_adapters.sqlalchemy.repositories.change_numbers import ChangeNumbers, bury, seq_of
 from todo_adapters.sqlalchemy.tables import task_tags, tasks
+from todo_adapters.sqlalchemy.visibility import committed_tags, committed_tasks
 from todo_core import subtasks
 from todo_core.sync import ChangeKind
 from todo_core.task import Task
@@ -106,6 +108,7 @@ _DUE_REMINDERS = (
         tasks.c.user_id == _USER,
         tasks.c.remind_at <= bindparam("until", type_=tasks.c.remind_at.type),
         tasks.c.completed.is_(False),
+        committed_tasks(),  # read without the user's turn: an import's tasks not yet committed are not due
     )
     .order_by(tasks.c.remind_at, tasks.c.id)
     .limit(bindparam("limit"))
@@ -115,16 +118,20 @@ _DELETE_TAGS = delete(task_tags).where(task_tags.c.user_id == _USER, task_tags.c
 _TAGGED = func.count().label("count")
 _TAG_COUNTS = (
     select(func.min(task_tags.c.tag), _TAGGED)
-    .where(task_tags.c.user_id == _USER)
+    .where(task_tags.c.user_id == _USER, committed_tags())
     .group_by(task_tags.c.tag_key)
     .order_by(_TAGGED.desc(), task_tags.c.tag_key)
 )
 
 
 class SqlTaskRepository:
-    def __init__(self, executor: Executor, changes: ChangeNumbers) -> None:
+    """With `ahead` (SQLite), `add_many` keeps the rows for the unit of work to write when it
+    commits (see `import_slices.py`): they are not read back before."""
+
+    def __init__(self, executor: Executor, changes: ChangeNumbers, ahead: WriteAhead | None = None) -> None:
         self._sql = executor
         self._changes = changes
+        self._ahead = ahead
         # The tags of the tasks this transaction has read, so that an update that keeps them
         # (a completion, a new title) does not rewrite the user's tag index.
         self._tags_read: dict[tuple[str, UUID], tuple[str, ...]] = {}
@@ -189,14 +196,17 @@ class SqlTaskRepository:
         for user_id in {task.user_id for task in new}:
             await self._changes.write(user_id)
             numbers[user_id] = await self._changes.current(user_id)
-        # One statement for the tasks and one for their tags (PostgreSQL: a multi-row INSERT;
-        # SQLite: executemany), not two per task.
-        await self._sql.run(
-            _INSERT_TASKS, [{**TASKS.to_row(task), "change_seq": numbers[task.user_id]} for task in new]
-        )
+        rows = [{**TASKS.to_row(task), "change_seq": numbers[task.user_id]} for task in new]
         tags = [row for task in new for row in _tag_rows(task)]
-        if tags:
-            await self._sql.run(_INSERT_TAGS, tags)
+        if self._ahead is not None and len(numbers) == 1:
+            ((user_id, number),) = numbers.items()
+            self._ahead.add(user_id, number, rows, tags)
+        else:
+            # One statement for the tasks and one for their tags (PostgreSQL: executemany in
+            # pipeline mode; SQLite: executemany), not two per task.
+            await self._sql.run(_INSERT_TASKS, rows)
+            if tags:
+                await self._sql.run(_INSERT_TAGS, tags)
         for task in new:
             self._tags_read[(task.user_id, task.id)] = task.fields.tags
 

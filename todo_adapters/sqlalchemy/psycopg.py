@@ -250,6 +250,7 @@ class PostgresUnitOfWork(SqlRepositories):
         committing = await self._connection.execute("COMMIT")
         for user_id in self._changes.changed:
             await self._executor.run(_ANNOUNCE, {"user_id": user_id})
+        await self.webhooks.ring()  # the delivery loops, when events were written (same pipeline)
         try:
             await self._pipeline.sync()  # durable once this returns; a broken rule raises here
         except psycopg.Error as error:
