@@ -9,6 +9,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import http_sf
@@ -18,6 +19,9 @@ import pytest
 
 from tests.conftest import Caller, SqlStore, api_client, build_app, libpq_url
 from tests.event_streams import StreamingASGITransport, open_events
+from todo_adapters.sqlalchemy.psycopg import PostgresPool, PostgresUnitOfWork
+from todo_core import ordering
+from todo_core.task import Task, TaskFields
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 #: A port nothing listens on: a Redis that is down.
@@ -254,6 +258,52 @@ async def test_eight_clients_batching_for_one_user_get_429_or_200_never_503(post
             )
         assert {response.status_code for response in answers} == {429}
         assert all(response.json()["type"] == "/problems/user-busy" for response in answers)
+
+
+async def writing_in_turn(
+    pool: PostgresPool, user_id: str, position: str, has_turn: asyncio.Event, done: asyncio.Event
+) -> None:
+    """A write of the user's, through the adapter's own unit of work, that keeps its turn (the
+    user's change number) until `done`, as a long batch of theirs would."""
+    async with PostgresUnitOfWork(pool) as uow:
+        task = Task.new(user_id, TaskFields("held", time_zone="UTC"), datetime.now(UTC), position)
+        await uow.tasks.add(task)
+        await uow.tasks.get(user_id, task.id)  # read back: the turn is ours
+        has_turn.set()
+        await done.wait()
+        await uow.commit()
+
+
+async def test_a_write_behind_a_line_of_the_users_writes_is_refused_after_one_wait_not_one_per_writer(
+    postgres_store: SqlStore,
+) -> None:
+    """The user's writers take their turns in the order they came, and the bound (1 s) is on a
+    write's whole wait: not restarted each time the one ahead of it hands over, which let a
+    write behind a line of batches wait until the statement timeout (503)."""
+    assert postgres_store.pool is not None
+    async with api_client(postgres_store) as client:
+        alice = user(client)
+        await alice.create_task(title="before")
+        first_turn, first_done, second_turn, second_done = (asyncio.Event() for _ in range(4))
+        pool, first_place = postgres_store.pool, ordering.after(ordering.FIRST)
+        first = asyncio.create_task(writing_in_turn(pool, alice.id, first_place, first_turn, first_done))
+        await asyncio.wait_for(first_turn.wait(), 5)
+        second_place = ordering.after(first_place)
+        second = asyncio.create_task(writing_in_turn(pool, alice.id, second_place, second_turn, second_done))
+        await asyncio.sleep(0.2)  # the second writer queues
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        write = asyncio.create_task(alice.request("POST", "/tasks", json={"title": "third in line"}))
+        await asyncio.sleep(0.5)
+        first_done.set()  # the second writer's turn, held on: the third now waits for it
+        answer = await asyncio.wait_for(write, 10)
+        waited = loop.time() - sent
+        second_done.set()
+        await asyncio.gather(first, second)
+    assert second_turn.is_set(), "the writer that came second had its turn second"
+    assert answer.status_code == 429, answer.text
+    assert answer.json()["type"] == "/problems/user-busy"
+    assert waited < 1.4, f"refused after {waited:.2f} s: the bound restarted when the turn passed on"
 
 
 def test_the_rate_limit_setting_is_checked(sqlite_store: SqlStore) -> None:
