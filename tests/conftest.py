@@ -42,9 +42,13 @@ from todo_api.app import create_app
 from todo_api.cli import migrate
 from todo_api.container import Container
 from todo_api.settings import Settings
+from todo_core.clock import Clock
+from todo_core.commands import run
 from todo_core.errors import NotFound
+from todo_core.portability import AccountDocument, Imported
 from todo_core.ports import ChangeFeed, ExportReader, Retention, TaskViews, UnitOfWork
 from todo_core.task import Task
+from todo_core.use_cases.portability import import_account, prepare_import
 
 pytest_plugins = ["pytester", "tests.sent_statements"]
 
@@ -197,6 +201,18 @@ def backend(request: pytest.FixtureRequest) -> Backend:
         SqlRetention(lambda: SqlAlchemyUnitOfWork(engine), SqlitePurgeLock(engine.url)),
         SqliteExportReader(engine),
     )
+
+
+async def imported(
+    uow: UnitOfWork, reader: UnitOfWork, clock: Clock, user_id: str, document: AccountDocument
+) -> Imported:
+    """An import run as the REST route runs it: the document checked outside the unit of work
+    (`prepare_import`), then the command run by the runner.
+
+    :raises ValidationFailed: the document breaks a rule; nothing is imported.
+    """
+    prepared = await prepare_import(reader, user_id, document)
+    return await run(uow, import_account, clock, user_id, prepared)
 
 
 async def stored_task(uow_factory: UnitOfWorkFactory, user_id: str, task_id: uuid.UUID) -> Task:

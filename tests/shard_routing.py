@@ -23,8 +23,9 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from todo_adapters.sqlalchemy import change_listener, repositories, webhooks
+from todo_adapters.sqlalchemy import change_listener, webhooks
 from todo_adapters.sqlalchemy.execution import compiled_for_postgresql
+from todo_adapters.sqlalchemy.repositories import retention
 from todo_adapters.sqlalchemy.tables import metadata
 
 DISTRIBUTED_TABLES = frozenset(metadata.tables)
@@ -50,9 +51,9 @@ _PURGE = (
 #: Statements that cross users on purpose, by their exact SQL text, each with why. Each is sent
 #: outside any request; Citus runs it on every shard in parallel.
 CROSS_USER_STATEMENTS: Mapping[str, str] = {
-    _postgres_sql(repositories._MOVE_HORIZONS, "deleted_from", "deleted_before", "limit"): _PURGE,
-    _postgres_sql(repositories._PURGE_TOMBSTONES, "deleted_from", "deleted_before", "limit"): _PURGE,
-    _postgres_sql(repositories._PURGE_KEYS, "recorded_from", "recorded_before", "limit"): _PURGE,
+    _postgres_sql(retention._MOVE_HORIZONS, "deleted_from", "deleted_before", "limit"): _PURGE,
+    _postgres_sql(retention._PURGE_TOMBSTONES, "deleted_from", "deleted_before", "limit"): _PURGE,
+    _postgres_sql(retention._PURGE_KEYS, "recorded_from", "recorded_before", "limit"): _PURGE,
     _postgres_sql(webhooks.CLAIM, "now", "limit"): (
         "the webhook delivery loop's claim (todo_core/use_cases/webhooks.py, `deliver_due`): the next due "
         "deliveries of every user, a batch at most, skipping those another process holds; sent by the "

@@ -19,7 +19,7 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -57,6 +57,7 @@ from todo_api.schemas.assistant import (
 from todo_api.schemas.categories import CategoryWrite
 from todo_api.schemas.tasks import MoveWrite, TaskListParams, TaskPatch, TaskWrite
 from todo_core.category import CategoryFields
+from todo_core.commands import Command, Unchanged, run, run_once
 from todo_core.errors import (
     BatchOperationFailed,
     Conflict,
@@ -68,7 +69,7 @@ from todo_core.errors import (
     StorageUnavailable,
     ValidationFailed,
 )
-from todo_core.idempotency import Outcome, once
+from todo_core.idempotency import Answer, IdempotencyKey
 from todo_core.identity import Identity
 from todo_core.ports import UnitOfWork
 from todo_core.query import LIMIT_MAX, Sort, SortField, Status, TaskQuery
@@ -87,9 +88,10 @@ INSTRUCTIONS = (
     "applies several changes all together or not at all. Task ids are UUIDs that tools return."
 )
 
-Answer = TypeVar("Answer", bound=BaseModel)
 Model = TypeVar("Model", bound=BaseModel)
 Result = TypeVar("Result")
+T = TypeVar("T")
+P = ParamSpec("P")
 
 #: Who a tool call acts for, read from the call's context (None: nobody vouched for it).
 ActingUser = Callable[[Context], str | None]
@@ -365,15 +367,17 @@ class _Tools:
         task_fields = TaskFields.of(body.model_dump())
         clock = self.container.clock()
 
-        async def create(uow: UnitOfWork) -> TaskResult:
-            task = await task_use_cases.create_task(uow, clock, user_id, task_fields)
+        def created(task: Task) -> TaskResult:
             return _result(task, "created")
 
+        create = task_use_cases.create_task
         if idempotency_key is None:
-            return await _domain(create(self.container.unit_of_work()))
-        return await _domain(
-            self._once(user_id, idempotency_key, "add_task", body.model_dump(mode="json"), TaskResult, create)
+            return created(await self._run(create, clock, user_id, task_fields))
+        arguments = body.model_dump(mode="json")
+        once = self._once(
+            user_id, idempotency_key, "add_task", arguments, TaskResult, created, create, clock, user_id, task_fields
         )
+        return await _domain(once)
 
     async def list_tasks(self, ctx: Context, user_id: str, **arguments: Any) -> TaskListResult:
         self._check_user(ctx, user_id)
@@ -392,11 +396,8 @@ class _Tools:
 
     async def complete_task(self, ctx: Context, user_id: str, task_id: UUID, completed: bool) -> TaskResult:
         self._check_user(ctx, user_id)
-        task = await _domain(
-            task_use_cases.complete_task(
-                self.container.unit_of_work(), self.container.clock(), user_id, task_id, completed
-            )
-        )
+        clock = self.container.clock()
+        task = await self._run(task_use_cases.complete_task, clock, user_id, task_id, completed)
         return _result(task, "completed" if task.fields.completed else "reopened")
 
     async def delete_task(self, ctx: Context, user_id: str, task_id: UUID) -> TaskResult:
@@ -404,8 +405,14 @@ class _Tools:
 
         async def delete() -> TaskResult:
             found = await task_use_cases.get_task(self.container.task_views(), user_id, task_id)
-            await task_use_cases.delete_task(
-                self.container.unit_of_work(), self.container.clock(), user_id, task_id, if_match=found.version
+            clock = self.container.clock()
+            await run(
+                self.container.unit_of_work(),
+                task_use_cases.delete_task,
+                clock,
+                user_id,
+                task_id,
+                if_match=found.version,
             )
             task = _read_views([found.view])[0]
             return TaskResult(task_id=task.id, status="deleted", title=task.title, task=task)
@@ -416,15 +423,8 @@ class _Tools:
         self._check_user(ctx, user_id)
         given = _arguments(ctx)
         changes = _validated(TaskPatch, {name: value for name, value in fields.items() if name in given})
-        task = await _domain(
-            task_use_cases.patch_task(
-                self.container.unit_of_work(),
-                self.container.clock(),
-                user_id,
-                task_id,
-                changes.model_dump(exclude_unset=True),
-            )
-        )
+        patch = changes.model_dump(exclude_unset=True)
+        task = await self._run(task_use_cases.patch_task, self.container.clock(), user_id, task_id, patch)
         return _result(task, "updated")
 
     async def move_task(self, ctx: Context, user_id: str, task_id: UUID, **fields: Any) -> TaskResult:
@@ -432,16 +432,8 @@ class _Tools:
         given = _arguments(ctx)
         move = _validated(MoveWrite, {name: value for name, value in fields.items() if name in given})
         parent_id = move.parent_id if "parent_id" in move.model_fields_set else task_use_cases.KEEP_PARENT
-        task = await _domain(
-            task_use_cases.move_task(
-                self.container.unit_of_work(),
-                self.container.clock(),
-                user_id,
-                task_id,
-                parent_id=parent_id,
-                after=move.after,
-            )
-        )
+        clock = self.container.clock()
+        task = await self._run(task_use_cases.move_task, clock, user_id, task_id, parent_id=parent_id, after=move.after)
         return _result(task, "moved")
 
     async def get_overview(self, ctx: Context, user_id: str) -> Overview:
@@ -456,14 +448,9 @@ class _Tools:
     async def add_category(self, ctx: Context, user_id: str, **fields: Any) -> CategoryView:
         self._check_user(ctx, user_id)
         body = _validated(CategoryWrite, fields)
-        category = await _domain(
-            category_use_cases.create_category(
-                self.container.unit_of_work(),
-                self.container.clock(),
-                user_id,
-                CategoryFields(body.name, body.color),
-            )
-        )
+        clock = self.container.clock()
+        new = CategoryFields(body.name, body.color)
+        category = await self._run(category_use_cases.create_category, clock, user_id, new)
         return CategoryView.model_validate(category_view(category))
 
     async def batch_tasks(
@@ -472,15 +459,19 @@ class _Tools:
         self._check_user(ctx, user_id)
         clock = self.container.clock()
 
-        async def apply(uow: UnitOfWork) -> BatchResult:
+        async def apply(uow: UnitOfWork) -> BatchResult | Unchanged[BatchResult]:
+            # Read inside the command, after the key's check: a reused key is refused as such,
+            # whatever the operations.
             read = operations_of(list(operations))
-            tasks = await batch_use_cases.run_batch(uow, clock, user_id, read)
-            return BatchResult(results=[_batch_result(op, task) for op, task in zip(read, tasks, strict=True)])
+            done = await batch_use_cases.run_batch(uow, clock, user_id, read)
+            tasks = done.value if isinstance(done, Unchanged) else done
+            result = BatchResult(results=[_batch_result(op, task) for op, task in zip(read, tasks, strict=True)])
+            return Unchanged(result) if isinstance(done, Unchanged) else result
 
         if idempotency_key is None:
-            return await _domain(apply(self.container.unit_of_work()))
+            return await self._run(apply)
         arguments = [operation.model_dump(mode="json") for operation in operations]
-        return await _domain(self._once(user_id, idempotency_key, "batch_tasks", arguments, BatchResult, apply))
+        return await _domain(self._once(user_id, idempotency_key, "batch_tasks", arguments, BatchResult, _same, apply))
 
     # ---- shared -----------------------------------------------------------------------------------
 
@@ -489,27 +480,35 @@ class _Tools:
         if self.acting_user(ctx) != user_id:
             raise ToolError("user_id is not the user this connection acts for")
 
+    async def _run(self, command: Command[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """The command run by the runner (`todo_core.commands`), a domain error as a tool error."""
+        return await _domain(run(self.container.unit_of_work(), command, *args, **kwargs))
+
     async def _once(
         self,
         user_id: str,
         key: str,
         tool: str,
         arguments: object,
-        answer: type[Answer],
-        command: Callable[[UnitOfWork], Awaitable[Answer]],
-    ) -> Answer:
-        """`command` run once per idempotency key, as the REST routes run theirs (`todo_core.idempotency`):
-        a retry with the same key and arguments gets the first answer back."""
+        model: type[Model],
+        respond: Callable[[T], Model],
+        command: Command[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Model:
+        """The tool's result (`respond` makes it of the command's), with the command run once per
+        idempotency key by the runner, as the REST routes run theirs (`todo_core.commands`): a retry
+        with the same key and arguments gets the first result back."""
         fingerprint = hashlib.sha256(f"MCP {tool}\n".encode() + orjson.dumps(arguments)).hexdigest()
-
-        async def recorded(joined: UnitOfWork) -> Outcome:
-            return Outcome(200, (), (await command(joined)).model_dump_json().encode())
-
         kept_for = timedelta(hours=self.container.settings().idempotency_key_hours)
-        outcome, _ = await once(
-            self.container.unit_of_work(), self.container.clock(), user_id, key, fingerprint, kept_for, recorded
-        )
-        return answer.model_validate_json(outcome.body)
+        once = IdempotencyKey(user_id, key, fingerprint, kept_for)
+
+        def recorded(result: T) -> Answer:
+            return Answer(200, (), respond(result).model_dump_json().encode())
+
+        uow, clock = self.container.unit_of_work(), self.container.clock()
+        answer, _ = await run_once(uow, clock, once, recorded, command, *args, **kwargs)
+        return model.model_validate_json(answer.body)
 
     async def _overview(self, user_id: str) -> Overview:
         settings = await get_settings(self.container.reader(), user_id)
@@ -547,6 +546,10 @@ class _Tools:
             counts={name: len(found.tasks) for name, found in sections.items()},
             **sections,
         )
+
+
+def _same(result: Model) -> Model:
+    return result
 
 
 def _due_before(task: TaskView, now: datetime, today: datetime) -> bool:

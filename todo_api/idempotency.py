@@ -1,35 +1,39 @@
 """`Idempotency-Key` on the POSTs that create or change data: a retry gets the first answer.
 
 The first request's answer (status, `Location`, `ETag`, body) is recorded under the key in
-the same transaction as its change (see `todo_core.idempotency`). A retry with the same key
-and the same request (method, path, body bytes) gets it again, marked `Idempotent-Replayed:
-true`; the same key with another request is a 422.
+the same transaction as its change (see `todo_core.idempotency`; the runner, `todo_core.commands`,
+does it). A retry with the same key and the same request (method, path, body bytes) gets it
+again, marked `Idempotent-Replayed: true`; the same key with another request is a 422.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, ParamSpec, TypeVar
 
 from fastapi import Depends, Header, Request, Response
 
 from todo_api.container import Container
 from todo_api.dependencies import CurrentClock
+from todo_core import commands
 from todo_core.clock import Clock
-from todo_core.idempotency import KEY_MAX_LENGTH, Outcome, once
+from todo_core.commands import Command
+from todo_core.idempotency import KEY_MAX_LENGTH, Answer, IdempotencyKey
 from todo_core.ports import UnitOfWork
 
 REPLAYED = "Idempotent-Replayed"
 #: The headers of an answer that a replay repeats.
 _REPLAYED_HEADERS = ("content-type", "location", "etag")
 
-Command = Callable[[UnitOfWork], Awaitable[Response]]
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class Idempotency:
-    """How one request runs its command: once per key, if it carries one."""
+    """How one request runs its command (through the one runner, `todo_core.commands`): once per
+    key, if it carries one."""
 
     def __init__(self, request: Request, key: str | None, clock: Clock, kept_for: timedelta) -> None:
         self._request = request
@@ -37,21 +41,30 @@ class Idempotency:
         self._clock = clock
         self._kept_for = kept_for
 
-    async def run(self, uow: UnitOfWork, user_id: str, command: Command) -> Response:
+    async def run(
+        self,
+        uow: UnitOfWork,
+        user_id: str,
+        respond: Callable[[T], Response],
+        command: Command[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Response:
+        """The response `respond` makes of the command's result; with a key, the first one's."""
         if self._key is None:
-            return await command(uow)
+            return respond(await commands.run(uow, command, *args, **kwargs))
+        key = IdempotencyKey(user_id, self._key, await self._fingerprint(), self._kept_for)
 
-        async def recorded(joined: UnitOfWork) -> Outcome:
-            response = await command(joined)
+        def recorded(result: T) -> Answer:
+            response = respond(result)
             headers = tuple((name, response.headers[name]) for name in _REPLAYED_HEADERS if name in response.headers)
-            return Outcome(response.status_code, headers, bytes(response.body))
+            return Answer(response.status_code, headers, bytes(response.body))
 
-        fingerprint = await self._fingerprint()
-        outcome, replayed = await once(uow, self._clock, user_id, self._key, fingerprint, self._kept_for, recorded)
-        headers = dict(outcome.headers)
+        answer, replayed = await commands.run_once(uow, self._clock, key, recorded, command, *args, **kwargs)
+        headers = dict(answer.labels)
         if replayed:
             headers[REPLAYED] = "true"
-        return Response(outcome.body, status_code=outcome.status, headers=headers)
+        return Response(answer.body, status_code=answer.code, headers=headers)
 
     async def _fingerprint(self) -> str:
         request = self._request

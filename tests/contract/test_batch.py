@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import Backend, stored_task
 from tests.contract.test_sync import server_state
 from tests.domain.conftest import FixedClock
+from todo_core.commands import run
 from todo_core.errors import BatchOperationFailed, NotFound, PreconditionFailed, ValidationFailed
 from todo_core.task import TaskFields
 from todo_core.use_cases.batch import (
@@ -40,12 +41,13 @@ async def test_a_batch_applies_every_operation_in_one_change(
     backend: Backend, new_user: Callable[[], str], clock: FixedClock
 ) -> None:
     user = new_user()
-    old = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Old"))
-    doomed = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Doomed"))
+    old = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Old"))
+    doomed = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Doomed"))
     before = await change_number(backend, user)
 
-    results = await run_batch(
+    results = await run(
         backend.uow_factory(),
+        run_batch,
         clock,
         user,
         [
@@ -81,13 +83,14 @@ async def test_a_failing_operation_at_the_end_applies_nothing(
     backend: Backend, new_user: Callable[[], str], clock: FixedClock
 ) -> None:
     user = new_user()
-    kept = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Kept"))
+    kept = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Kept"))
     before = await server_state(backend, user)
     number = await change_number(backend, user)
 
     with pytest.raises(BatchOperationFailed) as failed:
-        await run_batch(
+        await run(
             backend.uow_factory(),
+            run_batch,
             clock,
             user,
             [
@@ -108,11 +111,12 @@ async def test_a_stale_version_fails_the_batch_with_the_operations_own_error(
     backend: Backend, new_user: Callable[[], str], clock: FixedClock
 ) -> None:
     user = new_user()
-    task = await create_task(backend.uow_factory(), clock, user, TaskFields(title="T"))
+    task = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="T"))
 
     with pytest.raises(BatchOperationFailed) as failed:
-        await run_batch(
+        await run(
             backend.uow_factory(),
+            run_batch,
             clock,
             user,
             [PatchTask(task.id, {"title": "A"}, if_match=1), PatchTask(task.id, {"title": "B"}, if_match=1)],
@@ -127,10 +131,10 @@ async def test_a_batch_that_changes_nothing_takes_no_change_number(
     backend: Backend, new_user: Callable[[], str], clock: FixedClock
 ) -> None:
     user = new_user()
-    task = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Done", completed=True))
+    task = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Done", completed=True))
     number = await change_number(backend, user)
 
-    results = await run_batch(backend.uow_factory(), clock, user, [CompleteTask(task.id, True)] * 2)
+    results = await run(backend.uow_factory(), run_batch, clock, user, [CompleteTask(task.id, True)] * 2)
 
     assert results == [task, task]
     assert await change_number(backend, user) == number
@@ -140,11 +144,11 @@ async def test_another_users_task_is_not_found_in_a_batch(
     backend: Backend, new_user: Callable[[], str], clock: FixedClock
 ) -> None:
     alice, bob = new_user(), new_user()
-    bobs = await create_task(backend.uow_factory(), clock, bob, TaskFields(title="Bob's"))
+    bobs = await run(backend.uow_factory(), create_task, clock, bob, TaskFields(title="Bob's"))
 
     for task_id in (bobs.id, uuid4()):
         with pytest.raises(BatchOperationFailed) as failed:
-            await run_batch(backend.uow_factory(), clock, alice, [DeleteTask(task_id)])
+            await run(backend.uow_factory(), run_batch, clock, alice, [DeleteTask(task_id)])
         assert isinstance(failed.value.error, NotFound)
     assert await stored_task(backend.uow_factory, bob, bobs.id) == bobs
 
@@ -162,7 +166,7 @@ async def test_refs_name_tasks_made_earlier_in_the_same_batch_only(
     ]
     for operations, index, field in cases:
         with pytest.raises(BatchOperationFailed) as failed:
-            await run_batch(backend.uow_factory(), clock, user, operations)
+            await run(backend.uow_factory(), run_batch, clock, user, operations)
         assert failed.value.index == index
         assert isinstance(failed.value.error, ValidationFailed)
         assert [error.field for error in failed.value.error.errors] == [field]
@@ -175,7 +179,7 @@ async def test_a_batch_holds_1_to_batch_max_operations(
     user = new_user()
     for count in (0, BATCH_MAX + 1):
         with pytest.raises(ValidationFailed):
-            await run_batch(backend.uow_factory(), clock, user, [CreateTask(TaskFields(title="T"))] * count)
+            await run(backend.uow_factory(), run_batch, clock, user, [CreateTask(TaskFields(title="T"))] * count)
     assert (await server_state(backend, user)).tasks == {}
 
 
@@ -183,11 +187,11 @@ async def test_a_single_command_that_changes_nothing_takes_no_change_number_eith
     backend: Backend, new_user: Callable[[], str], clock: FixedClock
 ) -> None:
     user = new_user()
-    task = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Done", completed=True))
+    task = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Done", completed=True))
     number = await change_number(backend, user)
 
-    assert await complete_task(backend.uow_factory(), clock, user, task.id, True) == task
-    assert await patch_task(backend.uow_factory(), clock, user, task.id, {"title": "Done"}) == task
-    assert await move_task(backend.uow_factory(), clock, user, task.id, after=None) == task
+    assert await run(backend.uow_factory(), complete_task, clock, user, task.id, True) == task
+    assert await run(backend.uow_factory(), patch_task, clock, user, task.id, {"title": "Done"}) == task
+    assert await run(backend.uow_factory(), move_task, clock, user, task.id, after=None) == task
 
     assert await change_number(backend, user) == number

@@ -13,8 +13,9 @@ from tests.contract.test_sync import parsed
 from tests.domain.conftest import FixedClock
 from todo_core import calendar_feed
 from todo_core.category import CategoryFields
+from todo_core.commands import run
 from todo_core.errors import NotFound, SyncExpired, ValidationFailed
-from todo_core.idempotency import Outcome
+from todo_core.idempotency import Answer
 from todo_core.query import Status, TaskQuery
 from todo_core.sync import START
 from todo_core.task import TaskFields
@@ -40,7 +41,7 @@ async def test_a_feeds_secret_opens_it_and_only_its_hash_is_stored(
     backend: Backend, new_user: Callable[[], str]
 ) -> None:
     user = new_user()
-    issued = await create_feed(backend.uow_factory(), FixedClock(), user)
+    issued = await run(backend.uow_factory(), create_feed, FixedClock(), user)
     assert await feed_owner(backend.reader_factory(), issued.secret) == user
     (listed,) = await list_feeds(backend.reader_factory(), user)
     assert listed == issued.feed
@@ -53,9 +54,9 @@ async def test_a_revoked_feed_is_not_found_like_one_that_never_existed(
     backend: Backend, new_user: Callable[[], str]
 ) -> None:
     user = new_user()
-    kept = await create_feed(backend.uow_factory(), FixedClock(), user)
-    revoked = await create_feed(backend.uow_factory(), FixedClock(), user)
-    await revoke_feed(backend.uow_factory(), user, revoked.feed.id)
+    kept = await run(backend.uow_factory(), create_feed, FixedClock(), user)
+    revoked = await run(backend.uow_factory(), create_feed, FixedClock(), user)
+    await run(backend.uow_factory(), revoke_feed, user, revoked.feed.id)
     never = calendar_feed.issue(user, FixedClock().now()).secret
     strange = ("", ".", "not-base64!.x", "AA.x", "_w.x", kept.secret + "x", kept.secret[:-1])  # AA: NUL; _w: not UTF-8
     for secret in (revoked.secret, never, *strange):
@@ -63,36 +64,36 @@ async def test_a_revoked_feed_is_not_found_like_one_that_never_existed(
             await feed_owner(backend.reader_factory(), secret)
     assert [feed.id for feed in await list_feeds(backend.reader_factory(), user)] == [kept.feed.id]
     with pytest.raises(NotFound):
-        await revoke_feed(backend.uow_factory(), user, revoked.feed.id)
+        await run(backend.uow_factory(), revoke_feed, user, revoked.feed.id)
 
 
 async def test_a_secret_with_another_users_id_in_front_opens_nothing(
     backend: Backend, new_user: Callable[[], str]
 ) -> None:
     alice, mallory = new_user(), new_user()
-    issued = await create_feed(backend.uow_factory(), FixedClock(), alice)
+    issued = await run(backend.uow_factory(), create_feed, FixedClock(), alice)
     _, _, random_part = issued.secret.partition(".")
     forged = f"{calendar_feed.issue(mallory, FixedClock().now()).secret.partition('.')[0]}.{random_part}"
     with pytest.raises(NotFound):
         await feed_owner(backend.reader_factory(), forged)
     with pytest.raises(NotFound):
-        await revoke_feed(backend.uow_factory(), mallory, issued.feed.id)
+        await run(backend.uow_factory(), revoke_feed, mallory, issued.feed.id)
 
 
 async def test_the_calendar_reads_every_task_in_pages(backend: Backend, new_user: Callable[[], str]) -> None:
     user, other = new_user(), new_user()
     clock = FixedClock()
-    category = await create_category(backend.uow_factory(), clock, user, CategoryFields("Home"))
+    category = await run(backend.uow_factory(), create_category, clock, user, CategoryFields("Home"))
     made = []
     for n in range(5):
         clock.advance(timedelta(seconds=1))
         due = clock.now() + timedelta(days=5 - n)  # the calendar lists open tasks soonest due first
-        made.insert(0, await create_task(backend.uow_factory(), clock, user, TaskFields(f"Task {n}", due_at=due)))
+        made.insert(0, await run(backend.uow_factory(), create_task, clock, user, TaskFields(f"Task {n}", due_at=due)))
     clock.advance(timedelta(seconds=1))
-    done = await create_task(
-        backend.uow_factory(), clock, user, TaskFields("Done", completed=True, category_id=category.id)
+    done = await run(
+        backend.uow_factory(), create_task, clock, user, TaskFields("Done", completed=True, category_id=category.id)
     )
-    await create_task(backend.uow_factory(), clock, other, TaskFields("Not theirs"))
+    await run(backend.uow_factory(), create_task, clock, other, TaskFields("Not theirs"))
     reader = backend.reader_factory()
 
     async def shown(status: Status, max_tasks: int = 100) -> CalendarTasks:
@@ -113,13 +114,13 @@ async def test_the_change_number_moves_with_each_change_of_the_users_data_only(
     user, other = new_user(), new_user()
     clock = FixedClock()
     assert await change_number(backend.feed, user) == 0
-    task = await create_task(backend.uow_factory(), clock, user, TaskFields("One"))
-    await create_category(backend.uow_factory(), clock, user, CategoryFields("Home"))
+    task = await run(backend.uow_factory(), create_task, clock, user, TaskFields("One"))
+    await run(backend.uow_factory(), create_category, clock, user, CategoryFields("Home"))
     assert await change_number(backend.feed, user) == 2
-    await create_task(backend.uow_factory(), clock, other, TaskFields("Not theirs"))
-    await create_feed(backend.uow_factory(), clock, user)  # not synced data: no number
+    await run(backend.uow_factory(), create_task, clock, other, TaskFields("Not theirs"))
+    await run(backend.uow_factory(), create_feed, clock, user)  # not synced data: no number
     assert await change_number(backend.feed, user) == 2
-    await delete_task(backend.uow_factory(), clock, user, task.id)
+    await run(backend.uow_factory(), delete_task, clock, user, task.id)
     assert await change_number(backend.feed, user) == 3 == (await changes_since(backend.feed, user, None, 1)).log.seq
 
 
@@ -129,20 +130,22 @@ async def test_erasing_an_account_leaves_nothing_of_it_and_everything_of_others(
     user, other = new_user(), new_user()
     clock = FixedClock()
     for owner in (user, other):
-        category = await create_category(backend.uow_factory(), clock, owner, CategoryFields("Home"))
-        await create_task(backend.uow_factory(), clock, owner, TaskFields("Kept", tags=("a",), category_id=category.id))
-        gone = await create_task(backend.uow_factory(), clock, owner, TaskFields("Deleted"))
-        await delete_task(backend.uow_factory(), clock, owner, gone.id)
-        await create_feed(backend.uow_factory(), clock, owner)
+        category = await run(backend.uow_factory(), create_category, clock, owner, CategoryFields("Home"))
+        await run(
+            backend.uow_factory(), create_task, clock, owner, TaskFields("Kept", tags=("a",), category_id=category.id)
+        )
+        gone = await run(backend.uow_factory(), create_task, clock, owner, TaskFields("Deleted"))
+        await run(backend.uow_factory(), delete_task, clock, owner, gone.id)
+        await run(backend.uow_factory(), create_feed, clock, owner)
         async with backend.uow_factory() as uow:
             await uow.settings.put(owner, UserSettings(time_zone="Asia/Tokyo"))
             await uow.idempotency.claim(owner, "key", "print", now=clock.now(), expired_before=clock.now())
-            await uow.idempotency.record(owner, "key", Outcome(201, (), b"{}"))
+            await uow.idempotency.record(owner, "key", Answer(201, (), b"{}"))
             await uow.commit()
     before_other = await _everything_of(backend, other)
     old_token = (await changes_since(backend.feed, user, None, 100)).next
 
-    await erase_account(backend.uow_factory(), user, confirm=user)
+    await run(backend.uow_factory(), erase_account, user, confirm=user)
 
     assert await _everything_of(backend, user) == _NOTHING
     assert await _everything_of(backend, other) == before_other
@@ -152,7 +155,7 @@ async def test_erasing_an_account_leaves_nothing_of_it_and_everything_of_others(
         await changes_since(backend.feed, user, old_token, 100)
     # A snapshot starts afresh; what the user does next syncs as usual.
     fresh = (await changes_since(backend.feed, user, None, 100)).next
-    await create_task(backend.uow_factory(), clock, user, TaskFields("After"))
+    await run(backend.uow_factory(), create_task, clock, user, TaskFields("After"))
     page = await changes_since(backend.feed, user, fresh, 100)
     assert [view["title"] for view in parsed(page.tasks)] == ["After"]
     with pytest.raises(SyncExpired):  # however many changes follow, the old token stays void
@@ -163,16 +166,16 @@ async def test_an_account_is_erased_only_with_its_own_id_as_confirmation(
     backend: Backend, new_user: Callable[[], str]
 ) -> None:
     user = new_user()
-    await create_task(backend.uow_factory(), FixedClock(), user, TaskFields("Kept"))
+    await run(backend.uow_factory(), create_task, FixedClock(), user, TaskFields("Kept"))
     for confirm in (None, "", user.upper(), new_user(), f"{user} "):
         with pytest.raises(ValidationFailed):
-            await erase_account(backend.uow_factory(), user, confirm=confirm)
+            await run(backend.uow_factory(), erase_account, user, confirm=confirm)
     assert len((await backend.views.list_for_user(user, TaskQuery())).items) == 1
 
 
 async def test_erasing_an_account_nobody_used_is_harmless(backend: Backend) -> None:
     user = f"never-seen-{uuid4().hex}"
-    await erase_account(backend.uow_factory(), user, confirm=user)
+    await run(backend.uow_factory(), erase_account, user, confirm=user)
     assert await _everything_of(backend, user) == _NOTHING
 
 

@@ -35,6 +35,7 @@ from todo_adapters.sqlalchemy.engine import SqliteWriters, create_engine
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import SqliteTaskViews
 from todo_core.category import Category, CategoryFields
+from todo_core.commands import run
 from todo_core.errors import Conflict, NotFound, PreconditionFailed, StorageUnavailable, ValidationFailed
 from todo_core.ports import UnitOfWork
 from todo_core.query import TaskQuery
@@ -110,12 +111,13 @@ class _Held:
 
     async def __aenter__(self) -> _Held:
         await self._uow.__aenter__()
-        self.tasks, self.categories = self._uow.tasks, self._uow.categories
-        self.idempotency, self.settings = self._uow.idempotency, self._uow.settings
         if not self._at_commit:
             self.tasks = _StopsAfterRead(self._uow.tasks, self._gate)
             self.categories = _StopsAfterRead(self._uow.categories, self._gate)
         return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._uow, name)  # every other repository, as the unit of work hands it out
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self._uow.__aexit__(*exc_info)
@@ -178,11 +180,11 @@ def succeeded(results: tuple[Any, Any]) -> tuple[Any, Any]:
 
 
 async def new_task(uow_factory: UnitOfWorkFactory, user: str, **fields: Any) -> Task:
-    return await create_task(uow_factory(), CLOCK, user, TaskFields(**{"title": "Task", **fields}))
+    return await run(uow_factory(), create_task, CLOCK, user, TaskFields(**{"title": "Task", **fields}))
 
 
 async def new_category(uow_factory: UnitOfWorkFactory, user: str, name: str = "Work") -> Category:
-    return await create_category(uow_factory(), CLOCK, user, CategoryFields(name))
+    return await run(uow_factory(), create_category, CLOCK, user, CategoryFields(name))
 
 
 # Tasks
@@ -197,8 +199,8 @@ async def test_two_changes_of_one_task_both_survive(
     first, rival = succeeded(
         await interleave(
             gate,
-            patch_task(gate.hold(uow_factory()), CLOCK, user, task.id, {"title": "Renamed"}),
-            lambda: patch_task(uow_factory(), CLOCK, user, task.id, {"priority": Priority.HIGH}),
+            run(gate.hold(uow_factory()), patch_task, CLOCK, user, task.id, {"title": "Renamed"}),
+            lambda: run(uow_factory(), patch_task, CLOCK, user, task.id, {"priority": Priority.HIGH}),
         )
     )
     assert (first.version, rival.version) == (2, 3)
@@ -212,8 +214,8 @@ async def test_two_toggles_of_one_task_cancel_out(uow_factory: UnitOfWorkFactory
     gate = Gate()
     results = await interleave(
         gate,
-        complete_task(gate.hold(uow_factory()), CLOCK, user, task.id),
-        lambda: complete_task(uow_factory(), CLOCK, user, task.id),
+        run(gate.hold(uow_factory()), complete_task, CLOCK, user, task.id),
+        lambda: run(uow_factory(), complete_task, CLOCK, user, task.id),
     )
     assert [result.fields.completed for result in succeeded(results)] == [True, False]
     stored = await stored_task(uow_factory, user, task.id)
@@ -228,8 +230,8 @@ async def test_of_two_changes_made_on_the_same_if_match_only_the_first_succeeds(
     gate = Gate()
     first, rival = await interleave(
         gate,
-        patch_task(gate.hold(uow_factory()), CLOCK, user, task.id, {"title": "First"}, if_match=1),
-        lambda: patch_task(uow_factory(), CLOCK, user, task.id, {"title": "Second"}, if_match=1),
+        run(gate.hold(uow_factory()), patch_task, CLOCK, user, task.id, {"title": "First"}, if_match=1),
+        lambda: run(uow_factory(), patch_task, CLOCK, user, task.id, {"title": "Second"}, if_match=1),
     )
     assert not isinstance(first, BaseException) and first.version == 2
     assert isinstance(rival, PreconditionFailed) and rival.current_version == 2
@@ -246,8 +248,8 @@ async def test_a_task_deleted_while_it_is_changed_stays_deleted(
     changed, _ = succeeded(
         await interleave(
             gate,
-            patch_task(gate.hold(uow_factory()), CLOCK, user, task.id, {"title": "Renamed"}),
-            lambda: delete_task(uow_factory(), CLOCK, user, task.id),
+            run(gate.hold(uow_factory()), patch_task, CLOCK, user, task.id, {"title": "Renamed"}),
+            lambda: run(uow_factory(), delete_task, CLOCK, user, task.id),
         )
     )
     assert changed.version == 2
@@ -265,8 +267,8 @@ async def test_a_task_changed_while_its_category_is_deleted_keeps_the_change_and
     succeeded(
         await interleave(
             gate,
-            patch_task(gate.hold(uow_factory()), CLOCK, user, task.id, {"title": "Renamed"}),
-            lambda: delete_category(uow_factory(), CLOCK, user, category.id),
+            run(gate.hold(uow_factory()), patch_task, CLOCK, user, task.id, {"title": "Renamed"}),
+            lambda: run(uow_factory(), delete_category, CLOCK, user, category.id),
         )
     )
     stored = await stored_task(uow_factory, user, task.id)
@@ -283,8 +285,8 @@ async def test_a_task_moved_to_another_category_while_its_old_one_is_deleted_kee
     succeeded(
         await interleave(
             gate,
-            patch_task(gate.hold(uow_factory()), CLOCK, user, task.id, {"category_id": new.id}),
-            lambda: delete_category(uow_factory(), CLOCK, user, old.id),
+            run(gate.hold(uow_factory()), patch_task, CLOCK, user, task.id, {"category_id": new.id}),
+            lambda: run(uow_factory(), delete_category, CLOCK, user, old.id),
         )
     )
     stored = await stored_task(uow_factory, user, task.id)
@@ -301,8 +303,8 @@ async def test_a_task_given_a_category_while_it_is_deleted_loses_it(
     created, _ = succeeded(
         await interleave(
             gate,
-            create_task(gate.hold(uow_factory()), CLOCK, user, TaskFields(title="Task", category_id=category.id)),
-            lambda: delete_category(uow_factory(), CLOCK, user, category.id),
+            run(gate.hold(uow_factory()), create_task, CLOCK, user, TaskFields(title="Task", category_id=category.id)),
+            lambda: run(uow_factory(), delete_category, CLOCK, user, category.id),
         )
     )
     stored = await stored_task(uow_factory, user, created.id)
@@ -322,8 +324,8 @@ async def test_two_moves_that_together_would_make_a_cycle_one_is_refused(
     # must check the tree with that move in it.
     first, rival = await interleave(
         gate,
-        move_task(gate.hold_commit(uow_factory()), CLOCK, user, a.id, parent_id=b.id),
-        lambda: move_task(uow_factory(), CLOCK, user, b.id, parent_id=a.id),
+        run(gate.hold_commit(uow_factory()), move_task, CLOCK, user, a.id, parent_id=b.id),
+        lambda: run(uow_factory(), move_task, CLOCK, user, b.id, parent_id=a.id),
     )
     assert not isinstance(first, BaseException) and first.fields.parent_id == b.id
     assert isinstance(rival, ValidationFailed), rival
@@ -344,8 +346,8 @@ async def test_a_move_and_a_new_step_that_together_would_nest_too_deep_one_is_re
     # Q1 under P3 puts Q2 at the fifth level: a step of Q2 would be the sixth.
     first, rival = await interleave(
         gate,
-        move_task(gate.hold_commit(uow_factory()), CLOCK, user, q1.id, parent_id=chain[-1].id),
-        lambda: create_task(uow_factory(), CLOCK, user, TaskFields(title="Too deep", parent_id=q2.id)),
+        run(gate.hold_commit(uow_factory()), move_task, CLOCK, user, q1.id, parent_id=chain[-1].id),
+        lambda: run(uow_factory(), create_task, CLOCK, user, TaskFields(title="Too deep", parent_id=q2.id)),
     )
     assert not isinstance(first, BaseException) and first.fields.parent_id == chain[-1].id
     assert isinstance(rival, ValidationFailed), rival
@@ -365,8 +367,8 @@ async def test_two_changes_of_one_category_both_survive(
     gate = Gate()
     results = await interleave(
         gate,
-        update_category(gate.hold(uow_factory()), CLOCK, user, category.id, {"name": "Office"}),
-        lambda: update_category(uow_factory(), CLOCK, user, category.id, {"color": "#00ff00"}),
+        run(gate.hold(uow_factory()), update_category, CLOCK, user, category.id, {"name": "Office"}),
+        lambda: run(uow_factory(), update_category, CLOCK, user, category.id, {"color": "#00ff00"}),
     )
     assert [result.version for result in succeeded(results)] == [2, 3]
     stored = await get_category(uow_factory(), user, category.id)
@@ -381,8 +383,8 @@ async def test_of_two_category_changes_made_on_the_same_if_match_only_the_first_
     gate = Gate()
     first, rival = await interleave(
         gate,
-        update_category(gate.hold(uow_factory()), CLOCK, user, category.id, {"name": "First"}, if_match=1),
-        lambda: update_category(uow_factory(), CLOCK, user, category.id, {"name": "Second"}, if_match=1),
+        run(gate.hold(uow_factory()), update_category, CLOCK, user, category.id, {"name": "First"}, if_match=1),
+        lambda: run(uow_factory(), update_category, CLOCK, user, category.id, {"name": "Second"}, if_match=1),
     )
     assert not isinstance(first, BaseException) and first.version == 2
     assert isinstance(rival, PreconditionFailed) and rival.current_version == 2
@@ -399,8 +401,8 @@ async def test_two_categories_renamed_to_one_name_at_once_one_is_refused(
     # The first has checked the name and staged it; the rival takes it before the first commits.
     results = await interleave(
         gate,
-        update_category(gate.hold_commit(uow_factory()), CLOCK, user, work.id, {"name": "Office"}),
-        lambda: update_category(uow_factory(), CLOCK, user, home.id, {"name": "OFFICE"}),
+        run(gate.hold_commit(uow_factory()), update_category, CLOCK, user, work.id, {"name": "Office"}),
+        lambda: run(uow_factory(), update_category, CLOCK, user, home.id, {"name": "OFFICE"}),
     )
     refused = [result for result in results if isinstance(result, Conflict)]
     assert len(refused) == 1, results
@@ -418,7 +420,7 @@ async def test_units_of_work_that_overlap_keep_each_others_writes(
     gate = Gate()
     results = await interleave(
         gate,
-        create_task(gate.hold_commit(uow_factory()), CLOCK, alice, TaskFields(title="Alice's")),
+        run(gate.hold_commit(uow_factory()), create_task, CLOCK, alice, TaskFields(title="Alice's")),
         lambda: new_task(uow_factory, bob),
     )
     for user, task in zip((alice, bob), succeeded(results), strict=True):
@@ -449,8 +451,8 @@ async def test_sqlite_workers_changing_one_task_both_keep_their_change(
     first, rival = succeeded(
         await interleave(
             gate,
-            patch_task(gate.hold(this_process()), CLOCK, user, task.id, {"title": "Renamed"}),
-            lambda: patch_task(second_sqlite_process(), CLOCK, user, task.id, {"priority": Priority.HIGH}),
+            run(gate.hold(this_process()), patch_task, CLOCK, user, task.id, {"title": "Renamed"}),
+            lambda: run(second_sqlite_process(), patch_task, CLOCK, user, task.id, {"priority": Priority.HIGH}),
         )
     )
     assert (first.version, rival.version) == (2, 3)
@@ -477,7 +479,9 @@ async def test_a_sqlite_change_waits_for_another_programs_write_and_applies_on_t
             "UPDATE tasks SET title = 'Theirs', version = version + 1 WHERE user_id = ? AND id = ?",
             (user, task.id.hex),
         )
-        change = asyncio.ensure_future(patch_task(this_process(), CLOCK, user, task.id, {"priority": Priority.HIGH}))
+        change = asyncio.ensure_future(
+            run(this_process(), patch_task, CLOCK, user, task.id, {"priority": Priority.HIGH})
+        )
         await asyncio.sleep(SETTLE)
         assert not change.done(), "the change did not wait for the other program's write"
         other.execute("COMMIT")

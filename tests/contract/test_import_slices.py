@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.conftest import imported
 from tests.contract.test_sync import parsed
 from tests.domain.conftest import FixedClock
 from todo_adapters.sqlalchemy import import_slices
@@ -23,6 +24,7 @@ from todo_adapters.sqlalchemy.exports import SqliteExportReader
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import SqliteTaskViews
 from todo_api.cli import migrate
+from todo_core.commands import run
 from todo_core.errors import Conflict, UserBusy
 from todo_core.portability import AccountDocument, PortableTask
 from todo_core.query import TaskQuery
@@ -70,12 +72,14 @@ async def test_other_writers_go_between_slices_while_nothing_of_the_import_shows
 ) -> None:
     engine, path = database
     importer, other = "importer", "other"
-    await create_task(SqlAlchemyUnitOfWork(engine), CLOCK, importer, TaskFields("Mine before"))
+    await run(SqlAlchemyUnitOfWork(engine), create_task, CLOCK, importer, TaskFields("Mine before"))
     views, feed = SqliteTaskViews(engine), SqliteChangeFeed(engine)
 
     started = time.monotonic()
     importing = asyncio.ensure_future(
-        use_cases.import_account(SqlAlchemyUnitOfWork(engine), CLOCK, importer, document(TASKS))
+        imported(
+            SqlAlchemyUnitOfWork(engine), SqlAlchemyUnitOfWork(engine, read_only=True), CLOCK, importer, document(TASKS)
+        )
     )
     deadline = time.monotonic() + TIMEOUT
     while rows_of(path, importer)[0] < 1 + import_slices.SLICE_BATCH:  # slices committed
@@ -83,7 +87,7 @@ async def test_other_writers_go_between_slices_while_nothing_of_the_import_shows
         await asyncio.sleep(0.01)
 
     # Another user's write takes its turn between two slices: done while the import is not.
-    await create_task(SqlAlchemyUnitOfWork(engine), CLOCK, other, TaskFields("Meanwhile"))
+    await run(SqlAlchemyUnitOfWork(engine), create_task, CLOCK, other, TaskFields("Meanwhile"))
     assert not importing.done()
     # Nothing of the import shows: not in lists, not to sync, not in tags or exports.
     listed = await views.list_for_user(importer, TaskQuery(limit=200))
@@ -95,12 +99,12 @@ async def test_other_writers_go_between_slices_while_nothing_of_the_import_shows
         assert [task.fields.title async for page in export.task_pages for task in page] == ["Mine before"]
     # The importing user's own writes are refused meanwhile, as they wait for it on PostgreSQL.
     with pytest.raises(UserBusy):
-        await create_task(SqlAlchemyUnitOfWork(engine), CLOCK, importer, TaskFields("Refused"))
+        await run(SqlAlchemyUnitOfWork(engine), create_task, CLOCK, importer, TaskFields("Refused"))
 
-    imported = await asyncio.wait_for(importing, TIMEOUT)
+    result = await asyncio.wait_for(importing, TIMEOUT)
     took = time.monotonic() - started
 
-    assert imported.tasks == TASKS
+    assert result.tasks == TASKS
     assert len((await views.list_for_user(importer, TaskQuery(limit=200))).items) == 200
     synced, position = 0, changes.next  # every task, after the position handed out meanwhile
     for _ in range(10):
@@ -129,11 +133,13 @@ async def test_an_import_whose_writing_fails_after_some_slices_leaves_nothing(
     poisoned = document(TASKS, poison_at=TASKS - 10)
 
     with pytest.raises(Conflict):  # the database refused a row
-        await use_cases.import_account(SqlAlchemyUnitOfWork(engine), CLOCK, user, poisoned)
+        await imported(
+            SqlAlchemyUnitOfWork(engine), SqlAlchemyUnitOfWork(engine, read_only=True), CLOCK, user, poisoned
+        )
 
     assert rows_of(path, user) == (0, 0, None)  # the slices written are deleted, the mark cleared
     assert not list(path.parent.glob("todo.db-import-*"))
-    made = await create_task(SqlAlchemyUnitOfWork(engine), CLOCK, user, TaskFields("Works again"))
+    made = await run(SqlAlchemyUnitOfWork(engine), create_task, CLOCK, user, TaskFields("Works again"))
     assert made.fields.title == "Works again"
 
 
@@ -142,7 +148,7 @@ async def test_what_a_crashed_import_wrote_is_swept_and_never_shown(database: tu
     sweep (at startup, in maintenance) deletes them; an import still running is left alone."""
     engine, path = database
     user = "importer"
-    await create_task(SqlAlchemyUnitOfWork(engine), CLOCK, user, TaskFields("Mine"))
+    await run(SqlAlchemyUnitOfWork(engine), create_task, CLOCK, user, TaskFields("Mine"))
     running_user, running_token = "still-importing", "b" * 32
     with sqlite3.connect(path) as connection:
         seq = connection.execute("SELECT seq FROM user_changes WHERE user_id = ?", (user,)).fetchone()[0]
@@ -164,7 +170,7 @@ async def test_what_a_crashed_import_wrote_is_swept_and_never_shown(database: tu
     views = SqliteTaskViews(engine)
     assert len((await views.list_for_user(user, TaskQuery(limit=200))).items) == 1  # not shown
     with pytest.raises(UserBusy):
-        await create_task(SqlAlchemyUnitOfWork(engine), CLOCK, user, TaskFields("Refused"))
+        await run(SqlAlchemyUnitOfWork(engine), create_task, CLOCK, user, TaskFields("Refused"))
 
     with import_slices._ImportLock(str(path), running_token):  # a live import's lock file is held
         swept = await import_slices.sweep_abandoned_imports(engine)
@@ -172,4 +178,8 @@ async def test_what_a_crashed_import_wrote_is_swept_and_never_shown(database: tu
     assert swept == 1200
     assert rows_of(path, user) == (1, 0, None)
     assert rows_of(path, running_user) == (1200, 0, running_token)  # still running: left alone
-    await create_task(SqlAlchemyUnitOfWork(engine), CLOCK, user, TaskFields("Works again"))
+    await run(SqlAlchemyUnitOfWork(engine), create_task, CLOCK, user, TaskFields("Works again"))
+
+
+def reader(engine: AsyncEngine) -> SqlAlchemyUnitOfWork:
+    return SqlAlchemyUnitOfWork(engine, read_only=True)

@@ -10,11 +10,12 @@ from uuid import UUID
 import orjson
 import pytest
 
-from tests.conftest import Backend
+from tests.conftest import Backend, imported
 from tests.domain.conftest import FixedClock
 from todo_core.category import CategoryFields
+from todo_core.commands import run
 from todo_core.errors import ValidationFailed
-from todo_core.portability import AccountDocument, PortableCategory, PortableTask
+from todo_core.portability import AccountDocument, Imported, PortableCategory, PortableTask
 from todo_core.query import Sort, TaskQuery
 from todo_core.sync import START
 from todo_core.task import Task, TaskFields
@@ -51,7 +52,7 @@ async def tree_of(backend: Backend, clock: FixedClock, user: str) -> dict[str, T
 
     async def make(name: str, parent: str | None = None) -> None:
         fields = TaskFields(name, parent_id=made[parent].id if parent else None)
-        made[name] = await create_task(backend.uow_factory(), clock, user, fields)
+        made[name] = await run(backend.uow_factory(), create_task, clock, user, fields)
 
     for name in ("a", "b", "c"):
         await make(name)
@@ -59,8 +60,8 @@ async def tree_of(backend: Backend, clock: FixedClock, user: str) -> dict[str, T
         await make(name, parent)
     for name, parent in [("b211", "b21"), ("b2111", "b211"), ("c1", "c"), ("b212", "b21")]:
         await make(name, parent)
-    await move_task(backend.uow_factory(), clock, user, made["c"].id, after=None)  # c, a, b
-    await move_task(backend.uow_factory(), clock, user, made["b3"].id, after=None)  # b3, b1, b2
+    await run(backend.uow_factory(), move_task, clock, user, made["c"].id, after=None)  # c, a, b
+    await run(backend.uow_factory(), move_task, clock, user, made["b3"].id, after=None)  # b3, b1, b2
     return made
 
 
@@ -69,7 +70,7 @@ async def test_an_export_pages_every_task_once_parents_before_steps_siblings_in_
 ) -> None:
     clock = FixedClock()
     made = await tree_of(backend, clock, user)
-    await create_task(backend.uow_factory(), clock, new_user(), TaskFields("Someone else's"))
+    await run(backend.uow_factory(), create_task, clock, new_user(), TaskFields("Someone else's"))
 
     tasks, sizes = await exported(backend, user)
 
@@ -94,14 +95,14 @@ async def test_an_export_pages_every_task_once_parents_before_steps_siblings_in_
 
 async def test_an_export_reads_one_snapshot_whatever_commits_meanwhile(backend: Backend, user: str) -> None:
     clock = FixedClock()
-    first = [await create_task(backend.uow_factory(), clock, user, TaskFields(f"Task {n}")) for n in range(9)]
+    first = [await run(backend.uow_factory(), create_task, clock, user, TaskFields(f"Task {n}")) for n in range(9)]
     seen: list[Task] = []
     async with use_cases.export_account(backend.exports, user, page_size=PAGE) as export:
         pages = export.task_pages
         seen += await anext(pages)
-        await create_task(backend.uow_factory(), clock, user, TaskFields("Added meanwhile"))
-        await delete_task(backend.uow_factory(), clock, user, first[-1].id)
-        await create_category(backend.uow_factory(), clock, user, CategoryFields("Made meanwhile"))
+        await run(backend.uow_factory(), create_task, clock, user, TaskFields("Added meanwhile"))
+        await run(backend.uow_factory(), delete_task, clock, user, first[-1].id)
+        await run(backend.uow_factory(), create_category, clock, user, CategoryFields("Made meanwhile"))
         async for page in pages:
             seen += page
         assert export.categories == []
@@ -139,8 +140,8 @@ async def test_an_import_adds_new_tasks_after_the_users_own_keeping_structure_an
     backend: Backend, user: str
 ) -> None:
     clock = FixedClock()
-    home = await create_category(backend.uow_factory(), clock, user, CategoryFields("Home", "#112233"))
-    await create_task(backend.uow_factory(), clock, user, TaskFields("Mine"))
+    home = await run(backend.uow_factory(), create_category, clock, user, CategoryFields("Home", "#112233"))
+    await run(backend.uow_factory(), create_task, clock, user, TaskFields("Mine"))
     before = (await changes_since(backend.feed, user, None, 1000)).next
     document = AccountDocument(
         categories=[
@@ -156,7 +157,7 @@ async def test_an_import_adds_new_tasks_after_the_users_own_keeping_structure_an
         ],
     )
 
-    imported = await use_cases.import_account(backend.uow_factory(), clock, user, document)
+    imported = await import_into(backend, clock, user, document)
 
     assert (imported.categories, imported.merged_categories, imported.tasks) == (1, 1, 5)
     assert imported.category_ids[UUID(int=100)] == home.id  # merged by name, in any case
@@ -199,7 +200,7 @@ async def test_a_document_that_breaks_a_rule_imports_nothing(
         settings=UserSettings("Europe/Berlin"),
     )
     with pytest.raises(ValidationFailed) as refused:
-        await use_cases.import_account(backend.uow_factory(), clock, user, document)
+        await import_into(backend, clock, user, document)
 
     assert field in {error.field for error in refused.value.errors}
     assert (await changes_since(backend.feed, user, None, 1000)).next == START  # nothing at all
@@ -211,12 +212,14 @@ async def test_a_document_without_settings_keeps_the_users_and_its_tasks_take_th
     backend: Backend, user: str
 ) -> None:
     clock = FixedClock()
-    await replace_settings(backend.uow_factory(), user, UserSettings("Asia/Tokyo"))
-    imported = await use_cases.import_account(
-        backend.uow_factory(), clock, user, AccountDocument(tasks=[portable("No zone", 1)])
-    )
+    await run(backend.uow_factory(), replace_settings, user, UserSettings("Asia/Tokyo"))
+    imported = await import_into(backend, clock, user, AccountDocument(tasks=[portable("No zone", 1)]))
     async with backend.uow_factory() as uow:
         task = await uow.tasks.get(user, imported.task_ids[UUID(int=1)])
         settings = await uow.settings.get(user)
     assert task is not None and task.fields.time_zone == "Asia/Tokyo"
     assert settings == UserSettings("Asia/Tokyo")
+
+
+async def import_into(backend: Backend, clock: FixedClock, user: str, document: AccountDocument) -> Imported:
+    return await imported(backend.uow_factory(), backend.reader_factory(), clock, user, document)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import Backend
 from tests.domain.conftest import FixedClock
-from todo_adapters.memory import InMemoryStore, _KeyRecord, _Tombstone
+from todo_adapters.memory.tables import InMemoryStore, KeyRecord, Tombstone
 from todo_adapters.sqlalchemy.tables import idempotency_keys, tombstones, user_changes
 from todo_core.ports import Retention
 from todo_core.sync import ChangeKind, ChangeLog, ChangePosition
@@ -106,9 +106,9 @@ async def backlog(
         for user in users:
             store.logs[user] = ChangeLog(tombstones_per_user, 0)
         for user, row_id, seq, at in deleted:
-            store.tombstones[(user, row_id)] = _Tombstone(ChangeKind.TASK, seq, at)
+            store.tombstones[(user, row_id)] = Tombstone(ChangeKind.TASK, seq, at)
         for key in keys:
-            store.keys[key] = _KeyRecord("fingerprint", LONG_AGO, None)
+            store.keys[key] = KeyRecord("fingerprint", LONG_AGO, None)
         yield Backlog(users, tombstones_per_user, keys_per_user, backend, name, None, store)
         return
     async with engine.begin() as connection:

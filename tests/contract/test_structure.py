@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import UnitOfWorkFactory, stored_task
 from tests.contract.test_task_repository import all_pages, ids
 from todo_core import ordering
+from todo_core.commands import run
 from todo_core.errors import NotFound, PreconditionFailed, ValidationFailed
 from todo_core.ports import ChangeFeed, TaskViews
 from todo_core.query import Sort, Status, TaskQuery
@@ -48,7 +49,7 @@ def create(uow_factory: UnitOfWorkFactory, clock: Clock, user: str) -> Callable[
     async def create(title: str, parent: Task | None = None, **fields: Any) -> Task:
         if parent is not None:
             fields["parent_id"] = parent.id
-        return await use_cases.create_task(uow_factory(), clock, user, TaskFields(title, **fields))
+        return await run(uow_factory(), use_cases.create_task, clock, user, TaskFields(title, **fields))
 
     return create
 
@@ -80,7 +81,7 @@ async def test_steps_list_under_their_parent_in_the_order_they_were_added(
 async def test_a_parent_must_be_one_of_the_users_tasks(
     create: Callable[..., Any], uow_factory: UnitOfWorkFactory, clock: Clock, new_user: Callable[[], str]
 ) -> None:
-    someone_elses = await use_cases.create_task(uow_factory(), clock, new_user(), TaskFields("Theirs"))
+    someone_elses = await run(uow_factory(), use_cases.create_task, clock, new_user(), TaskFields("Theirs"))
     errors = []
     for parent_id in (someone_elses.id, UUID(int=7)):
         with pytest.raises(ValidationFailed) as refused:
@@ -99,9 +100,9 @@ async def test_a_task_cannot_sit_below_itself(
     bottom = await create("Bottom", middle)
     for new_parent in (top, middle, bottom):
         with pytest.raises(ValidationFailed, match="itself or one of its steps"):
-            await use_cases.patch_task(uow_factory(), clock, user, top.id, {"parent_id": new_parent.id})
+            await run(uow_factory(), use_cases.patch_task, clock, user, top.id, {"parent_id": new_parent.id})
         with pytest.raises(ValidationFailed, match="itself or one of its steps"):
-            await use_cases.move_task(uow_factory(), clock, user, top.id, parent_id=new_parent.id)
+            await run(uow_factory(), use_cases.move_task, clock, user, top.id, parent_id=new_parent.id)
     assert (await stored_task(uow_factory, user, top.id)).fields.parent_id is None
 
 
@@ -118,10 +119,10 @@ async def test_a_task_has_at_most_four_ancestors(
     branch = await create("Branch", other)
     await create("Leaf", branch)
     with pytest.raises(ValidationFailed, match="at most 4 ancestors"):  # the leaf would be on level 6
-        await use_cases.move_task(uow_factory(), clock, user, branch.id, parent_id=levels[3].id)
+        await run(uow_factory(), use_cases.move_task, clock, user, branch.id, parent_id=levels[3].id)
     with pytest.raises(ValidationFailed, match="at most 4 ancestors"):
-        await use_cases.patch_task(uow_factory(), clock, user, branch.id, {"parent_id": levels[3].id})
-    moved = await use_cases.move_task(uow_factory(), clock, user, branch.id, parent_id=levels[2].id)
+        await run(uow_factory(), use_cases.patch_task, clock, user, branch.id, {"parent_id": levels[3].id})
+    moved = await run(uow_factory(), use_cases.move_task, clock, user, branch.id, parent_id=levels[2].id)
     assert moved.fields.parent_id == levels[2].id  # the leaf is on level 5
 
 
@@ -140,13 +141,13 @@ async def test_deleting_a_task_deletes_its_subtree_and_tells_sync(
     kitchen = await create("Kitchen", boxes)
     kept = await create("Keep me")
     after_creates = ChangePosition((await feed.changes(user, START, 100)).log.seq)
-    await use_cases.delete_task(uow_factory(), clock, user, top.id)
+    await run(uow_factory(), use_cases.delete_task, clock, user, top.id)
     assert ids(await all_pages(task_views, user, TaskQuery())) == [kept.id]
     page = await feed.changes(user, after_creates, 100)
     assert set(page.deleted_tasks) == {top.id, boxes.id, kitchen.id}
     assert page.log.seq == before + 5  # the three deletions are one change
     with pytest.raises(NotFound):
-        await use_cases.delete_task(uow_factory(), clock, user, kitchen.id)
+        await run(uow_factory(), use_cases.delete_task, clock, user, kitchen.id)
 
 
 async def test_a_stale_if_match_deletes_nothing_of_the_subtree(
@@ -155,7 +156,7 @@ async def test_a_stale_if_match_deletes_nothing_of_the_subtree(
     top = await create("Top")
     await create("Step", top)
     with pytest.raises(PreconditionFailed):
-        await use_cases.delete_task(uow_factory(), clock, user, top.id, if_match=top.version + 1)
+        await run(uow_factory(), use_cases.delete_task, clock, user, top.id, if_match=top.version + 1)
     assert len(await all_pages(task_views, user, TaskQuery())) == 2
 
 
@@ -166,11 +167,11 @@ async def test_completing_a_task_completes_its_open_steps_and_reopening_leaves_t
     passport = await create("Passport", trip)
     photo = await create("Photo", passport)
     tickets = await create("Tickets", trip, completed=True)
-    await use_cases.complete_task(uow_factory(), clock, user, trip.id, True)
+    await run(uow_factory(), use_cases.complete_task, clock, user, trip.id, True)
     steps = {task.id: await stored_task(uow_factory, user, task.id) for task in (passport, photo, tickets)}
     assert all(step.fields.completed for step in steps.values())
     assert steps[tickets.id].version == tickets.version  # already done: untouched
-    await use_cases.complete_task(uow_factory(), clock, user, trip.id, False)
+    await run(uow_factory(), use_cases.complete_task, clock, user, trip.id, False)
     for step_id in steps:
         assert (await stored_task(uow_factory, user, step_id)).fields.completed
 
@@ -182,8 +183,8 @@ async def test_the_next_occurrence_of_a_repeating_task_gets_fresh_open_copies_of
     inbox = await create("Inbox zero", review)
     await create("Newsletters", inbox)
     await create("Plan the week", review)
-    await use_cases.move_task(uow_factory(), clock, user, inbox.id, after=None)  # still first
-    done = await use_cases.complete_task(uow_factory(), clock, user, review.id, True)
+    await run(uow_factory(), use_cases.move_task, clock, user, inbox.id, after=None)  # still first
+    done = await run(uow_factory(), use_cases.complete_task, clock, user, review.id, True)
     assert done.next_occurrence_id is not None
     following = await stored_task(uow_factory, user, done.next_occurrence_id)
     assert following.fields.due_date == date(2026, 4, 3)
@@ -203,16 +204,16 @@ async def test_moves_reorder_siblings_writing_the_moved_task_alone(
     create: Callable[..., Any], uow_factory: UnitOfWorkFactory, clock: Clock, user: str, task_views: TaskViews
 ) -> None:
     a, b, c = [await create(title) for title in "ABC"]
-    moved = await use_cases.move_task(uow_factory(), clock, user, c.id, after=None)
+    moved = await run(uow_factory(), use_cases.move_task, clock, user, c.id, after=None)
     assert await titles_under(task_views, user, None) == ["C", "A", "B"]
     assert moved.version == c.version + 1
-    await use_cases.move_task(uow_factory(), clock, user, a.id, after=b.id)
+    await run(uow_factory(), use_cases.move_task, clock, user, a.id, after=b.id)
     assert await titles_under(task_views, user, None) == ["C", "B", "A"]
-    await use_cases.move_task(uow_factory(), clock, user, c.id, after=b.id)
+    await run(uow_factory(), use_cases.move_task, clock, user, c.id, after=b.id)
     assert await titles_under(task_views, user, None) == ["B", "C", "A"]
     assert (await stored_task(uow_factory, user, b.id)).version == b.version  # never renumbered
     # A move to where the task already is changes nothing.
-    same = await use_cases.move_task(uow_factory(), clock, user, c.id, after=b.id)
+    same = await run(uow_factory(), use_cases.move_task, clock, user, c.id, after=b.id)
     assert same.version == (await stored_task(uow_factory, user, c.id)).version
 
 
@@ -223,12 +224,12 @@ async def test_a_move_can_change_the_parent_and_keeps_the_steps_below(
     paint = await create("Paint", home)
     await create("Buy paint", paint)
     call = await create("Call", work)
-    moved = await use_cases.move_task(uow_factory(), clock, user, paint.id, parent_id=work.id, after=call.id)
+    moved = await run(uow_factory(), use_cases.move_task, clock, user, paint.id, parent_id=work.id, after=call.id)
     assert moved.fields.parent_id == work.id
     assert await titles_under(task_views, user, work) == ["Call", "Paint"]
     assert await titles_under(task_views, user, home) == []
     assert await titles_under(task_views, user, paint) == ["Buy paint"]
-    top = await use_cases.move_task(uow_factory(), clock, user, paint.id, parent_id=None, after=home.id)
+    top = await run(uow_factory(), use_cases.move_task, clock, user, paint.id, parent_id=None, after=home.id)
     assert top.fields.parent_id is None
     assert await titles_under(task_views, user, None) == ["Home", "Paint", "Work"]
 
@@ -240,12 +241,12 @@ async def test_after_must_be_a_sibling_under_the_target_parent(
     step = await create("Step", top)
     for after, message in ((step.id, "itself"), (other.id, "under the parent"), (UUID(int=1), "under the parent")):
         with pytest.raises(ValidationFailed, match=message) as refused:
-            await use_cases.move_task(uow_factory(), clock, user, step.id, after=after)
+            await run(uow_factory(), use_cases.move_task, clock, user, step.id, after=after)
         assert refused.value.errors[0].field == "after"
     with pytest.raises(PreconditionFailed):
-        await use_cases.move_task(uow_factory(), clock, user, step.id, after=None, if_match=step.version + 1)
+        await run(uow_factory(), use_cases.move_task, clock, user, step.id, after=None, if_match=step.version + 1)
     with pytest.raises(NotFound):
-        await use_cases.move_task(uow_factory(), clock, user, UUID(int=2), after=None)
+        await run(uow_factory(), use_cases.move_task, clock, user, UUID(int=2), after=None)
 
 
 async def test_repeated_moves_to_one_spot_keep_positions_short_rebalancing_rarely(
@@ -261,7 +262,7 @@ async def test_repeated_moves_to_one_spot_keep_positions_short_rebalancing_rarel
     first, x, y, _last = [await create(title) for title in ("First", "X", "Y", "Last")]
     for n in range(moves):
         # Each move lands between `first` and the task moved just before: the gap halves.
-        await use_cases.move_task(uow_factory(), clock, user, (x, y)[n % 2].id, after=first.id)
+        await run(uow_factory(), use_cases.move_task, clock, user, (x, y)[n % 2].id, after=first.id)
     views = await all_pages(task_views, user, TaskQuery(top_level=True, sort=Sort.parse("position")))
     assert [view["title"] for view in views] == ["First", "Y", "X", "Last"]
     assert max(len(view["position"]) for view in views) <= ordering.POSITION_MAX

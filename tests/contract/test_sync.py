@@ -17,11 +17,13 @@ from tests.conftest import Backend
 from tests.contract.test_concurrency import TIMEOUT, Gate, interleave
 from tests.domain.conftest import FixedClock
 from todo_core.category import CategoryFields
+from todo_core.commands import run, run_once
 from todo_core.errors import NotFound, StorageUnavailable, SyncExpired, ValidationFailed
-from todo_core.idempotency import Outcome, once
+from todo_core.idempotency import Answer, IdempotencyKey
 from todo_core.ports import UnitOfWork
 from todo_core.sync import START, ChangePage, ChangePosition
 from todo_core.task import TaskFields
+from todo_core.use_cases.batch import MoveTask, PatchTask, run_batch
 from todo_core.use_cases.categories import create_category, delete_category, update_category
 from todo_core.use_cases.sync import changes_since, purge_expired
 from todo_core.use_cases.tasks import complete_task, create_task, delete_task, patch_task
@@ -75,15 +77,32 @@ def clock() -> FixedClock:
     return FixedClock()
 
 
+async def test_a_command_that_changes_nothing_takes_no_change_number(
+    backend: Backend, new_user: Callable[[], str], clock: FixedClock
+) -> None:
+    user = new_user()
+    task = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Same"))
+    category = await run(backend.uow_factory(), create_category, clock, user, CategoryFields("Home"))
+    before = await backend.feed.change_number(user)
+
+    unchanged = await run(backend.uow_factory(), patch_task, clock, user, task.id, {"title": "Same"})
+    await run(backend.uow_factory(), update_category, clock, user, category.id, {"name": "Home"})
+    operations = [PatchTask(task.id, {"title": "Same"}), MoveTask(task.id)]
+    await run(backend.uow_factory(), run_batch, clock, user, operations)
+
+    assert unchanged == task
+    assert await backend.feed.change_number(user) == before
+
+
 async def test_a_snapshot_holds_everything_and_no_deletions(
     backend: Backend, new_user: Callable[[], str], clock: FixedClock
 ) -> None:
     user, other = new_user(), new_user()
-    work = await create_category(backend.uow_factory(), clock, user, CategoryFields("Work"))
-    kept = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Kept", category_id=work.id))
-    gone = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Gone"))
-    await delete_task(backend.uow_factory(), clock, user, gone.id)
-    await create_task(backend.uow_factory(), clock, other, TaskFields(title="Not yours"))
+    work = await run(backend.uow_factory(), create_category, clock, user, CategoryFields("Work"))
+    kept = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Kept", category_id=work.id))
+    gone = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Gone"))
+    await run(backend.uow_factory(), delete_task, clock, user, gone.id)
+    await run(backend.uow_factory(), create_task, clock, other, TaskFields(title="Not yours"))
 
     page = await changes_since(backend.feed, user, None, 100)
 
@@ -97,15 +116,15 @@ async def test_a_delta_holds_what_changed_since_and_what_was_deleted(
     backend: Backend, new_user: Callable[[], str], clock: FixedClock
 ) -> None:
     user = new_user()
-    work = await create_category(backend.uow_factory(), clock, user, CategoryFields("Work"))
-    filed = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Filed", category_id=work.id))
-    untouched = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Untouched"))
-    doomed = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Doomed"))
+    work = await run(backend.uow_factory(), create_category, clock, user, CategoryFields("Work"))
+    filed = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Filed", category_id=work.id))
+    untouched = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Untouched"))
+    doomed = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Doomed"))
     client = Copy()
     await client.sync(backend, user)
 
-    await delete_task(backend.uow_factory(), clock, user, doomed.id)
-    await delete_category(backend.uow_factory(), clock, user, work.id)  # and takes it off `filed`
+    await run(backend.uow_factory(), delete_task, clock, user, doomed.id)
+    await run(backend.uow_factory(), delete_category, clock, user, work.id)  # and takes it off `filed`
     page = await changes_since(backend.feed, user, client.since, 100)
 
     assert [view["id"] for view in parsed(page.tasks)] == [str(filed.id)]
@@ -122,12 +141,12 @@ async def test_pages_split_anywhere_even_inside_one_commit(
     backend: Backend, new_user: Callable[[], str], clock: FixedClock
 ) -> None:
     user = new_user()
-    work = await create_category(backend.uow_factory(), clock, user, CategoryFields("Work"))
+    work = await run(backend.uow_factory(), create_category, clock, user, CategoryFields("Work"))
     for n in range(7):
-        await create_task(backend.uow_factory(), clock, user, TaskFields(title=f"Task {n}", category_id=work.id))
+        await run(backend.uow_factory(), create_task, clock, user, TaskFields(title=f"Task {n}", category_id=work.id))
     client = Copy()
     await client.sync(backend, user)
-    await delete_category(backend.uow_factory(), clock, user, work.id)  # one commit: 7 tasks and a deletion
+    await run(backend.uow_factory(), delete_category, clock, user, work.id)  # one commit: 7 tasks and a deletion
 
     seen: list[dict[str, Any]] = []
     deleted: list[UUID] = []
@@ -150,7 +169,7 @@ async def test_syncing_again_from_the_same_position_gives_the_same_changes(
     backend: Backend, new_user: Callable[[], str], clock: FixedClock
 ) -> None:
     user = new_user()
-    task = await create_task(backend.uow_factory(), clock, user, TaskFields(title="One"))
+    task = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="One"))
     first = await changes_since(backend.feed, user, START, 10)
     again = await changes_since(backend.feed, user, START, 10)
     assert parsed(first.tasks) == parsed(again.tasks) and first.next == again.next
@@ -163,8 +182,8 @@ async def test_a_position_from_before_purged_deletions_has_expired(
     user = new_user()
     old_client, recent_client = Copy(), Copy()
     await old_client.sync(backend, user)
-    task = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Short-lived"))
-    await delete_task(backend.uow_factory(), clock, user, task.id)
+    task = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Short-lived"))
+    await run(backend.uow_factory(), delete_task, clock, user, task.id)
     await recent_client.sync(backend, user)
     clock.advance(timedelta(days=31))
 
@@ -183,8 +202,8 @@ async def test_a_purge_keeps_recent_tombstones(
     user = new_user()
     client = Copy()
     await client.sync(backend, user)
-    task = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Deleted today"))
-    await delete_task(backend.uow_factory(), clock, user, task.id)
+    task = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Deleted today"))
+    await run(backend.uow_factory(), delete_task, clock, user, task.id)
 
     await purge_expired(backend.retention, clock, tombstones=timedelta(days=30), keys=timedelta(hours=24))
 
@@ -202,7 +221,7 @@ async def test_a_change_committed_while_a_client_syncs_reaches_its_next_sync(
     backend: Backend, new_user: Callable[[], str], clock: FixedClock
 ) -> None:
     user = new_user()
-    task = await create_task(backend.uow_factory(), clock, user, TaskFields(title="Before"))
+    task = await run(backend.uow_factory(), create_task, clock, user, TaskFields(title="Before"))
     client = Copy()
     await client.sync(backend, user)
     gate = Gate()
@@ -212,7 +231,7 @@ async def test_a_change_committed_while_a_client_syncs_reaches_its_next_sync(
 
     await interleave(
         gate,
-        patch_task(gate.hold_commit(backend.uow_factory()), clock, user, task.id, {"title": "After"}),
+        run(gate.hold_commit(backend.uow_factory()), patch_task, clock, user, task.id, {"title": "After"}),
         sync_while_held,
     )
     assert client.tasks[str(task.id)]["title"] == "Before"
@@ -237,22 +256,22 @@ async def test_clients_syncing_while_changes_commit_end_with_the_servers_data(
                 if choice < 0.35 or not task_ids:
                     category = rng.choice(category_ids) if category_ids and rng.random() < 0.5 else None
                     fields = TaskFields(title=f"T{rng.randrange(1000)}", category_id=category)
-                    task_ids.append((await create_task(backend.uow_factory(), clock, user, fields)).id)
+                    task_ids.append((await run(backend.uow_factory(), create_task, clock, user, fields)).id)
                 elif choice < 0.55:
                     changes = {"title": f"P{rng.randrange(1000)}"}
-                    await patch_task(backend.uow_factory(), clock, user, rng.choice(task_ids), changes)
+                    await run(backend.uow_factory(), patch_task, clock, user, rng.choice(task_ids), changes)
                 elif choice < 0.65:
-                    await complete_task(backend.uow_factory(), clock, user, rng.choice(task_ids))
+                    await run(backend.uow_factory(), complete_task, clock, user, rng.choice(task_ids))
                 elif choice < 0.8:
-                    await delete_task(backend.uow_factory(), clock, user, rng.choice(task_ids))
+                    await run(backend.uow_factory(), delete_task, clock, user, rng.choice(task_ids))
                 elif choice < 0.9 or not category_ids:
                     fields = CategoryFields(f"C{rng.randrange(10**6)}")
-                    category_ids.append((await create_category(backend.uow_factory(), clock, user, fields)).id)
+                    category_ids.append((await run(backend.uow_factory(), create_category, clock, user, fields)).id)
                 elif choice < 0.95:
                     changes = {"name": f"R{rng.randrange(10**6)}"}
-                    await update_category(backend.uow_factory(), clock, user, rng.choice(category_ids), changes)
+                    await run(backend.uow_factory(), update_category, clock, user, rng.choice(category_ids), changes)
                 else:
-                    await delete_category(backend.uow_factory(), clock, user, rng.choice(category_ids))
+                    await run(backend.uow_factory(), delete_category, clock, user, rng.choice(category_ids))
             except (NotFound, ValidationFailed):
                 pass  # deleted by another writer in the meantime (a category: "not one of yours")
             except StorageUnavailable:
@@ -283,8 +302,12 @@ async def test_clients_syncing_while_changes_commit_end_with_the_servers_data(
 # Idempotency keys
 
 
-def answer(body: bytes) -> Outcome:
-    return Outcome(201, (("location", "/x"),), body)
+def answer(body: object) -> Answer:
+    return Answer(201, (("location", "/x"),), str(body).encode())
+
+
+def key(user: str, name: str = "key-1", kept: timedelta = timedelta(hours=24)) -> IdempotencyKey:
+    return IdempotencyKey(user, name, "fp", kept)
 
 
 async def test_a_key_runs_its_command_once_and_replays_the_answer(
@@ -293,15 +316,15 @@ async def test_a_key_runs_its_command_once_and_replays_the_answer(
     user = new_user()
     runs: list[UUID] = []
 
-    async def command(uow: UnitOfWork) -> Outcome:
+    async def command(uow: UnitOfWork) -> UUID:
         task = await create_task(uow, clock, user, TaskFields(title="Once"))
         runs.append(task.id)
-        return answer(str(task.id).encode())
+        return task.id
 
-    first = await once(backend.uow_factory(), clock, user, "key-1", "fp", timedelta(hours=24), command)
-    again = await once(backend.uow_factory(), clock, user, "key-1", "fp", timedelta(hours=24), command)
+    first = await run_once(backend.uow_factory(), clock, key(user), answer, command)
+    again = await run_once(backend.uow_factory(), clock, key(user), answer, command)
 
-    assert first == (answer(str(runs[0]).encode()), False)
+    assert first == (answer(runs[0]), False)
     assert again == (first[0], True)
     assert len(runs) == 1
     assert len((await server_state(backend, user)).tasks) == 1
@@ -311,23 +334,20 @@ async def test_keys_are_per_user_and_expire(backend: Backend, new_user: Callable
     alice, bob = new_user(), new_user()
     runs: list[str] = []
 
-    def command_of(user: str) -> Callable[[UnitOfWork], Any]:
-        async def command(uow: UnitOfWork) -> Outcome:
-            await create_task(uow, clock, user, TaskFields(title="Once"))
-            runs.append(user)
-            return answer(b"{}")
-
-        return command
+    async def command(uow: UnitOfWork, user: str) -> str:
+        await create_task(uow, clock, user, TaskFields(title="Once"))
+        runs.append(user)
+        return "{}"
 
     kept = timedelta(hours=24)
-    await once(backend.uow_factory(), clock, alice, "same-key", "fp", kept, command_of(alice))
-    await once(backend.uow_factory(), clock, bob, "same-key", "fp", kept, command_of(bob))
+    await run_once(backend.uow_factory(), clock, key(alice, "same-key", kept), answer, command, alice)
+    await run_once(backend.uow_factory(), clock, key(bob, "same-key", kept), answer, command, bob)
     clock.advance(timedelta(hours=25))
-    _, replayed = await once(backend.uow_factory(), clock, alice, "same-key", "fp", kept, command_of(alice))
+    _, replayed = await run_once(backend.uow_factory(), clock, key(alice, "same-key", kept), answer, command, alice)
 
     assert runs == [alice, bob, alice] and not replayed
     await purge_expired(backend.retention, clock, tombstones=timedelta(days=30), keys=kept)
-    _, replayed = await once(backend.uow_factory(), clock, alice, "same-key", "fp", kept, command_of(alice))
+    _, replayed = await run_once(backend.uow_factory(), clock, key(alice, "same-key", kept), answer, command, alice)
     assert replayed  # the recent record survived the purge
 
 
@@ -336,18 +356,19 @@ async def test_a_key_whose_command_failed_records_nothing(
 ) -> None:
     user = new_user()
 
-    async def fails_after_writing(uow: UnitOfWork) -> Outcome:
+    async def fails_after_writing(uow: UnitOfWork) -> str:
         await create_task(uow, clock, user, TaskFields(title="Half-written"))
         raise StorageUnavailable("the connection broke")
 
-    async def succeeds(uow: UnitOfWork) -> Outcome:
+    async def succeeds(uow: UnitOfWork) -> str:
         await create_task(uow, clock, user, TaskFields(title="Whole"))
-        return answer(b"{}")
+        return "{}"
 
+    kept = timedelta(hours=1)
     with pytest.raises(StorageUnavailable):
-        await once(backend.uow_factory(), clock, user, "k", "fp", timedelta(hours=1), fails_after_writing)
+        await run_once(backend.uow_factory(), clock, key(user, "k", kept), answer, fails_after_writing)
     assert (await server_state(backend, user)).tasks == {}  # neither the task nor the key
-    _, replayed = await once(backend.uow_factory(), clock, user, "k", "fp", timedelta(hours=1), succeeds)
+    _, replayed = await run_once(backend.uow_factory(), clock, key(user, "k", kept), answer, succeeds)
     assert not replayed
     assert [view["title"] for view in (await server_state(backend, user)).tasks.values()] == ["Whole"]
 
@@ -358,17 +379,18 @@ async def test_a_retry_while_the_first_runs_waits_and_gets_its_answer(
     user = new_user()
     runs: list[UUID] = []
 
-    async def command(uow: UnitOfWork) -> Outcome:
+    async def command(uow: UnitOfWork) -> UUID:
         task = await create_task(uow, clock, user, TaskFields(title="Once"))
         runs.append(task.id)
-        return answer(str(task.id).encode())
+        return task.id
 
     gate = Gate()
+    kept = timedelta(hours=1)
     first, retry = await interleave(
         gate,
-        once(gate.hold_commit(backend.uow_factory()), clock, user, "key", "fp", timedelta(hours=1), command),
-        lambda: once(backend.uow_factory(), clock, user, "key", "fp", timedelta(hours=1), command),
+        run_once(gate.hold_commit(backend.uow_factory()), clock, key(user, "key", kept), answer, command),
+        lambda: run_once(backend.uow_factory(), clock, key(user, "key", kept), answer, command),
     )
     assert len(runs) == 1
-    assert first == (answer(str(runs[0]).encode()), False)
+    assert first == (answer(runs[0]), False)
     assert retry == (first[0], True)

@@ -14,13 +14,21 @@ import pytest
 from tests.conftest import Backend
 from tests.domain.conftest import FixedClock
 from todo_adapters.sqlalchemy.psycopg import PostgresPool, PostgresUnitOfWork
+from todo_core.commands import run
 from todo_core.errors import BatchOperationFailed, NotFound
 from todo_core.task import TaskFields
 from todo_core.use_cases.account import erase_account
 from todo_core.use_cases.batch import CreateTask, DeleteTask, run_batch
 from todo_core.use_cases.sync import purge_expired
 from todo_core.use_cases.tasks import complete_task, create_task, delete_task, patch_task
-from todo_core.use_cases.webhooks import create_webhook, delete_webhook, deliver_due, list_deliveries, next_due
+from todo_core.use_cases.webhooks import (
+    checked_webhook,
+    create_webhook,
+    delete_webhook,
+    deliver_due,
+    list_deliveries,
+    next_due,
+)
 from todo_core.webhooks import CLAIM_LEASE, AttemptOutcome, ClaimedDelivery, DueReminder
 
 
@@ -51,9 +59,8 @@ def clock() -> FixedClock:
 
 
 async def _registered(backend: Backend, clock: FixedClock, user_id: str, events: list[str] | None = None) -> str:
-    webhook = await create_webhook(
-        backend.uow_factory(), clock, AnyDestination(), user_id, "https://example.com/hook", events, None
-    )
+    checked = await checked_webhook(clock, AnyDestination(), user_id, "https://example.com/hook", events, None)
+    webhook = await run(backend.uow_factory(), create_webhook, checked)
     return str(webhook.id)
 
 
@@ -90,9 +97,11 @@ async def test_a_committed_change_is_delivered_and_a_rolled_back_one_is_not(
     user_id = new_user()
     await _registered(backend, clock, user_id)
     with pytest.raises(BatchOperationFailed):
-        await run_batch(backend.uow_factory(), clock, user_id, [CreateTask(TaskFields("Never")), DeleteTask(uuid4())])
-    task = await create_task(backend.uow_factory(), clock, user_id, TaskFields("Kept"))
-    await complete_task(backend.uow_factory(), clock, user_id, task.id, True)
+        await run(
+            backend.uow_factory(), run_batch, clock, user_id, [CreateTask(TaskFields("Never")), DeleteTask(uuid4())]
+        )
+    task = await run(backend.uow_factory(), create_task, clock, user_id, TaskFields("Kept"))
+    await run(backend.uow_factory(), complete_task, clock, user_id, task.id, True)
     sender = RecordingSender()
 
     await _deliver(backend, clock, sender)
@@ -109,7 +118,7 @@ async def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_ends(
 ) -> None:
     user_id = new_user()
     await _registered(backend, clock, user_id)
-    await create_task(backend.uow_factory(), clock, user_id, TaskFields("Once"))
+    await run(backend.uow_factory(), create_task, clock, user_id, TaskFields("Once"))
 
     async def claim() -> list[ClaimedDelivery]:
         async with backend.uow_factory() as uow:
@@ -130,7 +139,7 @@ async def test_a_failed_attempt_is_retried_later_with_the_same_message(
 ) -> None:
     user_id = new_user()
     webhook_id = await _registered(backend, clock, user_id)
-    await create_task(backend.uow_factory(), clock, user_id, TaskFields("Retried"))
+    await run(backend.uow_factory(), create_task, clock, user_id, TaskFields("Retried"))
     sender = RecordingSender(user_id, 503)
     await _deliver(backend, clock, sender)
     assert len(_mine(sender, user_id)) == 1
@@ -150,10 +159,10 @@ async def test_deleting_an_endpoint_or_erasing_the_user_forgets_what_was_not_sen
     alice, bob = new_user(), new_user()
     webhook_id = await _registered(backend, clock, alice)
     await _registered(backend, clock, bob)
-    await create_task(backend.uow_factory(), clock, alice, TaskFields("A"))
-    await create_task(backend.uow_factory(), clock, bob, TaskFields("B"))
-    await delete_webhook(backend.uow_factory(), alice, UUID(webhook_id))
-    await erase_account(backend.uow_factory(), bob, bob)
+    await run(backend.uow_factory(), create_task, clock, alice, TaskFields("A"))
+    await run(backend.uow_factory(), create_task, clock, bob, TaskFields("B"))
+    await run(backend.uow_factory(), delete_webhook, alice, UUID(webhook_id))
+    await run(backend.uow_factory(), erase_account, bob, bob)
     sender = RecordingSender()
 
     await _deliver(backend, clock, sender)
@@ -170,12 +179,11 @@ async def test_two_claims_at_once_share_nothing(
     holds, rather than waiting or taking them too. (SQLite and memory claim one writer at a
     time; the lease test above covers them.)"""
     user_id = new_user()
-    webhook = await create_webhook(
-        PostgresUnitOfWork(postgres_pool), clock, AnyDestination(), user_id, "https://example.com/", None, None
-    )
+    checked = await checked_webhook(clock, AnyDestination(), user_id, "https://example.com/", None, None)
+    webhook = await run(PostgresUnitOfWork(postgres_pool), create_webhook, checked)
     assert webhook.id
     for title in ("1", "2", "3"):
-        await create_task(PostgresUnitOfWork(postgres_pool), clock, user_id, TaskFields(title))
+        await run(PostgresUnitOfWork(postgres_pool), create_task, clock, user_id, TaskFields(title))
     first_holds, second_done = asyncio.Event(), asyncio.Event()
     claimed: dict[str, list[str]] = {}
 
@@ -206,8 +214,8 @@ async def test_a_due_reminder_is_claimed_once_and_makes_its_deliveries_and_its_s
     user_id, without_endpoints = new_user(), new_user()
     await _registered(backend, clock, user_id, ["reminder.due"])
     remind_at = clock.now() + timedelta(hours=1)
-    task = await create_task(backend.uow_factory(), clock, user_id, TaskFields("Call", remind_at=remind_at))
-    await create_task(backend.uow_factory(), clock, without_endpoints, TaskFields("Alone", remind_at=remind_at))
+    task = await run(backend.uow_factory(), create_task, clock, user_id, TaskFields("Call", remind_at=remind_at))
+    await run(backend.uow_factory(), create_task, clock, without_endpoints, TaskFields("Alone", remind_at=remind_at))
     assert await next_due(backend.reader_factory()) is not None
     sender, announcer = RecordingSender(), RecordingAnnouncer()
     await _deliver(backend, clock, sender, announcer)
@@ -236,13 +244,13 @@ async def test_completing_deleting_or_moving_a_task_cancels_its_reminder(
     user_id = new_user()
     soon = clock.now() + timedelta(minutes=5)
     completed, deleted, moved = [
-        await create_task(backend.uow_factory(), clock, user_id, TaskFields(title, remind_at=soon))
+        await run(backend.uow_factory(), create_task, clock, user_id, TaskFields(title, remind_at=soon))
         for title in ("Completed", "Deleted", "Moved")
     ]
-    await complete_task(backend.uow_factory(), clock, user_id, completed.id, True)
-    await delete_task(backend.uow_factory(), clock, user_id, deleted.id)
+    await run(backend.uow_factory(), complete_task, clock, user_id, completed.id, True)
+    await run(backend.uow_factory(), delete_task, clock, user_id, deleted.id)
     later = soon + timedelta(hours=1)
-    await patch_task(backend.uow_factory(), clock, user_id, moved.id, {"remind_at": later})
+    await run(backend.uow_factory(), patch_task, clock, user_id, moved.id, {"remind_at": later})
     announcer = RecordingAnnouncer()
 
     clock.advance(timedelta(minutes=6))
@@ -259,10 +267,10 @@ async def test_finished_deliveries_are_purged_in_batches_and_pending_ones_kept(
     user_id = new_user()
     webhook_id = UUID(await _registered(backend, clock, user_id, ["task.created"]))
     for title in ("1", "2", "3", "4", "5"):
-        await create_task(backend.uow_factory(), clock, user_id, TaskFields(title))
+        await run(backend.uow_factory(), create_task, clock, user_id, TaskFields(title))
     await _deliver(backend, clock, RecordingSender(user_id, 200, 200, 200, 500))  # the 4th fails: pending
     clock.advance(timedelta(hours=2))
-    await create_task(backend.uow_factory(), clock, user_id, TaskFields("Recent"))
+    await run(backend.uow_factory(), create_task, clock, user_id, TaskFields("Recent"))
     await _deliver(backend, clock, RecordingSender(user_id, 200, 200))  # the retry and the recent one
 
     purged = await purge_expired(

@@ -17,6 +17,7 @@ from tests.domain.conftest import FixedClock
 from tests.domain.rule_strategies import rules
 from todo_adapters.memory import InMemoryUnitOfWork
 from todo_core import recurrence
+from todo_core.commands import run
 from todo_core.errors import FieldError, ValidationFailed
 from todo_core.recurrence import Recurrence
 from todo_core.task import Task, TaskFields
@@ -157,42 +158,42 @@ async def test_a_user_who_saved_no_settings_is_in_utc(uow: Uow) -> None:
 
 
 async def test_a_new_task_takes_the_users_zone_unless_it_names_one(uow: Uow, clock: FixedClock) -> None:
-    await replace_settings(uow(), ALICE, UserSettings(time_zone=BERLIN))
-    assert (await create_task(uow(), clock, ALICE, TaskFields(title="t"))).fields.time_zone == BERLIN
-    tokyo = await create_task(uow(), clock, ALICE, TaskFields(title="t", time_zone="Asia/Tokyo"))
+    await run(uow(), replace_settings, ALICE, UserSettings(time_zone=BERLIN))
+    assert (await run(uow(), create_task, clock, ALICE, TaskFields(title="t"))).fields.time_zone == BERLIN
+    tokyo = await run(uow(), create_task, clock, ALICE, TaskFields(title="t", time_zone="Asia/Tokyo"))
     assert tokyo.fields.time_zone == "Asia/Tokyo"
-    assert (await create_task(uow(), clock, "bob", TaskFields(title="t"))).fields.time_zone == "UTC"
+    assert (await run(uow(), create_task, clock, "bob", TaskFields(title="t"))).fields.time_zone == "UTC"
 
 
 async def test_a_task_keeps_its_zone_when_the_setting_changes(uow: Uow, clock: FixedClock) -> None:
-    task = await create_task(uow(), clock, ALICE, TaskFields(title="t"))
-    await replace_settings(uow(), ALICE, UserSettings(time_zone=BERLIN))
-    patched = await patch_task(uow(), clock, ALICE, task.id, {"title": "renamed"})
+    task = await run(uow(), create_task, clock, ALICE, TaskFields(title="t"))
+    await run(uow(), replace_settings, ALICE, UserSettings(time_zone=BERLIN))
+    patched = await run(uow(), patch_task, clock, ALICE, task.id, {"title": "renamed"})
     assert patched.fields.time_zone == "UTC"
 
 
 async def test_a_null_zone_in_a_patch_or_an_absent_one_in_a_replace_is_the_users_setting(
     uow: Uow, clock: FixedClock
 ) -> None:
-    task = await create_task(uow(), clock, ALICE, TaskFields(title="t", time_zone="Asia/Tokyo"))
-    await replace_settings(uow(), ALICE, UserSettings(time_zone=BERLIN))
-    assert (await patch_task(uow(), clock, ALICE, task.id, {"time_zone": None})).fields.time_zone == BERLIN
-    await patch_task(uow(), clock, ALICE, task.id, {"time_zone": "Asia/Tokyo"})
-    assert (await replace_task(uow(), clock, ALICE, task.id, TaskFields(title="t"))).fields.time_zone == BERLIN
+    task = await run(uow(), create_task, clock, ALICE, TaskFields(title="t", time_zone="Asia/Tokyo"))
+    await run(uow(), replace_settings, ALICE, UserSettings(time_zone=BERLIN))
+    assert (await run(uow(), patch_task, clock, ALICE, task.id, {"time_zone": None})).fields.time_zone == BERLIN
+    await run(uow(), patch_task, clock, ALICE, task.id, {"time_zone": "Asia/Tokyo"})
+    assert (await run(uow(), replace_task, clock, ALICE, task.id, TaskFields(title="t"))).fields.time_zone == BERLIN
 
 
 async def test_an_unknown_zone_setting_is_refused_and_nothing_is_saved(uow: Uow) -> None:
     with pytest.raises(ValidationFailed) as refused:
-        await replace_settings(uow(), ALICE, UserSettings(time_zone="Europe/Atlantis"))
+        await run(uow(), replace_settings, ALICE, UserSettings(time_zone="Europe/Atlantis"))
     assert [error.field for error in refused.value.errors] == ["time_zone"]
     assert (await get_settings(uow(), ALICE)).time_zone == "UTC"
 
 
 async def test_completing_a_daily_berlin_task_across_the_change_keeps_0900_local(uow: Uow, clock: FixedClock) -> None:
-    await replace_settings(uow(), ALICE, UserSettings(time_zone=BERLIN))
+    await run(uow(), replace_settings, ALICE, UserSettings(time_zone=BERLIN))
     fields = TaskFields(title="Stretch", due_at=utc(2026, 3, 28, 8), recurrence="FREQ=DAILY")
-    task = await create_task(uow(), clock, ALICE, fields)
-    done = await complete_task(uow(), clock, ALICE, task.id, True)
+    task = await run(uow(), create_task, clock, ALICE, fields)
+    done = await run(uow(), complete_task, clock, ALICE, task.id, True)
     assert done.next_occurrence_id is not None
     async with uow() as reading:
         following = await reading.tasks.get(ALICE, done.next_occurrence_id)

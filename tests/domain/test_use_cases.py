@@ -9,10 +9,11 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from tests.conftest import stored_task
+from tests.conftest import imported, stored_task
 from tests.domain.conftest import FixedClock
 from todo_adapters.memory import InMemoryStore, InMemoryTaskViews, InMemoryUnitOfWork
 from todo_core.category import Category, CategoryFields
+from todo_core.commands import run
 from todo_core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from todo_core.portability import ERRORS_MAX, AccountDocument, PortableTask
 from todo_core.query import Sort, SortField, TaskQuery
@@ -24,7 +25,6 @@ from todo_core.use_cases.categories import (
     list_categories,
     update_category,
 )
-from todo_core.use_cases.portability import import_account
 from todo_core.use_cases.tasks import (
     complete_task,
     create_task,
@@ -48,11 +48,11 @@ async def all_tasks(views: InMemoryTaskViews, user_id: str) -> list[dict[str, An
 
 
 async def new_task(uow: Uow, clock: FixedClock, user_id: str = ALICE, **fields: object) -> Task:
-    return await create_task(uow(), clock, user_id, TaskFields(**{"title": "A task", **fields}))  # type: ignore[arg-type]
+    return await run(uow(), create_task, clock, user_id, TaskFields(**{"title": "A task", **fields}))  # type: ignore[arg-type]
 
 
 async def new_category(uow: Uow, clock: FixedClock, user_id: str = ALICE, name: str = "Work") -> Category:
-    return await create_category(uow(), clock, user_id, CategoryFields(name=name))
+    return await run(uow(), create_category, clock, user_id, CategoryFields(name=name))
 
 
 # Creating and reading
@@ -107,25 +107,25 @@ async def test_user_cannot_read_another_users_task(uow: Uow, bobs_task: Task) ->
 
 async def test_user_cannot_replace_another_users_task(uow: Uow, clock: FixedClock, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
-        await replace_task(uow(), clock, ALICE, bobs_task.id, TaskFields(title="mine now"))
+        await run(uow(), replace_task, clock, ALICE, bobs_task.id, TaskFields(title="mine now"))
     assert await stored_task(uow, BOB, bobs_task.id) == bobs_task
 
 
 async def test_user_cannot_patch_another_users_task(uow: Uow, clock: FixedClock, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
-        await patch_task(uow(), clock, ALICE, bobs_task.id, {"title": "mine now"})
+        await run(uow(), patch_task, clock, ALICE, bobs_task.id, {"title": "mine now"})
     assert await stored_task(uow, BOB, bobs_task.id) == bobs_task
 
 
 async def test_user_cannot_delete_another_users_task(uow: Uow, clock: FixedClock, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
-        await delete_task(uow(), clock, ALICE, bobs_task.id)
+        await run(uow(), delete_task, clock, ALICE, bobs_task.id)
     assert await stored_task(uow, BOB, bobs_task.id) == bobs_task
 
 
 async def test_user_cannot_complete_another_users_task(uow: Uow, clock: FixedClock, bobs_task: Task) -> None:
     with pytest.raises(NotFound):
-        await complete_task(uow(), clock, ALICE, bobs_task.id, True)
+        await run(uow(), complete_task, clock, ALICE, bobs_task.id, True)
     assert (await stored_task(uow, BOB, bobs_task.id)).fields.completed is False
 
 
@@ -142,7 +142,7 @@ async def test_another_users_stale_version_does_not_reveal_the_task(
 ) -> None:
     # NotFound, not PreconditionFailed: the latter would confirm the task exists.
     with pytest.raises(NotFound):
-        await patch_task(uow(), clock, ALICE, bobs_task.id, {"title": "x"}, if_match=99)
+        await run(uow(), patch_task, clock, ALICE, bobs_task.id, {"title": "x"}, if_match=99)
 
 
 # Replacing and patching
@@ -151,7 +151,7 @@ async def test_another_users_stale_version_does_not_reveal_the_task(
 async def test_replace_sets_every_field_and_bumps_the_version(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock, description="old", tags=("x",), priority=Priority.HIGH)
     clock.advance(timedelta(minutes=5))
-    replaced = await replace_task(uow(), clock, ALICE, task.id, TaskFields(title=" New "))
+    replaced = await run(uow(), replace_task, clock, ALICE, task.id, TaskFields(title=" New "))
     assert replaced.fields == TaskFields(title="New", time_zone="UTC")
     assert replaced.version == 2
     assert replaced.updated_at == clock.now() != replaced.created_at
@@ -160,7 +160,7 @@ async def test_replace_sets_every_field_and_bumps_the_version(uow: Uow, clock: F
 
 async def test_patch_leaves_absent_fields_unchanged(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock, description="keep", tags=("keep",), priority=Priority.LOW, due_at=DUE)
-    patched = await patch_task(uow(), clock, ALICE, task.id, {"title": "renamed"})
+    patched = await run(uow(), patch_task, clock, ALICE, task.id, {"title": "renamed"})
     assert patched.fields == TaskFields(
         title="renamed", description="keep", tags=("keep",), priority=Priority.LOW, due_at=DUE, time_zone="UTC"
     )
@@ -169,8 +169,13 @@ async def test_patch_leaves_absent_fields_unchanged(uow: Uow, clock: FixedClock)
 async def test_patch_with_null_clears_description_tags_due_date_and_category(uow: Uow, clock: FixedClock) -> None:
     category = await new_category(uow, clock)
     task = await new_task(uow, clock, description="d", tags=("t",), due_at=DUE, category_id=category.id)
-    patched = await patch_task(
-        uow(), clock, ALICE, task.id, {"description": None, "tags": None, "due_at": None, "category_id": None}
+    patched = await run(
+        uow(),
+        patch_task,
+        clock,
+        ALICE,
+        task.id,
+        {"description": None, "tags": None, "due_at": None, "category_id": None},
     )
     assert (patched.fields.description, patched.fields.tags, patched.fields.due_at, patched.fields.category_id) == (
         "",
@@ -183,7 +188,7 @@ async def test_patch_with_null_clears_description_tags_due_date_and_category(uow
 async def test_patch_with_null_title_is_refused_and_changes_nothing(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
     with pytest.raises(ValidationFailed) as raised:
-        await patch_task(uow(), clock, ALICE, task.id, {"title": None})
+        await run(uow(), patch_task, clock, ALICE, task.id, {"title": None})
     assert [error.field for error in raised.value.errors] == ["title"]
     assert await stored_task(uow, ALICE, task.id) == task
 
@@ -191,14 +196,14 @@ async def test_patch_with_null_title_is_refused_and_changes_nothing(uow: Uow, cl
 async def test_patch_is_validated_like_a_new_task(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
     with pytest.raises(ValidationFailed):
-        await patch_task(uow(), clock, ALICE, task.id, {"due_at": datetime(2026, 1, 1)})
+        await run(uow(), patch_task, clock, ALICE, task.id, {"due_at": datetime(2026, 1, 1)})
     assert await stored_task(uow, ALICE, task.id) == task
 
 
 async def test_patch_that_clears_the_due_date_of_a_repeating_task_is_refused(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock, due_at=DUE, recurrence="FREQ=DAILY")
     with pytest.raises(ValidationFailed) as raised:
-        await patch_task(uow(), clock, ALICE, task.id, {"due_at": None})
+        await run(uow(), patch_task, clock, ALICE, task.id, {"due_at": None})
     assert [error.field for error in raised.value.errors] == ["recurrence"]
 
 
@@ -208,9 +213,9 @@ async def test_patch_that_clears_the_due_date_of_a_repeating_task_is_refused(uow
 @pytest.mark.parametrize(
     "change",
     [
-        lambda uow, clock, task_id: patch_task(uow, clock, ALICE, task_id, {"title": "x"}, if_match=1),
-        lambda uow, clock, task_id: replace_task(uow, clock, ALICE, task_id, TaskFields(title="x"), if_match=1),
-        lambda uow, clock, task_id: delete_task(uow, clock, ALICE, task_id, if_match=1),
+        lambda uow, clock, task_id: run(uow, patch_task, clock, ALICE, task_id, {"title": "x"}, if_match=1),
+        lambda uow, clock, task_id: run(uow, replace_task, clock, ALICE, task_id, TaskFields(title="x"), if_match=1),
+        lambda uow, clock, task_id: run(uow, delete_task, clock, ALICE, task_id, if_match=1),
     ],
     ids=["patch", "replace", "delete"],
 )
@@ -218,7 +223,7 @@ async def test_change_with_a_stale_version_fails_and_changes_nothing(
     uow: Uow, clock: FixedClock, change: Callable[..., object]
 ) -> None:
     task = await new_task(uow, clock)
-    current = await patch_task(uow(), clock, ALICE, task.id, {"title": "v2"})
+    current = await run(uow(), patch_task, clock, ALICE, task.id, {"title": "v2"})
     with pytest.raises(PreconditionFailed) as raised:
         await change(uow(), clock, task.id)  # type: ignore[misc]
     assert raised.value.current_version == 2
@@ -227,9 +232,9 @@ async def test_change_with_a_stale_version_fails_and_changes_nothing(
 
 async def test_change_with_the_current_version_succeeds(uow: Uow, views: InMemoryTaskViews, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
-    patched = await patch_task(uow(), clock, ALICE, task.id, {"title": "x"}, if_match=task.version)
+    patched = await run(uow(), patch_task, clock, ALICE, task.id, {"title": "x"}, if_match=task.version)
     assert patched.version == 2
-    await delete_task(uow(), clock, ALICE, task.id, if_match=patched.version)
+    await run(uow(), delete_task, clock, ALICE, task.id, if_match=patched.version)
     assert await all_tasks(views, ALICE) == []
 
 
@@ -238,11 +243,11 @@ async def test_change_with_the_current_version_succeeds(uow: Uow, views: InMemor
 
 async def test_deleted_task_is_gone(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
-    await delete_task(uow(), clock, ALICE, task.id)
+    await run(uow(), delete_task, clock, ALICE, task.id)
     with pytest.raises(NotFound):
         await stored_task(uow, ALICE, task.id)
     with pytest.raises(NotFound):
-        await delete_task(uow(), clock, ALICE, task.id)
+        await run(uow(), delete_task, clock, ALICE, task.id)
 
 
 # Completing
@@ -251,24 +256,24 @@ async def test_deleted_task_is_gone(uow: Uow, clock: FixedClock) -> None:
 async def test_completing_stamps_the_time_and_reopening_clears_it(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
     clock.advance(timedelta(hours=1))
-    done = await complete_task(uow(), clock, ALICE, task.id, True)
+    done = await run(uow(), complete_task, clock, ALICE, task.id, True)
     assert (done.fields.completed, done.completed_at, done.version) == (True, clock.now(), 2)
-    reopened = await complete_task(uow(), clock, ALICE, task.id, False)
+    reopened = await run(uow(), complete_task, clock, ALICE, task.id, False)
     assert (reopened.fields.completed, reopened.completed_at, reopened.version) == (False, None, 3)
 
 
 async def test_completion_without_an_argument_toggles(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
-    assert (await complete_task(uow(), clock, ALICE, task.id)).fields.completed is True
-    assert (await complete_task(uow(), clock, ALICE, task.id)).fields.completed is False
-    assert (await complete_task(uow(), clock, ALICE, task.id)).fields.completed is True
+    assert (await run(uow(), complete_task, clock, ALICE, task.id)).fields.completed is True
+    assert (await run(uow(), complete_task, clock, ALICE, task.id)).fields.completed is False
+    assert (await run(uow(), complete_task, clock, ALICE, task.id)).fields.completed is True
 
 
 async def test_completing_an_already_completed_task_keeps_its_completion_time(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock)
-    first = await complete_task(uow(), clock, ALICE, task.id, True)
+    first = await run(uow(), complete_task, clock, ALICE, task.id, True)
     clock.advance(timedelta(days=1))
-    again = await complete_task(uow(), clock, ALICE, task.id, True)
+    again = await run(uow(), complete_task, clock, ALICE, task.id, True)
     assert again.completed_at == first.completed_at
 
 
@@ -276,7 +281,7 @@ async def test_completing_a_plain_task_creates_no_other_task(
     uow: Uow, views: InMemoryTaskViews, clock: FixedClock
 ) -> None:
     task = await new_task(uow, clock, due_at=DUE)
-    done = await complete_task(uow(), clock, ALICE, task.id, True)
+    done = await run(uow(), complete_task, clock, ALICE, task.id, True)
     assert done.next_occurrence_id is None
     assert len(await all_tasks(views, ALICE)) == 1
 
@@ -305,7 +310,7 @@ async def test_completing_a_repeating_task_creates_the_next_occurrence(
     uow: Uow, clock: FixedClock, monthly_task: Task
 ) -> None:
     clock.advance(timedelta(days=1))
-    done = await complete_task(uow(), clock, ALICE, monthly_task.id, True)
+    done = await run(uow(), complete_task, clock, ALICE, monthly_task.id, True)
     assert done.next_occurrence_id is not None
     following = await stored_task(uow, ALICE, done.next_occurrence_id)
     original = monthly_task.fields
@@ -329,7 +334,7 @@ async def test_completing_a_repeating_task_creates_the_next_occurrence(
 async def test_completing_a_repeating_task_through_a_patch_also_creates_the_next_occurrence(
     uow: Uow, views: InMemoryTaskViews, clock: FixedClock, monthly_task: Task
 ) -> None:
-    done = await patch_task(uow(), clock, ALICE, monthly_task.id, {"completed": True})
+    done = await run(uow(), patch_task, clock, ALICE, monthly_task.id, {"completed": True})
     assert done.next_occurrence_id is not None
     assert len(await all_tasks(views, ALICE)) == 2
 
@@ -337,8 +342,8 @@ async def test_completing_a_repeating_task_through_a_patch_also_creates_the_next
 async def test_reopening_a_completed_repeating_task_creates_no_other(
     uow: Uow, views: InMemoryTaskViews, clock: FixedClock, monthly_task: Task
 ) -> None:
-    done = await complete_task(uow(), clock, ALICE, monthly_task.id, True)
-    reopened = await complete_task(uow(), clock, ALICE, monthly_task.id, False)
+    done = await run(uow(), complete_task, clock, ALICE, monthly_task.id, True)
+    reopened = await run(uow(), complete_task, clock, ALICE, monthly_task.id, False)
     assert reopened.next_occurrence_id == done.next_occurrence_id
     assert len(await all_tasks(views, ALICE)) == 2
 
@@ -346,10 +351,10 @@ async def test_reopening_a_completed_repeating_task_creates_no_other(
 async def test_completing_again_after_reopening_does_not_fork_the_series(
     uow: Uow, views: InMemoryTaskViews, clock: FixedClock, monthly_task: Task
 ) -> None:
-    first = await complete_task(uow(), clock, ALICE, monthly_task.id, True)
+    first = await run(uow(), complete_task, clock, ALICE, monthly_task.id, True)
     for _ in range(3):
-        await complete_task(uow(), clock, ALICE, monthly_task.id)  # reopen
-        again = await complete_task(uow(), clock, ALICE, monthly_task.id)  # complete
+        await run(uow(), complete_task, clock, ALICE, monthly_task.id)  # reopen
+        again = await run(uow(), complete_task, clock, ALICE, monthly_task.id)  # complete
         assert again.next_occurrence_id == first.next_occurrence_id
     assert len(await all_tasks(views, ALICE)) == 2
 
@@ -364,7 +369,7 @@ async def test_completing_each_occurrence_walks_the_series(
         assert current is not None
         dues.append(current.fields.due_at)
         rules.append(current.fields.recurrence)
-        done = await complete_task(uow(), clock, ALICE, current.id, True)
+        done = await run(uow(), complete_task, clock, ALICE, current.id, True)
         current = await stored_task(uow, ALICE, done.next_occurrence_id) if done.next_occurrence_id else None
         if current is None:
             break
@@ -381,14 +386,14 @@ async def test_completing_the_last_occurrence_before_until_creates_none(
     uow: Uow, views: InMemoryTaskViews, clock: FixedClock
 ) -> None:
     task = await new_task(uow, clock, due_at=DUE, recurrence="FREQ=MONTHLY;UNTIL=20260330")
-    done = await complete_task(uow(), clock, ALICE, task.id, True)
+    done = await run(uow(), complete_task, clock, ALICE, task.id, True)
     assert done.next_occurrence_id is None
     assert len(await all_tasks(views, ALICE)) == 1
 
 
 async def test_next_occurrence_without_a_reminder_has_none(uow: Uow, clock: FixedClock) -> None:
     task = await new_task(uow, clock, due_at=DUE, recurrence="FREQ=DAILY")
-    done = await complete_task(uow(), clock, ALICE, task.id, True)
+    done = await run(uow(), complete_task, clock, ALICE, task.id, True)
     assert done.next_occurrence_id is not None
     assert (await stored_task(uow, ALICE, done.next_occurrence_id)).fields.remind_at is None
 
@@ -397,7 +402,7 @@ async def test_next_occurrence_without_a_reminder_has_none(uow: Uow, clock: Fixe
 
 
 async def test_created_category_is_trimmed_with_its_color_lowercased(uow: Uow, clock: FixedClock) -> None:
-    created = await create_category(uow(), clock, ALICE, CategoryFields(name=" Work ", color="#ABCDEF"))
+    created = await run(uow(), create_category, clock, ALICE, CategoryFields(name=" Work ", color="#ABCDEF"))
     stored = await get_category(uow(), ALICE, created.id)
     assert (stored.fields.name, stored.fields.color, stored.version) == ("Work", "#abcdef", 1)
 
@@ -420,33 +425,33 @@ async def test_renaming_a_category_to_another_ones_name_is_a_conflict(uow: Uow, 
     await new_category(uow, clock, name="Work")
     home = await new_category(uow, clock, name="Home")
     with pytest.raises(Conflict):
-        await update_category(uow(), clock, ALICE, home.id, {"name": "WORK"})
+        await run(uow(), update_category, clock, ALICE, home.id, {"name": "WORK"})
     assert (await get_category(uow(), ALICE, home.id)).fields.name == "Home"
 
 
 async def test_renaming_a_category_to_a_different_case_of_its_own_name_is_allowed(uow: Uow, clock: FixedClock) -> None:
     work = await new_category(uow, clock, name="work")
-    renamed = await update_category(uow(), clock, ALICE, work.id, {"name": "Work"})
+    renamed = await run(uow(), update_category, clock, ALICE, work.id, {"name": "Work"})
     assert (renamed.fields.name, renamed.version) == ("Work", 2)
 
 
 async def test_category_update_with_null_name_is_refused(uow: Uow, clock: FixedClock) -> None:
     work = await new_category(uow, clock)
     with pytest.raises(ValidationFailed) as raised:
-        await update_category(uow(), clock, ALICE, work.id, {"name": None})
+        await run(uow(), update_category, clock, ALICE, work.id, {"name": None})
     assert [error.field for error in raised.value.errors] == ["name"]
 
 
 async def test_category_update_with_null_color_clears_it(uow: Uow, clock: FixedClock) -> None:
-    work = await create_category(uow(), clock, ALICE, CategoryFields(name="Work", color="#123456"))
-    assert (await update_category(uow(), clock, ALICE, work.id, {"color": None})).fields.color is None
+    work = await run(uow(), create_category, clock, ALICE, CategoryFields(name="Work", color="#123456"))
+    assert (await run(uow(), update_category, clock, ALICE, work.id, {"color": None})).fields.color is None
 
 
 async def test_category_update_with_a_stale_version_fails(uow: Uow, clock: FixedClock) -> None:
     work = await new_category(uow, clock)
-    await update_category(uow(), clock, ALICE, work.id, {"name": "Job"})
+    await run(uow(), update_category, clock, ALICE, work.id, {"name": "Job"})
     with pytest.raises(PreconditionFailed):
-        await update_category(uow(), clock, ALICE, work.id, {"name": "Career"}, if_match=1)
+        await run(uow(), update_category, clock, ALICE, work.id, {"name": "Career"}, if_match=1)
     assert (await get_category(uow(), ALICE, work.id)).fields.name == "Job"
 
 
@@ -455,9 +460,9 @@ async def test_user_cannot_see_or_change_another_users_category(uow: Uow, clock:
     with pytest.raises(NotFound):
         await get_category(uow(), ALICE, bobs.id)
     with pytest.raises(NotFound):
-        await update_category(uow(), clock, ALICE, bobs.id, {"name": "Mine"})
+        await run(uow(), update_category, clock, ALICE, bobs.id, {"name": "Mine"})
     with pytest.raises(NotFound):
-        await delete_category(uow(), clock, ALICE, bobs.id)
+        await run(uow(), delete_category, clock, ALICE, bobs.id)
     assert await list_categories(uow(), ALICE) == []
     assert await get_category(uow(), BOB, bobs.id) == bobs
 
@@ -480,8 +485,8 @@ async def test_task_cannot_use_a_category_that_is_not_its_owners(
         assert [error.field for error in raised.value.errors] == ["category_id"]
 
     await refused(new_task(uow, clock, category_id=category_id))
-    await refused(patch_task(uow(), clock, ALICE, task.id, {"category_id": category_id}))
-    await refused(replace_task(uow(), clock, ALICE, task.id, TaskFields(title="t", category_id=category_id)))
+    await refused(run(uow(), patch_task, clock, ALICE, task.id, {"category_id": category_id}))
+    await refused(run(uow(), replace_task, clock, ALICE, task.id, TaskFields(title="t", category_id=category_id)))
     assert [t["id"] for t in await all_tasks(views, ALICE)] == [task.id]
 
 
@@ -491,7 +496,7 @@ async def test_deleting_a_category_clears_it_from_its_tasks(uow: Uow, clock: Fix
     at_work = await new_task(uow, clock, title="at work", category_id=work.id)
     at_home = await new_task(uow, clock, title="at home", category_id=home.id)
     clock.advance(timedelta(minutes=1))
-    await delete_category(uow(), clock, ALICE, work.id)
+    await run(uow(), delete_category, clock, ALICE, work.id)
     cleared = await stored_task(uow, ALICE, at_work.id)
     assert cleared.fields.category_id is None
     assert (cleared.version, cleared.updated_at) == (2, clock.now())
@@ -504,7 +509,7 @@ async def test_deleting_an_unknown_category_leaves_every_task_as_it_was(uow: Uow
     bobs = await new_category(uow, clock, user_id=BOB)
     bobs_task = await new_task(uow, clock, user_id=BOB, category_id=bobs.id)
     with pytest.raises(NotFound):
-        await delete_category(uow(), clock, ALICE, bobs.id)
+        await run(uow(), delete_category, clock, ALICE, bobs.id)
     assert await stored_task(uow, BOB, bobs_task.id) == bobs_task
 
 
@@ -519,7 +524,7 @@ async def test_category_deletion_and_task_clearing_are_one_unit_of_work(
             raise Conflict("simulated failure at commit")
 
     with pytest.raises(Conflict):
-        await delete_category(FailingCommit(store), clock, ALICE, work.id)
+        await run(FailingCommit(store), delete_category, clock, ALICE, work.id)
     assert (await stored_task(uow, ALICE, task.id)).fields.category_id == work.id
     assert await get_category(uow(), ALICE, work.id) == work
 
@@ -527,7 +532,7 @@ async def test_category_deletion_and_task_clearing_are_one_unit_of_work(
 async def test_a_category_change_that_changes_nothing_keeps_the_version(uow: Uow, clock: FixedClock) -> None:
     category = await new_category(uow, clock, name="Work")
     clock.advance(timedelta(minutes=1))
-    same = await update_category(uow(), clock, ALICE, category.id, {"name": "Work"})
+    same = await run(uow(), update_category, clock, ALICE, category.id, {"name": "Work"})
     assert same == category
 
 
@@ -536,5 +541,5 @@ async def test_a_refused_import_lists_at_most_a_hundred_broken_rules(
 ) -> None:
     tasks = [PortableTask(UUID(int=n + 1), TaskFields(" ")) for n in range(ERRORS_MAX + 50)]
     with pytest.raises(ValidationFailed) as refused:
-        await import_account(uow(), clock, "alice", AccountDocument(tasks=tasks))
+        await imported(uow(), uow(), clock, "alice", AccountDocument(tasks=tasks))
     assert [error.field for error in refused.value.errors] == [f"tasks[{n}].title" for n in range(ERRORS_MAX)]

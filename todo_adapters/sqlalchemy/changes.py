@@ -25,7 +25,7 @@ from todo_adapters.sqlalchemy.execution import compiled_for_postgresql
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
 from todo_adapters.sqlalchemy.psycopg import PostgresPool, PostgresUnitOfWork
-from todo_adapters.sqlalchemy.repositories import EPOCH
+from todo_adapters.sqlalchemy.repositories.retention import EPOCH
 from todo_adapters.sqlalchemy.tables import categories, tasks, tombstones, user_changes
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import json_object_of

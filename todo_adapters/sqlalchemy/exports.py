@@ -26,7 +26,9 @@ from todo_adapters.sqlalchemy.execution import Executor, PsycopgExecutor, SqlAlc
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.mapping import TASKS
 from todo_adapters.sqlalchemy.psycopg import PostgresPool
-from todo_adapters.sqlalchemy.repositories import ChangeNumbers, SqlCategoryRepository, SqlSettingsRepository
+from todo_adapters.sqlalchemy.repositories.categories import SqlCategoryRepository
+from todo_adapters.sqlalchemy.repositories.change_numbers import ChangeNumbers
+from todo_adapters.sqlalchemy.repositories.settings import SqlSettingsRepository
 from todo_adapters.sqlalchemy.tables import tasks
 from todo_adapters.sqlalchemy.visibility import committed_tasks
 from todo_core.category import Category

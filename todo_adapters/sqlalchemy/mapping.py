@@ -88,3 +88,7 @@ _PRIORITY_LABEL = case(
     *((tasks.c.priority == literal_column(str(int(p))), literal_column(f"'{p.label}'", String)) for p in Priority)
 )
 TASK_VIEW_COLUMNS = [_PRIORITY_LABEL.label(name) if name == "priority" else tasks.c[name] for name in TASK_VIEW_FIELDS]
+
+
+#: Columns an update never changes: the key, and when the row was made.
+FIXED = frozenset({"user_id", "id", "created_at"})

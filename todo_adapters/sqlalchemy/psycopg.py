@@ -18,22 +18,12 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
+from todo_adapters.sqlalchemy.bundle import SqlRepositories
 from todo_adapters.sqlalchemy.engine import SESSION_TIMEZONE, PoolUsage
 from todo_adapters.sqlalchemy.execution import PsycopgExecutor
 from todo_adapters.sqlalchemy.faults import storage_unavailable
-from todo_adapters.sqlalchemy.repositories import (
-    ChangeNumbers,
-    SqlAccountEraser,
-    SqlCalendarFeedRepository,
-    SqlCategoryRepository,
-    SqlIdempotencyKeys,
-    SqlRetentionRepository,
-    SqlSettingsRepository,
-    SqlTaskRepository,
-)
-from todo_adapters.sqlalchemy.webhooks import SqlWebhookRepository
+from todo_adapters.sqlalchemy.repositories.change_numbers import ChangeNumbers
 from todo_core.errors import Conflict, StorageUnavailable, UserBusy
-from todo_core.outbox import AnnouncedTasks
 
 log = logging.getLogger(__name__)
 
@@ -186,18 +176,9 @@ async def _configure_behind_pooler(connection: psycopg.AsyncConnection[Any]) -> 
 _SET_TIME_ZONE = f"SET TIME ZONE '{SESSION_TIMEZONE}'"
 
 
-class PostgresUnitOfWork:
+class PostgresUnitOfWork(SqlRepositories):
     """One transaction on a pooled connection, its statements pipelined; rolled back unless
     committed. With `read_only`, no transaction at all (see `SqlAlchemyUnitOfWork`)."""
-
-    tasks: AnnouncedTasks
-    categories: SqlCategoryRepository
-    idempotency: SqlIdempotencyKeys
-    settings: SqlSettingsRepository
-    feeds: SqlCalendarFeedRepository
-    account: SqlAccountEraser
-    webhooks: SqlWebhookRepository
-    retention: SqlRetentionRepository
 
     def __init__(self, pool: PostgresPool, *, read_only: bool = False) -> None:
         self._pool = pool
@@ -222,14 +203,7 @@ class PostgresUnitOfWork:
         self._committed = False
         self._executor = executor = PsycopgExecutor(connection, pipeline)
         self._changes = ChangeNumbers(executor, taking=not self._read_only, lock_timeout_ms=self._pool.lock_timeout_ms)
-        self.webhooks = SqlWebhookRepository(executor)
-        self.tasks = AnnouncedTasks(SqlTaskRepository(executor, self._changes), self.webhooks)
-        self.categories = SqlCategoryRepository(executor, self._changes)
-        self.idempotency = SqlIdempotencyKeys(executor, self._changes)
-        self.settings = SqlSettingsRepository(executor, self._changes)
-        self.feeds = SqlCalendarFeedRepository(executor)
-        self.account = SqlAccountEraser(executor, self._changes)
-        self.retention = SqlRetentionRepository(executor)
+        self._open_repositories(executor, self._changes)
         return self
 
     async def __aexit__(

@@ -11,25 +11,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from todo_adapters.broker import ChangeBroker
+from todo_adapters.sqlalchemy.bundle import SqlRepositories
 from todo_adapters.sqlalchemy.engine import sqlite_writers
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.import_slices import RecordingExecutor, WriteAhead, WriterTurns, write_in_slices
-from todo_adapters.sqlalchemy.repositories import (
-    ChangeNumbers,
-    SqlAccountEraser,
-    SqlCalendarFeedRepository,
-    SqlCategoryRepository,
-    SqlIdempotencyKeys,
-    SqlRetentionRepository,
-    SqlSettingsRepository,
-    SqlTaskRepository,
-)
-from todo_adapters.sqlalchemy.webhooks import SqlWebhookRepository
+from todo_adapters.sqlalchemy.repositories.change_numbers import ChangeNumbers
 from todo_core.errors import Conflict
-from todo_core.outbox import AnnouncedTasks
 
 
-class SqlAlchemyUnitOfWork:
+class SqlAlchemyUnitOfWork(SqlRepositories):
     """With `read_only`, no transaction at all: each statement sees the latest commits, takes
     no lock (not even SQLite's write lock) and costs no BEGIN or ROLLBACK round trip. For
     queries that read once; `commit()` is refused.
@@ -39,15 +29,6 @@ class SqlAlchemyUnitOfWork:
 
     On a SQLite file, the tasks of an import (`tasks.add_many`) are written when it commits, a
     large import's in slices that let other writers in between (`import_slices.py`)."""
-
-    tasks: AnnouncedTasks
-    categories: SqlCategoryRepository
-    idempotency: SqlIdempotencyKeys
-    settings: SqlSettingsRepository
-    feeds: SqlCalendarFeedRepository
-    account: SqlAccountEraser
-    webhooks: SqlWebhookRepository
-    retention: SqlRetentionRepository
 
     def __init__(self, engine: AsyncEngine, *, read_only: bool = False, broker: ChangeBroker | None = None) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT") if read_only else engine
@@ -73,14 +54,7 @@ class SqlAlchemyUnitOfWork:
         executor = self._executor = RecordingExecutor(self._connection)
         self._ahead = WriteAhead() if self._turns is not None else None
         self._changes = ChangeNumbers(executor, taking=not self._read_only, refusing_imports=not self._read_only)
-        self.webhooks = SqlWebhookRepository(executor)
-        self.tasks = AnnouncedTasks(SqlTaskRepository(executor, self._changes, self._ahead), self.webhooks)
-        self.categories = SqlCategoryRepository(executor, self._changes)
-        self.idempotency = SqlIdempotencyKeys(executor, self._changes)
-        self.settings = SqlSettingsRepository(executor, self._changes)
-        self.feeds = SqlCalendarFeedRepository(executor)
-        self.account = SqlAccountEraser(executor, self._changes)
-        self.retention = SqlRetentionRepository(executor)
+        self._open_repositories(executor, self._changes, self._ahead)
         return self
 
     async def __aexit__(

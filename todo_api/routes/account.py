@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from todo_api.dependencies import Uow, UserId
 from todo_api.problems import problem_responses
 from todo_api.routing import ApiRoute
+from todo_core.commands import run
 from todo_core.use_cases import account as use_cases
 
 router = APIRouter(route_class=ApiRoute, tags=["account"], responses=problem_responses(401, 403, 422, 503))
@@ -24,5 +25,5 @@ async def erase_account(
     settings, calendar feeds, idempotency keys and sync history. Afterwards the user's lists are
     empty, their feed URLs are 404, and a sync token from before is 410 (sync again from a
     snapshot). Irreversible."""
-    await use_cases.erase_account(uow, user_id, confirm)
+    await run(uow, use_cases.erase_account, user_id, confirm)
     return Response(status_code=204)

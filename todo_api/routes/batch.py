@@ -11,7 +11,7 @@ from todo_api.problems import problem_responses
 from todo_api.representation import json_response
 from todo_api.routing import ApiRoute
 from todo_api.schemas.batch import BatchRead, BatchWrite
-from todo_core.ports import UnitOfWork
+from todo_core.task import Task
 from todo_core.use_cases import batch as use_cases
 from todo_core.views import task_view
 
@@ -43,12 +43,12 @@ async def run_batch(
     `Idempotency-Key`, a retry applies nothing more."""
     operations = operations_of(body.operations)
 
-    async def apply(uow: UnitOfWork) -> Response:
-        tasks = await use_cases.run_batch(uow, clock, user_id, operations, at_most=settings.max_tasks)
+    def applied(tasks: list[Task | None]) -> Response:
         results = [
             {"status": _STATUSES.get(type(operation), 200), "body": None if task is None else task_view(task)}
             for operation, task in zip(operations, tasks, strict=True)
         ]
         return json_response({"results": results})
 
-    return await idempotency.run(uow, user_id, apply)
+    batch = use_cases.run_batch
+    return await idempotency.run(uow, user_id, applied, batch, clock, user_id, operations, at_most=settings.max_tasks)

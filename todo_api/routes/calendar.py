@@ -21,6 +21,7 @@ from todo_api.schemas.tasks import TaskStatus
 from todo_api.settings import Settings
 from todo_core.calendar_feed import CalendarFeed
 from todo_core.clock import Clock
+from todo_core.commands import run
 from todo_core.ports import ChangeFeed, TaskViews, UnitOfWork
 from todo_core.query import Status
 from todo_core.use_cases import calendar as use_cases
@@ -142,7 +143,7 @@ async def create_calendar_feed(
     """Make a subscription link to the user's calendar. Its `url` (with the secret) is in this
     response only, and so is `webcal_url`, the same link for calendar apps to open as a
     subscription; keep them, or revoke the feed and make another."""
-    issued = await use_cases.create_feed(uow, clock, user_id, at_most=settings.max_calendar_feeds)
+    issued = await run(uow, use_cases.create_feed, clock, user_id, at_most=settings.max_calendar_feeds)
     url = f"{public_base(request, settings)}/feeds/{quote(issued.secret, safe='')}.ics"
     body = {**_feed_view(issued.feed), "url": url, "webcal_url": "webcal://" + url.split("://", 1)[1]}
     return json_response(
@@ -159,7 +160,7 @@ async def list_calendar_feeds(user_id: UserId, reader: Reader) -> Response:
 @router.delete("/calendar-feeds/{feed_id}", status_code=204, responses=problem_responses(404))
 async def revoke_calendar_feed(user_id: UserId, feed_id: UUID, uow: Uow) -> Response:
     """Revoke a subscription link: from now on its URL is a 404."""
-    await use_cases.revoke_feed(uow, user_id, feed_id)
+    await run(uow, use_cases.revoke_feed, user_id, feed_id)
     return Response(status_code=204)
 
 

@@ -14,7 +14,7 @@ from todo_api.representation import if_match_version, json_response, location, v
 from todo_api.routing import ApiRoute
 from todo_api.schemas.categories import CategoryPatch, CategoryRead, CategoryWrite
 from todo_core.category import Category, CategoryFields
-from todo_core.ports import UnitOfWork
+from todo_core.commands import run
 from todo_core.use_cases import categories as use_cases
 from todo_core.views import category_view
 
@@ -41,12 +41,11 @@ async def create_category(
     `Idempotency-Key`, a retry creates nothing more."""
     fields = CategoryFields(body.name, body.color)
 
-    async def create(uow: UnitOfWork) -> Response:
-        category = await use_cases.create_category(uow, clock, user_id, fields)
+    def created(category: Category) -> Response:
         url = location(user_id, "categories", category.id)
         return _category_response(category, status_code=201, headers={"Location": url})
 
-    return await idempotency.run(uow, user_id, create)
+    return await idempotency.run(uow, user_id, created, use_cases.create_category, clock, user_id, fields)
 
 
 @router.get("/{category_id}", response_model=CategoryRead, responses=problem_responses(404))
@@ -69,14 +68,14 @@ async def update_category(
     """Rename or recolor a category (JSON merge patch; null clears the color)."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     version = if_match_version(if_match)
-    category = await use_cases.update_category(uow, clock, user_id, category_id, changes, if_match=version)
+    category = await run(uow, use_cases.update_category, clock, user_id, category_id, changes, if_match=version)
     return _category_response(category)
 
 
 @router.delete("/{category_id}", status_code=204, response_class=Response, responses=problem_responses(404))
 async def delete_category(user_id: UserId, uow: Uow, clock: CurrentClock, category_id: UUID) -> Response:
     """Delete a category; its tasks keep existing, without a category."""
-    await use_cases.delete_category(uow, clock, user_id, category_id)
+    await run(uow, use_cases.delete_category, clock, user_id, category_id)
     return Response(status_code=204)
 
 

@@ -13,7 +13,15 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from todo_api.dependencies import CurrentClock, CurrentSettings, Exports, RunningExportsOfProcess, Uow, UserId
+from todo_api.dependencies import (
+    CurrentClock,
+    CurrentSettings,
+    Exports,
+    Reader,
+    RunningExportsOfProcess,
+    Uow,
+    UserId,
+)
 from todo_api.exports import SpooledDocument, spooled
 from todo_api.idempotency import Idempotent
 from todo_api.problems import problem_responses, unsupported_media_type
@@ -25,13 +33,14 @@ from todo_core.clock import Clock
 from todo_core.portability import (
     FORMAT,
     VERSION,
+    Imported,
     PortableCategory,
     PortableTask,
     category_record,
     task_record,
 )
 from todo_core.portability import AccountDocument as Document
-from todo_core.ports import ExportReader, UnitOfWork
+from todo_core.ports import ExportReader
 from todo_core.task import TaskFields
 from todo_core.use_cases import portability as use_cases
 from todo_core.user_settings import UserSettings
@@ -99,6 +108,7 @@ async def import_account(
     request: Request,
     user_id: UserId,
     uow: Uow,
+    reader: Reader,
     clock: CurrentClock,
     idempotency: Idempotent,
     settings: CurrentSettings,
@@ -115,8 +125,7 @@ async def import_account(
     # loop goes on serving the other requests meanwhile.
     document = await asyncio.to_thread(_parsed, await request.body())
 
-    async def run(uow: UnitOfWork) -> Response:
-        imported = await use_cases.import_account(uow, clock, user_id, document, at_most=settings.max_tasks)
+    def answer(imported: Imported) -> Response:
         ids = {
             "categories": {str(old): new for old, new in imported.category_ids.items()},
             "tasks": {str(old): new for old, new in imported.task_ids.items()},
@@ -129,7 +138,13 @@ async def import_account(
         }
         return json_response(result, status_code=201)
 
-    return await idempotency.run(uow, user_id, run)
+    # The document's check costs seconds of CPU for a large one: in a worker thread too, and
+    # before the unit of work (see `prepare_import`).
+    prepared = await use_cases.prepare_import(reader, user_id, document, offload=asyncio.to_thread)
+    imported = use_cases.import_account
+    return await idempotency.run(
+        uow, user_id, answer, imported, clock, user_id, prepared, at_most=settings.max_tasks, offload=asyncio.to_thread
+    )
 
 
 _Model = TypeVar("_Model", bound=BaseModel)

@@ -31,7 +31,7 @@ from todo_api.schemas.tasks import (
     TaskRead,
     TaskWrite,
 )
-from todo_core.ports import UnitOfWork
+from todo_core.commands import run
 from todo_core.task import Task, TaskFields
 from todo_core.use_cases import tasks as use_cases
 from todo_core.views import task_view
@@ -83,11 +83,11 @@ async def create_task(
     """Create a task. With an `Idempotency-Key`, a retry creates nothing more."""
     fields = TaskFields.of(body.model_dump())
 
-    async def create(uow: UnitOfWork) -> Response:
-        task = await use_cases.create_task(uow, clock, user_id, fields, at_most=settings.max_tasks)
+    def created(task: Task) -> Response:
         return _task_response(task, status_code=201, headers={"Location": location(user_id, "tasks", task.id)})
 
-    return await idempotency.run(uow, user_id, create)
+    create = use_cases.create_task
+    return await idempotency.run(uow, user_id, created, create, clock, user_id, fields, at_most=settings.max_tasks)
 
 
 @router.get(
@@ -116,7 +116,7 @@ async def replace_task(
 ) -> Response:
     """Replace every writable field of a task (an absent optional field takes its default)."""
     fields = TaskFields.of(body.model_dump())
-    task = await use_cases.replace_task(uow, clock, user_id, task_id, fields, if_match=if_match_version(if_match))
+    task = await run(uow, use_cases.replace_task, clock, user_id, task_id, fields, if_match=if_match_version(if_match))
     return _task_response(task)
 
 
@@ -126,7 +126,7 @@ async def patch_task(
 ) -> Response:
     """Change some fields of a task (JSON merge patch: absent is unchanged, null clears)."""
     changes = body.model_dump(exclude_unset=True)
-    task = await use_cases.patch_task(uow, clock, user_id, task_id, changes, if_match=if_match_version(if_match))
+    task = await run(uow, use_cases.patch_task, clock, user_id, task_id, changes, if_match=if_match_version(if_match))
     return _task_response(task)
 
 
@@ -135,7 +135,7 @@ async def delete_task(
     user_id: UserId, uow: Uow, clock: CurrentClock, task_id: UUID, if_match: IfMatch = None
 ) -> Response:
     """Delete a task and its steps (and theirs), all at once."""
-    await use_cases.delete_task(uow, clock, user_id, task_id, if_match=if_match_version(if_match))
+    await run(uow, use_cases.delete_task, clock, user_id, task_id, if_match=if_match_version(if_match))
     return Response(status_code=204)
 
 
@@ -154,7 +154,7 @@ async def complete_task(
     they are."""
     completed = body.completed if body is not None else None
     version = if_match_version(if_match)
-    task = await use_cases.complete_task(uow, clock, user_id, task_id, completed, if_match=version)
+    task = await run(uow, use_cases.complete_task, clock, user_id, task_id, completed, if_match=version)
     return _task_response(task)
 
 
@@ -167,8 +167,8 @@ async def move_task(
     `position` and, when it moves to another parent, its `parent_id`. Its steps move with it."""
     parent_id = body.parent_id if "parent_id" in body.model_fields_set else use_cases.KEEP_PARENT
     version = if_match_version(if_match)
-    task = await use_cases.move_task(
-        uow, clock, user_id, task_id, parent_id=parent_id, after=body.after, if_match=version
+    task = await run(
+        uow, use_cases.move_task, clock, user_id, task_id, parent_id=parent_id, after=body.after, if_match=version
     )
     return _task_response(task)
 

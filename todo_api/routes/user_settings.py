@@ -11,6 +11,7 @@ from todo_api.problems import problem_responses
 from todo_api.representation import json_response
 from todo_api.routing import ApiRoute
 from todo_api.schemas.user_settings import SettingsRead, SettingsWrite
+from todo_core.commands import run
 from todo_core.use_cases import settings as use_cases
 from todo_core.user_settings import UserSettings
 
@@ -32,5 +33,5 @@ async def get_settings(user_id: UserId, uow: Reader) -> Response:
 async def replace_settings(user_id: UserId, uow: Uow, body: SettingsWrite) -> Response:
     """Save the user's settings. The time zone is the one new tasks take when they name none;
     existing tasks keep their own."""
-    saved = await use_cases.replace_settings(uow, user_id, UserSettings(**body.model_dump()))
+    saved = await run(uow, use_cases.replace_settings, user_id, UserSettings(**body.model_dump()))
     return json_response(dataclasses.asdict(saved))

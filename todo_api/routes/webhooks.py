@@ -12,6 +12,7 @@ from todo_api.problems import problem_responses
 from todo_api.representation import json_response, location
 from todo_api.routing import ApiRoute
 from todo_api.schemas.webhooks import WebhookCreated, WebhookDeliveryRead, WebhookRead, WebhookWrite
+from todo_core.commands import run
 from todo_core.ports import WebhookDestinations
 from todo_core.use_cases import webhooks as use_cases
 from todo_core.webhooks import Delivery, DeliveryState, Webhook
@@ -50,9 +51,8 @@ async def create_webhook(
     per Standard Webhooks with its `secret`, which this response alone shows. A URL that is not
     http(s), or whose host resolves to a loopback, private, link-local or metadata address, is a
     422."""
-    webhook = await use_cases.create_webhook(
-        uow, clock, destinations, user_id, body.url, body.events, body.description, at_most=settings.max_webhooks
-    )
+    checked = await use_cases.checked_webhook(clock, destinations, user_id, body.url, body.events, body.description)
+    webhook = await run(uow, use_cases.create_webhook, checked, at_most=settings.max_webhooks)
     return json_response(
         {**_webhook_view(webhook), "secret": webhook.secret},
         status_code=201,
@@ -69,7 +69,7 @@ async def list_webhooks(user_id: UserId, reader: Reader) -> Response:
 @router.delete("/webhooks/{webhook_id}", status_code=204, responses=problem_responses(404))
 async def delete_webhook(user_id: UserId, webhook_id: UUID, uow: Uow) -> Response:
     """Delete the endpoint; what was not yet sent to it never will be."""
-    await use_cases.delete_webhook(uow, user_id, webhook_id)
+    await run(uow, use_cases.delete_webhook, user_id, webhook_id)
     return Response(status_code=204)
 
 

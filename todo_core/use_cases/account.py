@@ -14,6 +14,4 @@ async def erase_account(uow: UnitOfWork, user_id: str, confirm: str | None) -> N
     """
     if confirm != user_id:
         raise ValidationFailed.single("confirm", "must be the user id itself, to confirm erasing every row of it")
-    async with uow:
-        await uow.account.erase(user_id)
-        await uow.commit()
+    await uow.account.erase(user_id)

@@ -15,20 +15,20 @@ from typing import Any
 from uuid import UUID
 
 from todo_core.clock import Clock
+from todo_core.commands import Unchanged
 from todo_core.errors import BatchOperationFailed, FieldError, NotFound, PreconditionFailed, ValidationFailed
 from todo_core.ports import UnitOfWork
 from todo_core.task import Task, TaskFields
 from todo_core.use_cases.tasks import (
     KEEP_PARENT,
     KeepParent,
-    Staged,
     check_task_room,
-    stage_complete_task,
-    stage_create_task,
-    stage_delete_task,
-    stage_move_task,
-    stage_patch_task,
-    stage_replace_task,
+    complete_task,
+    create_task,
+    delete_task,
+    move_task,
+    patch_task,
+    replace_task,
 )
 
 BATCH_MAX = 100
@@ -99,9 +99,10 @@ Operation = CreateTask | ReplaceTask | PatchTask | CompleteTask | MoveTask | Del
 
 async def run_batch(
     uow: UnitOfWork, clock: Clock, user_id: str, operations: Sequence[Operation], *, at_most: int | None = None
-) -> list[Task | None]:
-    """Apply the operations in order in one unit of work and commit once; return, for each,
-    the task as it stands after it (None for a delete).
+) -> list[Task | None] | Unchanged[list[Task | None]]:
+    """Apply the operations in order, each the task command of its kind, in the one unit of work
+    (so one commit and one change number); return, for each, the task as it stands after it (None
+    for a delete).
 
     :raises ValidationFailed: there are no operations, or more than BATCH_MAX.
     :raises BatchOperationFailed: an operation failed (a ref that no earlier create made
@@ -116,29 +117,24 @@ async def run_batch(
     results: list[Task | None] = []
     made: dict[str, UUID] = {}
     written = False
-    async with uow:
-        await check_task_room(uow, user_id, sum(isinstance(op, CreateTask) for op in operations), at_most)
-        for index, operation in enumerate(operations):
-            try:
-                staged = await _stage(uow, clock, user_id, operation, made)
-            except _OPERATION_ERRORS as error:
-                raise BatchOperationFailed(index, error) from error
-            if staged is None:
-                results.append(None)
-                written = True
-                continue
-            results.append(staged.task)
-            written = written or staged.written
-            if isinstance(operation, CreateTask) and operation.ref is not None:
-                made[operation.ref] = staged.task.id
-        if written:  # a batch that changes nothing takes no change number, as a single command
-            await uow.commit()
-    return results
+    await check_task_room(uow, user_id, sum(isinstance(op, CreateTask) for op in operations), at_most)
+    for index, operation in enumerate(operations):
+        try:
+            done = await _apply(uow, clock, user_id, operation, made)
+        except _OPERATION_ERRORS as error:
+            raise BatchOperationFailed(index, error) from error
+        written = written or not isinstance(done, Unchanged)
+        task = done.value if isinstance(done, Unchanged) else done
+        results.append(task)
+        if isinstance(operation, CreateTask) and operation.ref is not None and task is not None:
+            made[operation.ref] = task.id
+    # A batch that changes nothing takes no change number, as a single command.
+    return results if written else Unchanged(results)
 
 
-async def _stage(
+async def _apply(
     uow: UnitOfWork, clock: Clock, user_id: str, operation: Operation, made: Mapping[str, UUID]
-) -> Staged | None:
+) -> Task | Unchanged[Task] | None:
     def resolved(task: TaskRef) -> UUID:
         return made[task.name] if isinstance(task, Ref) else task
 
@@ -146,19 +142,19 @@ async def _stage(
         case CreateTask(fields=fields, parent=parent):
             if parent is not None:
                 fields = dataclasses.replace(fields, parent_id=resolved(parent))
-            return await stage_create_task(uow, clock, user_id, fields)
+            return await create_task(uow, clock, user_id, fields)
         case ReplaceTask(task=task, fields=fields, parent=parent, if_match=if_match):
             if parent is not None:
                 fields = dataclasses.replace(fields, parent_id=resolved(parent))
-            return await stage_replace_task(uow, clock, user_id, resolved(task), fields, if_match=if_match)
+            return await replace_task(uow, clock, user_id, resolved(task), fields, if_match=if_match)
         case PatchTask(task=task, changes=changes, parent=parent, if_match=if_match):
             if parent is not None:
                 changes = {**changes, "parent_id": resolved(parent)}
-            return await stage_patch_task(uow, clock, user_id, resolved(task), changes, if_match=if_match)
+            return await patch_task(uow, clock, user_id, resolved(task), changes, if_match=if_match)
         case CompleteTask(task=task, completed=completed, if_match=if_match):
-            return await stage_complete_task(uow, clock, user_id, resolved(task), completed, if_match=if_match)
+            return await complete_task(uow, clock, user_id, resolved(task), completed, if_match=if_match)
         case MoveTask(task=task, parent=parent, after=after, if_match=if_match):
-            return await stage_move_task(
+            return await move_task(
                 uow,
                 clock,
                 user_id,
@@ -168,7 +164,7 @@ async def _stage(
                 if_match=if_match,
             )
         case DeleteTask(task=task, if_match=if_match):
-            await stage_delete_task(uow, clock, user_id, resolved(task), if_match=if_match)
+            await delete_task(uow, clock, user_id, resolved(task), if_match=if_match)
             return None
 
 

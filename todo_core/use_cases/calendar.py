@@ -116,12 +116,10 @@ async def create_feed(uow: UnitOfWork, clock: Clock, user_id: str, *, at_most: i
     :raises TooManyCalendarFeeds: the user has `at_most` feeds already (two made at the very same
         time may both pass: the cap bounds what one user holds, not to the unit).
     """
+    if at_most is not None and len(await uow.feeds.list_for_user(user_id)) >= at_most:
+        raise TooManyCalendarFeeds(at_most)
     issued = calendar_feed.issue(user_id, clock.now())
-    async with uow:
-        if at_most is not None and len(await uow.feeds.list_for_user(user_id)) >= at_most:
-            raise TooManyCalendarFeeds(at_most)
-        await uow.feeds.add(issued.feed)
-        await uow.commit()
+    await uow.feeds.add(issued.feed)
     return issued
 
 
@@ -136,10 +134,8 @@ async def revoke_feed(uow: UnitOfWork, user_id: str, feed_id: UUID) -> None:
 
     :raises NotFound: the user has no such feed.
     """
-    async with uow:
-        if not await uow.feeds.remove(user_id, feed_id):
-            raise NotFound("calendar feed")
-        await uow.commit()
+    if not await uow.feeds.remove(user_id, feed_id):
+        raise NotFound("calendar feed")
 
 
 async def feed_owner(reader: UnitOfWork, secret: str) -> str:

@@ -1,4 +1,5 @@
-"""Use cases on categories."""
+"""Use cases on categories. The commands stage in an entered unit of work and commit nothing
+(`todo_core.commands` runs them)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from uuid import UUID
 
 from todo_core.category import Category, CategoryFields
 from todo_core.clock import Clock
+from todo_core.commands import Unchanged
 from todo_core.errors import FieldError, NotFound, PreconditionFailed, ValidationFailed
 from todo_core.ports import UnitOfWork
 
@@ -16,11 +18,8 @@ from todo_core.ports import UnitOfWork
 async def create_category(uow: UnitOfWork, clock: Clock, user_id: str, fields: CategoryFields) -> Category:
     """:raises ValidationFailed: a field breaks a rule.
     :raises Conflict: the user already has a category of that name."""
-    fields = fields.validated()
-    async with uow:
-        category = Category.new(user_id, fields, clock.now())
-        await uow.categories.add(category)
-        await uow.commit()
+    category = Category.new(user_id, fields.validated(), clock.now())
+    await uow.categories.add(category)
     return category
 
 
@@ -43,23 +42,21 @@ async def update_category(
     changes: Mapping[str, Any],
     *,
     if_match: int | None = None,
-) -> Category:
+) -> Category | Unchanged[Category]:
     """Apply a merge patch of `name` and `color` (None clears the color).
 
     :raises NotFound, PreconditionFailed, ValidationFailed, Conflict.
     """
     if "name" in changes and changes["name"] is None:
         raise ValidationFailed(FieldError("name", "cannot be null"))
-    async with uow:
-        category = await _existing(uow, user_id, category_id)
-        if if_match is not None and if_match != category.version:
-            raise PreconditionFailed(category.version)
-        fields = dataclasses.replace(category.fields, **changes).validated()
-        if fields == category.fields:
-            return category  # nothing changes: no new version, nothing for sync to deliver
-        updated = category.with_fields(fields, clock.now())
-        await uow.categories.update(updated)
-        await uow.commit()
+    category = await _existing(uow, user_id, category_id)
+    if if_match is not None and if_match != category.version:
+        raise PreconditionFailed(category.version)
+    fields = dataclasses.replace(category.fields, **changes).validated()
+    if fields == category.fields:
+        return Unchanged(category)  # no new version, nothing for sync to deliver
+    updated = category.with_fields(fields, clock.now())
+    await uow.categories.update(updated)
     return updated
 
 
@@ -68,12 +65,10 @@ async def delete_category(uow: UnitOfWork, clock: Clock, user_id: str, category_
 
     :raises NotFound: the user has no category with this id.
     """
-    async with uow:
-        now = clock.now()
-        if not await uow.categories.remove(user_id, category_id, now):
-            raise NotFound("category")
-        await uow.tasks.clear_category(user_id, category_id, now)
-        await uow.commit()
+    now = clock.now()
+    if not await uow.categories.remove(user_id, category_id, now):
+        raise NotFound("category")
+    await uow.tasks.clear_category(user_id, category_id, now)
 
 
 async def _existing(uow: UnitOfWork, user_id: str, category_id: UUID) -> Category:

@@ -6,21 +6,24 @@ one unit of work, with positions and links decided for the whole document at onc
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from todo_core import ordering
 from todo_core.category import Category
 from todo_core.clock import Clock
+from todo_core.errors import ValidationFailed
 from todo_core.ids import new_id
 from todo_core.portability import (
     EXPORT_PAGE_SIZE,
     AccountDocument,
+    CheckedDocument,
     Imported,
     PortableTask,
     StructurePosition,
@@ -70,61 +73,110 @@ async def _task_pages(snapshot: AccountSnapshot, page_size: int) -> AsyncIterato
         after = page.next
 
 
+T = TypeVar("T")
+
 #: How many tasks an import hands the store at a time.
 IMPORT_BATCH = 250
 
 
+class Offload(Protocol):
+    """How a use case runs CPU work of its own (seconds for a large document): its caller
+    decides (the REST API, in a worker thread, so that the event loop serves the other requests
+    meanwhile; `asyncio.to_thread` is one)."""
+
+    def __call__(self, work: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+async def inline(work: Callable[[], T]) -> T:
+    """Run the work here and now: for callers that do not offload it."""
+    return work()
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedImport:
+    """A document checked before the unit of work that imports it, in the time zone its tasks
+    would take then: `checked`, or why it is refused (which the import raises, after its
+    idempotency key: a reused key is told as such)."""
+
+    document: AccountDocument
+    time_zone: str
+    checked: CheckedDocument | None
+    refused: ValidationFailed | None = None
+
+
+async def prepare_import(
+    reader: UnitOfWork, user_id: str, document: AccountDocument, *, offload: Offload = inline
+) -> PreparedImport:
+    """Check the document outside any writing unit of work: seconds of CPU for a large one,
+    which on SQLite would keep every other user's writes waiting behind the writer lock. The
+    user's time zone is read first, without a transaction."""
+    if document.settings is not None:
+        zone = document.settings.time_zone
+    else:
+        async with reader:
+            zone = (await reader.settings.get(user_id)).time_zone
+    try:
+        return PreparedImport(document, zone, await offload(partial(check, document, zone)))
+    except ValidationFailed as refused:
+        return PreparedImport(document, zone, None, refused)
+
+
 async def import_account(
-    uow: UnitOfWork, clock: Clock, user_id: str, document: AccountDocument, *, at_most: int | None = None
+    uow: UnitOfWork,
+    clock: Clock,
+    user_id: str,
+    prepared: PreparedImport,
+    *,
+    at_most: int | None = None,
+    offload: Offload = inline,
 ) -> Imported:
-    """Add everything of the document to the user's account, with new ids, in one unit of work
-    (so one change number): the tasks' structure, their order among siblings and their
-    categories are kept; the top-level tasks go after the user's own, in the document's order.
-    The new ids sort as the document's did. A category named as one the user has (in any case)
-    is merged into it: its tasks go there, and the user's category keeps its color. The
+    """Add everything of the (prepared) document to the user's account, with new ids, in one
+    unit of work (so one change number): the tasks' structure, their order among siblings and
+    their categories are kept; the top-level tasks go after the user's own, in the document's
+    order. The new ids sort as the document's did. A category named as one the user has (in any
+    case) is merged into it: its tasks go there, and the user's category keeps its color. The
     document's settings, if any, replace the user's, and a task without a `time_zone` gets the
-    zone they name (else the user's).
+    zone they name (else the user's). CPU work (the document's check again when the user's zone
+    changed meanwhile, the making of its tasks) runs through `offload`.
 
     :raises ValidationFailed: the document breaks a rule (see `todo_core.portability.check`);
         nothing is imported.
     :raises Conflict: a category of the same name was created meanwhile; nothing is imported.
     :raises TooManyTasks: the document's tasks would take the user past `at_most`; nothing is imported.
     """
-    # Seconds of CPU for a large document: in a worker thread, so that the event loop serves the
-    # other requests meanwhile, and before the unit of work, which may hold the store's one
-    # writer lock (SQLite) while it lasts.
-    zone = document.settings.time_zone if document.settings is not None else await _time_zone(uow, user_id)
-    checked = await asyncio.to_thread(check, document, zone)
-    async with uow:
-        settings = document.settings or await uow.settings.get(user_id)
-        if settings.time_zone != zone:  # changed meanwhile
-            checked = await asyncio.to_thread(check, document, settings.time_zone)
-        await check_task_room(uow, user_id, len(checked.tasks), at_most)
-        now = clock.now()
-        if checked.settings is not None:
-            await uow.settings.put(user_id, checked.settings)
+    document = prepared.document
+    settings = document.settings or await uow.settings.get(user_id)
+    checked = prepared.checked
+    if settings.time_zone != prepared.time_zone:  # changed meanwhile
+        checked = await offload(partial(check, document, settings.time_zone))
+    elif prepared.refused is not None:
+        raise prepared.refused
+    assert checked is not None, "a prepared import is checked or refused"
+    await check_task_room(uow, user_id, len(checked.tasks), at_most)
+    now = clock.now()
+    if checked.settings is not None:
+        await uow.settings.put(user_id, checked.settings)
 
-        existing = {category.name_key: category.id for category in await uow.categories.list_for_user(user_id)}
-        category_ids: dict[UUID, UUID] = {}
-        created = 0
-        for written in checked.categories:
-            merged_into = existing.get(comparison_key(written.fields.name))
-            if merged_into is not None:
-                category_ids[written.id] = merged_into
-                continue
-            category = Category.new(user_id, written.fields, now)
-            if written.created_at is not None:
-                category = dataclasses.replace(category, created_at=written.created_at)
-            await uow.categories.add(category)
-            category_ids[written.id] = category.id
-            created += 1
+    existing = {category.name_key: category.id for category in await uow.categories.list_for_user(user_id)}
+    category_ids: dict[UUID, UUID] = {}
+    created = 0
+    for written in checked.categories:
+        merged_into = existing.get(comparison_key(written.fields.name))
+        if merged_into is not None:
+            category_ids[written.id] = merged_into
+            continue
+        category = Category.new(user_id, written.fields, now)
+        if written.created_at is not None:
+            category = dataclasses.replace(category, created_at=written.created_at)
+        await uow.categories.add(category)
+        category_ids[written.id] = category.id
+        created += 1
 
-        last = await uow.tasks.last_position(user_id, None)
-        task_ids, new_tasks = await asyncio.to_thread(_new_tasks, checked.tasks, user_id, now, last, category_ids)
-        # In batches: a few statements for the store each, not two per task.
-        for start in range(0, len(new_tasks), IMPORT_BATCH):
-            await uow.tasks.add_many(new_tasks[start : start + IMPORT_BATCH])
-        await uow.commit()
+    last = await uow.tasks.last_position(user_id, None)
+    task_ids, new_tasks = await offload(partial(_new_tasks, checked.tasks, user_id, now, last, category_ids))
+    # In batches: a few statements for the store each, not two per task.
+    for start in range(0, len(new_tasks), IMPORT_BATCH):
+        await uow.tasks.add_many(new_tasks[start : start + IMPORT_BATCH])
     return Imported(
         categories=created,
         merged_categories=len(checked.categories) - created,
@@ -132,11 +184,6 @@ async def import_account(
         category_ids=category_ids,
         task_ids=task_ids,
     )
-
-
-async def _time_zone(uow: UnitOfWork, user_id: str) -> str:
-    async with uow:
-        return (await uow.settings.get(user_id)).time_zone
 
 
 def _new_tasks(
@@ -147,7 +194,7 @@ def _new_tasks(
     category_ids: Mapping[UUID, UUID],
 ) -> tuple[dict[UUID, UUID], list[Task]]:
     """The document's ids, each with its task's new one, and the new tasks, parents first. CPU
-    only (run in a worker thread): a large document costs a fraction of a second."""
+    only (offloaded): a large document costs a fraction of a second."""
     # New ids in the order of the document's: lists that break ties by id, and an export's
     # order of each level's groups of siblings (by parent id), stay as they were.
     fresh = sorted(new_id() for _ in portables)

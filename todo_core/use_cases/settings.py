@@ -19,7 +19,5 @@ async def replace_settings(uow: UnitOfWork, user_id: str, settings: UserSettings
     :raises ValidationFailed: a setting breaks a rule (an unknown time zone).
     """
     settings = settings.validated()
-    async with uow:
-        await uow.settings.put(user_id, settings)
-        await uow.commit()
+    await uow.settings.put(user_id, settings)
     return settings

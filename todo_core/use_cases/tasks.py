@@ -1,16 +1,18 @@
-"""Use cases on tasks."""
+"""Use cases on tasks. A command stages its changes in the unit of work it is given (entered)
+and commits nothing: the runner (`todo_core.commands`) enters, runs and commits, so one command
+runs alone or as a step of a batch alike. A change that changes nothing returns `Unchanged`."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import partial
 from typing import Any
 from uuid import UUID
 
 from todo_core import ordering, subtasks
 from todo_core.clock import Clock
+from todo_core.commands import Unchanged
 from todo_core.errors import FieldError, NotFound, PreconditionFailed, TooManyTasks, ValidationFailed
 from todo_core.ports import TaskViews, UnitOfWork
 from todo_core.query import TaskQuery
@@ -28,20 +30,6 @@ class KeepParent:
 KEEP_PARENT = KeepParent()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Staged:
-    """What a command staged in an open unit of work: the task as it will commit, and whether
-    anything was written (a change that changes nothing writes nothing, and takes no version)."""
-
-    task: Task
-    written: bool
-
-
-# Each command comes twice: `stage_<command>` works inside a unit of work its caller has
-# entered and commits nothing (a batch runs several in one transaction); `<command>` is the
-# use case on its own: enter, stage, commit.
-
-
 async def create_task(
     uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskFields, *, at_most: int | None = None
 ) -> Task:
@@ -51,21 +39,7 @@ async def create_task(
         the user's, or the parent is too deep.
     :raises TooManyTasks: the user has `at_most` tasks already.
     """
-    async with uow:
-        await check_task_room(uow, user_id, 1, at_most)
-        staged = await stage_create_task(uow, clock, user_id, fields)
-        await uow.commit()
-    return staged.task
-
-
-async def check_task_room(uow: UnitOfWork, user_id: str, more: int, at_most: int | None) -> None:
-    """:raises TooManyTasks: `more` tasks would take the user past `at_most` (None: no cap)."""
-    if at_most is not None and more > 0 and await uow.tasks.count_for_user(user_id, up_to=at_most) + more > at_most:
-        raise TooManyTasks(at_most)
-
-
-async def stage_create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields: TaskFields) -> Staged:
-    """`create_task` inside an entered unit of work, uncommitted."""
+    await check_task_room(uow, user_id, 1, at_most)
     fields = (await _in_a_zone(uow, user_id, fields)).validated()
     await _check_category(uow, user_id, fields.category_id)
     if fields.parent_id is not None:
@@ -73,7 +47,13 @@ async def stage_create_task(uow: UnitOfWork, clock: Clock, user_id: str, fields:
     position = ordering.after(await uow.tasks.last_position(user_id, fields.parent_id))
     task = Task.new(user_id, fields, clock.now(), position)
     await uow.tasks.add(task)
-    return Staged(task, written=True)
+    return task
+
+
+async def check_task_room(uow: UnitOfWork, user_id: str, more: int, at_most: int | None) -> None:
+    """:raises TooManyTasks: `more` tasks would take the user past `at_most` (None: no cap)."""
+    if at_most is not None and more > 0 and await uow.tasks.count_for_user(user_id, up_to=at_most) + more > at_most:
+        raise TooManyTasks(at_most)
 
 
 async def get_task(views: TaskViews, user_id: str, task_id: UUID) -> VersionedView:
@@ -97,26 +77,13 @@ async def replace_task(
     fields: TaskFields,
     *,
     if_match: int | None = None,
-) -> Task:
+) -> Task | Unchanged[Task]:
     """Replace every writable field of the user's task (a `time_zone` of None: the user's setting).
 
     :raises NotFound: the user has no task with this id.
     :raises PreconditionFailed: `if_match` is given and is not the current version.
     :raises ValidationFailed: a field breaks a rule.
     """
-    return await _committed(uow, partial(stage_replace_task, uow, clock, user_id, task_id, fields, if_match=if_match))
-
-
-async def stage_replace_task(
-    uow: UnitOfWork,
-    clock: Clock,
-    user_id: str,
-    task_id: UUID,
-    fields: TaskFields,
-    *,
-    if_match: int | None = None,
-) -> Staged:
-    """`replace_task` inside an entered unit of work, uncommitted."""
     return await _change(uow, clock, user_id, task_id, lambda _: fields, if_match)
 
 
@@ -128,25 +95,12 @@ async def patch_task(
     changes: Mapping[str, Any],
     *,
     if_match: int | None = None,
-) -> Task:
+) -> Task | Unchanged[Task]:
     """Apply a JSON merge patch (absent: unchanged, None: cleared) to the user's task. A
     `time_zone` of None is the user's setting, as for a new task.
 
     :raises NotFound, PreconditionFailed, ValidationFailed: as `replace_task`.
     """
-    return await _committed(uow, partial(stage_patch_task, uow, clock, user_id, task_id, changes, if_match=if_match))
-
-
-async def stage_patch_task(
-    uow: UnitOfWork,
-    clock: Clock,
-    user_id: str,
-    task_id: UUID,
-    changes: Mapping[str, Any],
-    *,
-    if_match: int | None = None,
-) -> Staged:
-    """`patch_task` inside an entered unit of work, uncommitted."""
     return await _change(uow, clock, user_id, task_id, lambda current: current.merged(changes), if_match)
 
 
@@ -159,7 +113,7 @@ async def move_task(
     parent_id: UUID | KeepParent | None = KEEP_PARENT,
     after: UUID | None = None,
     if_match: int | None = None,
-) -> Task:
+) -> Task | Unchanged[Task]:
     """Put the task right after its sibling `after` (None: first) under `parent_id` (None: at
     the top level; `KEEP_PARENT`: where it is). Only the task is written, unless the siblings'
     positions have grown too long, when they are spread out again (a rebalance).
@@ -169,23 +123,6 @@ async def move_task(
     :raises ValidationFailed: `parent_id` breaks a rule of subtasks, or `after` is the task
         itself or no task under that parent.
     """
-    staging = partial(
-        stage_move_task, uow, clock, user_id, task_id, parent_id=parent_id, after=after, if_match=if_match
-    )
-    return await _committed(uow, staging)
-
-
-async def stage_move_task(
-    uow: UnitOfWork,
-    clock: Clock,
-    user_id: str,
-    task_id: UUID,
-    *,
-    parent_id: UUID | KeepParent | None = KEEP_PARENT,
-    after: UUID | None = None,
-    if_match: int | None = None,
-) -> Staged:
-    """`move_task` inside an entered unit of work, uncommitted."""
     task = await _held(uow, user_id, task_id, if_match)
     parent = task.fields.parent_id if isinstance(parent_id, KeepParent) else parent_id
     if parent != task.fields.parent_id and parent is not None:
@@ -196,7 +133,7 @@ async def stage_move_task(
     following_position = following_positions[0] if following_positions else None
     stays = parent == task.fields.parent_id and _sits_between(task.position, previous, following_position)
     if stays:
-        return Staged(task, written=False)  # already there: no new version
+        return Unchanged(task)  # already there: no new version
     now = clock.now()
     position = ordering.between(previous, following_position)
     if position is None:
@@ -208,7 +145,7 @@ async def stage_move_task(
             task.with_fields(dataclasses.replace(task.fields, parent_id=parent), now), position=position
         )
     await uow.tasks.update(moved)
-    return Staged(moved, written=True)
+    return moved
 
 
 async def complete_task(
@@ -219,28 +156,13 @@ async def complete_task(
     completed: bool | None = None,
     *,
     if_match: int | None = None,
-) -> Task:
+) -> Task | Unchanged[Task]:
     """Mark the task completed or not; None toggles it. Completing a repeating task creates its
     next occurrence in the same transaction, once per task however often it is toggled.
 
     :raises NotFound: the user has no task with this id.
     :raises PreconditionFailed: `if_match` is given and is not the current version.
     """
-    return await _committed(
-        uow, partial(stage_complete_task, uow, clock, user_id, task_id, completed, if_match=if_match)
-    )
-
-
-async def stage_complete_task(
-    uow: UnitOfWork,
-    clock: Clock,
-    user_id: str,
-    task_id: UUID,
-    completed: bool | None = None,
-    *,
-    if_match: int | None = None,
-) -> Staged:
-    """`complete_task` inside an entered unit of work, uncommitted."""
 
     def completion(current: TaskFields) -> TaskFields:
         done = not current.completed if completed is None else completed
@@ -256,15 +178,6 @@ async def delete_task(
 
     :raises NotFound: the user has no task with this id.
     :raises PreconditionFailed: `if_match` is given and is not the current version."""
-    async with uow:
-        await stage_delete_task(uow, clock, user_id, task_id, if_match=if_match)
-        await uow.commit()
-
-
-async def stage_delete_task(
-    uow: UnitOfWork, clock: Clock, user_id: str, task_id: UUID, *, if_match: int | None = None
-) -> None:
-    """`delete_task` inside an entered unit of work, uncommitted."""
     now = clock.now()
     if not await uow.tasks.remove(user_id, task_id, now, version=if_match):
         current = await _existing(uow, user_id, task_id)
@@ -300,22 +213,12 @@ async def _change(
     task_id: UUID,
     change: Callable[[TaskFields], TaskFields],
     if_match: int | None,
-) -> Staged:
+) -> Task | Unchanged[Task]:
     task = await _held(uow, user_id, task_id, if_match)
     fields = (await _in_a_zone(uow, user_id, change(task.fields))).validated()
     if fields == task.fields:
-        return Staged(task, written=False)  # nothing changes: no new version
-    return Staged(await _stage(uow, clock, task, fields), written=True)
-
-
-async def _committed(uow: UnitOfWork, staging: Callable[[], Awaitable[Staged]]) -> Task:
-    """Enter the unit of work, stage the command in it, and commit what it wrote (a command that
-    writes nothing commits nothing: it takes no change number)."""
-    async with uow:
-        staged = await staging()
-        if staged.written:
-            await uow.commit()
-    return staged.task
+        return Unchanged(task)  # nothing changes: no new version
+    return await _stage(uow, clock, task, fields)
 
 
 async def _stage(uow: UnitOfWork, clock: Clock, task: Task, fields: TaskFields) -> Task:

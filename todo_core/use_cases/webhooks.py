@@ -1,4 +1,5 @@
-"""Use cases on webhooks: a user's endpoints, and the delivery of what the outbox holds."""
+"""Use cases on webhooks: a user's endpoints, and the delivery of what the outbox holds. The
+commands stage in an entered unit of work and commit nothing (`todo_core.commands` runs them)."""
 
 from __future__ import annotations
 
@@ -11,30 +12,28 @@ from uuid import UUID
 
 from todo_core import webhooks
 from todo_core.clock import Clock
+from todo_core.commands import run
 from todo_core.errors import FieldError, NotFound, TooManyWebhooks, ValidationFailed
 from todo_core.ports import ReminderAnnouncer, UnitOfWork, WebhookDestinations, WebhookSender
-from todo_core.webhooks import ClaimedDelivery, Delivery, Webhook
+from todo_core.webhooks import ClaimedDelivery, Delivery, DueReminder, Webhook
 
 DELIVERIES_SHOWN = 50
 
 
-async def create_webhook(
-    uow: UnitOfWork,
+async def checked_webhook(
     clock: Clock,
     destinations: WebhookDestinations,
     user_id: str,
     url: str,
     events: Sequence[str] | None,
     description: str | None,
-    *,
-    at_most: int | None = None,
 ) -> Webhook:
-    """A new endpoint of the user's, with its secret (which only this answer shows).
+    """A new endpoint of the user's, with its secret (which only the answer that creates it
+    shows), checked before any transaction: the check of its URL resolves a host name, which
+    no unit of work waits for.
 
     :raises ValidationFailed: the URL may not receive events (see `WebhookDestinations`), or an
         event type is unknown.
-    :raises TooManyWebhooks: the user has `at_most` endpoints already (two made at the very same
-        time may both pass: the cap bounds what one user holds, not to the unit).
     """
     if len(url) > webhooks.URL_MAX or any(ord(c) < 0x20 or c == "\x7f" for c in url):
         raise ValidationFailed(FieldError("url", f"must be a URL of at most {webhooks.URL_MAX} characters"))
@@ -49,12 +48,18 @@ async def create_webhook(
     refusal = await destinations.refusal(url)
     if refusal is not None:
         raise ValidationFailed(FieldError("url", refusal))
-    webhook = webhooks.new_webhook(user_id, url, chosen, description, clock.now())
-    async with uow:
-        if at_most is not None and len(await uow.webhooks.list_for_user(user_id)) >= at_most:
-            raise TooManyWebhooks(at_most)
-        await uow.webhooks.add(webhook)
-        await uow.commit()
+    return webhooks.new_webhook(user_id, url, chosen, description, clock.now())
+
+
+async def create_webhook(uow: UnitOfWork, webhook: Webhook, *, at_most: int | None = None) -> Webhook:
+    """Add the (checked) endpoint to its user's.
+
+    :raises TooManyWebhooks: the user has `at_most` endpoints already (two made at the very same
+        time may both pass: the cap bounds what one user holds, not to the unit).
+    """
+    if at_most is not None and len(await uow.webhooks.list_for_user(webhook.user_id)) >= at_most:
+        raise TooManyWebhooks(at_most)
+    await uow.webhooks.add(webhook)
     return webhook
 
 
@@ -68,10 +73,8 @@ async def delete_webhook(uow: UnitOfWork, user_id: str, webhook_id: UUID) -> Non
 
     :raises NotFound: the user has no such endpoint.
     """
-    async with uow:
-        if not await uow.webhooks.remove(user_id, webhook_id):
-            raise NotFound("webhook")
-        await uow.commit()
+    if not await uow.webhooks.remove(user_id, webhook_id):
+        raise NotFound("webhook")
 
 
 async def list_deliveries(reader: UnitOfWork, user_id: str, webhook_id: UUID) -> Sequence[Delivery]:
@@ -116,15 +119,7 @@ async def deliver_due(
 
     :raises StorageUnavailable: the store cannot be reached.
     """
-    now = clock.now()
-    async with uow_factory() as uow:
-        reminders = await uow.webhooks.claim_due_reminders(now, batch)
-        for reminder in reminders:
-            await uow.webhooks.enqueue(
-                reminder.user_id, webhooks.REMINDER_DUE, reminder.event_id, reminder.body, now, task_id=reminder.task_id
-            )
-        claimed = await uow.webhooks.claim(now, now + lease, batch)
-        await uow.commit()
+    reminders, claimed = await run(uow_factory(), _claim, clock, batch, lease)
     if reminders:
         await announcer.announce(reminders)
     delivered = 0
@@ -132,7 +127,7 @@ async def deliver_due(
     try:
         for finished in asyncio.as_completed(attempts):
             item, outcome = await finished
-            await _record(uow_factory(), clock, item, outcome)
+            await run(uow_factory(), _record, clock, item, outcome)
             delivered += outcome.delivered
     finally:
         for attempt in attempts:
@@ -149,6 +144,18 @@ async def next_due(reader: UnitOfWork) -> datetime | None:
         return await reader.webhooks.next_due()
 
 
+async def _claim(
+    uow: UnitOfWork, clock: Clock, batch: int, lease: timedelta
+) -> tuple[Sequence[DueReminder], Sequence[ClaimedDelivery]]:
+    now = clock.now()
+    reminders = await uow.webhooks.claim_due_reminders(now, batch)
+    for reminder in reminders:
+        await uow.webhooks.enqueue(
+            reminder.user_id, webhooks.REMINDER_DUE, reminder.event_id, reminder.body, now, task_id=reminder.task_id
+        )
+    return reminders, await uow.webhooks.claim(now, now + lease, batch)
+
+
 async def _attempt(sender: WebhookSender, item: ClaimedDelivery) -> tuple[ClaimedDelivery, webhooks.AttemptOutcome]:
     return item, await sender.send(item, int(time.time()))
 
@@ -157,21 +164,19 @@ async def _record(uow: UnitOfWork, clock: Clock, item: ClaimedDelivery, outcome:
     delivery, now = item.delivery, clock.now()
     attempts = delivery.attempts  # the claim counted this attempt
     retry = None if outcome.delivered else webhooks.next_attempt_after(attempts, now)
-    async with uow:
-        await uow.webhooks.record_attempt(delivery, outcome, now=now, next_attempt_at=retry)
-        webhook = await uow.webhooks.get(delivery.user_id, delivery.webhook_id)
-        if webhook is not None:
-            failing_since = None if outcome.delivered else (webhook.failing_since or now)
-            disabled_at, reason = webhook.disabled_at, webhook.disabled_reason
-            if failing_since is not None and now - failing_since >= webhooks.FAILING_DISABLES_AFTER:
-                disabled_at = disabled_at or now
-                reason = reason or "every delivery failed for 24 hours"
-            if (failing_since, disabled_at) != (webhook.failing_since, webhook.disabled_at):
-                await uow.webhooks.set_health(
-                    delivery.user_id,
-                    delivery.webhook_id,
-                    failing_since=failing_since,
-                    disabled_at=disabled_at,
-                    disabled_reason=reason,
-                )
-        await uow.commit()
+    await uow.webhooks.record_attempt(delivery, outcome, now=now, next_attempt_at=retry)
+    webhook = await uow.webhooks.get(delivery.user_id, delivery.webhook_id)
+    if webhook is not None:
+        failing_since = None if outcome.delivered else (webhook.failing_since or now)
+        disabled_at, reason = webhook.disabled_at, webhook.disabled_reason
+        if failing_since is not None and now - failing_since >= webhooks.FAILING_DISABLES_AFTER:
+            disabled_at = disabled_at or now
+            reason = reason or "every delivery failed for 24 hours"
+        if (failing_since, disabled_at) != (webhook.failing_since, webhook.disabled_at):
+            await uow.webhooks.set_health(
+                delivery.user_id,
+                delivery.webhook_id,
+                failing_since=failing_since,
+                disabled_at=disabled_at,
+                disabled_reason=reason,
+            )

@@ -1,51 +1,19 @@
-"""What the domain needs from the outside world, as protocols the adapters implement.
-
-Repositories read and stage changes; only the unit of work commits. Every method takes the
-owning user's id, and every implementation filters by it: a row of another user is, to the
-caller, a row that does not exist.
-"""
+"""The repositories a command stages its changes in, one per kind of row a user owns. A unit of
+work hands them out (`todo_core.ports.unit_of_work`); none of them commits."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 from uuid import UUID
 
 from todo_core.calendar_feed import CalendarFeed
 from todo_core.category import Category
-from todo_core.clock import Clock
-from todo_core.idempotency import Outcome, Recorded
-from todo_core.identity import IdentityVerifier
-from todo_core.portability import ExportPage, StructurePosition
-from todo_core.query import TaskQuery
-from todo_core.sync import ChangePage, ChangePosition
+from todo_core.idempotency import Answer, Recorded
 from todo_core.task import Task
 from todo_core.user_settings import UserSettings
-from todo_core.views import VersionedView, ViewPage
 from todo_core.webhooks import AttemptOutcome, ClaimedDelivery, Delivery, DueReminder, Webhook
-
-__all__ = [
-    "AccountEraser",
-    "AccountSnapshot",
-    "CalendarFeedRepository",
-    "CategoryRepository",
-    "ChangeFeed",
-    "Clock",
-    "ExportReader",
-    "IdempotencyKeys",
-    "IdentityVerifier",
-    "Retention",
-    "SettingsRepository",
-    "TaskRepository",
-    "TaskViews",
-    "UnitOfWork",
-    "WebhookDestinations",
-    "WebhookRepository",
-    "WebhookSender",
-]
 
 
 class TaskRepository(Protocol):
@@ -152,25 +120,6 @@ class TaskRepository(Protocol):
 
     async def due_reminders(self, user_id: str, until: datetime, limit: int) -> Sequence[Task]:
         """Return the user's open tasks whose reminder is at or before `until`, soonest first.
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-
-class TaskViews(Protocol):
-    """The read side of tasks: views ready for the wire, each read in one statement that needs
-    no transaction (a read never waits for, or holds up, a writer)."""
-
-    async def list_for_user(self, user_id: str, query: TaskQuery) -> ViewPage:
-        """Return the page of the user's tasks that the (validated) query selects, in its order.
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-    async def get(self, user_id: str, task_id: UUID) -> VersionedView | None:
-        """Return the view of the user's task with this id, or None if the user has none.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -298,109 +247,8 @@ class IdempotencyKeys(Protocol):
         """
         ...
 
-    async def record(self, user_id: str, key: str, outcome: Outcome) -> None:
+    async def record(self, user_id: str, key: str, answer: Answer) -> None:
         """Stage what the command run under the key (claimed in this unit of work) answered.
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-
-class ChangeFeed(Protocol):
-    """The read side of sync. Every change of a user's data, committed by a unit of work,
-    takes the user's next change number (see `todo_core.sync`)."""
-
-    async def changes(self, user_id: str, after: ChangePosition, limit: int, *, deletions: bool = True) -> ChangePage:
-        """Up to `limit` of the user's changes after the position, in order, and the user's
-        change log, all read in one snapshot; and where the next page starts. Without
-        `deletions`, deleted rows are left out (a snapshot for a client that holds nothing).
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-    async def change_number(self, user_id: str) -> int:
-        """Return the number of the user's latest committed change, 0 if there was none: one
-        read of one row, which tells whether anything of the user's changed since a number.
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-
-class AccountSnapshot(Protocol):
-    """One user's data as it was at one instant: every read sees the same commits."""
-
-    async def settings(self) -> UserSettings:
-        """Return the user's settings (the defaults if the user never saved any).
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-    async def categories(self) -> Sequence[Category]:
-        """Return all of the user's categories, by name (case-insensitive).
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-    async def tasks(self, after: StructurePosition | None, limit: int) -> ExportPage:
-        """Return up to `limit` of the user's tasks in structure order (see
-        `todo_core.portability`), those after `after` (None: from the first), and where the next
-        page starts. Each task comes exactly once over the pages, after its parent. The cost of a
-        page does not grow with how many came before it.
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-
-class ExportReader(Protocol):
-    """The read side of export: a user's whole account, read in pages from one snapshot."""
-
-    def snapshot(self, user_id: str) -> AbstractAsyncContextManager[AccountSnapshot]:
-        """A snapshot of the user's data for the block: no commit made meanwhile is seen, and
-        no writer waits for it. Hold it only as long as the reading takes (it holds a
-        connection).
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-
-class Retention(Protocol):
-    """What is kept only for a while, for every user: purged in batches, each a short
-    transaction of its own, by one process at a time."""
-
-    def exclusively(self) -> AbstractAsyncContextManager[bool]:
-        """A block in which this process purges alone: True, no other process of any replica
-        holds it meanwhile; False, another does (skip this round). Never waits for it.
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-    async def purge_tombstones(self, *, deleted_before: datetime, limit: int) -> int:
-        """Forget at most `limit` tombstones of rows deleted before `deleted_before`, oldest
-        first, moving the horizon of each user's change log past them, in one transaction;
-        return how many.
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-    async def purge_keys(self, *, recorded_before: datetime, limit: int) -> int:
-        """Forget at most `limit` idempotency keys recorded before `recorded_before`, oldest
-        first, in one transaction; return how many.
-
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-    async def purge_deliveries(self, *, finished_before: datetime, limit: int) -> int:
-        """Forget at most `limit` webhook deliveries that were delivered or given up before
-        `finished_before` (never a pending one), oldest first, in one transaction; return how many.
 
         :raises StorageUnavailable: the store cannot be reached.
         """
@@ -529,77 +377,6 @@ class WebhookRepository(Protocol):
         """Stage what the delivery's latest attempt got: delivered (2xx), due again at
         `next_attempt_at`, or failed for good (None).
 
-        :raises StorageUnavailable: the store cannot be reached.
-        """
-        ...
-
-
-class WebhookDestinations(Protocol):
-    async def refusal(self, url: str) -> str | None:
-        """Why events may not be sent to this URL (not http(s), a host that resolves to a
-        private, loopback, link-local, multicast or metadata address...), or None."""
-        ...
-
-
-class WebhookSender(Protocol):
-    async def send(self, claimed: ClaimedDelivery, timestamp: int) -> AttemptOutcome:
-        """POST the delivery's body, signed, to its endpoint (checked again); what came back.
-        Never raises for what the receiver or the network does."""
-        ...
-
-
-class ReminderAnnouncer(Protocol):
-    async def announce(self, reminders: Sequence[DueReminder]) -> None:
-        """Tell the event streams of the reminders' users, in every process, that they fell due
-        (after the claim committed: an announcement may be lost, never made twice). Never raises."""
-        ...
-
-
-class UnitOfWork(Protocol):
-    """One transaction. Leaving the `async with` block without `commit()` rolls back.
-
-    A unit of work that changes a user's data gives the change the user's next change number
-    when it first touches the user's rows (before its first read of them), and holds the
-    user's counter until it ends: the user's units of work that write take turns, each
-    reading what the one before committed, and their changes commit in the order of their
-    numbers. This turn is the one guard of every rule a command checks on what it read (no
-    lost change, `If-Match`, a category that exists, the depth and cycle rules of subtasks, one
-    answer per idempotency key); no row is locked on top of it (see docs/guarantees.md)."""
-
-    @property
-    def tasks(self) -> TaskRepository: ...
-
-    @property
-    def categories(self) -> CategoryRepository: ...
-
-    @property
-    def idempotency(self) -> IdempotencyKeys: ...
-
-    @property
-    def settings(self) -> SettingsRepository: ...
-
-    @property
-    def feeds(self) -> CalendarFeedRepository: ...
-
-    @property
-    def account(self) -> AccountEraser: ...
-
-    @property
-    def webhooks(self) -> WebhookRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None:
-        """Make every staged change durable, all or none.
-
-        :raises Conflict: a uniqueness rule was broken by a concurrent change.
         :raises StorageUnavailable: the store cannot be reached.
         """
         ...
