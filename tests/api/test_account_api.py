@@ -18,19 +18,26 @@ from tests.conftest import SQL_BACKENDS, Caller, SqlStore, api_client
 #: Tables with a `user_id` that keep a row of an erased user, and why.
 KEPT_AFTER_ERASURE = {
     # The user's change counter, moved past every sync token issued before the erasure (so that
-    # one is 410, never a silently wrong answer). It holds the id and two numbers, nothing else.
-    "user_changes": {"user_id", "seq", "horizon"},
+    # one is 410, never a silently wrong answer). It holds the id, two numbers, and the mark of
+    # an import being written in slices on SQLite (a lock file's name, or null), nothing else.
+    "user_changes": {"user_id", "seq", "horizon", "importing"},
 }
 
 
 async def give_everything(caller: Caller) -> dict[str, Any]:
     """Make the user a row in every table the API writes: a category, a tagged task, a deleted
-    task (tombstone), settings, a calendar feed, a webhook and its deliveries, an idempotency
-    key, and sync state."""
+    task (tombstone), a reminder to come, settings, a calendar feed, a webhook and its deliveries,
+    an idempotency key, and sync state."""
     webhook = await caller.request("POST", "/webhooks", json={"url": "https://93.184.215.14/hook"})
     assert webhook.status_code == 201, webhook.text
     category = (await caller.request("POST", "/categories", json={"name": "Home"})).json()
-    await caller.create_task(title="Kept", tags=["a", "b"], category_id=category["id"])
+    await caller.create_task(
+        title="Kept",
+        tags=["a", "b"],
+        category_id=category["id"],
+        due_at="2099-01-02T09:00:00Z",
+        remind_at="2099-01-02T08:00:00Z",
+    )
     gone = await caller.create_task(title="Gone")
     assert (await caller.request("DELETE", f"/tasks/{gone['id']}")).status_code == 204
     assert (await caller.request("PUT", "/settings", json={"time_zone": "Asia/Tokyo"})).status_code == 200

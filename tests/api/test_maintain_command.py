@@ -70,7 +70,10 @@ def test_todo_maintain_purges_what_expired_in_batches_and_keeps_the_rest(own_dat
 
     assert done.returncode == 0, done.stderr
     # Tombstones: a batch of 2, then one of 1; keys: a batch of 2, then one that finds none.
-    assert done.stdout.strip() == "todo: purged 3 tombstones and 2 idempotency keys in 4 transactions"
+    assert (
+        done.stdout.strip()
+        == "todo: purged 3 tombstones, 2 idempotency keys and 0 finished webhook deliveries in 5 transactions"
+    )
     with engine.connect() as connection:
         left = connection.execute(select(tombstones.c.change_seq).where(tombstones.c.user_id == user)).scalars()
         assert list(left) == [4]  # deleted today: kept
@@ -94,7 +97,7 @@ def test_todo_maintain_every_purges_again_until_stopped(own_database: str) -> No
         while rounds < 3 and datetime.now(UTC) < deadline:
             line = process.stderr.readline()
             assert line, "the command ended"
-            rounds += "purged 0 tombstones and 0 idempotency keys" in line
+            rounds += "purged 0 tombstones, 0 idempotency keys and 0 finished webhook deliveries" in line
         assert rounds == 3
         assert process.poll() is None
     finally:
