@@ -224,6 +224,7 @@ def pytest_deselected(items: Sequence[pytest.Item]) -> None:
     _partial = _partial or any(_api_tests(item.config) in item.path.parents for item in items)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent under `-p no:xdist`
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """On the controller of an xdist run: merge what a worker recorded and collected."""
     global _partial
