@@ -56,6 +56,24 @@ TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-signing"
 SQL_BACKENDS = ["sqlite", "postgres"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups off the items
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """How `make test` spreads the suite over pytest-xdist's workers (`--dist loadgroup`).
+
+    A test marked `slow` (it starts processes: servers, Node.js, Chromium) runs in the group of its
+    module, unless it names one (`pytest.mark.xdist_group("chromium")`): a module's module-scoped
+    servers then start once, on one worker, and the tests of one group never run at once. xdist
+    hands out the biggest groups first, then single tests in the order collected: slow tests go
+    first, so that no worker is left with a long one at the end while the other has finished.
+    """
+    if getattr(config.option, "dist", "no") == "no":
+        return
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _postgres_unavailable(reason: str) -> None:
     if os.environ.get("TODO_REQUIRE_POSTGRES") == "1":
         pytest.fail(f"PostgreSQL is required (TODO_REQUIRE_POSTGRES=1) but {reason}")

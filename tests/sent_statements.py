@@ -22,6 +22,8 @@ and turns the session's exit status into a failure. `test_shard_routing.py` show
 So that a route tested on SQLite alone cannot slip by, the routes each PostgreSQL app served
 are recorded too: when the whole API suite ran and passed, every operation of those apps'
 OpenAPI document must have been requested on PostgreSQL at least once.
+Under pytest-xdist each worker records what its own tests sent and hands it to the controller at
+the end of its session; the controller, which has seen every test's outcome, checks the union.
 """
 
 from __future__ import annotations
@@ -200,6 +202,9 @@ def sent_statements() -> SentStatements:
 
 
 _partial = False
+#: Under pytest-xdist (`make test`), what each worker saw, merged by the controller, which reports.
+_WORKER_OUTPUT = "sent_statements"
+_api_test_files: set[str] = set()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -210,20 +215,51 @@ def _api_tests(config: pytest.Config) -> Path:
     return Path(config.rootpath) / str(config.getini("api_tests"))
 
 
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_deselected(items: Sequence[pytest.Item]) -> None:
     global _partial
     _partial = _partial or any(_api_tests(item.config) in item.path.parents for item in items)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent under `-p no:xdist`
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the controller of an xdist run: merge what a worker recorded and collected."""
+    global _partial
+    shipped = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if shipped is None:
+        return  # the worker died before the end of its session: its tests are reported failed
+    for sql, reason, test in shipped["unrouted"]:
+        STATEMENTS.unrouted.setdefault((sql, reason), test)
+    STATEMENTS.seen.update(shipped["seen"])
+    STATEMENTS.operations.update(map(tuple, shipped["operations"]))
+    STATEMENTS.requested.update(map(tuple, shipped["requested"]))
+    _api_test_files.update(shipped["collected"])
+    _partial = _partial or shipped["partial"]
+
+
 def _whole_api_suite_passed(session: pytest.Session) -> bool:
     """Every API test was selected, ran and passed (not `-k`, a test id, or a stop at a failure)."""
-    ran = {item.path for item in session.items}
-    every = set(_api_tests(session.config).glob("test_*.py"))
+    ran = {str(item.path) for item in session.items} | _api_test_files
+    every = {str(path) for path in _api_tests(session.config).glob("test_*.py")}
     selected = not _partial and not any("::" in argument for argument in session.config.args)
     return selected and every <= ran and session.testsfailed == 0 and not session.shouldstop
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _is_worker(session.config):
+        # A worker ran some of the tests: the controller, which saw them all, checks and reports.
+        session.config.workeroutput[_WORKER_OUTPUT] = {  # type: ignore[attr-defined]
+            "unrouted": [[sql, reason, test] for (sql, reason), test in STATEMENTS.unrouted.items()],
+            "seen": sorted(STATEMENTS.seen),
+            "operations": sorted(STATEMENTS.operations),
+            "requested": sorted(STATEMENTS.requested),
+            "collected": sorted({str(item.path) for item in session.items}),
+            "partial": _partial,
+        }
+        return
     unrouted = STATEMENTS.report()
     untested = sorted(STATEMENTS.operations - STATEMENTS.requested) if _whole_api_suite_passed(session) else []
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

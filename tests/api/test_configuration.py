@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from tests.ports import free_port
 from todo_api.cli import main
 
 #: A setting gone wrong → the variable its one line must name.
@@ -162,12 +163,7 @@ def test_the_command_refuses_to_start_before_binding(
 
 @pytest.fixture
 def unused_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+    return free_port()
 
 
 def test_todo_openapi_runs_with_no_environment_at_all(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -108,8 +108,14 @@ async def test_what_a_request_sends_to_postgresql_is_checked(
     assert any("row_to_json" in sql and "task_tags.tag_key = ANY" in sql for sql in seen)
 
 
+#: The session in one process, and in two (pytest-xdist, as `make test` runs it): then each worker
+#: sees a share of the tests, and the controller checks what they saw together.
+IN_PROCESSES = pytest.mark.parametrize("processes", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+
+
+@IN_PROCESSES
 def test_a_session_that_sends_a_statement_of_no_single_user_fails_and_names_it(
-    pytester: pytest.Pytester, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, postgres_url: str, monkeypatch: pytest.MonkeyPatch, processes: list[str]
 ) -> None:
     libpq = libpq_url(postgres_url)
     pytester.makeconftest('pytest_plugins = ["tests.sent_statements"]')
@@ -130,7 +136,7 @@ def test_a_session_that_sends_a_statement_of_no_single_user_fails_and_names_it(
     )
     monkeypatch.setenv("PYTHONPATH", str(REPOSITORY))
 
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *processes)
 
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -200,8 +206,13 @@ async def test_on_postgresql_events_the_listener_and_the_purge_work_and_cross_us
     assert "LISTEN todo_changes" in seen
 
 
+@IN_PROCESSES
 def test_a_whole_api_suite_that_never_requests_an_operation_on_postgresql_fails_and_names_it(
-    pytester: pytest.Pytester, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    postgres_url: str,
+    new_user: Callable[[], str],
+    monkeypatch: pytest.MonkeyPatch,
+    processes: list[str],
 ) -> None:
     pytester.makeini("[pytest]\napi_tests = .\n")
     pytester.makeconftest('pytest_plugins = ["tests.sent_statements"]')
@@ -209,31 +220,46 @@ def test_a_whole_api_suite_that_never_requests_an_operation_on_postgresql_fails_
         test_inner=f"""
         import asyncio
         import httpx
-        from tests.conftest import settings_for
+        from tests.conftest import bearer, settings_for
         from tests.sent_statements import STATEMENTS
         from todo_api.app import create_app
         from todo_api.container import Container
 
-        def test_asks_for_health_alone():
+        USER = {new_user()!r}
+
+        def request(method, path, **arguments):
             app = create_app(container=Container(settings=settings_for({postgres_url!r})))
 
             async def ask():
                 transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-                    with STATEMENTS.recording("the inner test"):
-                        assert (await http.get("/healthz")).status_code == 200
-            asyncio.run(ask())
+                # In its lifespan: the pool it opens is closed before the loop is.
+                async with (
+                    app.router.lifespan_context(app),
+                    httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
+                ):
+                    with STATEMENTS.recording("an inner test"):
+                        return await http.request(method, path, **arguments)
+            return asyncio.run(ask())
+
+        def test_asks_for_health_alone():
+            assert request("GET", "/healthz").status_code == 200
+
+        def test_creates_a_task():
+            created = request("POST", f"/api/{{USER}}/tasks", json={{"title": "A task"}}, headers=bearer(USER))
+            assert created.status_code == 201
         """
     )
     monkeypatch.setenv("PYTHONPATH", str(REPOSITORY))
 
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *processes)
 
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     output = result.stdout.str()
     assert "operation(s) no API test requested on PostgreSQL" in output
-    assert "POST /api/{user_id}/tasks" in output.splitlines()
+    assert "GET /api/{user_id}/tasks" in output.splitlines()
+    # Requested in one test each (under xdist, on one worker each): neither is missing.
+    assert "POST /api/{user_id}/tasks" not in output.splitlines()
     assert "GET /healthz" not in output.splitlines()
     # Run one test alone: the rest of the suite did not run, so nothing is missing.
     alone = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_inner.py::test_asks_for_health_alone")

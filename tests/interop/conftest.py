@@ -3,6 +3,7 @@ genuine tokens, and the TypeScript client (`clients/typescript`) with its tools.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import queue
 import shutil
@@ -72,6 +73,14 @@ def install_node_modules(directory: Path) -> None:
     :raises pytest.skip.Exception: no npm, or `npm ci` failed (`pytest.fail.Exception` under
         TODO_REQUIRE_INTEROP=1).
     """
+    # Two pytest-xdist workers may need the same packages at once: one installs while the other
+    # waits on the lock file, then finds them installed.
+    with (directory / "package-lock.json").open() as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _install_unless_installed(directory)
+
+
+def _install_unless_installed(directory: Path) -> None:
     installed = directory / "node_modules" / ".package-lock.json"
     if installed.is_file() and installed.stat().st_mtime >= (directory / "package-lock.json").stat().st_mtime:
         return

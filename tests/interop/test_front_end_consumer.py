@@ -16,7 +16,7 @@ from tests.interop.conftest import INTEROP_DIR, install_node_modules, node_execu
 from tests.system.test_persistence import Deployment, Server, deployed, postgres_deployment
 from todo_adapters.auth import mint_token
 
-pytestmark = pytest.mark.slow  # compiles TypeScript, starts servers and Node
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("typescript")]  # compiles TypeScript, starts servers and Node
 
 CONSUMER_DIR = INTEROP_DIR / "consumer"
 NODE_TEST_TIMEOUT_SECONDS = 120

@@ -10,7 +10,7 @@ import pytest
 
 from tests.interop.conftest import run_tool
 
-pytestmark = pytest.mark.slow  # runs Node tools
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("typescript")]  # runs Node tools (tsc)
 
 REGENERATE = "make client"
 

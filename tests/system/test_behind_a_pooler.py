@@ -41,7 +41,8 @@ from sqlalchemy.engine import make_url
 from tests.api.assertions import next_cursor, problem
 from tests.conftest import Caller
 from tests.event_streams import EventStream, open_events
-from tests.system.test_persistence import Deployment, Server, free_port, postgres_deployment
+from tests.ports import free_port
+from tests.system.test_persistence import Deployment, Server, postgres_deployment
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

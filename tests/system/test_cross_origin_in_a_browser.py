@@ -31,7 +31,7 @@ from tests.system.test_docs_in_a_browser import chromium, dump_dom  # noqa: F401
 from tests.system.test_persistence import Deployment, clean_environment
 from todo_adapters.auth import mint_token
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]  # one Chromium at a time
 
 APP_HOST = "app.test"
 UNLISTED_HOST = "elsewhere.test"

@@ -28,7 +28,8 @@ import psycopg
 import pytest
 
 from tests.conftest import TEST_SECRET, _postgres_unavailable, bearer
-from tests.system.test_persistence import Deployment, Server, clean_environment, free_port
+from tests.ports import free_port
+from tests.system.test_persistence import Deployment, Server, clean_environment
 from todo_adapters.sqlalchemy.change_listener import APPLICATION_NAME
 
 pytestmark = pytest.mark.slow

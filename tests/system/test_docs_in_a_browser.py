@@ -32,7 +32,7 @@ from tests.system.test_persistence import Deployment, Server, clean_environment,
 from todo_api.docs import ASSETS_URL
 from todo_api.settings import DEMO_USER
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]  # one Chromium at a time
 
 HOST = "todo.test"
 #: Virtual time lets the page run its timers without waiting for them; network loads still

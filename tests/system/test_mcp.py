@@ -29,7 +29,8 @@ from mcp.shared.auth import ProtectedResourceMetadata
 from mcp_types import CallToolResult
 
 from tests.conftest import TEST_SECRET, SqlStore, api_client, bearer
-from tests.system.test_persistence import Server, clean_environment, free_port, todo_command
+from tests.ports import free_port
+from tests.system.test_persistence import Server, clean_environment, todo_command
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 
 from tests.conftest import TEST_SECRET, bearer
 from tests.migrations.test_schema import fresh_postgres_database
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -41,13 +41,6 @@ def clean_environment(**todo_settings: str) -> dict[str, str]:
     """This process's environment without any TODO_ variable, plus the given ones."""
     environment = {name: value for name, value in os.environ.items() if not name.startswith("TODO_")}
     return environment | todo_settings
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
