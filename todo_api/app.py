@@ -42,6 +42,7 @@ from todo_api.routes import (
     webhooks,
 )
 from todo_api.routes import assistant as assistant_routes
+from todo_api.schema_gate import SchemaGuard
 from todo_api.settings import DEMO_TOKEN_SECONDS, DEMO_USER, DEVELOPMENT_SECRET, Settings
 
 logger = logging.getLogger(__name__)
@@ -94,8 +95,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         measured.forget_dead_workers()
         measuring = asyncio.create_task(_measure_pool_periodically(measured)) if measured.multiprocess else None
         serving_mcp = await _started_in_a_task_of_its_own(assistant.session_manager.run)
+        checking_schema = asyncio.create_task(container.schema_gate().check_logged())
         yield
-        for task in (serving_mcp, purging, delivering, measuring, sweeping):
+        for task in (serving_mcp, purging, delivering, measuring, sweeping, checking_schema):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -106,6 +108,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         if postgres:
             await container.change_listener().stop()
             await container.postgres_pool().close()
+            await container.export_locks().close()
         else:
             await container.engine().dispose()
         key_source = container.key_source()
@@ -130,6 +133,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     app.state.container = container
     install_problem_handlers(app)
+    # Innermost: a request refused for the schema has been authenticated and counted like any other.
+    app.add_middleware(SchemaGuard, gate=container.schema_gate)
     # The id is set before anything logs, and the time counts everything; authentication comes
     # before the rate limits (a request counts against the user its token proved it to be).
     app.add_middleware(

@@ -19,10 +19,12 @@ from todo_adapters.clock import SystemClock
 from todo_adapters.sqlalchemy.change_listener import PostgresChangeListener
 from todo_adapters.sqlalchemy.changes import PostgresChangeFeed, SqliteChangeFeed, SqlRetention
 from todo_adapters.sqlalchemy.engine import create_engine, engine_pool_usage, normalise_url
+from todo_adapters.sqlalchemy.export_locks import PostgresExportLocks, SqliteExportLocks
 from todo_adapters.sqlalchemy.exports import PostgresExportReader, SqliteExportReader
 from todo_adapters.sqlalchemy.psycopg import PostgresPool, PostgresUnitOfWork
 from todo_adapters.sqlalchemy.purge_lock import PostgresPurgeLock, SqlitePurgeLock
 from todo_adapters.sqlalchemy.reminder_announcer import PostgresReminderAnnouncer
+from todo_adapters.sqlalchemy.schema_revision import PostgresSchemaRevision, SqliteSchemaRevision
 from todo_adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from todo_adapters.sqlalchemy.views import PostgresTaskViews, SqliteTaskViews
 from todo_adapters.webhook_delivery import HttpWebhookSender, WebhookDestinationsChecker
@@ -32,6 +34,7 @@ from todo_api.exports import RunningExports
 from todo_api.logs import UserIdHasher
 from todo_api.metrics import Metrics, multiprocess_directory
 from todo_api.rate_limits import RateLimiter, parse_limits
+from todo_api.schema_gate import SchemaGate
 from todo_api.settings import Settings
 from todo_api.sync_tokens import SyncTokenCodec
 
@@ -69,6 +72,12 @@ def _rate_limiter(settings: Settings) -> RateLimiter | None:
     if not items:
         return None
     return RateLimiter(items, redis_url=settings.redis_url, key_prefix=settings.redis_key_prefix)
+
+
+def _postgres_export_locks(settings: Settings) -> PostgresExportLocks:
+    # A session of its own, as LISTEN needs: the direct URL when a pooler is in between.
+    url = normalise_url(settings.listen_database_url or settings.database_url)
+    return PostgresExportLocks(url, timeout=settings.db_timeout_seconds)
 
 
 def _postgres_purge_lock(settings: Settings) -> PostgresPurgeLock:
@@ -139,8 +148,24 @@ class Container(containers.DeclarativeContainer):
         postgresql=providers.Singleton(PostgresExportReader, postgres_pool),
         sqlite=providers.Singleton(SqliteExportReader, engine),
     )
-    #: The users whose export this process is sending.
-    running_exports = providers.Singleton(RunningExports)
+    #: Whether the database's schema is the code's (checked at start, on /readyz, and while not).
+    schema_gate = providers.Singleton(
+        SchemaGate,
+        providers.Selector(
+            backend,
+            postgresql=providers.Factory(PostgresSchemaRevision, postgres_pool),
+            sqlite=providers.Factory(SqliteSchemaRevision, engine),
+        ),
+    )
+    #: The users whose export this process is sending, and their locks against other processes'.
+    export_locks = providers.Selector(
+        backend,
+        postgresql=providers.Singleton(_postgres_export_locks, settings),
+        sqlite=providers.Singleton(
+            SqliteExportLocks, providers.Callable(normalise_url, settings.provided.database_url)
+        ),
+    )
+    running_exports = providers.Singleton(RunningExports, locks=export_locks)
     #: What every user keeps only for a while, purged in batches (a transaction each), by one
     #: process at a time.
     purge_lock = providers.Selector(

@@ -13,6 +13,7 @@ from todo_api.container import Container
 from todo_api.cursor import CursorCodec
 from todo_api.exports import RunningExports
 from todo_api.metrics import Metrics
+from todo_api.schema_gate import SchemaGate
 from todo_api.settings import Settings
 from todo_api.sync_tokens import SyncTokenCodec
 from todo_core.clock import Clock
@@ -94,6 +95,11 @@ async def key_source(request: Request) -> KeySource:
     return found
 
 
+async def schema_gate(request: Request) -> SchemaGate:
+    found: SchemaGate = _container(request).schema_gate()
+    return found
+
+
 async def settings(request: Request) -> Settings:
     resolved: Settings = _container(request).settings()
     return resolved
@@ -138,4 +144,5 @@ Broker = Annotated[ChangeBroker, Depends(broker)]
 CurrentSettings = Annotated[Settings, Depends(settings)]
 AppMetrics = Annotated[Metrics, Depends(metrics)]
 Keys = Annotated[KeySource, Depends(key_source)]
+Schema = Annotated[SchemaGate, Depends(schema_gate)]
 TokenValidUntil = Annotated[float, Depends(token_valid_until)]

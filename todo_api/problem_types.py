@@ -204,7 +204,8 @@ _TYPES = (
     ProblemType(
         "not-migrated",
         503,
-        "The database answers but has no schema: nobody has run `todo migrate` on it yet. `/readyz` says so too.",
+        "The database answers but its schema is missing or older than this version of the service needs: "
+        "nobody has run `todo migrate` on it (since this version was deployed). `/readyz` says so too.",
         "An operator runs `todo migrate` (with the service's `TODO_DATABASE_URL`); until then every request "
         "fails the same way. Clients retry after the seconds in `Retry-After`.",
     ),

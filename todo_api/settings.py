@@ -53,8 +53,9 @@ class Settings(BaseSettings):
     )
     listen_database_url: str | None = Field(
         None,
-        description="PostgreSQL: where the change listener connects (LISTEN needs a session of its own, "
-        "which a transaction pooler does not give); default TODO_DATABASE_URL",
+        description="PostgreSQL: where the change listener and the export locks connect (LISTEN and "
+        "session-level advisory locks need a session of their own, which a transaction pooler does not give); "
+        "default TODO_DATABASE_URL",
     )
     db_pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connections kept per worker")
     db_timeout_seconds: float = Field(

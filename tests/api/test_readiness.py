@@ -13,27 +13,42 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from alembic import command
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from dependency_injector import providers
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import SqlStore, api_client, bearer, libpq_url, settings_for
 from tests.jwt_tools import JwksServer, SigningKey
+from tests.migrations.test_schema import alembic_config
 from tests.scrape import samples, value
+from todo_adapters.sqlalchemy.engine import create_engine
+from todo_adapters.sqlalchemy.schema_revision import SqliteSchemaRevision
 from todo_api.app import create_app
+from todo_api.cli import migrate
 from todo_api.container import Container
+from todo_api.schema_gate import RECHECK_SECONDS, SchemaGate, code_revisions
 
 PROBLEM_JSON = "application/problem+json"
 RUN_MIGRATE = "The database has no schema yet: the operator must run `todo migrate`."
+BEHIND = "The database's schema is older than this version of the service needs: the operator must run `todo migrate`."
 
 
 @asynccontextmanager
-async def app_on(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app as `todo serve` wires it for `database_url`: its own engine or pool, opened
-    on first use, closed after."""
-    app = create_app(container=Container(settings=settings_for(database_url)))
+async def app_on(database_url: str, container: Container | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app as `todo serve` wires it for `database_url` (or from `container`): its own
+    engine or pool, opened on first use, closed after."""
+    app = create_app(container=container or Container(settings=settings_for(database_url)))
     transport = httpx.ASGITransport(app=app)
+    failed: BaseException | None = None
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-        yield http
+        try:
+            yield http
+        except Exception as failure:  # raised after the lifespan ends, which it would skip
+            failed = failure
+    if failed is not None:
+        raise failed
 
 
 @pytest.fixture
@@ -81,6 +96,114 @@ async def test_a_database_never_migrated_is_not_ready_and_says_run_todo_migrate(
         assert answer.json()["type"] == "/problems/not-migrated"
         assert answer.json()["detail"] == RUN_MIGRATE
         assert int(answer.headers["retry-after"]) > 0
+
+
+# --- A schema older (or newer) than the code's ---------------------------------------------
+
+
+@pytest.fixture
+def one_revision_behind(never_migrated: str) -> str:
+    """A database migrated to the revision before the code's newest, as after a deploy of new
+    code that nobody migrated for."""
+    migrate(never_migrated)
+    command.downgrade(alembic_config(never_migrated), "-1")
+    return never_migrated
+
+
+async def set_revision(database_url: str, revision: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE alembic_version SET version_num = :revision"), {"revision": revision})
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_one_revision_behind_is_not_ready_until_migrated_and_then_is_without_a_restart(
+    one_revision_behind: str,
+) -> None:
+    user = "user-" + uuid.uuid4().hex[:8]
+    async with app_on(one_revision_behind) as client:
+        ready = await client.get("/readyz")
+        answers = [
+            await client.get(f"/api/{user}/tasks", headers=bearer(user)),
+            await client.post(f"/api/{user}/tasks", json={"title": "First"}, headers=bearer(user)),
+            await client.get(f"/api/{user}/changes", headers=bearer(user)),
+        ]
+        assert ready.status_code == 503, ready.text
+        assert ready.json() == {"status": "unavailable", "detail": BEHIND}
+        for answer in answers:
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["content-type"] == PROBLEM_JSON
+            assert answer.json()["type"] == "/problems/not-migrated"
+            assert answer.json()["detail"] == BEHIND
+            assert int(answer.headers["retry-after"]) > 0
+
+        await asyncio.to_thread(migrate, one_revision_behind)  # beside the live server
+
+        # Requests alone find out, within a few seconds; /readyz at once.
+        migrated = time.monotonic()
+        while (
+            created := await client.post(f"/api/{user}/tasks", json={"title": "First"}, headers=bearer(user))
+        ).status_code == 503 and time.monotonic() - migrated < RECHECK_SECONDS + 3:
+            await asyncio.sleep(0.1)
+        assert created.status_code == 201, created.text
+        assert time.monotonic() - migrated <= RECHECK_SECONDS + 1
+        assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_readiness_sees_a_migration_at_once(one_revision_behind: str) -> None:
+    async with app_on(one_revision_behind) as client:
+        assert (await client.get("/readyz")).status_code == 503
+        await asyncio.to_thread(migrate, one_revision_behind)
+        ready = await client.get("/readyz")
+
+    assert ready.status_code == 200, ready.text
+
+
+async def test_a_schema_newer_than_the_code_is_served_and_logged_as_such(
+    never_migrated: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await asyncio.to_thread(migrate, never_migrated)
+    await set_revision(never_migrated, "9999")  # as a newer version of the service leaves it
+    user = "user-" + uuid.uuid4().hex[:8]
+    with caplog.at_level("WARNING", logger="todo_api.schema_gate"):
+        async with app_on(never_migrated) as client:
+            ready = await client.get("/readyz")
+            created = await client.post(f"/api/{user}/tasks", json={"title": "First"}, headers=bearer(user))
+
+    assert ready.status_code == 200, ready.text
+    assert created.status_code == 201, created.text
+    warnings = [record.getMessage() for record in caplog.records if record.name == "todo_api.schema_gate"]
+    assert len(warnings) == 1, warnings  # once, not at every check
+    assert "9999" in warnings[0] and code_revisions()[-1] in warnings[0]
+
+
+class CountedRevision:
+    """A schema revision reader that counts its reads."""
+
+    def __init__(self, url: str) -> None:
+        self.reader = SqliteSchemaRevision(create_engine(url))
+        self.reads = 0
+
+    async def current(self) -> str | None:
+        self.reads += 1
+        return await self.reader.current()
+
+
+async def test_a_ready_server_does_not_read_the_schema_revision_per_request(sqlite_url: str) -> None:
+    counted = CountedRevision(sqlite_url)
+    container = Container(settings=settings_for(sqlite_url))
+    container.schema_gate.override(providers.Object(SchemaGate(counted)))
+    user = "user-" + uuid.uuid4().hex[:8]
+    async with app_on(sqlite_url, container) as client:
+        for _ in range(20):
+            assert (await client.get(f"/api/{user}/tasks", headers=bearer(user))).status_code == 200
+        reads_for_requests = counted.reads
+        assert (await client.get("/readyz")).status_code == 200
+
+    assert reads_for_requests == 1  # at start, or at the first request, whichever came first
+    assert counted.reads == 2  # and at /readyz
 
 
 async def test_the_problem_type_not_migrated_is_explained(client: httpx.AsyncClient) -> None:

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from todo_api.dependencies import Keys, Views
+from todo_api.dependencies import Keys, Schema, Views
 from todo_api.problems import NOT_MIGRATED_DETAIL
 from todo_api.representation import json_response
 from todo_api.routing import ApiRoute
@@ -32,12 +32,21 @@ async def get_health() -> Response:
 @router.get(
     "/readyz",
     response_model=Health,
-    responses={503: {"model": Health, "description": "Database unreachable or not migrated, or no signing keys"}},
+    responses={
+        503: {
+            "model": Health,
+            "description": "Database unreachable, not migrated or at an older schema revision, or no signing keys",
+        }
+    },
 )
-async def get_readiness(views: Views, keys: Keys) -> Response:
-    """The process can serve requests: its database answers a query of the tasks table, and it
-    has keys to check tokens with (with TODO_JWKS_URL: fetched, or fetchable now)."""
+async def get_readiness(views: Views, keys: Keys, schema: Schema) -> Response:
+    """The process can serve requests: its database's schema is at the code's revision (or a
+    newer one), it answers a query of the tasks table, and it has keys to check tokens with
+    (with TODO_JWKS_URL: fetched, or fetchable now)."""
     try:
+        await schema.check()
+        if schema.refusal is not None:
+            return _unavailable(schema.refusal)
         await views.get("", _NO_TASK)
         await keys.check()
     except SchemaMissing:

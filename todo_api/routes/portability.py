@@ -64,9 +64,9 @@ async def export_account(
     settings, categories, and tasks with their steps, order, categories and repeat rules.
     `POST /import` takes it back, into this account or another. Read from one snapshot of the
     account, then sent at the client's pace, with a `Content-Length`. One export of an account
-    at a time: another is a 429 with `Retry-After`."""
-    with contextlib.ExitStack() as slot:
-        slot.enter_context(running.claim(user_id))
+    at a time, across every server process: another is a 429 with `Retry-After`."""
+    async with contextlib.AsyncExitStack() as slot:
+        await slot.enter_async_context(running.claim(user_id))
         spool = await spooled(_document(reader, clock, user_id))
         return SpooledDocument(spool, slot.pop_all(), running.send_seconds)
 

@@ -33,8 +33,9 @@ export interface paths {
         };
         /**
          * Get Readiness
-         * @description The process can serve requests: its database answers a query of the tasks table, and it
-         *     has keys to check tokens with (with TODO_JWKS_URL: fetched, or fetchable now).
+         * @description The process can serve requests: its database's schema is at the code's revision (or a
+         *     newer one), it answers a query of the tasks table, and it has keys to check tokens with
+         *     (with TODO_JWKS_URL: fetched, or fetchable now).
          */
         get: operations["getReadiness"];
         put?: never;
@@ -323,7 +324,7 @@ export interface paths {
          *     settings, categories, and tasks with their steps, order, categories and repeat rules.
          *     `POST /import` takes it back, into this account or another. Read from one snapshot of the
          *     account, then sent at the client's pace, with a `Content-Length`. One export of an account
-         *     at a time: another is a 429 with `Retry-After`.
+         *     at a time, across every server process: another is a 429 with `Retry-After`.
          */
         get: operations["exportAccount"];
         put?: never;
@@ -1535,7 +1536,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Database unreachable or not migrated, or no signing keys */
+            /** @description Database unreachable, not migrated or at an older schema revision, or no signing keys */
             503: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
