@@ -37,10 +37,12 @@ migrate: install
 
 ## Lint, architecture contracts, types, and the whole test suite with branch coverage of the three
 ## packages: below the floor in pyproject.toml ([tool.coverage.report] fail_under), it fails. The
-## suite runs in TEST_WORKERS processes (pytest-xdist; 0: in this one), see docs/development.md.
+## suite runs in TEST_WORKERS processes (pytest-xdist; 0: in this one), then the tests marked `alone`
+## (they bound times) in this one, with the machine to themselves; see docs/development.md.
 TEST_WORKERS ?= 2
 test: lint browser proxies shells calendar-parsers
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 --cov --cov-report=term:skip-covered
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 -m "not alone" --cov --cov-fail-under=0 --cov-report=
+	$(BIN)/python -m pytest --durations=5 -m alone --cov --cov-append --cov-report=term:skip-covered
 
 ## Chromium, for the test that renders /docs and /redoc (tests/system/test_docs_in_a_browser.py) and the one
 ## that calls the API from a page of another origin (tests/system/test_cross_origin_in_a_browser.py), from the

@@ -256,6 +256,7 @@ async def test_token_whose_sub_holds_a_nul_byte_is_401_not_500(client: httpx.Asy
     assert_unauthorized(await client.get(path, headers=with_token(hs256(claims_for(subject)))), Why.NO_USER)
 
 
+@pytest.mark.alone
 async def test_token_of_100_kb_is_401_and_answered_fast(alice: Caller) -> None:
     padding = "x" * 100_000
     token = hs256(claims_for(alice.id, padding=padding))

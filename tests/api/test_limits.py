@@ -274,6 +274,7 @@ async def writing_in_turn(
         await uow.commit()
 
 
+@pytest.mark.alone
 async def test_a_write_behind_a_line_of_the_users_writes_is_refused_after_one_wait_not_one_per_writer(
     postgres_store: SqlStore,
 ) -> None:

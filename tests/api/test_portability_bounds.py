@@ -26,6 +26,9 @@ from todo_adapters.sqlalchemy.engine import engine_pool_usage
 from todo_adapters.sqlalchemy.exports import EXPORT_CONNECTIONS
 from todo_api.exports import RunningExports
 
+#: Each bounds a time: run with the machine to itself (`make test` runs them after the rest).
+pytestmark = pytest.mark.alone
+
 #: Slow readers at once: more than the test pool's connections (5) and than the exports' share.
 SLOW_READERS = 8
 #: What a slow reader takes per read and how long it sleeps after each: ~200 KB/s.

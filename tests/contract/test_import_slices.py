@@ -67,6 +67,7 @@ def rows_of(path: Path, user: str) -> tuple[int, int, str | None]:
     return tasks, tags, mark[0] if mark else None
 
 
+@pytest.mark.alone
 async def test_other_writers_go_between_slices_while_nothing_of_the_import_shows(
     database: tuple[AsyncEngine, Path],
 ) -> None:

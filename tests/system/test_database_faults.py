@@ -32,7 +32,7 @@ from tests.ports import free_port
 from tests.system.test_persistence import Deployment, Server, clean_environment
 from todo_adapters.sqlalchemy.change_listener import APPLICATION_NAME
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]  # bounds times: run with the machine to itself
 
 PG_CTL_SECONDS = 30  # pg_ctl's own wait for the server to start or stop
 COMMAND_SECONDS = 60.0  # any command of the cluster's, killed past this

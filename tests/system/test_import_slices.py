@@ -13,11 +13,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.api.test_portability_api import a_large_document
 from tests.conftest import bearer
 from tests.system.conftest import descendants
 from tests.system.test_persistence import deployed
+
+#: Bounds a time against the import's own: run with the machine to itself.
+pytestmark = pytest.mark.alone
 
 #: 10,000 tasks (~4 MB): seconds of writing on SQLite.
 TOP_LEVEL = 5000
