@@ -121,6 +121,7 @@ class SchemaGate:
         else:
             refusal = None
         changed = not self.checked or found != self._found
+        was_refusing = self.checked and self.refusal is not None
         self.refusal, self._found, self.checked = refusal, found, True
         if not changed:
             return
@@ -141,8 +142,10 @@ class SchemaGate:
                 found,
                 head,
             )
-        else:
-            logger.info("the database's schema is at revision %s, this code's", found)
+        else:  # worth a line when it ends a refusal; a process starting on its own schema is the norm
+            (logger.info if was_refusing else logger.debug)(
+                "the database's schema is at revision %s, this code's", found
+            )
 
 
 class SchemaGuard:
