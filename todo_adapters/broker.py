@@ -56,7 +56,8 @@ class Subscription:
         seconds for one or for a reminder (see `reminders`); None if none came."""
         if self._latest is None and not self._reminders:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: see `outbox_rung`
+                    await self._changed.wait()
         latest, self._latest = self._latest, None
         self._changed.clear()
         return latest
@@ -100,8 +101,12 @@ class ChangeBroker:
     async def outbox_rung(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for `ring_outbox` (or take one made since the last call);
         whether it rang."""
+        # Not `asyncio.wait_for`: on Python 3.11 it swallows the task's cancellation when the bell
+        # rings in the same turn (it returns instead), and the loop then outlived the shutdown
+        # that cancelled it.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._outbox.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._outbox.wait()
         rang = self._outbox.is_set()
         self._outbox.clear()
         return rang

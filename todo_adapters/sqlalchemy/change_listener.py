@@ -104,7 +104,8 @@ class PostgresChangeListener:
 
         :raises TimeoutError: it did not listen in time.
         """
-        await asyncio.wait_for(self._listening.wait(), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for, which may swallow a cancellation (3.11)
+            await self._listening.wait()
         assert self._backend_pid is not None
         return self._backend_pid
 

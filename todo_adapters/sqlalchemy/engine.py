@@ -138,7 +138,8 @@ class SqliteWriters:
         `at_most` seconds."""
         if not self._idle.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), at_most)
+                async with asyncio.timeout(at_most):  # not wait_for, which may swallow a cancellation (3.11)
+                    await self._idle.wait()
 
 
 def sqlite_writers(engine: AsyncEngine) -> SqliteWriters | None:
