@@ -253,7 +253,7 @@ def _layers(
 ) -> dict[str, Any]:
     """Name → an async function that makes one request through that much of the pipeline."""
     from todo_api.representation import json_bytes
-    from todo_api.schemas import TaskListParams
+    from todo_api.schemas.tasks import TaskListParams
     from todo_core.use_cases import tasks as use_cases
 
     # What the bare callable answers: the app's own answer, minus what the layers add themselves.
