@@ -26,6 +26,7 @@ from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.api.assertions import field_errors, problem
+from tests.asgi_requests import read_request
 from tests.conftest import Caller, SqlStore, build_app, settings_for
 from tests.event_streams import StreamingASGITransport, open_events
 from tests.sent_statements import SentStatements
@@ -72,14 +73,7 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hooks"
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        assert scope["type"] == "http"
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {name.decode(): value.decode() for name, value in scope["headers"]}
+        headers, body = await read_request(scope, receive)
         self.received.append((headers, body))
         status = self.statuses.pop(0) if self.statuses else 200
         await send({"type": "http.response.start", "status": status, "headers": []})

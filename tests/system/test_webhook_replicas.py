@@ -30,6 +30,7 @@ import pytest
 import uvicorn
 from standardwebhooks.webhooks import Webhook as Verifier
 
+from tests.asgi_requests import read_request
 from tests.conftest import bearer
 from tests.system.conftest import descendants
 from tests.system.test_persistence import Deployment, Server, postgres_deployment
@@ -73,15 +74,8 @@ class Receiver:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        assert scope["type"] == "http"
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        headers, body = await read_request(scope, receive)
         arrived_at = time.monotonic()
-        headers = {name.decode(): value.decode() for name, value in scope["headers"]}
         event = Verifier(self.secret).verify(body, headers)  # raises (a 500) on a bad signature
         webhook_id = headers["webhook-id"]
         sender = _sender(scope["client"][1], self.port, self.candidates)
