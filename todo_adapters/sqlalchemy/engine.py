@@ -16,6 +16,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
+from todo_adapters.sqlalchemy.sqlite_driver import inline_connector
+
 POOL_TIMEOUT_SECONDS = 10
 #: How long a SQLite write waits for the file's write lock (and for its turn in this process).
 SQLITE_BUSY_SECONDS = 15
@@ -46,7 +48,7 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
         engine = create_async_engine(
             parsed,
             echo=echo,
-            connect_args={"timeout": SQLITE_BUSY_SECONDS},
+            async_creator=inline_connector(parsed.database or ":memory:", busy_seconds=SQLITE_BUSY_SECONDS),
             json_serializer=_json_text,
             json_deserializer=orjson.loads,
             # A connection comes back with no transaction open (a unit of work rolls back
@@ -179,7 +181,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",
-            f"busy_timeout={SQLITE_BUSY_SECONDS * 1000}",
             "foreign_keys=ON",
         ):
             cursor.execute(f"PRAGMA {pragma}")

@@ -29,6 +29,7 @@ from todo_adapters.sqlalchemy.psycopg import PostgresPool
 from todo_adapters.sqlalchemy.repositories.categories import SqlCategoryRepository
 from todo_adapters.sqlalchemy.repositories.change_numbers import ChangeNumbers
 from todo_adapters.sqlalchemy.repositories.settings import SqlSettingsRepository
+from todo_adapters.sqlalchemy.sqlite_driver import in_thread
 from todo_adapters.sqlalchemy.tables import tasks
 from todo_adapters.sqlalchemy.visibility import committed_tasks
 from todo_core.category import Category
@@ -173,7 +174,8 @@ class SqliteExportReader:
                     # A read transaction (deferred: it takes no write lock): one snapshot for all.
                     await connection.exec_driver_sql("BEGIN")
                     try:
-                        yield SqlAccountSnapshot(SqlAlchemyExecutor(connection), user_id)
+                        async with in_thread(connection):  # pages of many rows: read beside the loop
+                            yield SqlAccountSnapshot(SqlAlchemyExecutor(connection), user_id)
                     finally:
                         await connection.exec_driver_sql("ROLLBACK")
             except (DBAPIError, OSError) as error:

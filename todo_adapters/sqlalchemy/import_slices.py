@@ -41,6 +41,7 @@ from sqlalchemy.sql import ClauseElement
 
 from todo_adapters.sqlalchemy.engine import SQLITE_BUSY_SECONDS, SqliteWriters, sqlite_writers
 from todo_adapters.sqlalchemy.execution import DuplicateKey, SqlAlchemyExecutor, Values
+from todo_adapters.sqlalchemy.sqlite_driver import in_thread
 from todo_adapters.sqlalchemy.tables import task_tags, tasks, user_changes
 from todo_core.errors import Conflict, StorageUnavailable
 
@@ -108,9 +109,10 @@ class WriteAhead:
 
     async def write(self, connection: AsyncConnection) -> None:
         """Write every row in the connection's transaction."""
-        for table, rows in ((tasks, self.task_rows), (task_tags, self.tag_rows)):
-            if rows:
-                await connection.execute(table.insert(), rows)
+        async with in_thread(connection):  # many rows: written beside the event loop
+            for table, rows in ((tasks, self.task_rows), (task_tags, self.tag_rows)):
+                if rows:
+                    await connection.execute(table.insert(), rows)
 
 
 class RecordingExecutor(SqlAlchemyExecutor):
@@ -187,7 +189,8 @@ async def write_in_slices(
                     await connection.begin()
                     began = time.monotonic()
                     while start < len(rows) and time.monotonic() - began < SLICE_SECONDS:
-                        await connection.execute(table.insert(), rows[start : start + SLICE_BATCH])
+                        async with in_thread(connection):  # a batch of many rows: beside the event loop
+                            await connection.execute(table.insert(), rows[start : start + SLICE_BATCH])
                         start += SLICE_BATCH
                     await connection.commit()
                     turns.give()
