@@ -21,6 +21,7 @@ from sqlalchemy import Select, Table, Uuid, and_, bindparam, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from todo_adapters.sqlalchemy.engine import for_reads
 from todo_adapters.sqlalchemy.execution import compiled_for_postgresql
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.mapping import TASK_VIEW_COLUMNS
@@ -159,7 +160,7 @@ class SqliteChangeFeed(_SqlChangeFeed):
     _dialect = "sqlite"
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine = for_reads(engine)
         super().__init__()
 
     async def _snapshot(self, statements: Sequence[tuple[Any, dict[str, Any]]]) -> list[Sequence[Sequence[Any]]]:

@@ -193,8 +193,24 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Take the write lock up front: a deferred transaction that later writes can fail with
         # "database is locked" without waiting for the busy timeout. Reads run in autocommit
         # mode and take no lock: with WAL, they neither wait for a writer nor hold one up.
-        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        options = connection.get_execution_options()
+        if not options.get(_READS) and options.get("isolation_level") != "AUTOCOMMIT":
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: The execution option that marks a SQLite engine's connections as readers (no BEGIN IMMEDIATE).
+_READS = "todo_reads"
+
+
+def for_reads(engine: AsyncEngine) -> AsyncEngine:
+    """The engine, for reads outside any transaction: each statement reads its own snapshot
+    and, with WAL, neither waits for a writer nor holds one up. On SQLite the connections are
+    marked rather than switched to AUTOCOMMIT: a sqlite3 connection here is in autocommit mode
+    already (no BEGIN but ours), and switching its mode at each checkout and return is a call on
+    the connection's thread each time (SQLAlchemy's aiosqlite dialect sends it there)."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{_READS: True})
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _json_text(value: Any) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy import Select, bindparam, case, literal, select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from todo_adapters.sqlalchemy.engine import for_reads
 from todo_adapters.sqlalchemy.execution import Executor, PsycopgExecutor, SqlAlchemyExecutor
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.mapping import TASKS
@@ -163,7 +164,7 @@ class PostgresExportReader:
 
 class SqliteExportReader:
     def __init__(self, engine: AsyncEngine, turns: ExportTurns | None = None) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine = for_reads(engine)
         self._turns = turns or ExportTurns()
 
     @contextlib.asynccontextmanager

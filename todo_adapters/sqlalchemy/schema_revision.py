@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from todo_adapters.sqlalchemy.engine import for_reads
 from todo_adapters.sqlalchemy.faults import schema_is_missing
 from todo_adapters.sqlalchemy.psycopg import PostgresPool
 from todo_core.errors import SchemaMissing, StorageUnavailable
@@ -36,7 +37,7 @@ class PostgresSchemaRevision:
 
 class SqliteSchemaRevision:
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine = for_reads(engine)
 
     async def current(self) -> str | None:
         """The revision the schema is at; None when it has none (never migrated).

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from todo_adapters.broker import ChangeBroker
 from todo_adapters.sqlalchemy.bundle import SqlRepositories
-from todo_adapters.sqlalchemy.engine import sqlite_writers
+from todo_adapters.sqlalchemy.engine import for_reads, sqlite_writers
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.import_slices import RecordingExecutor, WriteAhead, WriterTurns, write_in_slices
 from todo_adapters.sqlalchemy.repositories.change_numbers import ChangeNumbers
@@ -31,7 +31,7 @@ class SqlAlchemyUnitOfWork(SqlRepositories):
     large import's in slices that let other writers in between (`import_slices.py`)."""
 
     def __init__(self, engine: AsyncEngine, *, read_only: bool = False, broker: ChangeBroker | None = None) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT") if read_only else engine
+        self._engine = for_reads(engine) if read_only else engine
         self._read_only = read_only
         self._broker = broker
         writers = None if read_only else sqlite_writers(engine)

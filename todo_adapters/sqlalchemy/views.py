@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from todo_adapters.sqlalchemy.engine import sqlite_writers
+from todo_adapters.sqlalchemy.engine import for_reads, sqlite_writers
 from todo_adapters.sqlalchemy.execution import POSTGRESQL
 from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.listing import Shape, page_statement, parameters
@@ -105,7 +105,7 @@ class SqliteTaskViews(_RenderedTaskViews):
     _dialect = "sqlite"
 
     def __init__(self, engine: AsyncEngine, *, writer_first_seconds: float = WRITER_FIRST_SECONDS) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine = for_reads(engine)
         self._writers = sqlite_writers(engine)
         self._writer_first_seconds = writer_first_seconds
         super().__init__()
