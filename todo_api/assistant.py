@@ -449,7 +449,7 @@ class _Tools:
         self._check_user(ctx, user_id)
         body = _validated(CategoryWrite, fields)
         clock = self.container.clock()
-        new = CategoryFields(body.name, body.color)
+        new = _checked(CategoryFields(body.name, body.color).validated)  # before the unit of work
         category = await self._run(category_use_cases.create_category, clock, user_id, new)
         return CategoryView.model_validate(category_view(category))
 
@@ -608,6 +608,16 @@ async def _domain(call: Awaitable[Result]) -> Result:
     says, and never whether another user's task exists."""
     try:
         return await call
+    except DomainError as error:
+        raise ToolError(_error_text(error)) from error
+
+
+def _checked(check: Callable[[], Result]) -> Result:
+    """What a check of a tool's input returns; its domain error as a tool error. Input is
+    checked before the unit of work, so that bad input is said so even while the database is
+    down."""
+    try:
+        return check()
     except DomainError as error:
         raise ToolError(_error_text(error)) from error
 

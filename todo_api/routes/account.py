@@ -25,5 +25,6 @@ async def erase_account(
     settings, calendar feeds, idempotency keys and sync history. Afterwards the user's lists are
     empty, their feed URLs are 404, and a sync token from before is 410 (sync again from a
     snapshot). Irreversible."""
+    use_cases.check_confirmation(user_id, confirm)  # before the unit of work: a 422 even with the database down
     await run(uow, use_cases.erase_account, user_id, confirm)
     return Response(status_code=204)

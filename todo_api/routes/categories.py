@@ -39,7 +39,8 @@ async def create_category(
 ) -> Response:
     """Create a category; its name must be new to the user, in any letter case. With an
     `Idempotency-Key`, a retry creates nothing more."""
-    fields = CategoryFields(body.name, body.color)
+    # Checked before the unit of work: bad input is a 422 even while the database is down.
+    fields = CategoryFields(body.name, body.color).validated()
 
     def created(category: Category) -> Response:
         url = location(user_id, "categories", category.id)

@@ -33,5 +33,7 @@ async def get_settings(user_id: UserId, uow: Reader) -> Response:
 async def replace_settings(user_id: UserId, uow: Uow, body: SettingsWrite) -> Response:
     """Save the user's settings. The time zone is the one new tasks take when they name none;
     existing tasks keep their own."""
-    saved = await run(uow, use_cases.replace_settings, user_id, UserSettings(**body.model_dump()))
+    # Checked before the unit of work: bad input is a 422 even while the database is down.
+    settings = UserSettings(**body.model_dump()).validated()
+    saved = await run(uow, use_cases.replace_settings, user_id, settings)
     return json_response(dataclasses.asdict(saved))

@@ -12,6 +12,11 @@ async def erase_account(uow: UnitOfWork, user_id: str, confirm: str | None) -> N
 
     :raises ValidationFailed: `confirm` is not the user id.
     """
+    check_confirmation(user_id, confirm)
+    await uow.account.erase(user_id)
+
+
+def check_confirmation(user_id: str, confirm: str | None) -> None:
+    """:raises ValidationFailed: `confirm` is not the user id."""
     if confirm != user_id:
         raise ValidationFailed.single("confirm", "must be the user id itself, to confirm erasing every row of it")
-    await uow.account.erase(user_id)
