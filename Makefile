@@ -39,7 +39,7 @@ migrate: install
 ## packages: below the floor in pyproject.toml ([tool.coverage.report] fail_under), it fails. The
 ## suite runs in TEST_WORKERS processes (pytest-xdist; 0: in this one), then the tests marked `alone`
 ## (they bound times) in this one, with the machine to themselves; see docs/development.md.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 test: lint browser proxies shells calendar-parsers
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 -m "not alone" --cov --cov-fail-under=0 --cov-report=
 	$(BIN)/python -m pytest --durations=5 -m alone --cov --cov-append --cov-report=term:skip-covered
