@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from todo_adapters.sqlalchemy.engine import create_engine
+from todo_adapters.sqlalchemy.engine import create_engine, for_reads
 from todo_adapters.sqlalchemy.sqlite_driver import CHECKPOINT_ROWS, in_thread
 
 TIMEOUT = 10  # a wait that never ends fails the test instead of hanging the suite
@@ -86,3 +86,17 @@ async def test_the_write_ahead_log_is_checkpointed_as_writes_go_on(scratch_engin
             )
     log = Path(f"{database}-wal").stat().st_size
     assert log < 8_000_000, f"the write-ahead log grew to {log:,} bytes"
+
+
+async def test_a_read_goes_on_while_another_program_holds_the_write_lock(
+    sqlite_url: str, sqlite_engine: AsyncEngine
+) -> None:
+    """Readers (`for_reads`) open no write transaction: with WAL they read beside any writer."""
+    other = sqlite3.connect(str(make_url(sqlite_url).database), isolation_level=None, timeout=TIMEOUT)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        async with asyncio.timeout(2), for_reads(sqlite_engine).connect() as connection:
+            assert (await connection.execute(text("SELECT count(*) FROM user_changes"))).scalar_one() >= 0
+    finally:
+        other.execute("ROLLBACK")
+        other.close()

@@ -33,6 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 #: Rows changed (by this process, on one file) between two checkpoints: a few MB of log.
 CHECKPOINT_ROWS = 2_000
+#: The calls that a SQLITE_BUSY leaves undone, so that they may run again: a statement, a
+#: commit. Not a fetch: its cursor may have moved on, and a second try would lose rows.
+_RETRIED = frozenset({"execute", "executemany", "executescript", "commit"})
 
 
 @contextlib.asynccontextmanager
@@ -77,7 +80,7 @@ class InlineConnection(aiosqlite.Connection):
         try:
             return fn(*args, **kwargs)
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or getattr(fn, "__name__", "") not in _RETRIED:
                 raise
         # A statement refused with SQLITE_BUSY did nothing: it runs again, waiting for the lock.
         return await self._on_thread(self._waiting, fn, args, kwargs)
