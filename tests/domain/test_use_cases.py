@@ -13,8 +13,9 @@ from tests.conftest import imported, stored_task
 from tests.domain.conftest import FixedClock
 from todo_adapters.memory import InMemoryStore, InMemoryTaskViews, InMemoryUnitOfWork
 from todo_core.category import Category, CategoryFields
-from todo_core.commands import run
+from todo_core.commands import run, run_once
 from todo_core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from todo_core.idempotency import KEY_MAX_LENGTH, Answer, IdempotencyKey
 from todo_core.portability import ERRORS_MAX, AccountDocument, PortableTask
 from todo_core.query import Sort, SortField, TaskQuery
 from todo_core.task import Priority, Task, TaskFields
@@ -543,3 +544,18 @@ async def test_a_refused_import_lists_at_most_a_hundred_broken_rules(
     with pytest.raises(ValidationFailed) as refused:
         await imported(uow(), uow(), clock, "alice", AccountDocument(tasks=tasks))
     assert [error.field for error in refused.value.errors] == [f"tasks[{n}].title" for n in range(ERRORS_MAX)]
+
+
+# The runner's own checks
+
+
+@pytest.mark.parametrize("key", ["", "k" * (KEY_MAX_LENGTH + 1)])
+async def test_an_idempotency_key_empty_or_too_long_runs_nothing(
+    uow: Uow, views: InMemoryTaskViews, clock: FixedClock, key: str
+) -> None:
+    """Whoever drives the runner (REST, MCP, a batch), a key out of bounds is refused before the
+    command runs."""
+    once = IdempotencyKey(ALICE, key, "fingerprint", timedelta(hours=1))
+    with pytest.raises(ValidationFailed):
+        await run_once(uow(), clock, once, lambda _: Answer(201, (), b""), create_task, clock, ALICE, TaskFields("T"))
+    assert await all_tasks(views, ALICE) == []
