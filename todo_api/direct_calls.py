@@ -53,16 +53,20 @@ class _Param:
     location: str
 
     def value(self, received: Any) -> Any:
-        name = next((name for name in self.names if name in received), self.names[0])
-        value = received.getlist(name) if self.many else received.get(name)
-        return Undefined if value is None or (self.many and not value) else value
+        return self._named_value(received)[1]
 
     def solve(self, received: Any, values: dict[str, Any]) -> Any:
-        name = next((name for name in self.names if name in received), self.names[0])
+        name, value = self._named_value(received)
         solved, errors = _validate_value_with_model_field(
-            field=self.field, value=self.value(received), values=values, loc=(self.location, name)
+            field=self.field, value=value, values=values, loc=(self.location, name)
         )
         return FALL_BACK if errors else solved
+
+    def _named_value(self, received: Any) -> tuple[str, Any]:
+        """The name the value came under (the first name when none), and the value."""
+        name = next((name for name in self.names if name in received), self.names[0])
+        value = received.getlist(name) if self.many else received.get(name)
+        return name, Undefined if value is None or (self.many and not value) else value
 
 
 @dataclass(frozen=True, slots=True)

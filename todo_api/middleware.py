@@ -107,7 +107,7 @@ class RequestPipeline:
 
         context = REQUEST_ID.set(identifier)
         try:
-            path = _route_path(scope)
+            path = route_path(scope)
             refusal = await self.authentication.refusal(scope, path)
             if refusal is None:
                 refusal, limits = await self.rate_limiting.check(scope, path)
@@ -172,7 +172,7 @@ class RequestPipeline:
         # templates as the router would, which only such requests pay for.
         if self._templates is None:
             self._templates = _templates(self.router.routes, "")
-        path = _route_path(scope)
+        path = route_path(scope)
         return next((template for pattern, template in self._templates if pattern.match(path)), UNMATCHED_ROUTE)
 
 
@@ -279,7 +279,7 @@ def bearer_token(authorization: str) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path the router matches: without the `root_path` a proxy mounts the app under."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")

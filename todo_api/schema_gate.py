@@ -26,7 +26,7 @@ from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from todo_api.middleware import API_PREFIX, MCP_PATH
+from todo_api.middleware import API_PREFIX, MCP_PATH, route_path
 from todo_api.problems import NOT_MIGRATED_DETAIL, RETRY_AFTER_SECONDS, problem_response
 from todo_core.errors import StorageUnavailable
 
@@ -174,8 +174,4 @@ class SchemaGuard:
 
 
 def _touches_the_database(scope: Scope) -> bool:
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    return path.startswith(_GATED_PREFIXES)
+    return route_path(scope).startswith(_GATED_PREFIXES)
