@@ -96,10 +96,11 @@ class SqliteTaskViews(_RenderedTaskViews):
     transaction, so a read never takes SQLite's write lock.
 
     A read lets a write transaction of its process finish first, for up to
-    `writer_first_seconds`. The writer holds the file's one write lock while each of its
-    statements goes to the database thread and back, and each return waits its turn on this
-    process's event loop: behind a crowd of reads, every write (and every writer queued behind
-    it) took ten times as long (`make bench`, sqlite-mixed).
+    `writer_first_seconds`, so that a crowd of reads does not keep a write (and every writer
+    queued behind it) holding the file's one write lock. It was added when each statement went
+    to aiosqlite's thread and back (writes then took ten times as long behind reads, `make
+    bench`, sqlite-mixed); statements now run on the loop's thread (`sqlite_driver`), and a
+    write rarely leaves the loop mid-transaction.
     """
 
     _dialect = "sqlite"
