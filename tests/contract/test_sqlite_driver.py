@@ -5,6 +5,7 @@ program, a checkpoint, a statement of many rows."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 import time
@@ -100,3 +101,28 @@ async def test_a_read_goes_on_while_another_program_holds_the_write_lock(
     finally:
         other.execute("ROLLBACK")
         other.close()
+
+
+async def test_a_long_run_of_statements_lets_the_event_loop_turn(sqlite_engine: AsyncEngine) -> None:
+    """Statements run on the loop's thread without suspending their caller: a unit of work that
+    runs thousands of them (a batch) must still let other requests in every few milliseconds."""
+    turns: list[float] = []
+    running = True
+
+    async def other_requests() -> None:
+        while running:
+            turns.append(time.monotonic())
+            await asyncio.sleep(0)
+
+    others = asyncio.ensure_future(other_requests())
+    await asyncio.sleep(0)
+    async with sqlite_engine.connect() as connection:
+        began = time.monotonic()
+        while time.monotonic() - began < 0.3:
+            await connection.execute(text("SELECT 1"))
+        ended = time.monotonic()
+    running = False
+    await asyncio.wait_for(others, TIMEOUT)
+    during = [began, *(t for t in turns if began <= t <= ended), ended]
+    longest = max(later - earlier for earlier, later in itertools.pairwise(during))
+    assert longest < 0.05, f"the statements held the event loop for {longest * 1000:.0f} ms at a stretch"

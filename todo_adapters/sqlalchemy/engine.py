@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import os
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,9 @@ from todo_adapters.sqlalchemy.sqlite_driver import inline_connector
 POOL_TIMEOUT_SECONDS = 10
 #: How long a SQLite write waits for the file's write lock (and for its turn in this process).
 SQLITE_BUSY_SECONDS = 15
+#: How long a SQLite write waits for its turn behind the same user's earlier writes before it is
+#: refused (`UserBusy`, 429), as on PostgreSQL (`psycopg.USER_LOCK_SECONDS`).
+SQLITE_OWN_WRITES_SECONDS = 1.0
 #: Sessions in UTC whatever the server's or database's default: psycopg turns timestamps into
 #: local time (a far-future instant can be past year 9999 in some zones), and PostgreSQL
 #: renders them in JSON in the session's zone.
@@ -95,45 +100,127 @@ class SqliteWriters:
 
     SQLite lets one writer in at a time, and one that finds the file locked sleeps and
     retries (sleeps growing up to 100 ms), so under load some wait far longer than the
-    writers ahead of them. Here a writer waits instead on an asyncio lock (the writers of
-    this process) and then for an advisory lock on a file beside the database (the other
-    worker processes), which it polls for (a turn that comes free is taken within ~10 ms). `BEGIN
-    IMMEDIATE` still takes SQLite's own lock, against any other program writing the file.
+    writers ahead of them. Here a writer waits instead for its turn among this process's
+    writers and then for an advisory lock on a file beside the database (the other worker
+    processes; see `_lock_file`). `BEGIN IMMEDIATE` still takes SQLite's own lock, against any
+    other program writing the file.
+
+    This process's turns go round the users that wait, one turn each, and to each user's
+    writers in arrival order: a user with many writes queued makes another user's write wait
+    for one of them, not for all of them. A write queued behind the same user's earlier ones
+    waits at most `own_seconds` (`OwnWritesAhead`), as on PostgreSQL a write waits for the
+    user's change number; a write whose user is not known (None) waits in a rotation of its own.
     """
 
     def __init__(self, database: str) -> None:
-        self._turn = asyncio.Lock()
         self._path = f"{database}-writers"
         self._file: int | None = None
+        self._wanted = -1
+        #: Whether this process's writer was the last to hold the file's lock.
+        self._had_last_turn = False
+        self._busy = False
+        #: The user whose writer holds the turn (None: not known, or no writer).
+        self._holder: str | None = None
+        #: Each waiting user's writers in arrival order; the users in the order their turns come.
+        self._waiting: dict[str | None, collections.deque[asyncio.Future[None]]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def acquire(self, timeout: float) -> None:
-        """:raises TimeoutError: no turn came within `timeout` seconds.
+    async def acquire(self, timeout: float, user: str | None = None, *, own_seconds: float | None = None) -> None:
+        """:raises OwnWritesAhead: the user's earlier writes held or queued for the turn, and
+            this one waited `own_seconds` behind them.
+        :raises TimeoutError: no turn came within `timeout` seconds.
         :raises OSError: the lock file cannot be opened (the database's folder is not writable).
         """
-        async with asyncio.timeout(timeout):
-            await self._turn.acquire()
-            try:
-                if self._file is None:
-                    self._file = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-                # Another worker's lock is polled for, never waited for in a thread: a blocking
-                # flock cannot be cancelled, so a wait that timed out would leave its thread (and
-                # this process's turn) blocked until the other worker let go.
-                pause = _FIRST_PAUSE
-                while not _try_lock(self._file):
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, _LONGEST_PAUSE)
-            except BaseException:
-                self._turn.release()
-                raise
+        behind_own = (
+            own_seconds is not None
+            and user is not None
+            and ((self._busy and self._holder == user) or user in self._waiting)
+        )
+        bound = min(timeout, own_seconds) if behind_own and own_seconds is not None else timeout
+        try:
+            async with asyncio.timeout(bound):
+                await self._take_turn(user)
+                try:
+                    await self._lock_file()
+                except BaseException:
+                    self._pass_turn()
+                    raise
+        except TimeoutError as error:
+            if bound < timeout:
+                raise OwnWritesAhead(bound) from error
+            raise
         self._idle.clear()
 
     def release(self) -> None:
         assert self._file is not None
         self._idle.set()
         fcntl.flock(self._file, fcntl.LOCK_UN)
-        self._turn.release()
+        self._had_last_turn = True
+        self._pass_turn()
+
+    async def _lock_file(self) -> None:
+        """Take the file's lock, which the other worker processes' writers take too.
+
+        Another worker's lock is polled for, never waited for in a thread: a blocking flock
+        cannot be cancelled, so a wait that timed out would leave its thread (and this process's
+        turn) blocked until the other worker let go. A poller sleeps between tries, whereas a
+        process's next writer tries as soon as its last one lets go: it would win every time,
+        and a worker whose writers keep coming would keep the others out. So a worker that polls
+        says so (a shared lock on `<database>-writers-wanted`), and a worker that had the last
+        turn lets a worker that wants it go first (for at most `_COURTESY_SECONDS`).
+        """
+        if self._file is None:
+            self._file = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._wanted = os.open(f"{self._path}-wanted", os.O_RDWR | os.O_CREAT, 0o600)
+        if self._had_last_turn:
+            self._had_last_turn = False
+            began = time.monotonic()
+            while _others_want(self._wanted) and time.monotonic() - began < _COURTESY_SECONDS:
+                await asyncio.sleep(_FIRST_PAUSE)
+        if _try_lock(self._file):
+            return
+        fcntl.flock(self._wanted, fcntl.LOCK_SH)
+        try:
+            pause = _FIRST_PAUSE
+            while not _try_lock(self._file):
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _LONGEST_PAUSE)
+        finally:
+            fcntl.flock(self._wanted, fcntl.LOCK_UN)
+
+    async def _take_turn(self, user: str | None) -> None:
+        if not self._busy:
+            self._busy, self._holder = True, user
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(user, collections.deque()).append(turn)
+        try:
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():  # handed the turn as it was cancelled: pass it on
+                self._pass_turn()
+            else:  # still queued, unless a release went past it (it skips cancelled turns)
+                queue = self._waiting.get(user)
+                if queue is not None and turn in queue:
+                    queue.remove(turn)
+                    if not queue:
+                        del self._waiting[user]
+            raise
+
+    def _pass_turn(self) -> None:
+        """Give the turn to the first writer of the next user that waits, or to nobody."""
+        while self._waiting:
+            user = next(iter(self._waiting))
+            queue = self._waiting.pop(user)
+            turn = queue.popleft()
+            if queue:
+                self._waiting[user] = queue  # last: every other user that waits goes first
+            if not turn.done():
+                self._holder = user
+                turn.set_result(None)
+                return
+        self._busy, self._holder = False, None
 
     async def let_writer_finish(self, at_most: float) -> None:
         """Wait until this process's write transaction (if one is open) ends, for at most
@@ -142,6 +229,14 @@ class SqliteWriters:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(at_most):  # not wait_for, which may swallow a cancellation (3.11)
                     await self._idle.wait()
+
+
+class OwnWritesAhead(TimeoutError):
+    """A write waited for its turn behind the same user's earlier writes, and gave up."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"waited {seconds:g} s behind the same user's earlier writes")
+        self.seconds = seconds
 
 
 def sqlite_writers(engine: AsyncEngine) -> SqliteWriters | None:
@@ -156,9 +251,19 @@ def sqlite_writers(engine: AsyncEngine) -> SqliteWriters | None:
 
 
 #: How long a writer first sleeps when another worker process holds the file's lock, and the
-#: longest it sleeps between tries: a turn that comes free is taken within ~10 ms.
-_FIRST_PAUSE = 0.001
-_LONGEST_PAUSE = 0.01
+#: longest it sleeps between tries: a turn that comes free is taken within ~2 ms.
+_FIRST_PAUSE = 0.0005
+_LONGEST_PAUSE = 0.002
+#: The longest a worker that had the last turn waits for another that wants one to take it.
+_COURTESY_SECONDS = 0.02
+
+
+def _others_want(wanted: int) -> bool:
+    """Whether another worker's writer polls for the file's lock (holds `wanted` shared)."""
+    if not _try_lock(wanted):
+        return True
+    fcntl.flock(wanted, fcntl.LOCK_UN)
+    return False
 
 
 def _try_lock(file: int) -> bool:

@@ -11,7 +11,7 @@ its COMMIT travel together instead of waiting for one another (a create is one r
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import psycopg
@@ -53,25 +53,41 @@ class Executor(Protocol):
 
 
 class SqlAlchemyExecutor:
-    def __init__(self, connection: AsyncConnection) -> None:
+    """Statements on a SQLAlchemy connection; with `opening` and no connection, on the one
+    `opening()` gives at the first statement."""
+
+    def __init__(
+        self, connection: AsyncConnection | None, *, opening: Callable[[], Awaitable[AsyncConnection]] | None = None
+    ) -> None:
+        assert connection is not None or opening is not None
         self._connection = connection
+        self._opening = opening
 
     async def rows(self, statement: ClauseElement, values: Values) -> Sequence[Sequence[Any]]:
-        return (await self._connection.execute(statement, values)).all()  # type: ignore[call-overload, no-any-return]
+        connection = self._connection or await self._open()
+        return (await connection.execute(statement, values)).all()  # type: ignore[call-overload, no-any-return]
 
     async def run(self, statement: ClauseElement, values: Values | Sequence[Values]) -> None:
-        await self._connection.execute(statement, values)  # type: ignore[call-overload]
+        connection = self._connection or await self._open()
+        await connection.execute(statement, values)  # type: ignore[call-overload]
 
     async def count(self, statement: ClauseElement, values: Values) -> int:
-        return (await self._connection.execute(statement, values)).rowcount  # type: ignore[call-overload, no-any-return]
+        connection = self._connection or await self._open()
+        return (await connection.execute(statement, values)).rowcount  # type: ignore[call-overload, no-any-return]
 
     @contextlib.asynccontextmanager
     async def guarded(self) -> AsyncIterator[None]:
+        connection = self._connection or await self._open()
         try:
-            async with self._connection.begin_nested():
+            async with connection.begin_nested():
                 yield
         except IntegrityError as error:
             raise DuplicateKey() from error
+
+    async def _open(self) -> AsyncConnection:
+        assert self._opening is not None
+        self._connection = await self._opening()
+        return self._connection
 
 
 class PsycopgExecutor:

@@ -39,11 +39,17 @@ from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ClauseElement
 
-from todo_adapters.sqlalchemy.engine import SQLITE_BUSY_SECONDS, SqliteWriters, sqlite_writers
+from todo_adapters.sqlalchemy.engine import (
+    SQLITE_BUSY_SECONDS,
+    SQLITE_OWN_WRITES_SECONDS,
+    OwnWritesAhead,
+    SqliteWriters,
+    sqlite_writers,
+)
 from todo_adapters.sqlalchemy.execution import DuplicateKey, SqlAlchemyExecutor, Values
 from todo_adapters.sqlalchemy.sqlite_driver import in_thread
 from todo_adapters.sqlalchemy.tables import task_tags, tasks, user_changes
-from todo_core.errors import Conflict, StorageUnavailable
+from todo_core.errors import Conflict, StorageUnavailable, UserBusy
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +125,10 @@ class RecordingExecutor(SqlAlchemyExecutor):
     """An executor that remembers the statements that change something (`run`, `count`), so
     that another transaction can run them again (`replay`). Reads (`rows`) are not kept."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
-        super().__init__(connection)
+    def __init__(
+        self, connection: AsyncConnection | None, *, opening: Callable[[], Awaitable[AsyncConnection]] | None = None
+    ) -> None:
+        super().__init__(connection, opening=opening)
         self._log: list[tuple[ClauseElement, Values | Sequence[Values]]] = []
 
     async def run(self, statement: ClauseElement, values: Values | Sequence[Values]) -> None:
@@ -151,8 +159,12 @@ class Turns(Protocol):
 
     held: bool
 
-    async def take(self) -> None:
-        """:raises StorageUnavailable: no turn came in time."""
+    async def take(self, user_id: str | None, *, patient: bool = False) -> None:
+        """Wait for the turn of a write of this user's (None: not known). `patient`: as long
+        behind the user's own earlier writes as behind anyone's (an import's slices and clean-up).
+
+        :raises UserBusy: not `patient`, and it waited too long behind the user's earlier writes.
+        :raises StorageUnavailable: no turn came in time."""
         ...
 
     def give(self) -> None: ...
@@ -185,7 +197,7 @@ async def write_in_slices(
             for table, rows in ((tasks, ahead.task_rows), (task_tags, ahead.tag_rows)):
                 start = 0
                 while start < len(rows):
-                    await turns.take()
+                    await turns.take(user_id, patient=True)
                     await connection.begin()
                     began = time.monotonic()
                     while start < len(rows) and time.monotonic() - began < SLICE_SECONDS:
@@ -194,7 +206,7 @@ async def write_in_slices(
                         start += SLICE_BATCH
                     await connection.commit()
                     turns.give()
-            await turns.take()
+            await turns.take(user_id, patient=True)
             await connection.begin()
             unmarked = await connection.execute(_UNMARK, {"b_user_id": user_id, "token": token})
             if unmarked.rowcount != 1:
@@ -222,7 +234,7 @@ async def abandon(connection: AsyncConnection, user_id: str, token: str, turns: 
     that committed (or was cleared) meanwhile is left alone."""
     deleted = 0
     while True:
-        await turns.take()
+        await turns.take(user_id, patient=True)
         try:
             await connection.begin()
             values = {"user_id": user_id, "token": token}
@@ -273,9 +285,15 @@ class WriterTurns:
         self._writers = writers
         self.held = False
 
-    async def take(self) -> None:
+    async def take(self, user_id: str | None, *, patient: bool = False) -> None:
+        own_seconds = None if patient else SQLITE_OWN_WRITES_SECONDS
         try:
-            await self._writers.acquire(SQLITE_BUSY_SECONDS)
+            await self._writers.acquire(SQLITE_BUSY_SECONDS, user_id, own_seconds=own_seconds)
+        except OwnWritesAhead as error:
+            raise UserBusy(
+                f"This write waited over {error.seconds:g} s for the same user's earlier writes, which run one "
+                "after the other; nothing of it was applied. Retry shortly."
+            ) from error
         except TimeoutError as error:
             raise StorageUnavailable("the database is busy; try again") from error
         except OSError as error:

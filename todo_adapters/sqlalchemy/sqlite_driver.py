@@ -19,12 +19,18 @@ connection's thread:
   `CHECKPOINT_ROWS` changed rows a process runs a passive one on the thread.
 - Every call on a connection inside `in_thread(connection)`: statements that read or write
   thousands of rows (exports, large imports), which would hold the loop for milliseconds.
+
+A call never suspends the coroutine that makes it, so a long run of statements (a batch of a
+hundred creates) would keep every other request waiting until it ends: a connection that has run
+calls for `YIELD_AFTER_SECONDS` without letting the loop turn lets it turn before its next call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -33,6 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 #: Rows changed (by this process, on one file) between two checkpoints: a few MB of log.
 CHECKPOINT_ROWS = 2_000
+#: The longest a connection's run of calls holds the event loop before it lets the loop turn.
+YIELD_AFTER_SECONDS = 0.002
 #: The calls that a SQLITE_BUSY leaves undone, so that they may run again: a statement, a
 #: commit. Not a fetch: its cursor may have moved on, and a second try would lose rows.
 _RETRIED = frozenset({"execute", "executemany", "executescript", "commit"})
@@ -69,6 +77,7 @@ class InlineConnection(aiosqlite.Connection):
         self._busy_ms = int(busy_seconds * 1000)
         self._changes = changes
         self._counted = 0
+        self._turned_at = time.monotonic()
         #: Whether every call goes to the thread (`in_thread`).
         self.in_thread = False
 
@@ -77,6 +86,9 @@ class InlineConnection(aiosqlite.Connection):
             return await self._on_thread(fn, *args, **kwargs)
         if not self._running or not self._connection:
             raise ValueError("Connection closed")  # as aiosqlite words it: SQLAlchemy reads the words
+        if time.monotonic() - self._turned_at > YIELD_AFTER_SECONDS:
+            await asyncio.sleep(0)  # the loop serves the others that are ready, then this goes on
+            self._turned_at = time.monotonic()
         try:
             return fn(*args, **kwargs)
         except sqlite3.OperationalError as error:

@@ -38,24 +38,43 @@ class SqlAlchemyUnitOfWork(SqlRepositories):
         self._turns = None if writers is None else WriterTurns(writers)
         self._database = engine.url.database
         self._connection: AsyncConnection | None = None
+        self._entered = False
 
     async def __aenter__(self) -> Self:
+        self._entered = True
+        if self._turns is None:
+            await self._open()
+        # A SQLite writer opens its transaction later, when it first takes a user's change number
+        # (its first statement on the user's rows), so that it waits for its turn as that
+        # user's writer (`SqliteWriters`); or at its first statement, if that comes first.
+        executor = self._executor = RecordingExecutor(self._connection, opening=self._open)
+        self._ahead = WriteAhead() if self._turns is not None else None
+        self._changes = ChangeNumbers(
+            executor,
+            taking=not self._read_only,
+            refusing_imports=not self._read_only,
+            first=None if self._turns is None else self._open,
+        )
+        self._open_repositories(executor, self._changes, self._ahead)
+        return self
+
+    async def _open(self, user_id: str | None = None) -> AsyncConnection:
+        """The unit of work's connection, its transaction begun (unless it only reads), after
+        the writer's turn (SQLite) of a write of this user's (None: not known)."""
+        if self._connection is not None:
+            return self._connection
         if self._turns is not None:
-            await self._turns.take()
+            await self._turns.take(user_id)
         try:
-            self._connection = await self._engine.connect()
+            connection = self._connection = await self._engine.connect()
             if not self._read_only:
-                await self._connection.begin()
+                await connection.begin()
         except BaseException as error:
             await self._close()  # and give up the writer's turn, or the next writer waits for ever
             if isinstance(error, DBAPIError | OSError | PoolTimeout):  # unreachable, or every connection busy
                 raise storage_unavailable(error) from error
             raise
-        executor = self._executor = RecordingExecutor(self._connection)
-        self._ahead = WriteAhead() if self._turns is not None else None
-        self._changes = ChangeNumbers(executor, taking=not self._read_only, refusing_imports=not self._read_only)
-        self._open_repositories(executor, self._changes, self._ahead)
-        return self
+        return connection
 
     async def __aexit__(
         self,
@@ -63,6 +82,7 @@ class SqlAlchemyUnitOfWork(SqlRepositories):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._entered = False
         await self._close()  # closing rolls back whatever was not committed
         if isinstance(exc, IntegrityError):
             raise Conflict("the change clashes with a concurrent one; try again") from exc
@@ -72,8 +92,10 @@ class SqlAlchemyUnitOfWork(SqlRepositories):
             raise storage_unavailable(exc) from exc
 
     async def commit(self) -> None:
-        assert self._connection is not None, "commit() outside `async with`"
+        assert self._entered, "commit() outside `async with`"
         assert not self._read_only, "commit() in a read-only unit of work"
+        if self._connection is None:  # not one statement ran: nothing to commit
+            return
         ahead = self._ahead
         if ahead is not None and ahead.task_rows:
             self._ahead = None

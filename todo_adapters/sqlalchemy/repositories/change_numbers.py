@@ -3,6 +3,7 @@ and the tombstone a deleted row leaves for sync."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -75,6 +76,9 @@ class ChangeNumbers:
 
     With `refusing_imports` (SQLite), a user whose import is being written in slices gets no
     number: `UserBusy` (429), as on PostgreSQL a write that waits for the user's import.
+
+    `first` (SQLite) is awaited with the user before the first number is taken: the unit of
+    work takes the writer's turn for that user then (`SqliteWriters`).
     """
 
     def __init__(
@@ -84,8 +88,10 @@ class ChangeNumbers:
         taking: bool = True,
         lock_timeout_ms: int | None = None,
         refusing_imports: bool = False,
+        first: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self._sql = executor
+        self._first = first
         self._taking = taking
         self._refusing_imports = refusing_imports
         self._bounded = None if lock_timeout_ms is None else _bounded_wait(lock_timeout_ms)
@@ -95,6 +101,9 @@ class ChangeNumbers:
 
     async def take(self, user_id: str) -> None:
         if self._taking and user_id not in self.taken:
+            if self._first is not None:
+                first, self._first = self._first, None
+                await first(user_id)
             if self._refusing_imports:
                 if await self._sql.count(_NEXT_CHANGE_UNLESS_IMPORTING, {"user_id": user_id}) != 1:
                     raise UserBusy("an import into this account is being written; try again when it is done")
