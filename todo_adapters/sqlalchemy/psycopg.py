@@ -248,10 +248,12 @@ class PostgresUnitOfWork(SqlRepositories):
         assert not self._read_only, "commit() in a read-only unit of work"
         assert self._pipeline is not None
         committing = await self._connection.execute("COMMIT")
-        for user_id in self._changes.changed:
-            await self._executor.run(_ANNOUNCE, {"user_id": user_id})
-        await self.webhooks.ring()  # the delivery loops, when events were written (same pipeline)
         try:
+            # psycopg may read the answers of a pipeline while more statements are queued: an
+            # announcement that failed can raise at the next one as well as at the sync.
+            for user_id in self._changes.changed:
+                await self._executor.run(_ANNOUNCE, {"user_id": user_id})
+            await self.webhooks.ring()  # the delivery loops, when events were written (same pipeline)
             await self._pipeline.sync()  # durable once this returns; a broken rule raises here
         except psycopg.Error as error:
             # The commit's own answer tells whether the data is stored: if it is, only the
