@@ -14,6 +14,7 @@ from datetime import timedelta
 from todo_adapters.sqlalchemy.import_slices import sweep_abandoned_imports
 from todo_api.container import Container
 from todo_api.settings import Settings
+from todo_core.errors import SchemaMissing, StorageUnavailable
 from todo_core.use_cases.sync import Purged, purge_expired
 from todo_core.use_cases.webhooks import DeliveryRound, deliver_due, next_due
 
@@ -49,7 +50,11 @@ async def sweep_imports(container: Container) -> None:
 async def sweep_imports_logged(container: Container) -> None:
     try:
         await sweep_imports(container)
-    except Exception:  # the next maintenance round tries again
+    except SchemaMissing:
+        pass  # no import ever ran: the schema gate tells the operator to run `todo migrate`
+    except StorageUnavailable as error:  # the next maintenance round tries again
+        logger.warning("deleting what interrupted imports wrote failed: %s; the next round tries again", error)
+    except Exception:
         logger.exception("deleting what interrupted imports wrote failed")
 
 
@@ -131,8 +136,13 @@ async def deliver_periodically(container: Container, settings: Settings) -> None
                 continue  # look at once at what is due next
             elif due is not None:
                 wait = min(wait, (due - now).total_seconds())
-        except Exception:  # the database may be down: try again next time
+        except SchemaMissing:  # the schema gate tells the operator to run `todo migrate`
+            failing = True
+        except Exception as error:  # the database may be down: try again next time
             if not failing:
-                logger.exception("delivering webhooks failed; trying again every round")
+                if isinstance(error, StorageUnavailable):  # said as what it is, with no traceback
+                    logger.warning("delivering webhooks failed: %s; trying again every round", error)
+                else:
+                    logger.exception("delivering webhooks failed; trying again every round")
             failing = True
         await broker.outbox_rung(wait)

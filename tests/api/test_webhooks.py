@@ -498,14 +498,17 @@ async def test_a_database_that_stays_down_is_logged_once_not_every_round(
     settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}", webhooks_poll_seconds=0.01)
     container = Container(settings=settings)
     container.unit_of_work.override(providers.Factory(_Unreachable))
-    with caplog.at_level(logging.ERROR, logger="todo_api.maintenance"):
+    container.reader.override(providers.Factory(_Unreachable))
+    with caplog.at_level(logging.WARNING, logger="todo_api.maintenance"):
         looping = asyncio.create_task(deliver_periodically(container, settings))
         await asyncio.sleep(0.3)  # some 30 rounds
         looping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await looping
     await container.webhook_sender().aclose()
-    assert [record.message for record in caplog.records] == ["delivering webhooks failed; trying again every round"]
+    assert [(record.message, record.exc_info) for record in caplog.records] == [
+        ("delivering webhooks failed: the database cannot be reached; trying again every round", None)
+    ]
 
 
 def _kind(sql: str) -> str | None:

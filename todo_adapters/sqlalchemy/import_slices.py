@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ClauseElement
 
@@ -47,6 +48,7 @@ from todo_adapters.sqlalchemy.engine import (
     sqlite_writers,
 )
 from todo_adapters.sqlalchemy.execution import DuplicateKey, SqlAlchemyExecutor, Values
+from todo_adapters.sqlalchemy.faults import storage_unavailable
 from todo_adapters.sqlalchemy.sqlite_driver import in_thread
 from todo_adapters.sqlalchemy.tables import task_tags, tasks, user_changes
 from todo_core.errors import Conflict, StorageUnavailable, UserBusy
@@ -266,7 +268,10 @@ async def sweep_abandoned_imports(engine: AsyncEngine) -> int:
         return 0
     deleted = 0
     async with engine.connect() as connection:
-        marked = (await connection.execute(_MARKED)).all()
+        try:
+            marked = (await connection.execute(_MARKED)).all()
+        except DBAPIError as error:  # SchemaMissing before `todo migrate`: nothing to sweep
+            raise storage_unavailable(error) from error
         await connection.rollback()
         for user_id, token in marked:
             with _ImportLock.if_abandoned(database, token) as abandoned:
