@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 #: Rows changed (by this process, on one file) between two checkpoints: a few MB of log.
 CHECKPOINT_ROWS = 2_000
 #: The longest a connection's run of calls holds the event loop before it lets the loop turn.
-YIELD_AFTER_SECONDS = 0.002
+YIELD_AFTER_SECONDS = 0.02
 #: The calls that a SQLITE_BUSY leaves undone, so that they may run again: a statement, a
 #: commit. Not a fetch: its cursor may have moved on, and a second try would lose rows.
 _RETRIED = frozenset({"execute", "executemany", "executescript", "commit"})
