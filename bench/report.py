@@ -28,6 +28,7 @@ SCENARIO_NOTES = {
     "list-deep": "a keyset page `BENCH_DEEP_PAGES` cursors deep into the 100,000-task user",
     "get": "`GET /api/{u}/tasks/{id}`, random ids of the 10,000-task user",
     "create": "`POST /api/{u}/tasks` (title, priority, 0-3 tags, due date 65 % of the time)",
+    "create-100k": "as create, for the 100,000-task user",
     "complete": "`PATCH …/{id}/complete`, every request flips a task, spread over 10,000 tasks",
     "create-spread": "`POST /api/{u}/tasks` spread over 100 users, each with their own token (as create)",
     "mixed": "100 users with their own tokens: 60 % list, 20 % get, 10 % create, 10 % complete",

@@ -83,7 +83,9 @@ MIXED_USERS = 100
 #: Creates spread over this many users, each with a token of its own (`create-spread`).
 SPREAD_USERS = 100
 #: Scenarios that read the seeded users' tasks (the others need no seed).
-SEEDED = frozenset({"list-50", "list-tag-sort", "list-deep", "get", "growth", "complete", "mixed", "explain"})
+SEEDED = frozenset(
+    {"list-50", "list-tag-sort", "list-deep", "get", "growth", "complete", "mixed", "explain", "create-100k"}
+)
 SQLITE_USER, SQLITE_WRITER, SQLITE_TASKS = "sqlite-user", "sqlite-writer", 200
 STARTED = time.monotonic()
 
@@ -247,6 +249,8 @@ class Stack:
             "TODO_JWT_SECRET": self.jwt_secret,
             "TODO_CURSOR_SECRET": self.cursor_secret,
             "TODO_RATE_LIMITS": os.environ.get("BENCH_RATE_LIMITS", "none"),
+            # Room above the 100,000-task user (at the default cap, its creates are all 409).
+            "TODO_MAX_TASKS": "1000000",
         }
 
     def migrate(self, database_url: str) -> None:
@@ -587,6 +591,8 @@ class PostgresBench:
             self._create_spread(todo)
         if naive is not None and self.config.wants("create"):
             self._create(todo, naive)
+        if self.config.wants("create-100k"):
+            self._create_100k(todo)
         if self.config.wants("complete"):
             self._complete(todo)
         if self.config.wants("mixed"):
@@ -622,6 +628,24 @@ class PostgresBench:
                     token=self.stack.token(user),
                 )
                 self._check_creates("create", name, round_number, marker, [user], measurement, warm)
+
+    def _create_100k(self, todo: Server) -> None:
+        """Creates of the 100,000-task user: a create costs what it costs a user of a few
+        (`create`), whatever the user has (the cap on tasks is not a count of them)."""
+        path = f"/api/{U100K}/tasks"
+        for round_number in range(1, self.config.rounds + 1):
+            marker = f"bm{secrets.token_hex(4)}"
+            measurement, warm = self._measure(
+                "create-100k",
+                "todo",
+                todo,
+                round_number,
+                path,
+                "create.lua",
+                args=[path, marker],
+                token=self.stack.token(U100K),
+            )
+            self._check_creates("create-100k", "todo", round_number, marker, [U100K], measurement, warm)
 
     def _complete(self, todo: Server) -> None:
         ids_file = self.stack.scratch / "complete-ids.txt"

@@ -55,7 +55,7 @@ TASK_COLUMNS = (
     "change_seq", "time_zone", "due_key", "position",
 )  # fmt: skip
 CATEGORY_COLUMNS = ("user_id", "id", "name", "name_key", "color", "created_at", "updated_at", "version", "change_seq")
-CHANGE_COLUMNS = ("user_id", "seq", "horizon")
+CHANGE_COLUMNS = ("user_id", "seq", "horizon", "tasks")
 TAG_COLUMNS = ("user_id", "task_id", "tag_key", "tag")
 DAY = timedelta(days=1)
 
@@ -112,7 +112,7 @@ class _Rows:
 
 def _user(rows: _Rows, user_id: str, count: int, *, now: datetime, rng: random.Random, all_open: bool, share: float):
     first_day = now - 365 * DAY
-    rows.changes.append((user_id, 1, 0))  # every row seeded is the user's first change
+    rows.changes.append((user_id, 1, 0, count))  # every row seeded is the user's first change
     category_ids = []
     for name in rng.sample(CATEGORIES, 5):
         created = first_day + rng.random() * 30 * DAY

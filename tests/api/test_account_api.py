@@ -18,9 +18,10 @@ from tests.conftest import SQL_BACKENDS, Caller, SqlStore, api_client
 #: Tables with a `user_id` that keep a row of an erased user, and why.
 KEPT_AFTER_ERASURE = {
     # The user's change counter, moved past every sync token issued before the erasure (so that
-    # one is 410, never a silently wrong answer). It holds the id, two numbers, and the mark of
-    # an import being written in slices on SQLite (a lock file's name, or null), nothing else.
-    "user_changes": {"user_id", "seq", "horizon", "importing"},
+    # one is 410, never a silently wrong answer). It holds the id, two numbers, the mark of an
+    # import being written in slices on SQLite (a lock file's name, or null) and the user's task
+    # count (0 after the erasure), nothing else.
+    "user_changes": {"user_id", "seq", "horizon", "importing", "tasks"},
 }
 
 

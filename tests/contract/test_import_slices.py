@@ -67,6 +67,13 @@ def rows_of(path: Path, user: str) -> tuple[int, int, str | None]:
     return tasks, tags, mark[0] if mark else None
 
 
+def counted(path: Path, user: str) -> int:
+    """The user's task count as the cap on tasks reads it: the tasks shown, not those written ahead."""
+    with sqlite3.connect(path) as connection:
+        row = connection.execute("SELECT tasks FROM user_changes WHERE user_id = ?", (user,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 @pytest.mark.alone
 async def test_other_writers_go_between_slices_while_nothing_of_the_import_shows(
     database: tuple[AsyncEngine, Path],
@@ -96,6 +103,7 @@ async def test_other_writers_go_between_slices_while_nothing_of_the_import_shows
     changes = await changes_since(feed, importer, START, 500)
     assert [view["title"] for view in parsed(changes.tasks)] == ["Mine before"]
     assert await tag_counts(SqlAlchemyUnitOfWork(engine, read_only=True), importer) == []
+    assert counted(path, importer) == 1
     async with use_cases.export_account(SqliteExportReader(engine), importer) as export:
         assert [task.fields.title async for page in export.task_pages for task in page] == ["Mine before"]
     # The importing user's own writes are refused meanwhile, as they wait for it on PostgreSQL.
@@ -117,6 +125,7 @@ async def test_other_writers_go_between_slices_while_nothing_of_the_import_shows
     assert position.seq == changes.next.seq + 1  # in one change
     assert len(await tag_counts(SqlAlchemyUnitOfWork(engine, read_only=True), importer)) == 3
     assert rows_of(path, importer) == (TASKS + 1, TASKS, None)
+    assert counted(path, importer) == TASKS + 1
     assert not list(path.parent.glob("todo.db-import-*"))  # its lock file is gone
     assert took > 3 * import_slices.SLICE_SECONDS  # it did take several slices
 
@@ -139,6 +148,7 @@ async def test_an_import_whose_writing_fails_after_some_slices_leaves_nothing(
         )
 
     assert rows_of(path, user) == (0, 0, None)  # the slices written are deleted, the mark cleared
+    assert counted(path, user) == 0
     assert not list(path.parent.glob("todo.db-import-*"))
     made = await run(SqlAlchemyUnitOfWork(engine), create_task, CLOCK, user, TaskFields("Works again"))
     assert made.fields.title == "Works again"
@@ -180,6 +190,7 @@ async def test_what_a_crashed_import_wrote_is_swept_and_never_shown(database: tu
     assert rows_of(path, user) == (1, 0, None)
     assert rows_of(path, running_user) == (1200, 0, running_token)  # still running: left alone
     await run(SqlAlchemyUnitOfWork(engine), create_task, CLOCK, user, TaskFields("Works again"))
+    assert counted(path, user) == 2  # the swept rows were never counted
 
 
 def reader(engine: AsyncEngine) -> SqlAlchemyUnitOfWork:

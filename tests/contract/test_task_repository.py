@@ -200,6 +200,42 @@ async def test_remove_deletes_the_task_and_its_tags(
         assert await uow.tasks.tag_counts(user) == []
 
 
+async def test_the_task_count_follows_every_add_remove_rollback_and_erasure(
+    uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
+) -> None:
+    """What the cap on a user's tasks reads: exactly the tasks the user has, however they came
+    and went (the SQL adapters keep a count beside the user's change number instead of counting)."""
+    user, other = new_user(), new_user()
+    first, second, third = (make_task(user, f"Task {n}") for n in range(3))
+    await add(uow_factory, first, second)
+    async with uow_factory() as uow:
+        await uow.tasks.add_many([third, make_task(other), make_task(other)])
+        assert await uow.tasks.count_for_user(user, up_to=100) == 3  # this unit of work's own adds count
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tasks.count_for_user(user, up_to=100) == 3
+        assert await uow.tasks.count_for_user(user, up_to=2) == 2
+        assert await uow.tasks.count_for_user(other, up_to=100) == 2
+        assert await uow.tasks.count_for_user(new_user(), up_to=100) == 0
+        assert await uow.tasks.remove(user, first.id, NOW) is True
+        assert await uow.tasks.remove(user, first.id, NOW) is False  # gone already: not counted twice
+        await uow.commit()
+    async with uow_factory() as uow:  # not committed: neither the task nor its count stays
+        await uow.tasks.add(make_task(user))
+        assert await uow.tasks.remove(user, second.id, NOW) is True
+    async with uow_factory() as uow:
+        assert await uow.tasks.count_for_user(user, up_to=100) == 2
+        await uow.account.erase(user)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tasks.count_for_user(user, up_to=100) == 0
+        assert await uow.tasks.count_for_user(other, up_to=100) == 2
+        await uow.tasks.add(make_task(user, "A fresh start"))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tasks.count_for_user(user, up_to=100) == 1
+
+
 async def test_tag_counts_fold_case_and_rank_by_use(
     uow_factory: UnitOfWorkFactory, new_user: Callable[[], str]
 ) -> None:

@@ -22,12 +22,14 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from psycopg import sql
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection, make_url
 
 from todo_adapters.sqlalchemy.engine import create_engine
+from todo_adapters.sqlalchemy.mapping import TASKS
 from todo_adapters.sqlalchemy.tables import POSTGRES_ONLY_INDEXES, metadata
 from todo_api.cli import PROJECT_ROOT, migrate
+from todo_core.task import Task, TaskFields
 
 BACKENDS = ["sqlite", "postgres"]
 APPLICATION_TABLES = {
@@ -256,6 +258,44 @@ def test_the_structure_revision_orders_existing_tasks_as_they_were_created(empty
     assert [row["position"] for row in rows] == ["a0", "a1", "a2", "a0", "a1"]
     assert all(row["parent_id"] is None and row["due_date"] is None for row in rows)
     assert all(row["due_key"] == row["due_at"] for row in rows)  # lists sort them as before
+
+
+def test_the_task_count_revision_counts_each_users_tasks_but_not_an_imports_written_ahead(
+    empty_database_url: str,
+) -> None:
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "0009")
+    tasks, changes = metadata.tables["tasks"], metadata.tables["user_changes"]
+    # (user, change number): ann's number is 3, so her task at 4 is an interrupted import's (SQLite).
+    seeds = [("ann", 1), ("ann", 3), ("ann", 4), ("bo", 2)]
+
+    async def insert_rows() -> None:
+        engine = create_engine(empty_database_url)
+        try:
+            async with engine.begin() as connection:
+                for user, seq in (("ann", 3), ("bo", 2), ("cy", 5)):
+                    await connection.execute(
+                        text("INSERT INTO user_changes (user_id, seq, horizon) VALUES (:user, :seq, 0)"),
+                        {"user": user, "seq": seq},
+                    )
+                for user, seq in seeds:
+                    task = Task.new(user, TaskFields(title=f"{user} {seq}").validated(), SEEDED_AT)
+                    await connection.execute(tasks.insert().values(**TASKS.to_row(task), change_seq=seq))
+        finally:
+            await engine.dispose()
+
+    async def read_counts() -> dict[str, int]:
+        engine = create_engine(empty_database_url)
+        try:
+            async with engine.connect() as connection:
+                query = select(changes.c.user_id, changes.c.tasks)
+                return {str(user): int(count) for user, count in (await connection.execute(query)).all()}
+        finally:
+            await engine.dispose()
+
+    asyncio.run(insert_rows())
+    command.upgrade(config, "head")
+    assert asyncio.run(read_counts()) == {"ann": 2, "bo": 1, "cy": 0}
 
 
 def test_todo_migrate_says_what_it_did(

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -172,6 +173,9 @@ user_settings = Table(
 # `horizon`: the newest number whose tombstones were purged. `importing`: the import (SQLite)
 # writing the user's tasks ahead of its commit, under the number `seq + 1`: rows above `seq` are
 # not shown, and the user's other writes are refused meanwhile (`import_slices.py`).
+# `tasks`: how many tasks the user has, kept by every write that adds or deletes one, so that
+# the cap on a user's tasks is checked without counting them (a count took PostgreSQL 12-25 ms
+# per create for a user of 100,000 tasks).
 user_changes = Table(
     "user_changes",
     metadata,
@@ -179,6 +183,7 @@ user_changes = Table(
     Column("seq", BigInteger, nullable=False),
     Column("horizon", BigInteger, nullable=False),
     Column("importing", String(64), nullable=True),
+    Column("tasks", BigInteger, nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("user_id"),
 )
 

@@ -18,9 +18,11 @@ ERASED_TABLES = tuple(
     table for table in reversed(metadata.sorted_tables) if "user_id" in table.c and table is not user_changes
 )
 _ERASE = [delete(table).where(table.c.user_id == _USER) for table in ERASED_TABLES]
-# Every token issued before the erasure names a number below the new horizon: 410.
+# Every token issued before the erasure names a number below the new horizon: 410. No tasks left.
 _FORGET_HISTORY = (
-    update(user_changes).where(user_changes.c.user_id == bindparam("b_user_id")).values(horizon=user_changes.c.seq)
+    update(user_changes)
+    .where(user_changes.c.user_id == bindparam("b_user_id"))
+    .values(horizon=user_changes.c.seq, tasks=0)
 )
 
 

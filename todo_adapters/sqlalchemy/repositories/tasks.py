@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 from collections.abc import Sequence
 from datetime import datetime
@@ -15,7 +16,7 @@ from todo_adapters.sqlalchemy.execution import Executor
 from todo_adapters.sqlalchemy.import_slices import WriteAhead
 from todo_adapters.sqlalchemy.mapping import FIXED, TASKS
 from todo_adapters.sqlalchemy.repositories.change_numbers import ChangeNumbers, bury, seq_of
-from todo_adapters.sqlalchemy.tables import task_tags, tasks
+from todo_adapters.sqlalchemy.tables import task_tags, tasks, user_changes
 from todo_adapters.sqlalchemy.visibility import committed_tags, committed_tasks
 from todo_core import subtasks
 from todo_core.sync import ChangeKind
@@ -77,8 +78,13 @@ def _children(top_level: bool, after: bool, limited: bool) -> Select[Any]:
 
 # Every variant built once (the executors compile each statement once).
 _CHILDREN = {flags: _children(*flags) for flags in itertools.product((False, True), repeat=3)}
-_COUNT_UP_TO = select(func.count()).select_from(
-    select(tasks.c.id).where(tasks.c.user_id == _USER).limit(bindparam("up_to")).subquery()
+# How many tasks the user has: kept in the user's change row by every write that adds or
+# deletes one (see `user_changes`), not counted.
+_TASK_COUNT = select(user_changes.c.tasks).where(user_changes.c.user_id == _USER)
+_COUNT_TASKS = (
+    update(user_changes)
+    .where(user_changes.c.user_id == bindparam("b_user_id"))
+    .values(tasks=user_changes.c.tasks + bindparam("b_added", type_=user_changes.c.tasks.type))
 )
 _LAST_POSITION = {
     top_level: select(func.max(tasks.c.position)).where(*_under(top_level)) for top_level in (False, True)
@@ -168,9 +174,9 @@ class SqlTaskRepository:
         return self._loaded(user_id, await self._sql.rows(statement, _present(values)))
 
     async def count_for_user(self, user_id: str, *, up_to: int) -> int:
-        await self._changes.take(user_id)  # counted behind the user's other writers: exact
-        rows = await self._sql.rows(_COUNT_UP_TO, {"user_id": user_id, "up_to": up_to})
-        return int(rows[0][0])
+        await self._changes.take(user_id)  # read behind the user's other writers: exact
+        rows = await self._sql.rows(_TASK_COUNT, {"user_id": user_id})
+        return min(up_to, int(rows[0][0])) if rows else 0
 
     async def last_position(self, user_id: str, parent_id: UUID | None) -> str | None:
         await self._changes.take(user_id)
@@ -187,6 +193,7 @@ class SqlTaskRepository:
     async def add(self, task: Task) -> None:
         await self._changes.write(task.user_id)
         await self._sql.run(_INSERT_TASK, {**TASKS.to_row(task), "b_user_id": task.user_id})
+        await self._sql.run(_COUNT_TASKS, {"b_user_id": task.user_id, "b_added": 1})
         await self._write_tags(task)
         self._tags_read[(task.user_id, task.id)] = task.fields.tags
 
@@ -216,6 +223,10 @@ class SqlTaskRepository:
             await self._sql.run(_INSERT_TASKS, rows)
             if tags:
                 await self._sql.run(_INSERT_TAGS, tags)
+        # Counted in this unit of work's own transaction, which an import written ahead in slices
+        # replays last (`import_slices.py`): its tasks count once they are shown.
+        for user_id, added in collections.Counter(task.user_id for task in new).items():
+            await self._sql.run(_COUNT_TASKS, {"b_user_id": user_id, "b_added": added})
         for task in new:
             self._tags_read[(task.user_id, task.id)] = task.fields.tags
 
@@ -238,6 +249,7 @@ class SqlTaskRepository:
             removed = await self._sql.count(_DELETE_TASK_AT, {**key, "version": version})
         if removed != 1:
             return False
+        await self._sql.run(_COUNT_TASKS, {"b_user_id": user_id, "b_added": -1})
         await self._sql.run(_DELETE_TAGS, key)
         await bury(self._sql, self._changes, user_id, task_id, ChangeKind.TASK, now)
         self._tags_read.pop((user_id, task_id), None)
