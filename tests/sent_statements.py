@@ -64,6 +64,10 @@ class SentStatements:
     operations: set[tuple[str, str]] = dataclasses.field(default_factory=set)
     requested: set[tuple[str, str]] = dataclasses.field(default_factory=set)
     _apps: weakref.WeakSet[Any] = dataclasses.field(default_factory=weakref.WeakSet)
+    #: The documented operations of the apps of each set of routes (path, methods) seen.
+    _documented: dict[frozenset[tuple[str, frozenset[str]]], frozenset[tuple[str, str]]] = dataclasses.field(
+        default_factory=dict
+    )
     #: Every statement sent to any database (SQLite too) while `capturing`, in order.
     _captured: list[str] | None = None
 
@@ -105,8 +109,20 @@ class SentStatements:
         self.requested.add((method, path))
         if app not in self._apps:
             self._apps.add(app)
-            paths = app.openapi()["paths"]
-            self.operations |= {(verb.upper(), path) for path, item in paths.items() for verb in item if verb in _VERBS}
+            # The app's OpenAPI document takes ~0.5 s to build, and every test builds an app:
+            # built once per set of routes (the same for every app `create_app` makes).
+            routes = frozenset(
+                (route.path, frozenset(route.methods or ()))
+                for route in app.routes
+                if getattr(route, "include_in_schema", False)
+            )
+            operations = self._documented.get(routes)
+            if operations is None:
+                paths = app.openapi()["paths"]
+                operations = self._documented[routes] = frozenset(
+                    (verb.upper(), path) for path, item in paths.items() for verb in item if verb in _VERBS
+                )
+            self.operations |= operations
 
     def report(self) -> list[str]:
         return [

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from todo_adapters.auth import JwksKeys, mint_token
-from todo_api.assistant import build_server, http_acting_user, streamable_http_app
+from todo_api.assistant import AssistantEndpoint
 from todo_api.container import Container
 from todo_api.cross_origin import CrossOrigin
 from todo_api.docs import install_docs
@@ -59,11 +59,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     resolved: Settings = container.settings()
 
     # The MCP server for AI assistants (todo_api/assistant.py), at /mcp behind the bearer token.
-    assistant = build_server(container, http_acting_user)
-    assistant_endpoint = streamable_http_app(assistant, resolved.max_body_bytes)
+    assistant_endpoint = AssistantEndpoint(container, resolved.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        assistant = assistant_endpoint.start()
         # What exists by now (modules, routes, schemas, SQL statements: ~130,000 objects) lives
         # as long as the process. Out of the collector's sight, a full collection under load
         # takes a few milliseconds instead of ~90 ms: that pause was the slowest requests' wait.
