@@ -28,6 +28,14 @@ from tests.domain.conftest import FixedClock
 from tests.sent_statements import SentStatements
 from todo_api.calendars import RenderedCalendars
 
+
+@pytest.fixture(params=SQL_BACKENDS)
+def app(request: pytest.FixtureRequest) -> FastAPI:
+    """An app of the test's own (not the module's shared one): the test counts what it did."""
+    application, _ = build_app(request.getfixturevalue(f"{request.param}_store"))
+    return application
+
+
 #: A statement that reads (or writes) a table of tasks, categories or tags.
 TASK_DATA = re.compile(r"\b(tasks|task_tags|categories)\b", re.IGNORECASE)
 

@@ -16,6 +16,14 @@ from tests.conftest import SQL_BACKENDS, Caller, SqlStore, api_client, build_app
 from tests.event_streams import APP_EXIT_SECONDS, StreamingASGITransport, open_events
 from tests.scrape import Samples, samples, value
 
+
+@pytest.fixture(params=SQL_BACKENDS)
+def app(request: pytest.FixtureRequest) -> FastAPI:
+    """An app of the test's own (not the module's shared one): the test counts what it did."""
+    application, _ = build_app(request.getfixturevalue(f"{request.param}_store"))
+    return application
+
+
 REQUESTS = "todo_http_requests_total"
 LATENCY = "todo_http_request_duration_seconds"
 TASK_ROUTE = "/api/{user_id}/tasks/{task_id}"
