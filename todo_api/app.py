@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,7 +15,7 @@ from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from todo_adapters.auth import JwksKeys, mint_token
-from todo_api.assistant import AssistantEndpoint
+from todo_api.assistant_endpoint import AssistantEndpoint
 from todo_api.container import Container
 from todo_api.cross_origin import CrossOrigin
 from todo_api.docs import install_docs
@@ -63,7 +63,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        assistant = assistant_endpoint.start()
         # What exists by now (modules, routes, schemas, SQL statements: ~130,000 objects) lives
         # as long as the process. Out of the collector's sight, a full collection under load
         # takes a few milliseconds instead of ~90 ms: that pause was the slowest requests' wait.
@@ -94,10 +93,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         measured: Metrics = container.metrics()
         measured.forget_dead_workers()
         measuring = asyncio.create_task(_measure_pool_periodically(measured)) if measured.multiprocess else None
-        serving_mcp = await _started_in_a_task_of_its_own(assistant.session_manager.run)
+        assistant_endpoint.open()
         checking_schema = asyncio.create_task(container.schema_gate().check_logged())
         yield
-        for task in (serving_mcp, purging, delivering, measuring, sweeping, checking_schema):
+        await assistant_endpoint.close()
+        for task in (purging, delivering, measuring, sweeping, checking_schema):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -205,23 +205,3 @@ def _demo_token(settings: Settings) -> Callable[[], str]:
         )
 
     return mint
-
-
-async def _started_in_a_task_of_its_own(context: Callable[[], AbstractAsyncContextManager[Any]]) -> asyncio.Task[None]:
-    """Enter `context` in a task of its own and keep it entered until that task is cancelled.
-    The MCP session manager's context holds an anyio task group, whose cancel scope must be left
-    by the task that entered it; a lifespan may be left by another task (a test's fixture is)."""
-    entered = asyncio.Event()
-
-    async def hold() -> None:
-        async with context():
-            entered.set()
-            await asyncio.Event().wait()  # until cancelled
-
-    task = asyncio.create_task(hold())
-    waiting = asyncio.create_task(entered.wait())
-    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
-    waiting.cancel()
-    if task.done():
-        task.result()  # entering failed: say why
-    return task

@@ -32,7 +32,6 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
-from starlette.types import Receive, Scope, Send
 
 from todo_adapters.auth import JwksKeys
 from todo_api.batch_operations import operations_of
@@ -125,28 +124,6 @@ def streamable_http_app(server: MCPServer, max_body_bytes: int) -> StreamableHTT
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
     return StreamableHTTPASGIApp(server.session_manager)
-
-
-class AssistantEndpoint:
-    """The ASGI app of /mcp, whose server is built when the app starts (`start`, in its lifespan,
-    where the server's sessions run), not when the app is made: building the tools' schemas takes
-    ~0.1 s, which an app that is made and never started (a test's) need not pay."""
-
-    def __init__(self, container: Container, max_body_bytes: int) -> None:
-        self._container = container
-        self._max_body_bytes = max_body_bytes
-        self._app: StreamableHTTPASGIApp | None = None
-
-    def start(self) -> MCPServer:
-        """Build the server; run its `session_manager.run()` while the app serves."""
-        server = build_server(self._container, http_acting_user)
-        self._app = streamable_http_app(server, self._max_body_bytes)
-        return server
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._app is None:  # as the SDK's app says when its sessions do not run
-            raise RuntimeError("the MCP endpoint serves only while the app runs (its lifespan starts it)")
-        await self._app(scope, receive, send)
 
 
 def http_acting_user(context: Context) -> str | None:

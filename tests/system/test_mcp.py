@@ -449,3 +449,41 @@ def test_fuzzed_calls_of_every_tool_answer_with_a_result_or_a_tool_error(server:
     )
     assert run.returncode == 0, run.stderr.decode(errors="replace")[-6000:]
     assert b"no crash" in run.stdout
+
+
+def test_a_worker_loads_the_mcp_sdk_at_its_first_mcp_request_not_before(sqlite_url: str, tmp_path: Path) -> None:
+    """The SDK is ~20 MB of a worker's memory: a worker that never serves an assistant does not
+    load it. A process of its own: this one has loaded the SDK already."""
+    script = f"""
+import asyncio, sys
+import httpx
+from todo_adapters.auth import mint_token
+from todo_api.app import create_app
+from todo_api.settings import Settings
+
+async def main():
+    settings = Settings(database_url={sqlite_url!r}, jwt_secret={TEST_SECRET!r}, rate_limits="none", _env_file=None)
+    app = create_app(settings)
+    headers = {{"Authorization": "Bearer " + mint_token({TEST_SECRET!r}, "someone"),
+               "Accept": "application/json, text/event-stream"}}
+    call = {{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}}
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+            served = (await http.get("/api/someone/tasks", headers=headers)).status_code
+            before = "mcp" in sys.modules
+            answer = await http.post("/mcp", json=call, headers=headers)
+            tools = len(answer.json()["result"]["tools"]) if answer.status_code == 200 else answer.text
+            print(served, before, answer.status_code, "mcp" in sys.modules, tools)
+
+asyncio.run(main())
+"""
+    ran = subprocess.run(
+        [sys.executable, "-c", script],
+        env=clean_environment(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["200", "False", "200", "True", str(len(ALL_TOOLS))], ran.stdout
