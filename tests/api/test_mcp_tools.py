@@ -12,13 +12,15 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from dependency_injector import providers
 from mcp import Client
 from mcp.server.mcpserver.exceptions import ToolError
 
-from tests.conftest import Backend, settings_for
+from tests.conftest import SQL_BACKENDS, Backend, SqlStore, bearer, settings_for
 from tests.system.test_mcp import ALL_TOOLS, MALFORMED, ok, refused
+from todo_api.app import create_app
 from todo_api.assistant import build_server, token_acting_user
 from todo_api.container import Container
 from todo_core.identity import Identity
@@ -168,3 +170,37 @@ def test_todo_mcp_acts_for_its_token_only_while_the_token_is_accepted() -> None:
     expired = token_acting_user(Identity("someone", time.time() - 1))
     with pytest.raises(ToolError, match="TODO_TOKEN has expired"):
         expired(None)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def store(request: pytest.FixtureRequest) -> SqlStore:
+    found: SqlStore = request.getfixturevalue(f"{request.param}_store")
+    return found
+
+
+async def test_mcp_over_http_starts_with_its_first_call_and_acts_for_the_tokens_user(store: SqlStore) -> None:
+    """/mcp in the app itself (in-process, as `todo serve` runs it): loaded at the first call
+    while the app runs, acting for the user of the call's token, stopped with the app; what a tool
+    wrote, the REST API shows."""
+    # A container of its own: the app's lifespan closes its pool and engine, not the session's.
+    app = create_app(container=Container(settings=settings_for(store.url)))
+    user = new_user()
+    headers = {**bearer(user), "Accept": "application/json, text/event-stream"}
+    arguments = {"user_id": user, "title": "Said to an assistant"}
+    add = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "add_task", "arguments": arguments}}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        # Not started (as when uvicorn runs with `--lifespan off`): a failure of ours, as the SDK's.
+        early = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=headers)
+        assert early.status_code == 500
+        async with app.router.lifespan_context(app):
+            listed = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=headers)
+            assert listed.status_code == 200, listed.text
+            assert {tool["name"] for tool in listed.json()["result"]["tools"]} == ALL_TOOLS
+            added = await http.post("/mcp", json=add, headers=headers)
+            assert added.status_code == 200, added.text
+            assert not added.json()["result"].get("isError"), added.text
+            tasks = (await http.get(f"/api/{user}/tasks", headers=bearer(user))).json()
+            assert [task["title"] for task in tasks] == ["Said to an assistant"]
+        late = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, headers=headers)
+        assert late.status_code == 500  # stopped with the app

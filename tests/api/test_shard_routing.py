@@ -136,7 +136,7 @@ def test_a_session_that_sends_a_statement_of_no_single_user_fails_and_names_it(
     )
     monkeypatch.setenv("PYTHONPATH", str(REPOSITORY))
 
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *processes)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:schemathesis", *processes)
 
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -251,7 +251,7 @@ def test_a_whole_api_suite_that_never_requests_an_operation_on_postgresql_fails_
     )
     monkeypatch.setenv("PYTHONPATH", str(REPOSITORY))
 
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *processes)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:schemathesis", *processes)
 
     result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -262,5 +262,7 @@ def test_a_whole_api_suite_that_never_requests_an_operation_on_postgresql_fails_
     assert "POST /api/{user_id}/tasks" not in output.splitlines()
     assert "GET /healthz" not in output.splitlines()
     # Run one test alone: the rest of the suite did not run, so nothing is missing.
-    alone = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_inner.py::test_asks_for_health_alone")
+    alone = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:schemathesis", "test_inner.py::test_asks_for_health_alone"
+    )
     assert alone.ret == pytest.ExitCode.OK
