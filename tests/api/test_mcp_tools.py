@@ -5,6 +5,7 @@ refuses. tests/system/test_mcp.py drives the same tools over HTTP (`todo serve`)
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -204,3 +205,31 @@ async def test_mcp_over_http_starts_with_its_first_call_and_acts_for_the_tokens_
             assert [task["title"] for task in tasks] == ["Said to an assistant"]
         late = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, headers=headers)
         assert late.status_code == 500  # stopped with the app
+
+
+async def test_concurrent_first_calls_of_mcp_over_http_build_one_server(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first calls wait for one another while the server loads: one server, one set of sessions."""
+    import todo_api.assistant as assistant
+
+    built: list[object] = []
+    build = assistant.build_server
+
+    def counted(*arguments: Any) -> Any:
+        built.append(arguments)
+        return build(*arguments)
+
+    monkeypatch.setattr(assistant, "build_server", counted)
+    app = create_app(container=Container(settings=settings_for(store.url)))
+    user = new_user()
+    headers = {**bearer(user), "Accept": "application/json, text/event-stream"}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
+        app.router.lifespan_context(app),
+    ):
+        answers = await asyncio.gather(*(http.post("/mcp", json=call, headers=headers) for _ in range(4)))
+    assert [answer.status_code for answer in answers] == [200] * 4
+    assert len(built) == 1
